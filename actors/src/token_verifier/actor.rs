@@ -1,0 +1,721 @@
+//! The `TokenVerifier` actor: owns every node's list of master secrets with their precomputed
+//! signing secrets, and a bounded cache of derived Hawk keys. It answers `Authenticate` with the
+//! checks of tokens-and-hawk.md §5.1 (except uid-vs-URL, which the web layer does),
+//! `GetSigningSecret` with the secret the tokenserver must sign with, and `SetSecrets` by
+//! replacing all lists at runtime (rollover without restart, §5.2).
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix::{Actor, Context, Handler, Message};
+use bytes::Bytes;
+
+use super::hawk::{self, HawkHeader};
+use super::token::{self, canonical_node};
+use super::AuthError;
+
+/// Upper bound on cached derived keys. When the cache is full it is simply emptied: a miss
+/// costs one HKDF, and with 10_000 entries (about 5 MB of tokens and keys) a node with fewer
+/// active tokens than that never misses twice for the same token, while a flood of distinct
+/// valid tokens cannot grow memory without limit. No LRU bookkeeping is worth it at that price.
+const DERIVED_KEY_CACHE_LIMIT: usize = 10_000;
+
+/// One node's configuration: its canonical origin, other spellings accepted in tokens, and its
+/// master secrets, oldest first (any verifies; the last one signs).
+#[derive(Clone)]
+pub struct NodeSecrets {
+    pub url: String,
+    pub aliases: Vec<String>,
+    pub secrets: Vec<String>,
+}
+
+/// A master secret with its signing secret, derived once when the list is installed.
+struct Secret {
+    master: String,
+    signing: [u8; 32],
+}
+
+struct Node {
+    url: String,
+    aliases: Vec<String>,
+    /// Oldest first, as configured.
+    secrets: Vec<Secret>,
+}
+
+/// What the web layer extracts from a storage request for authentication.
+#[derive(Debug, Clone)]
+pub struct HawkRequest {
+    /// Raw `Authorization` value; `None` if absent or not ASCII.
+    pub authorization: Option<String>,
+    pub method: String,
+    /// Path and query exactly as on the request line.
+    pub request_target: String,
+    /// Host and port as the client used them (the web layer resolves proxies, §6.4).
+    pub host: String,
+    pub port: u16,
+    /// Canonical origin of the node the request was routed to.
+    pub node: String,
+    /// True only for `GET /1.5/{uid}/info/collections`, which accepts tokens expired at most
+    /// `expired_token_grace_seconds` ago (§4).
+    pub allow_expired: bool,
+    /// Used only when the client sent a `hash` attribute, to verify it.
+    pub content_type: Option<String>,
+    pub body: Option<Bytes>,
+}
+
+/// Authenticates one request.
+#[derive(Message)]
+#[rtype(result = "Result<VerifiedToken, AuthError>")]
+pub struct Authenticate(pub HawkRequest);
+
+/// The identity a verified token carries. `node` is the token's `node` field as written.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub uid: u64,
+    pub node: String,
+    pub fxa_uid: String,
+    pub fxa_kid: String,
+    pub hashed_fxa_uid: String,
+    pub hashed_device_id: String,
+    pub expires: f64,
+}
+
+/// Replaces every node's secret list and clears the derived-key cache.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetSecrets(pub Vec<NodeSecrets>);
+
+/// Asks for the newest secret of `node` (any spelling; it is canonicalised), the one the
+/// tokenserver must sign with. `None` if the node is not configured or has no secrets.
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct GetSigningSecret {
+    pub node: String,
+}
+
+pub struct TokenVerifier {
+    /// Keyed by canonical url.
+    nodes: HashMap<String, Node>,
+    /// Token string → derived Hawk key. Keying by the token alone is sound: the key is a pure
+    /// function of (master secret, token), and a token's signature verifies only under the one
+    /// master secret that signed it (or an identical copy of it), so a given token always
+    /// derives the same key. Entries are only added after the signature verified.
+    derived_keys: HashMap<String, String>,
+    expired_token_grace_seconds: u64,
+    max_clock_skew_seconds: u64,
+}
+
+impl TokenVerifier {
+    /// Urls and aliases are canonicalised here so that configuration spelling never matters.
+    /// If a url appears twice, the later entry wins.
+    pub fn new(
+        nodes: Vec<NodeSecrets>,
+        expired_token_grace_seconds: u64,
+        max_clock_skew_seconds: u64,
+    ) -> TokenVerifier {
+        TokenVerifier {
+            nodes: build_nodes(nodes),
+            derived_keys: HashMap::new(),
+            expired_token_grace_seconds,
+            max_clock_skew_seconds,
+        }
+    }
+
+    /// The newest (last) master secret of `node`, the one new tokens are signed with (§1.1).
+    pub fn newest_secret(&self, node: &str) -> Option<&str> {
+        let node = self.nodes.get(&canonical_node(node))?;
+        node.secrets.last().map(|s| s.master.as_str())
+    }
+
+    /// The checks of §5.1 in order, against the clock reading `now` (Unix seconds).
+    fn authenticate(&mut self, req: &HawkRequest, now: u64) -> Result<VerifiedToken, AuthError> {
+        let value = req
+            .authorization
+            .as_deref()
+            .ok_or(AuthError::MissingHeader)?;
+        let header = hawk::parse_header(value)?;
+        let node = self
+            .nodes
+            .get(&canonical_node(&req.node))
+            .ok_or(AuthError::UnknownNode)?;
+
+        let decoded = token::decode_token(&header.id).ok_or(AuthError::BadSignature)?;
+        // Newest first: almost every token in circulation was signed with the newest secret,
+        // so this usually takes a single HMAC.
+        let (secret, payload) = node
+            .secrets
+            .iter()
+            .rev()
+            .find_map(|s| token::signed_payload(&s.signing, &decoded).map(|p| (s, p)))
+            .ok_or(AuthError::BadSignature)?;
+        let payload = token::parse_payload(payload)?;
+
+        let token_node = canonical_node(&payload.node);
+        if token_node != node.url && !node.aliases.contains(&token_node) {
+            return Err(AuthError::WrongNode);
+        }
+
+        let grace = if req.allow_expired {
+            self.expired_token_grace_seconds
+        } else {
+            0
+        };
+        if !unexpired(payload.expires, now, grace) {
+            return Err(AuthError::Expired);
+        }
+
+        let key = match self.derived_keys.get(&header.id) {
+            Some(key) => key.clone(),
+            None => {
+                let key = token::derived_key(&secret.master, &payload.salt, &header.id);
+                if self.derived_keys.len() >= DERIVED_KEY_CACHE_LIMIT {
+                    self.derived_keys.clear();
+                }
+                self.derived_keys.insert(header.id.clone(), key.clone());
+                key
+            }
+        };
+
+        check_request(&header, req, &key, now, self.max_clock_skew_seconds)?;
+
+        Ok(VerifiedToken {
+            uid: payload.uid,
+            node: payload.node,
+            fxa_uid: payload.fxa_uid,
+            fxa_kid: payload.fxa_kid,
+            hashed_fxa_uid: payload.hashed_fxa_uid,
+            hashed_device_id: payload.hashed_device_id,
+            expires: payload.expires,
+        })
+    }
+}
+
+fn build_nodes(nodes: Vec<NodeSecrets>) -> HashMap<String, Node> {
+    nodes
+        .into_iter()
+        .map(|n| {
+            let url = canonical_node(&n.url);
+            let node = Node {
+                url: url.clone(),
+                aliases: n.aliases.iter().map(|a| canonical_node(a)).collect(),
+                secrets: n
+                    .secrets
+                    .into_iter()
+                    .map(|master| Secret {
+                        signing: token::signing_secret(&master),
+                        master,
+                    })
+                    .collect(),
+            };
+            (url, node)
+        })
+        .collect()
+}
+
+/// REF's expiry rule (§4): valid iff `round(expires) > now`, so a token expiring this very
+/// second is expired. `grace` shifts the deadline for the one route that accepts recently
+/// expired tokens (PY's bounded grace): valid iff `round(expires) + grace > now`.
+fn unexpired(expires: f64, now: u64, grace: u64) -> bool {
+    // f64 holds every realistic Unix time exactly; the sum cannot overflow as integers could.
+    expires.round() + grace as f64 > now as f64
+}
+
+/// The Hawk part of §5.1 step 8: timestamp skew, the MAC (constant time), then the client's
+/// payload hash if it sent one.
+fn check_request(
+    header: &HawkHeader,
+    req: &HawkRequest,
+    key: &str,
+    now: u64,
+    max_clock_skew_seconds: u64,
+) -> Result<(), AuthError> {
+    // parse_header already guaranteed decimal digits that fit a u64.
+    let ts: u64 = header.ts.parse().map_err(|_| AuthError::BadHeader)?;
+    if ts.abs_diff(now) > max_clock_skew_seconds {
+        return Err(AuthError::ClockSkew);
+    }
+    let normalized = hawk::normalized_string(
+        header,
+        &req.method,
+        &req.request_target,
+        &req.host,
+        req.port,
+    );
+    if !hawk::verify_mac(key, &normalized, &header.mac) {
+        return Err(AuthError::BadMac);
+    }
+    if let Some(client_hash) = &header.hash {
+        let expected = hawk::payload_hash(
+            req.content_type.as_deref().unwrap_or(""),
+            req.body.as_deref().unwrap_or(&[]),
+        );
+        // A plain comparison is fine: the hash is of data the client itself sent, and the MAC
+        // already proved the attribute came from the key holder; nothing secret can leak.
+        if *client_hash != expected {
+            return Err(AuthError::BadPayloadHash);
+        }
+    }
+    Ok(())
+}
+
+fn now_secs() -> u64 {
+    // A clock before 1970 is a broken host; reading it as 0 makes every token look valid
+    // for expiry but every Hawk `ts` skewed, so requests still fail closed.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Actor for TokenVerifier {
+    type Context = Context<Self>;
+}
+
+impl Handler<Authenticate> for TokenVerifier {
+    type Result = Result<VerifiedToken, AuthError>;
+
+    fn handle(&mut self, msg: Authenticate, _ctx: &mut Context<Self>) -> Self::Result {
+        self.authenticate(&msg.0, now_secs())
+    }
+}
+
+impl Handler<SetSecrets> for TokenVerifier {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetSecrets, _ctx: &mut Context<Self>) {
+        self.nodes = build_nodes(msg.0);
+        // Cached keys may belong to secrets that were just removed.
+        self.derived_keys.clear();
+    }
+}
+
+impl Handler<GetSigningSecret> for TokenVerifier {
+    type Result = Option<String>;
+
+    fn handle(&mut self, msg: GetSigningSecret, _ctx: &mut Context<Self>) -> Option<String> {
+        self.newest_secret(&msg.node).map(str::to_owned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token_verifier::hawk::{payload_hash, request_mac};
+    use crate::token_verifier::token::{mint_token, TokenPayload};
+    use actix::Addr;
+
+    const NODE: &str = "https://sync.example.com";
+    const ALIAS: &str = "http://sync-internal:8000";
+    const OTHER: &str = "https://other.example.com";
+    const GRACE: u64 = 7200;
+    const SKEW: u64 = 3600;
+
+    fn nodes(sync_secrets: &[&str]) -> Vec<NodeSecrets> {
+        vec![
+            NodeSecrets {
+                url: NODE.into(),
+                aliases: vec![ALIAS.into()],
+                secrets: sync_secrets.iter().map(|s| s.to_string()).collect(),
+            },
+            NodeSecrets {
+                url: OTHER.into(),
+                aliases: vec![],
+                secrets: vec!["other secret".into()],
+            },
+        ]
+    }
+
+    fn start(sync_secrets: &[&str]) -> Addr<TokenVerifier> {
+        TokenVerifier::new(nodes(sync_secrets), GRACE, SKEW).start()
+    }
+
+    fn now() -> u64 {
+        now_secs()
+    }
+
+    fn mint(secret: &str, node: &str, expires: f64) -> (String, String) {
+        mint_token(
+            secret,
+            &TokenPayload {
+                uid: 42,
+                node: node.into(),
+                expires,
+                fxa_uid: "319b98f9961ff1dbdd07313cd6ba925a".into(),
+                fxa_kid: "0000000001234-qqo".into(),
+                ..TokenPayload::default()
+            },
+        )
+    }
+
+    /// A GET of `/1.5/42/storage/bookmarks` to NODE, signed with `key` at `ts`.
+    fn signed(token: &str, key: &str, ts: u64) -> HawkRequest {
+        let mut req = HawkRequest {
+            authorization: None,
+            method: "GET".into(),
+            request_target: "/1.5/42/storage/bookmarks?full=1".into(),
+            host: "sync.example.com".into(),
+            port: 443,
+            node: NODE.into(),
+            allow_expired: false,
+            content_type: None,
+            body: None,
+        };
+        sign(&mut req, token, key, ts, None);
+        req
+    }
+
+    fn sign(req: &mut HawkRequest, token: &str, key: &str, ts: u64, hash: Option<String>) {
+        let header = HawkHeader {
+            id: token.into(),
+            ts: ts.to_string(),
+            nonce: "n0nce".into(),
+            mac: String::new(),
+            hash,
+            ext: None,
+        };
+        let normalized = hawk::normalized_string(
+            &header,
+            &req.method,
+            &req.request_target,
+            &req.host,
+            req.port,
+        );
+        let mac = request_mac(key, &normalized);
+        let hash_attr = header
+            .hash
+            .as_ref()
+            .map(|h| format!(", hash=\"{h}\""))
+            .unwrap_or_default();
+        req.authorization = Some(format!(
+            "Hawk id=\"{token}\", ts=\"{ts}\", nonce=\"n0nce\", mac=\"{mac}\"{hash_attr}"
+        ));
+    }
+
+    async fn auth(
+        addr: &Addr<TokenVerifier>,
+        req: HawkRequest,
+    ) -> Result<VerifiedToken, AuthError> {
+        addr.send(Authenticate(req)).await.unwrap()
+    }
+
+    #[actix::test]
+    async fn accepts_minted_token() {
+        let addr = start(&["old", "new"]);
+        let (token, key) = mint("new", NODE, (now() + 3600) as f64);
+        let verified = auth(&addr, signed(&token, &key, now())).await.unwrap();
+        assert_eq!(verified.uid, 42);
+        assert_eq!(verified.node, NODE);
+        assert_eq!(verified.fxa_uid, "319b98f9961ff1dbdd07313cd6ba925a");
+        assert_eq!(verified.fxa_kid, "0000000001234-qqo");
+        assert_eq!(verified.hashed_fxa_uid, "");
+        assert_eq!(verified.expires, (now() + 3600) as f64);
+        // Second time round the derived key comes from the cache.
+        assert!(auth(&addr, signed(&token, &key, now())).await.is_ok());
+    }
+
+    #[actix::test]
+    async fn refuses_header_problems() {
+        let addr = start(&["new"]);
+        let (token, key) = mint("new", NODE, (now() + 3600) as f64);
+        let mut req = signed(&token, &key, now());
+        req.authorization = None;
+        assert_eq!(
+            auth(&addr, req.clone()).await.unwrap_err(),
+            AuthError::MissingHeader
+        );
+        req.authorization = Some(format!("Bearer {token}"));
+        assert_eq!(
+            auth(&addr, req.clone()).await.unwrap_err(),
+            AuthError::NotHawk
+        );
+        req.authorization = Some(format!("Hawk id=\"{token}\""));
+        assert_eq!(auth(&addr, req).await.unwrap_err(), AuthError::BadHeader);
+    }
+
+    #[actix::test]
+    async fn refuses_bad_mac() {
+        let addr = start(&["new"]);
+        let (token, key) = mint("new", NODE, (now() + 3600) as f64);
+        let mut req = signed(&token, &key, now());
+        req.request_target = "/1.5/42/storage/passwords?full=1".into();
+        assert_eq!(auth(&addr, req).await.unwrap_err(), AuthError::BadMac);
+        let (_, other_key) = mint("new", NODE, (now() + 3600) as f64);
+        let req = signed(&token, &other_key, now());
+        assert_eq!(auth(&addr, req).await.unwrap_err(), AuthError::BadMac);
+    }
+
+    #[actix::test]
+    async fn refuses_bad_signature() {
+        let addr = start(&["new"]);
+        let (token, key) = mint("not configured", NODE, (now() + 3600) as f64);
+        let req = signed(&token, &key, now());
+        assert_eq!(auth(&addr, req).await.unwrap_err(), AuthError::BadSignature);
+        let req = signed("bm90IGEgdG9rZW4=", &key, now());
+        assert_eq!(auth(&addr, req).await.unwrap_err(), AuthError::BadSignature);
+    }
+
+    #[actix::test]
+    async fn refuses_bad_payload() {
+        use base64::engine::general_purpose::URL_SAFE;
+        use base64::Engine as _;
+        use hmac::{Hmac, Mac};
+        // Correctly signed, but no salt.
+        let payload = br#"{"uid":42,"node":"https://sync.example.com","expires":9999999999}"#;
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&token::signing_secret("new")).unwrap();
+        mac.update(payload);
+        let mut bytes = payload.to_vec();
+        bytes.extend_from_slice(&mac.finalize().into_bytes());
+        let token = URL_SAFE.encode(bytes);
+        let addr = start(&["new"]);
+        let req = signed(&token, "whatever", now());
+        assert_eq!(auth(&addr, req).await.unwrap_err(), AuthError::BadPayload);
+    }
+
+    #[actix::test]
+    async fn secret_rollover() {
+        let addr = start(&["old"]);
+        let expires = (now() + 3600) as f64;
+        let (old_token, old_key) = mint("old", NODE, expires);
+        let (new_token, new_key) = mint("new", NODE, expires);
+        assert!(auth(&addr, signed(&old_token, &old_key, now()))
+            .await
+            .is_ok());
+        assert_eq!(
+            auth(&addr, signed(&new_token, &new_key, now()))
+                .await
+                .unwrap_err(),
+            AuthError::BadSignature
+        );
+        let signing = GetSigningSecret { node: NODE.into() };
+        assert_eq!(addr.send(signing).await.unwrap().as_deref(), Some("old"));
+
+        // Step 1: verifiers learn the new secret; both tokens work, and "new" now signs.
+        addr.send(SetSecrets(nodes(&["old", "new"]))).await.unwrap();
+        assert!(auth(&addr, signed(&old_token, &old_key, now()))
+            .await
+            .is_ok());
+        assert!(auth(&addr, signed(&new_token, &new_key, now()))
+            .await
+            .is_ok());
+        let signing = GetSigningSecret {
+            node: "HTTPS://sync.example.com:443/".into(),
+        };
+        assert_eq!(addr.send(signing).await.unwrap().as_deref(), Some("new"));
+
+        // Step 4: the old secret is removed; its tokens stop working even though their derived
+        // keys were cached.
+        addr.send(SetSecrets(nodes(&["new"]))).await.unwrap();
+        assert_eq!(
+            auth(&addr, signed(&old_token, &old_key, now()))
+                .await
+                .unwrap_err(),
+            AuthError::BadSignature
+        );
+        assert!(auth(&addr, signed(&new_token, &new_key, now()))
+            .await
+            .is_ok());
+
+        let signing = GetSigningSecret {
+            node: "https://nowhere.example.com".into(),
+        };
+        assert_eq!(addr.send(signing).await.unwrap(), None);
+    }
+
+    #[actix::test]
+    async fn expiry_and_info_collections_grace() {
+        let addr = start(&["new"]);
+        let (token, key) = mint("new", NODE, (now() - 10) as f64);
+        let mut req = signed(&token, &key, now());
+        assert_eq!(
+            auth(&addr, req.clone()).await.unwrap_err(),
+            AuthError::Expired
+        );
+        req.allow_expired = true;
+        assert!(auth(&addr, req).await.is_ok());
+
+        let (token, key) = mint("new", NODE, (now() - GRACE - 10) as f64);
+        let mut req = signed(&token, &key, now());
+        req.allow_expired = true;
+        assert_eq!(auth(&addr, req).await.unwrap_err(), AuthError::Expired);
+    }
+
+    #[actix::test]
+    async fn node_binding() {
+        let addr = start(&["new"]);
+        let expires = (now() + 3600) as f64;
+
+        // Signed with this node's secret but naming another node.
+        let (token, key) = mint("new", OTHER, expires);
+        let req = signed(&token, &key, now());
+        assert_eq!(auth(&addr, req).await.unwrap_err(), AuthError::WrongNode);
+
+        // The other node's token sent to this node fails on its signature.
+        let (token, key) = mint("other secret", OTHER, expires);
+        let req = signed(&token, &key, now());
+        assert_eq!(auth(&addr, req).await.unwrap_err(), AuthError::BadSignature);
+        // …and is accepted by the node it names.
+        let mut req = signed(&token, &key, now());
+        req.node = OTHER.into();
+        assert!(auth(&addr, req).await.is_ok());
+
+        // Another spelling of this node, and an alias, are both accepted.
+        for spelling in [
+            "HTTPS://Sync.Example.com:443/",
+            "http://SYNC-INTERNAL:8000/",
+        ] {
+            let (token, key) = mint("new", spelling, expires);
+            let verified = auth(&addr, signed(&token, &key, now())).await.unwrap();
+            assert_eq!(verified.node, spelling);
+        }
+
+        // A request routed to a node this server does not serve.
+        let (token, key) = mint("new", NODE, expires);
+        let mut req = signed(&token, &key, now());
+        req.node = "https://nowhere.example.com".into();
+        assert_eq!(auth(&addr, req).await.unwrap_err(), AuthError::UnknownNode);
+    }
+
+    #[actix::test]
+    async fn clock_skew() {
+        let addr = start(&["new"]);
+        let (token, key) = mint("new", NODE, (now() + 3600) as f64);
+        assert!(auth(&addr, signed(&token, &key, now() - SKEW + 60))
+            .await
+            .is_ok());
+        assert!(auth(&addr, signed(&token, &key, now() + SKEW - 60))
+            .await
+            .is_ok());
+        assert_eq!(
+            auth(&addr, signed(&token, &key, now() - SKEW - 60))
+                .await
+                .unwrap_err(),
+            AuthError::ClockSkew
+        );
+        assert_eq!(
+            auth(&addr, signed(&token, &key, now() + SKEW + 60))
+                .await
+                .unwrap_err(),
+            AuthError::ClockSkew
+        );
+    }
+
+    #[actix::test]
+    async fn payload_hash_checked_only_when_sent() {
+        let addr = start(&["new"]);
+        let (token, key) = mint("new", NODE, (now() + 3600) as f64);
+        let body = Bytes::from_static(br#"{"id":"abc","payload":"x"}"#);
+        let mut req = signed(&token, &key, now());
+        req.method = "PUT".into();
+        req.request_target = "/1.5/42/storage/bookmarks/abc".into();
+        req.content_type = Some("application/json; charset=utf-8".into());
+        req.body = Some(body.clone());
+
+        // No hash attribute: the body is not looked at (§6.5).
+        sign(&mut req, &token, &key, now(), None);
+        assert!(auth(&addr, req.clone()).await.is_ok());
+
+        let hash = payload_hash("application/json", &body);
+        sign(&mut req, &token, &key, now(), Some(hash.clone()));
+        assert!(auth(&addr, req.clone()).await.is_ok());
+
+        // Correctly MAC'd hash attribute that does not match the body received.
+        req.body = Some(Bytes::from_static(br#"{"id":"abc","payload":"y"}"#));
+        assert_eq!(
+            auth(&addr, req.clone()).await.unwrap_err(),
+            AuthError::BadPayloadHash
+        );
+        req.body = Some(body);
+        req.content_type = Some("text/plain".into());
+        assert_eq!(
+            auth(&addr, req).await.unwrap_err(),
+            AuthError::BadPayloadHash
+        );
+    }
+
+    /// §9.1 end to end, at the fixture's own clock.
+    #[test]
+    fn ref_fixture_end_to_end() {
+        const TOKEN: &str = "eyJ1aWQiOiAxLCAibm9kZSI6ICJodHRwOi8vbG9jYWxob3N0OjUwMDAiLCAiZXhwaXJlcyI6IDE4ODQ5Njg0MzkuMCwgImZ4YV91aWQiOiAiMzE5Yjk4Zjk5NjFmZjFkYmRkMDczMTNjZDZiYTkyNWEiLCAiZnhhX2tpZCI6ICJkZTY5N2FkNjZkODQ1YjI4NzNjOWQ3ZTEzYjg5NzFhZiIsICJoYXNoZWRfZnhhX3VpZCI6ICIwZThkZjVkNDEzOThhMzg5OTEzYmQ4NDAyNDM1NjQ5NTE4YWY0NjQ5M2RhMWQ0YTQzN2E0NmRjMTc4NGM1MDFhIiwgImhhc2hlZF9kZXZpY2VfaWQiOiAiMmJjYjkyZjRkNDY5OGMzZDdiMDgzYTNjNjk4YTE2Y2NkNzhiYzJhOGQyMGE5NmU0YmIxMjhkZGNlYWY0ZTBiNiIsICJzYWx0IjogIjJiMzA3YiJ9lXaC5pIOenf7qL1AWlgKFvYH63nakyniTXP-7acS5cw=";
+        let fifty_two_weeks = 52 * 7 * 86400;
+        let mut verifier = TokenVerifier::new(
+            vec![NodeSecrets {
+                url: "http://localhost:5000".into(),
+                aliases: vec![],
+                secrets: vec!["wibble".into(), "Ted Koppel is a robot".into()],
+            }],
+            GRACE,
+            fifty_two_weeks,
+        );
+        let req = HawkRequest {
+            authorization: Some(format!(
+                "Hawk id=\"{TOKEN}\", mac=\"UwDpC+DSrHCSTQSfMOWlueB6kM6gHb0Hsv8eU9ZcTVs=\", nonce=\"h1Ch4vo=\", ts=\"1569608439\""
+            )),
+            method: "GET".into(),
+            request_target: "/storage/1.5/1/storage/col2".into(),
+            host: "localhost".into(),
+            port: 5000,
+            node: "http://localhost:5000".into(),
+            allow_expired: false,
+            content_type: None,
+            body: None,
+        };
+        let verified = verifier.authenticate(&req, 1569608439).unwrap();
+        assert_eq!(verified.uid, 1);
+        assert_eq!(verified.expires, 1884968439.0);
+        assert_eq!(verified.hashed_device_id.len(), 64);
+        assert_eq!(
+            verifier.derived_keys.get(TOKEN).map(String::as_str),
+            Some("dSi3EoZyHwgDp-O9OG1jRHtmbGl2M1bwcWsi04C4F58=")
+        );
+        // At round(expires) the token is expired (§9.1).
+        assert_eq!(
+            verifier.authenticate(&req, 1884968439).unwrap_err(),
+            AuthError::Expired
+        );
+        let mut other_port = req.clone();
+        other_port.port = 5001;
+        assert_eq!(
+            verifier.authenticate(&other_port, 1569608439).unwrap_err(),
+            AuthError::BadMac
+        );
+        // Only "wibble" left: the fixture's secret is gone.
+        verifier.nodes = build_nodes(vec![NodeSecrets {
+            url: "http://localhost:5000".into(),
+            aliases: vec![],
+            secrets: vec!["wibble".into()],
+        }]);
+        assert_eq!(
+            verifier.authenticate(&req, 1569608439).unwrap_err(),
+            AuthError::BadSignature
+        );
+    }
+
+    #[test]
+    fn expiry_rule() {
+        let now = 1_700_000_000;
+        assert!(!unexpired(now as f64, now, 0), "expires == now is expired");
+        assert!(unexpired((now + 1) as f64, now, 0));
+        assert!(!unexpired(now as f64 + 0.4, now, 0), "rounds down to now");
+        assert!(unexpired(now as f64 + 0.5, now, 0), "rounds up to now + 1");
+        assert!(!unexpired((now - 1) as f64, now, 0));
+        // With grace: expired at most `grace` seconds ago is accepted, like PY.
+        assert!(unexpired(now as f64, now, 1));
+        assert!(unexpired((now - 7199) as f64, now, 7200));
+        assert!(!unexpired((now - 7200) as f64, now, 7200));
+        assert!(!unexpired(-1e300, now, u64::MAX));
+    }
+
+    #[test]
+    fn derived_key_cache_is_bounded() {
+        let mut verifier = TokenVerifier::new(nodes(&["new"]), GRACE, SKEW);
+        let now = now_secs();
+        for i in 0..=DERIVED_KEY_CACHE_LIMIT {
+            let (token, key) = mint("new", NODE, (now + 3600 + i as u64) as f64);
+            verifier
+                .authenticate(&signed(&token, &key, now), now)
+                .unwrap();
+            assert!(verifier.derived_keys.len() <= DERIVED_KEY_CACHE_LIMIT);
+        }
+        // The 10_001st key found the cache full, emptied it and went in alone.
+        assert_eq!(verifier.derived_keys.len(), 1);
+    }
+}
