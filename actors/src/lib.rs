@@ -1,0 +1,16 @@
+//! Weft's actors. Handlers in the `weft` binary never touch a database or a secret: they send
+//! one message to one of these and turn the reply into HTTP.
+//!
+//! * `shard` — one shard actor per storage db node, running on an actix `SyncArbiter` with its
+//!   own diesel + r2d2 pool; it owns every storage rule that needs the database (preconditions,
+//!   timestamps, merging, batches, quota).
+//! * `token_verifier` — holds the master secrets of every node (several at once, for rollover),
+//!   verifies tokenlib tokens and Hawk signatures, caches derived keys.
+//!
+//! This crate knows nothing about HTTP: it speaks in protocol terms (bso, collection, batch,
+//! node, precondition) and reports typed errors that the binary maps to status codes.
+
+pub mod shard;
+pub mod token_verifier;
+
+pub use weft_schema::SyncTimestamp;

@@ -1,0 +1,170 @@
+//! `ShardActor`: one instance per SyncArbiter thread of a shard. It holds the node's pool and
+//! the shared per-shard context, runs each message's operation in a transaction, and retries
+//! the whole transaction when the database reports a deadlock, so that a client never sees
+//! one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use actix::{Actor, Handler, SyncContext};
+use weft_schema::pool::{Backend, Tx};
+use weft_schema::queries::storage;
+use weft_schema::DbPool;
+
+use super::messages::*;
+use super::{batch, bso, collection, info, ShardError};
+
+/// How many times a deadlocked transaction is run again before the error is reported.
+const DEADLOCK_ATTEMPTS: u32 = 5;
+
+/// Settings of one shard, from the `shard`, `limits`, `quota` and `batch` configuration.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    pub threads: usize,
+    pub queue_limit: usize,
+    /// Cap on the rows one collection read returns (REF caps unlimited reads at 10 000).
+    pub max_read_records: u64,
+    pub max_total_records: u64,
+    pub max_total_bytes: u64,
+    pub quota_enabled: bool,
+    pub quota_enforce: bool,
+    pub quota_limit_bytes: u64,
+    pub batch_ttl_ms: i64,
+}
+
+/// State shared by the threads of one shard.
+pub(super) struct ShardContext {
+    pub config: ShardConfig,
+    /// Collection name → id. The mapping never changes once made, so it is cached for the life
+    /// of the process; a read lock per request is cheaper than a query.
+    collection_ids: RwLock<HashMap<String, i32>>,
+    /// SQLite allows one writer at a time. Queuing writers here, rather than in SQLite's busy
+    /// handler (which sleeps in growing steps), keeps write latency flat under contention.
+    sqlite_writer: Mutex<()>,
+}
+
+impl ShardContext {
+    pub fn new(config: ShardConfig) -> Self {
+        ShardContext { config, collection_ids: RwLock::new(HashMap::new()), sqlite_writer: Mutex::new(()) }
+    }
+
+    /// The collection's id, or `None` when no user ever wrote to a collection of that name.
+    pub fn collection_id(&self, tx: &mut Tx<'_>, name: &str) -> Result<Option<i32>, ShardError> {
+        if let Some(id) = self.cached_collection_id(name) {
+            return Ok(Some(id));
+        }
+        let id = storage::collection_id(tx, name)?;
+        if let Some(id) = id {
+            self.remember_collection(name, id);
+        }
+        Ok(id)
+    }
+
+    /// The collection's id, registering the name on first use.
+    pub fn ensure_collection_id(&self, tx: &mut Tx<'_>, name: &str) -> Result<i32, ShardError> {
+        if let Some(id) = self.collection_id(tx, name)? {
+            return Ok(id);
+        }
+        let id = storage::create_collection(tx, name)?;
+        self.remember_collection(name, id);
+        Ok(id)
+    }
+
+    fn cached_collection_id(&self, name: &str) -> Option<i32> {
+        self.collection_ids.read().unwrap_or_else(|e| e.into_inner()).get(name).copied()
+    }
+
+    fn remember_collection(&self, name: &str, id: i32) {
+        self.collection_ids.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), id);
+    }
+}
+
+pub struct ShardActor {
+    pool: DbPool,
+    context: Arc<ShardContext>,
+}
+
+impl ShardActor {
+    pub(super) fn new(pool: DbPool, context: Arc<ShardContext>) -> Self {
+        ShardActor { pool, context }
+    }
+
+    /// Runs `op` in a read transaction, again on deadlock.
+    fn read<T>(
+        &self,
+        op: impl Fn(&ShardContext, &mut Tx<'_>) -> Result<T, ShardError>,
+    ) -> Result<T, ShardError> {
+        self.with_retries(|| {
+            let mut conn = self.pool.get()?;
+            conn.read_transaction(|tx| op(&self.context, tx))
+        })
+    }
+
+    /// Runs `op` in a write transaction, again on deadlock.
+    fn write<T>(
+        &self,
+        op: impl Fn(&ShardContext, &mut Tx<'_>) -> Result<T, ShardError>,
+    ) -> Result<T, ShardError> {
+        let _writer = match self.pool.backend() {
+            Backend::Sqlite => Some(self.context.sqlite_writer.lock().unwrap_or_else(|e| e.into_inner())),
+            Backend::Mysql => None,
+        };
+        self.with_retries(|| {
+            let mut conn = self.pool.get()?;
+            conn.write_transaction(|tx| op(&self.context, tx))
+        })
+    }
+
+    fn with_retries<T>(&self, attempt: impl Fn() -> Result<T, ShardError>) -> Result<T, ShardError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match attempt() {
+                Err(ShardError::Database(err)) if err.is_retryable() && tries < DEADLOCK_ATTEMPTS => {
+                    tracing::warn!(attempt = tries, error = %err, "transaction deadlocked; retrying");
+                    // A short, growing pause lets the transaction that won finish first.
+                    std::thread::sleep(Duration::from_millis(5 * u64::from(tries)));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Actor for ShardActor {
+    type Context = SyncContext<Self>;
+}
+
+/// Implements `Handler<M>` by running the operation function in a read or write transaction.
+macro_rules! handle {
+    ($msg:ty, $kind:ident, $op:path) => {
+        impl Handler<$msg> for ShardActor {
+            type Result = <$msg as actix::Message>::Result;
+
+            fn handle(&mut self, msg: $msg, _: &mut Self::Context) -> Self::Result {
+                self.$kind(|ctx, tx| $op(ctx, tx, &msg))
+            }
+        }
+    };
+}
+
+handle!(GetCollections, read, info::get_collections);
+handle!(GetQuota, read, info::get_quota);
+handle!(GetCollectionUsage, read, info::get_collection_usage);
+handle!(GetCollectionCounts, read, info::get_collection_counts);
+handle!(DeleteStorage, write, info::delete_storage);
+handle!(GetBsos, read, collection::get_bsos);
+handle!(PostBsos, write, batch::post_bsos);
+handle!(DeleteCollection, write, collection::delete_collection);
+handle!(GetBso, read, bso::get_bso);
+handle!(PutBso, write, bso::put_bso);
+handle!(DeleteBso, write, bso::delete_bso);
+
+impl Handler<CheckHealth> for ShardActor {
+    type Result = Result<(), ShardError>;
+
+    fn handle(&mut self, _: CheckHealth, _: &mut Self::Context) -> Self::Result {
+        self.pool.get()?.check().map_err(ShardError::from)
+    }
+}

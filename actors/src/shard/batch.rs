@@ -1,0 +1,220 @@
+//! POST to a collection, with the whole batch-upload lifecycle (storage-api.md §6.8, §6.9):
+//! a plain POST applies at once; `?batch=true` opens a batch and stages; `?batch=<id>` stages
+//! more; `&commit=true` applies everything staged plus the body at one timestamp. Staged items
+//! live in `batch_upload_items` and are invisible until the commit, which deletes the batch.
+//! `max_total_records` / `max_total_bytes` are enforced on what is actually staged, at every
+//! append and at the commit.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use weft_schema::models::StagedBso;
+use weft_schema::pool::Tx;
+use weft_schema::queries::storage::{self, Lock};
+use weft_schema::SyncTimestamp;
+
+use super::actor::ShardContext;
+use super::apply::{apply_bsos, Touch};
+use super::messages::*;
+use super::rules::{check_precondition, check_quota, settle_quota, write_timestamp};
+use super::ShardError;
+
+/// REF retries batch creation this many times with id + 1 when an id is taken.
+const BATCH_ID_ATTEMPTS: i64 = 5;
+
+pub fn post_bsos(ctx: &ShardContext, tx: &mut Tx<'_>, msg: &PostBsos) -> Result<PostResult, ShardError> {
+    match (&msg.batch, msg.commit) {
+        // `?batch=true&commit=true` is exactly a plain POST.
+        (None, _) | (Some(BatchMode::Create), true) => commit(ctx, tx, msg, None),
+        (Some(BatchMode::Append(batch)), true) => commit(ctx, tx, msg, Some(*batch)),
+        (Some(BatchMode::Create), false) => stage(ctx, tx, msg, None),
+        (Some(BatchMode::Append(batch)), false) => stage(ctx, tx, msg, Some(*batch)),
+    }
+}
+
+/// The batch id as clients see it: standard base64 of its decimal digits, which only ever
+/// yields letters, digits and `=` — safe to append to a query string unencoded (REF's format).
+pub fn encode_batch_id(batch: i64) -> String {
+    base64::engine::general_purpose::STANDARD.encode(batch.to_string())
+}
+
+fn stage(
+    ctx: &ShardContext,
+    tx: &mut Tx<'_>,
+    msg: &PostBsos,
+    existing: Option<i64>,
+) -> Result<PostResult, ShardError> {
+    let uid = msg.uid as i64;
+    let collection = match existing {
+        None => ctx.ensure_collection_id(tx, &msg.collection)?,
+        Some(_) => ctx.collection_id(tx, &msg.collection)?.ok_or(ShardError::InvalidBatch)?,
+    };
+    // Staging neither creates nor touches the collection; it only reads its timestamp for the
+    // precondition and for X-Last-Modified. Lock order everywhere: collection, then batch.
+    let current =
+        SyncTimestamp::from_millis(storage::lock_collection(tx, uid, collection, Lock::Read)?.unwrap_or(0));
+    check_precondition(msg.precondition, current)?;
+    let batch = match existing {
+        Some(batch) => {
+            open_batch(ctx, tx, uid, collection, batch)?;
+            batch
+        }
+        None => new_batch(tx, uid, collection)?,
+    };
+    let staged: Vec<StagedBso> = msg
+        .bsos
+        .iter()
+        .map(|b| StagedBso {
+            id: b.id.clone(),
+            sortindex: b.sortindex,
+            payload: b.payload.clone(),
+            ttl_offset: b.ttl.map(|t| i32::try_from(t).unwrap_or(i32::MAX)),
+        })
+        .collect();
+    storage::stage_batch_items(tx, batch, uid, &staged)?;
+    let (count, bytes) = storage::batch_totals(tx, batch, uid)?;
+    check_batch_totals(ctx, count.max(0) as u64, bytes.max(0) as u64)?;
+    check_quota(ctx, tx, uid, bytes.max(0) as u64)?;
+    Ok(PostResult {
+        outcome: PostOutcome::Staged { batch: encode_batch_id(batch), last_modified: current },
+        quota_remaining: None,
+    })
+}
+
+fn commit(
+    ctx: &ShardContext,
+    tx: &mut Tx<'_>,
+    msg: &PostBsos,
+    batch: Option<i64>,
+) -> Result<PostResult, ShardError> {
+    let uid = msg.uid as i64;
+    let collection = match batch {
+        None => ctx.ensure_collection_id(tx, &msg.collection)?,
+        Some(_) => ctx.collection_id(tx, &msg.collection)?.ok_or(ShardError::InvalidBatch)?,
+    };
+    let (current, _) = storage::lock_or_create_collection(tx, uid, collection)?;
+    check_precondition(msg.precondition, SyncTimestamp::from_millis(current))?;
+
+    let items = match batch {
+        None => msg.bsos.clone(),
+        Some(batch) => {
+            open_batch(ctx, tx, uid, collection, batch)?;
+            let staged = storage::batch_items(tx, batch, uid)?;
+            let items = merge(staged, &msg.bsos);
+            let bytes = items.iter().map(|b| b.payload.as_ref().map_or(0, |p| p.len() as u64)).sum();
+            check_batch_totals(ctx, items.len() as u64, bytes)?;
+            storage::delete_batch(tx, batch, uid)?;
+            items
+        }
+    };
+    check_quota(ctx, tx, uid, 0)?;
+    let t = write_timestamp(current)?;
+    // Every item of a batch commit gets modified = T; a plain POST changes `modified` only for
+    // items whose payload or sortindex it supplies.
+    let touch = if batch.is_some() { Touch::All } else { Touch::Changed };
+    apply_bsos(tx, uid, collection, &items, t, touch)?;
+    storage::set_collection_modified(tx, uid, collection, t.as_millis())?;
+    let quota_remaining = settle_quota(ctx, tx, uid, collection, t)?;
+    Ok(PostResult { outcome: PostOutcome::Committed { modified: t }, quota_remaining })
+}
+
+/// Staged items first, then the commit body's items over them field by field (the body wins
+/// for the same id, storage-api.md §13.14), in first-seen order.
+fn merge(staged: Vec<StagedBso>, body: &[BsoInput]) -> Vec<BsoInput> {
+    let mut order: Vec<String> = Vec::with_capacity(staged.len() + body.len());
+    let mut items: HashMap<String, BsoInput> = HashMap::with_capacity(staged.len() + body.len());
+    let staged = staged.into_iter().map(|s| BsoInput {
+        id: s.id,
+        sortindex: s.sortindex,
+        payload: s.payload,
+        ttl: s.ttl_offset.and_then(|t| u32::try_from(t).ok()),
+    });
+    for item in staged.chain(body.iter().cloned()) {
+        match items.get_mut(&item.id) {
+            Some(merged) => {
+                merged.sortindex = item.sortindex.or(merged.sortindex);
+                merged.ttl = item.ttl.or(merged.ttl);
+                if item.payload.is_some() {
+                    merged.payload = item.payload;
+                }
+            }
+            None => {
+                order.push(item.id.clone());
+                items.insert(item.id.clone(), item);
+            }
+        }
+    }
+    order.into_iter().filter_map(|id| items.remove(&id)).collect()
+}
+
+fn check_batch_totals(ctx: &ShardContext, count: u64, bytes: u64) -> Result<(), ShardError> {
+    if count > ctx.config.max_total_records || bytes > ctx.config.max_total_bytes {
+        return Err(ShardError::BatchLimitExceeded);
+    }
+    Ok(())
+}
+
+/// Creates a batch for (user, collection): id = creation ms + uid % 10 (REF), + 1 on collision.
+fn new_batch(tx: &mut Tx<'_>, uid: i64, collection: i32) -> Result<i64, ShardError> {
+    let base = SyncTimestamp::now().as_millis() + uid % 10;
+    for attempt in 0..BATCH_ID_ATTEMPTS {
+        if storage::create_batch(tx, base + attempt, uid, collection)? {
+            return Ok(base + attempt);
+        }
+    }
+    Err(ShardError::Conflict)
+}
+
+/// Locks an existing batch; refuses ids that are unknown, another collection's, or expired
+/// (REF: creation time in the id + lifetime; 400 rather than 404).
+fn open_batch(
+    ctx: &ShardContext,
+    tx: &mut Tx<'_>,
+    uid: i64,
+    collection: i32,
+    batch: i64,
+) -> Result<(), ShardError> {
+    match storage::lock_batch(tx, batch, uid)? {
+        Some(owner) if owner == collection => {}
+        _ => return Err(ShardError::InvalidBatch),
+    }
+    if batch + ctx.config.batch_ttl_ms <= SyncTimestamp::now().as_millis() {
+        return Err(ShardError::InvalidBatch);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_ids_are_query_safe_base64_of_digits() {
+        assert_eq!(encode_batch_id(1_536_198_976_921), "MTUzNjE5ODk3NjkyMQ==");
+        let id = encode_batch_id(9_999_999_999_999);
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'='), "{id}");
+    }
+
+    #[test]
+    fn commit_body_wins_field_by_field() {
+        let staged = vec![
+            StagedBso {
+                id: "a".into(),
+                sortindex: Some(1),
+                payload: Some("old".into()),
+                ttl_offset: Some(60),
+            },
+            StagedBso { id: "b".into(), sortindex: None, payload: Some("b".into()), ttl_offset: None },
+        ];
+        let body = vec![
+            BsoInput { id: "a".into(), payload: Some("new".into()), ..Default::default() },
+            BsoInput { id: "c".into(), ttl: Some(5), ..Default::default() },
+        ];
+        let merged = merge(staged, &body);
+        let ids: Vec<&str> = merged.iter().map(|b| b.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(merged[0].payload.as_deref(), Some("new"));
+        assert_eq!(merged[0].sortindex, Some(1));
+        assert_eq!(merged[0].ttl, Some(60));
+    }
+}

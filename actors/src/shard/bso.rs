@@ -1,0 +1,71 @@
+//! Single-item operations: GET, PUT and DELETE of `/storage/{collection}/{id}`
+//! (storage-api.md §6.11–§6.13). Their precondition resource is the item's timestamp.
+
+use weft_schema::pool::Tx;
+use weft_schema::queries::storage::{self, Lock};
+use weft_schema::SyncTimestamp;
+
+use super::actor::ShardContext;
+use super::apply::{apply_bsos, Touch};
+use super::messages::*;
+use super::rules::{check_precondition, check_quota, settle_quota, write_timestamp};
+use super::ShardError;
+
+/// The live item's timestamp (0 when missing or expired).
+fn item_timestamp(tx: &mut Tx<'_>, uid: i64, collection: i32, id: &str) -> Result<SyncTimestamp, ShardError> {
+    let now = SyncTimestamp::now().as_millis();
+    Ok(SyncTimestamp::from_millis(storage::bso_modified(tx, uid, collection, id, now)?.unwrap_or(0)))
+}
+
+pub fn get_bso(ctx: &ShardContext, tx: &mut Tx<'_>, msg: &GetBso) -> Result<Bso, ShardError> {
+    let uid = msg.uid as i64;
+    let Some(collection) = ctx.collection_id(tx, &msg.collection)? else {
+        check_precondition(msg.precondition, SyncTimestamp::ZERO)?;
+        return Err(ShardError::NotFound);
+    };
+    storage::lock_collection(tx, uid, collection, Lock::Read)?;
+    check_precondition(msg.precondition, item_timestamp(tx, uid, collection, &msg.id)?)?;
+    let row = storage::get_bso(tx, uid, collection, &msg.id, SyncTimestamp::now().as_millis())?
+        .ok_or(ShardError::NotFound)?;
+    Ok(Bso {
+        id: row.id,
+        modified: SyncTimestamp::from_millis(row.modified),
+        payload: row.payload,
+        sortindex: row.sortindex,
+    })
+}
+
+pub fn put_bso(ctx: &ShardContext, tx: &mut Tx<'_>, msg: &PutBso) -> Result<PutResult, ShardError> {
+    let uid = msg.uid as i64;
+    let collection = ctx.ensure_collection_id(tx, &msg.collection)?;
+    let (current, _) = storage::lock_or_create_collection(tx, uid, collection)?;
+    check_precondition(msg.precondition, item_timestamp(tx, uid, collection, &msg.bso.id)?)?;
+    check_quota(ctx, tx, uid, 0)?;
+    let t = write_timestamp(current)?;
+    apply_bsos(tx, uid, collection, std::slice::from_ref(&msg.bso), t, Touch::Changed)?;
+    storage::set_collection_modified(tx, uid, collection, t.as_millis())?;
+    let quota_remaining = settle_quota(ctx, tx, uid, collection, t)?;
+    Ok(PutResult { modified: t, quota_remaining })
+}
+
+pub fn delete_bso(ctx: &ShardContext, tx: &mut Tx<'_>, msg: &DeleteBso) -> Result<SyncTimestamp, ShardError> {
+    let uid = msg.uid as i64;
+    let Some(collection) = ctx.collection_id(tx, &msg.collection)? else {
+        check_precondition(msg.precondition, SyncTimestamp::ZERO)?;
+        return Err(ShardError::NotFound);
+    };
+    let Some(current) = storage::lock_collection(tx, uid, collection, Lock::Write)? else {
+        check_precondition(msg.precondition, SyncTimestamp::ZERO)?;
+        return Err(ShardError::NotFound);
+    };
+    let item = item_timestamp(tx, uid, collection, &msg.id)?;
+    check_precondition(msg.precondition, item)?;
+    if item == SyncTimestamp::ZERO {
+        return Err(ShardError::NotFound);
+    }
+    let t = write_timestamp(current)?;
+    storage::delete_bsos(tx, uid, collection, std::slice::from_ref(&msg.id))?;
+    storage::set_collection_modified(tx, uid, collection, t.as_millis())?;
+    settle_quota(ctx, tx, uid, collection, t)?;
+    Ok(t)
+}

@@ -1,0 +1,79 @@
+//! Storage-level operations: the `info/*` reads and deleting all of a user's data
+//! (storage-api.md §6.1–§6.4, §6.6). Their precondition resource is the storage timestamp.
+
+use std::collections::BTreeMap;
+
+use weft_schema::pool::Tx;
+use weft_schema::queries::storage;
+use weft_schema::SyncTimestamp;
+
+use super::actor::ShardContext;
+use super::messages::*;
+use super::rules::check_precondition;
+use super::ShardError;
+
+/// The storage timestamp, after checking the request's precondition against it.
+fn storage_timestamp(
+    tx: &mut Tx<'_>,
+    uid: u64,
+    precondition: Precondition,
+) -> Result<SyncTimestamp, ShardError> {
+    let ts = SyncTimestamp::from_millis(storage::storage_modified(tx, uid as i64)?);
+    check_precondition(precondition, ts)?;
+    Ok(ts)
+}
+
+pub fn get_collections(
+    _: &ShardContext,
+    tx: &mut Tx<'_>,
+    msg: &GetCollections,
+) -> Result<Timestamped<BTreeMap<String, SyncTimestamp>>, ShardError> {
+    let last_modified = storage_timestamp(tx, msg.uid, msg.precondition)?;
+    let value = storage::collection_timestamps(tx, msg.uid as i64)?
+        .into_iter()
+        .map(|(name, ms)| (name, SyncTimestamp::from_millis(ms)))
+        .collect();
+    Ok(Timestamped { last_modified, value })
+}
+
+pub fn get_quota(_: &ShardContext, tx: &mut Tx<'_>, msg: &GetQuota) -> Result<Timestamped<u64>, ShardError> {
+    let last_modified = storage_timestamp(tx, msg.uid, msg.precondition)?;
+    let used = storage::storage_usage(tx, msg.uid as i64, SyncTimestamp::now().as_millis())?;
+    Ok(Timestamped { last_modified, value: used.max(0) as u64 })
+}
+
+pub fn get_collection_usage(
+    _: &ShardContext,
+    tx: &mut Tx<'_>,
+    msg: &GetCollectionUsage,
+) -> Result<Timestamped<BTreeMap<String, u64>>, ShardError> {
+    let last_modified = storage_timestamp(tx, msg.uid, msg.precondition)?;
+    let rows = storage::collection_usage(tx, msg.uid as i64, SyncTimestamp::now().as_millis())?;
+    Ok(Timestamped { last_modified, value: non_negative(rows) })
+}
+
+pub fn get_collection_counts(
+    _: &ShardContext,
+    tx: &mut Tx<'_>,
+    msg: &GetCollectionCounts,
+) -> Result<Timestamped<BTreeMap<String, u64>>, ShardError> {
+    let last_modified = storage_timestamp(tx, msg.uid, msg.precondition)?;
+    let rows = storage::collection_counts(tx, msg.uid as i64, SyncTimestamp::now().as_millis())?;
+    Ok(Timestamped { last_modified, value: non_negative(rows) })
+}
+
+fn non_negative(rows: Vec<(String, i64)>) -> BTreeMap<String, u64> {
+    rows.into_iter().map(|(name, n)| (name, n.max(0) as u64)).collect()
+}
+
+/// Deletes everything; replies with the time of the deletion (the storage timestamp itself
+/// is 0 afterwards, as nothing is left).
+pub fn delete_storage(
+    _: &ShardContext,
+    tx: &mut Tx<'_>,
+    msg: &DeleteStorage,
+) -> Result<SyncTimestamp, ShardError> {
+    storage_timestamp(tx, msg.uid, msg.precondition)?;
+    storage::delete_storage(tx, msg.uid as i64)?;
+    Ok(SyncTimestamp::now())
+}

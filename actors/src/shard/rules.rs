@@ -1,0 +1,135 @@
+//! Storage rules every operation shares: preconditions (storage-api.md §5.4), the write
+//! timestamp and its monotonicity (§4.2, §4.4), expiry arithmetic (§3.2) and quota (§11).
+
+use std::time::Duration;
+
+use weft_schema::pool::Tx;
+use weft_schema::queries::storage;
+use weft_schema::SyncTimestamp;
+
+use super::actor::ShardContext;
+use super::messages::Precondition;
+use super::ShardError;
+
+/// "Never expires": the write time plus 2 100 000 000 s, as REF writes for PUT/POST. (REF's
+/// batch commits write the absolute 2 100 000 000 000 ms instead, which falls in 2036; one rule
+/// for every write avoids that date.)
+const NEVER_EXPIRES_MS: i64 = 2_100_000_000_000;
+
+/// How far ahead of our clock a collection's last-modified may be for us to wait it out
+/// rather than answer 503. Covers the same-tick collision (§4.4) and small clock differences
+/// between webheads.
+const MAX_TICK_WAIT_MS: i64 = 100;
+
+/// Refuses the request when its precondition says so, given the resource's timestamp.
+pub fn check_precondition(precondition: Precondition, resource: SyncTimestamp) -> Result<(), ShardError> {
+    match precondition {
+        Precondition::IfModifiedSince(ts) if resource <= ts => Err(ShardError::NotModified(resource)),
+        Precondition::IfUnmodifiedSince(ts) if resource > ts => Err(ShardError::PreconditionFailed(resource)),
+        _ => Ok(()),
+    }
+}
+
+/// The timestamp T of a write to a collection last modified at `current_ms`. T must be
+/// strictly later; when the clock has not yet passed `current_ms` (a write in the same 10 ms
+/// tick), wait for the next tick once, as PY did, and only then report a conflict.
+pub fn write_timestamp(current_ms: i64) -> Result<SyncTimestamp, ShardError> {
+    let now = SyncTimestamp::now();
+    if now.as_millis() > current_ms {
+        return Ok(now);
+    }
+    let wait = current_ms - now.as_millis() + 10;
+    if wait > MAX_TICK_WAIT_MS {
+        return Err(ShardError::Conflict);
+    }
+    std::thread::sleep(Duration::from_millis(wait as u64));
+    let retried = SyncTimestamp::now();
+    if retried.as_millis() > current_ms {
+        Ok(retried)
+    } else {
+        Err(ShardError::Conflict)
+    }
+}
+
+/// The absolute expiry (ms) of an item written at `t` with `ttl` seconds.
+pub fn expiry(t: SyncTimestamp, ttl: u32) -> i64 {
+    t.as_millis() + i64::from(ttl) * 1000
+}
+
+pub fn never_expires(t: SyncTimestamp) -> i64 {
+    t.as_millis() + NEVER_EXPIRES_MS
+}
+
+/// Refuses a write when the user's recorded usage plus `incoming` bytes has reached the quota
+/// and quota is enforced (REF checks before the write, so one write can cross the limit).
+pub fn check_quota(ctx: &ShardContext, tx: &mut Tx<'_>, uid: i64, incoming: u64) -> Result<(), ShardError> {
+    let config = &ctx.config;
+    if !config.quota_enabled {
+        return Ok(());
+    }
+    let usage = storage::quota_usage(tx, uid)?.max(0) as u64;
+    if usage + incoming >= config.quota_limit_bytes {
+        if config.quota_enforce {
+            return Err(ShardError::QuotaExceeded);
+        }
+        tracing::info!(uid, usage, "user at quota limit (not enforced)");
+    }
+    Ok(())
+}
+
+/// After a write: refresh the collection's quota bookkeeping and report what remains when
+/// little does (PY: `X-Weave-Quota-Remaining` below 1 MiB).
+pub fn settle_quota(
+    ctx: &ShardContext,
+    tx: &mut Tx<'_>,
+    uid: i64,
+    collection: i32,
+    now: SyncTimestamp,
+) -> Result<Option<u64>, ShardError> {
+    let config = &ctx.config;
+    if !config.quota_enabled {
+        return Ok(None);
+    }
+    storage::refresh_collection_totals(tx, uid, collection, now.as_millis())?;
+    if !config.quota_enforce {
+        return Ok(None);
+    }
+    let usage = storage::quota_usage(tx, uid)?.max(0) as u64;
+    let remaining = config.quota_limit_bytes.saturating_sub(usage);
+    Ok((remaining < 1024 * 1024).then_some(remaining))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preconditions_compare_as_the_spec_says() {
+        let ts = SyncTimestamp::from_millis(5000);
+        let same = Precondition::IfModifiedSince(ts);
+        assert!(matches!(check_precondition(same, ts), Err(ShardError::NotModified(_))));
+        assert!(
+            check_precondition(Precondition::IfModifiedSince(SyncTimestamp::from_millis(4990)), ts).is_ok()
+        );
+        assert!(check_precondition(Precondition::IfUnmodifiedSince(ts), ts).is_ok());
+        assert!(matches!(
+            check_precondition(Precondition::IfUnmodifiedSince(SyncTimestamp::from_millis(4990)), ts),
+            Err(ShardError::PreconditionFailed(_))
+        ));
+        // "create only": X-If-Unmodified-Since: 0 against an existing item.
+        assert!(check_precondition(Precondition::IfUnmodifiedSince(SyncTimestamp::ZERO), ts).is_err());
+        assert!(check_precondition(
+            Precondition::IfUnmodifiedSince(SyncTimestamp::ZERO),
+            SyncTimestamp::ZERO
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn write_timestamp_waits_out_the_same_tick() {
+        let now = SyncTimestamp::now().as_millis();
+        let t = write_timestamp(now).expect("one tick is waited out");
+        assert!(t.as_millis() > now);
+        assert!(matches!(write_timestamp(now + 10_000), Err(ShardError::Conflict)));
+    }
+}

@@ -1,0 +1,82 @@
+//! Row types read from and written to the storage tables. Times are integer milliseconds as
+//! stored (tokenserver-api.md §9); `bso.ttl` is the absolute expiry, not a duration.
+
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use diesel::QueryableByName;
+
+/// A stored BSO as reads return it. `payload` is empty for id-only reads.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct BsoRow {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = BigInt)]
+    pub modified: i64,
+    #[diesel(sql_type = Text)]
+    pub payload: String,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub sortindex: Option<i32>,
+}
+
+/// What a write needs to know about an item that already exists (live or expired).
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct ExistingBso {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub sortindex: Option<i32>,
+    #[diesel(sql_type = BigInt)]
+    pub modified: i64,
+    #[diesel(sql_type = BigInt)]
+    pub ttl: i64,
+}
+
+/// A complete BSO row to write (every column decided by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBso<'a> {
+    pub id: &'a str,
+    pub sortindex: Option<i32>,
+    pub payload: &'a str,
+    pub modified: i64,
+    pub ttl: i64,
+}
+
+/// A staged batch item; `None` means the client did not supply the field.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct StagedBso {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub sortindex: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub payload: Option<String>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub ttl_offset: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub(crate) struct NamedCount {
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = BigInt)]
+    pub value: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub(crate) struct Single {
+    #[diesel(sql_type = BigInt)]
+    pub value: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub(crate) struct OptionalSingle {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub value: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub(crate) struct Totals {
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
+    #[diesel(sql_type = BigInt)]
+    pub bytes: i64,
+}

@@ -1,0 +1,244 @@
+//! Connection pools and transactions. `DbPool` is an r2d2 pool for one database (one db node),
+//! chosen by the URL's scheme; `DbConnection` a connection taken from it; `Tx` the handle the
+//! queries run on inside a transaction. Connection setup (SQLite pragmas, MySQL isolation
+//! level) and the embedded migrations live here too.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+#[cfg(feature = "mysql")]
+use diesel::mysql::MysqlConnection;
+
+use crate::DbError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+#[cfg(feature = "mysql")]
+const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
+
+/// Which database engine a pool talks to; selects the few SQL fragments that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Mysql,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_size: u32,
+    pub connection_timeout: Duration,
+    pub sqlite_busy_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub enum DbPool {
+    Sqlite(Pool<ConnectionManager<SqliteConnection>>),
+    #[cfg(feature = "mysql")]
+    Mysql(Pool<ConnectionManager<MysqlConnection>>),
+}
+
+pub enum DbConnection {
+    Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
+    #[cfg(feature = "mysql")]
+    Mysql(PooledConnection<ConnectionManager<MysqlConnection>>),
+}
+
+/// A connection inside an open transaction; every query in `queries` takes one.
+pub enum Tx<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    #[cfg(feature = "mysql")]
+    Mysql(&'a mut MysqlConnection),
+}
+
+/// Runs `$body` with `$c` bound to the concrete connection of whichever backend `$tx` holds, and
+/// `$db` naming that backend's diesel type, so one query text type-checks against each backend.
+macro_rules! with_tx {
+    ($tx:expr, |$c:ident, $db:ident| $body:expr) => {
+        match $tx {
+            $crate::pool::Tx::Sqlite($c) => {
+                #[allow(unused)]
+                type $db = diesel::sqlite::Sqlite;
+                $body
+            }
+            #[cfg(feature = "mysql")]
+            $crate::pool::Tx::Mysql($c) => {
+                #[allow(unused)]
+                type $db = diesel::mysql::Mysql;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_tx;
+
+impl Tx<'_> {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            #[cfg(feature = "mysql")]
+            Tx::Mysql(_) => Backend::Mysql,
+        }
+    }
+}
+
+/// SQLite: WAL so readers never wait for the writer, NORMAL sync (durable at checkpoints, safe
+/// against corruption), and a busy timeout so a second writer waits instead of failing.
+#[derive(Debug)]
+struct SqliteSetup {
+    busy_timeout_ms: u64,
+}
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSetup {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = {};",
+            self.busy_timeout_ms
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// MySQL: READ COMMITTED, so plain reads take no gap locks and writers of different users never
+/// lock each other's key ranges — the cause of the reference's batch-commit deadlocks.
+#[cfg(feature = "mysql")]
+#[derive(Debug)]
+struct MysqlSetup;
+
+#[cfg(feature = "mysql")]
+impl CustomizeConnection<MysqlConnection, diesel::r2d2::Error> for MysqlSetup {
+    fn on_acquire(&self, conn: &mut MysqlConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+impl DbPool {
+    /// Builds a pool for `url` (`sqlite:PATH` or `mysql://…`). Does not fail when the database
+    /// is unreachable: connections are made on demand, so a node that is down at start
+    /// recovers without a restart (its heartbeat reports it meanwhile).
+    pub fn connect(url: &str, settings: &PoolSettings) -> Result<DbPool, DbError> {
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if let Some(parent) = std::path::Path::new(path).parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| DbError::BadUrl(format!("cannot create {}: {e}", parent.display())))?;
+                }
+            }
+            let pool = Pool::builder()
+                .max_size(settings.max_size)
+                .min_idle(Some(0))
+                .connection_timeout(settings.connection_timeout)
+                .connection_customizer(Box::new(SqliteSetup {
+                    busy_timeout_ms: settings.sqlite_busy_timeout.as_millis() as u64,
+                }))
+                .build_unchecked(ConnectionManager::new(path));
+            return Ok(DbPool::Sqlite(pool));
+        }
+        if url.starts_with("mysql://") {
+            #[cfg(feature = "mysql")]
+            {
+                let pool = Pool::builder()
+                    .max_size(settings.max_size)
+                    .min_idle(Some(0))
+                    .connection_timeout(settings.connection_timeout)
+                    .connection_customizer(Box::new(MysqlSetup))
+                    .build_unchecked(ConnectionManager::new(url));
+                return Ok(DbPool::Mysql(pool));
+            }
+            #[cfg(not(feature = "mysql"))]
+            return Err(DbError::BadUrl(
+                "this weft was built without MySQL support; rebuild with `--features mysql`".into(),
+            ));
+        }
+        Err(DbError::BadUrl(format!("{url:?} is neither sqlite: nor mysql://")))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbPool::Sqlite(_) => Backend::Sqlite,
+            #[cfg(feature = "mysql")]
+            DbPool::Mysql(_) => Backend::Mysql,
+        }
+    }
+
+    pub fn get(&self) -> Result<DbConnection, DbError> {
+        Ok(match self {
+            DbPool::Sqlite(p) => DbConnection::Sqlite(p.get()?),
+            #[cfg(feature = "mysql")]
+            DbPool::Mysql(p) => DbConnection::Mysql(p.get()?),
+        })
+    }
+
+    /// (connections open, idle connections) for pool gauges and `__lbheartbeat__`.
+    pub fn state(&self) -> (u32, u32) {
+        let s = match self {
+            DbPool::Sqlite(p) => p.state(),
+            #[cfg(feature = "mysql")]
+            DbPool::Mysql(p) => p.state(),
+        };
+        (s.connections, s.idle_connections)
+    }
+
+    pub fn max_size(&self) -> u32 {
+        match self {
+            DbPool::Sqlite(p) => p.max_size(),
+            #[cfg(feature = "mysql")]
+            DbPool::Mysql(p) => p.max_size(),
+        }
+    }
+
+    /// Applies the embedded migrations that have not run yet; returns how many ran.
+    pub fn run_migrations(&self) -> Result<usize, DbError> {
+        let mut conn = self.get()?;
+        let ran = match &mut conn {
+            DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(c) => c.run_pending_migrations(MYSQL_MIGRATIONS).map(|v| v.len()),
+        };
+        ran.map_err(|e| DbError::Migration(e.to_string()))
+    }
+}
+
+impl DbConnection {
+    /// Runs `f` in a transaction that reads a consistent view of one collection.
+    pub fn read_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        E: From<diesel::result::Error>,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    {
+        match self {
+            DbConnection::Sqlite(c) => c.transaction(|c| f(&mut Tx::Sqlite(c))),
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(c) => c.transaction(|c| f(&mut Tx::Mysql(c))),
+        }
+    }
+
+    /// Runs `f` in a write transaction. SQLite takes the write lock at BEGIN (IMMEDIATE) so two
+    /// writers never both read and then fail to upgrade; MySQL locks rows as it goes.
+    pub fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        E: From<diesel::result::Error>,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    {
+        match self {
+            DbConnection::Sqlite(c) => c.immediate_transaction(|c| f(&mut Tx::Sqlite(c))),
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(c) => c.transaction(|c| f(&mut Tx::Mysql(c))),
+        }
+    }
+
+    /// `SELECT 1`, for heartbeats.
+    pub fn check(&mut self) -> Result<(), DbError> {
+        match self {
+            DbConnection::Sqlite(c) => c.batch_execute("SELECT 1"),
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(c) => c.batch_execute("SELECT 1"),
+        }
+        .map_err(DbError::from)
+    }
+}

@@ -1,0 +1,6 @@
+//! Every SQL statement Weft runs, grouped by the tables they serve. Each function takes a `Tx`
+//! and does one thing; the rules that combine them (preconditions, timestamps, merging) live
+//! in the shard actor.
+
+mod sql;
+pub mod storage;

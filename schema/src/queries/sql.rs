@@ -1,0 +1,95 @@
+//! `Sql`: a statement text plus its bind values, run on whichever backend a `Tx` holds. The
+//! storage statements are the same text on SQLite and MySQL (both take `?` placeholders), so
+//! dispatching here once keeps every query written once.
+
+use diesel::backend::Backend;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, HasSqlType, Integer, Nullable, Text};
+use diesel::{QueryResult, QueryableByName, RunQueryDsl};
+
+use crate::pool::{with_tx, Tx};
+
+/// A bind value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Arg<'a> {
+    I64(i64),
+    I32(i32),
+    OptI32(Option<i32>),
+    Str(&'a str),
+    OptStr(Option<&'a str>),
+}
+
+/// Rows loadable from every compiled-in backend.
+#[cfg(feature = "mysql")]
+pub(crate) trait Row:
+    QueryableByName<diesel::sqlite::Sqlite> + QueryableByName<diesel::mysql::Mysql> + 'static
+{
+}
+#[cfg(feature = "mysql")]
+impl<T> Row for T where
+    T: QueryableByName<diesel::sqlite::Sqlite> + QueryableByName<diesel::mysql::Mysql> + 'static
+{
+}
+#[cfg(not(feature = "mysql"))]
+pub(crate) trait Row: QueryableByName<diesel::sqlite::Sqlite> + 'static {}
+#[cfg(not(feature = "mysql"))]
+impl<T> Row for T where T: QueryableByName<diesel::sqlite::Sqlite> + 'static {}
+
+pub(crate) struct Sql<'a> {
+    text: String,
+    args: Vec<Arg<'a>>,
+}
+
+impl<'a> Sql<'a> {
+    pub fn new(text: impl Into<String>) -> Self {
+        Sql { text: text.into(), args: Vec::new() }
+    }
+
+    pub fn arg(mut self, arg: Arg<'a>) -> Self {
+        self.args.push(arg);
+        self
+    }
+
+    pub fn args(mut self, args: impl IntoIterator<Item = Arg<'a>>) -> Self {
+        self.args.extend(args);
+        self
+    }
+
+    pub fn load<R: Row>(self, tx: &mut Tx<'_>) -> QueryResult<Vec<R>> {
+        with_tx!(tx, |c, DB| boxed::<DB>(self.text, self.args).load::<R>(*c))
+    }
+
+    pub fn first<R: Row>(self, tx: &mut Tx<'_>) -> QueryResult<Option<R>> {
+        Ok(self.load::<R>(tx)?.into_iter().next())
+    }
+
+    pub fn execute(self, tx: &mut Tx<'_>) -> QueryResult<usize> {
+        with_tx!(tx, |c, DB| boxed::<DB>(self.text, self.args).execute(*c))
+    }
+}
+
+fn boxed<'a, DB>(text: String, args: Vec<Arg<'a>>) -> BoxedSqlQuery<'a, DB, SqlQuery>
+where
+    DB: Backend + HasSqlType<BigInt> + HasSqlType<Integer> + HasSqlType<Text>,
+    i64: ToSql<BigInt, DB>,
+    i32: ToSql<Integer, DB>,
+    str: ToSql<Text, DB>,
+{
+    let mut query = diesel::sql_query(text).into_boxed::<DB>();
+    for arg in args {
+        query = match arg {
+            Arg::I64(v) => query.bind::<BigInt, _>(v),
+            Arg::I32(v) => query.bind::<Integer, _>(v),
+            Arg::OptI32(v) => query.bind::<Nullable<Integer>, _>(v),
+            Arg::Str(v) => query.bind::<Text, _>(v),
+            Arg::OptStr(v) => query.bind::<Nullable<Text>, _>(v),
+        };
+    }
+    query
+}
+
+/// `?, ?, ?` for an `IN (…)` list of `n` values.
+pub(crate) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}

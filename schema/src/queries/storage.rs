@@ -1,0 +1,565 @@
+//! Statements on the storage tables: `collections`, `user_collections`, `bso`,
+//! `batch_uploads`, `batch_upload_items`. Times are milliseconds; `now` filters expired rows
+//! (a row is live iff `ttl > now`).
+
+use diesel::QueryResult;
+
+use super::sql::{placeholders, Arg, Sql};
+use crate::models::{BsoRow, ExistingBso, NamedCount, NewBso, OptionalSingle, Single, StagedBso, Totals};
+use crate::pool::{Backend, Tx};
+
+/// The collection id of the per-user tombstone row that carries the time of the last
+/// collection deletion (REF), so the storage timestamp advances on deletes.
+pub const TOMBSTONE_COLLECTION: i32 = 0;
+
+/// Rows written per multi-row statement: far below SQLite's 32 766 bind variables and small
+/// enough that a statement of full-size payloads stays within MySQL's default packet limit.
+const ROWS_PER_STATEMENT: usize = 200;
+const BYTES_PER_STATEMENT: usize = 8 * 1024 * 1024;
+
+/// The payload's length in bytes: MySQL's LENGTH counts bytes, SQLite's counts characters of
+/// TEXT, so SQLite measures the value as a BLOB.
+fn payload_bytes(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "LENGTH(CAST(payload AS BLOB))",
+        Backend::Mysql => "LENGTH(payload)",
+    }
+}
+
+/// How a transaction locks a collection's `user_collections` row (REF: share mode for reads,
+/// for update for writes). SQLite needs no row locks: its write transactions are exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    Read,
+    Write,
+}
+
+fn lock_clause(backend: Backend, lock: Lock) -> &'static str {
+    match (backend, lock) {
+        (Backend::Sqlite, _) => "",
+        (Backend::Mysql, Lock::Read) => " LOCK IN SHARE MODE",
+        (Backend::Mysql, Lock::Write) => " FOR UPDATE",
+    }
+}
+
+fn insert_ignore(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "INSERT OR IGNORE",
+        Backend::Mysql => "INSERT IGNORE",
+    }
+}
+
+// ---- collections ----
+
+pub fn collection_id(tx: &mut Tx<'_>, name: &str) -> QueryResult<Option<i32>> {
+    Ok(Sql::new("SELECT CAST(id AS SIGNED) AS value FROM collections WHERE name = ?")
+        .arg(Arg::Str(name))
+        .first::<Single>(tx)?
+        .map(|r| r.value as i32))
+}
+
+/// Registers a collection name (idempotent) and returns its id.
+pub fn create_collection(tx: &mut Tx<'_>, name: &str) -> QueryResult<i32> {
+    let backend = tx.backend();
+    Sql::new(format!("{} INTO collections (name) VALUES (?)", insert_ignore(backend)))
+        .arg(Arg::Str(name))
+        .execute(tx)?;
+    collection_id(tx, name)?.ok_or(diesel::result::Error::NotFound)
+}
+
+// ---- user_collections ----
+
+/// The collection's last-modified, locking its row; `None` when the user has no such
+/// collection.
+pub fn lock_collection(tx: &mut Tx<'_>, uid: i64, collection: i32, lock: Lock) -> QueryResult<Option<i64>> {
+    let backend = tx.backend();
+    Ok(Sql::new(format!(
+        "SELECT last_modified AS value FROM user_collections WHERE userid = ? AND collection = ?{}",
+        lock_clause(backend, lock)
+    ))
+    .arg(Arg::I64(uid))
+    .arg(Arg::I32(collection))
+    .first::<Single>(tx)?
+    .map(|r| r.value))
+}
+
+/// Locks the collection's row for writing, creating it (last-modified 0, visible to nobody
+/// until commit) when missing, so that concurrent first writers of a new collection queue on
+/// the row lock instead of racing. Returns (last-modified, whether it already existed).
+pub fn lock_or_create_collection(tx: &mut Tx<'_>, uid: i64, collection: i32) -> QueryResult<(i64, bool)> {
+    if let Some(ts) = lock_collection(tx, uid, collection, Lock::Write)? {
+        return Ok((ts, true));
+    }
+    let backend = tx.backend();
+    let inserted = Sql::new(format!(
+        "{} INTO user_collections (userid, collection, last_modified, total_bytes, count) VALUES (?, ?, 0, 0, 0)",
+        insert_ignore(backend)
+    ))
+    .arg(Arg::I64(uid))
+    .arg(Arg::I32(collection))
+    .execute(tx)?;
+    // Not inserted: another transaction created it and has committed meanwhile.
+    let ts = lock_collection(tx, uid, collection, Lock::Write)?.unwrap_or(0);
+    Ok((ts, inserted == 0))
+}
+
+pub fn set_collection_modified(
+    tx: &mut Tx<'_>,
+    uid: i64,
+    collection: i32,
+    modified: i64,
+) -> QueryResult<usize> {
+    Sql::new("UPDATE user_collections SET last_modified = ? WHERE userid = ? AND collection = ?")
+        .arg(Arg::I64(modified))
+        .arg(Arg::I64(uid))
+        .arg(Arg::I32(collection))
+        .execute(tx)
+}
+
+/// Recomputes the quota bookkeeping columns of one collection from its live rows.
+pub fn refresh_collection_totals(tx: &mut Tx<'_>, uid: i64, collection: i32, now: i64) -> QueryResult<usize> {
+    let len = payload_bytes(tx.backend());
+    Sql::new(format!(
+        "UPDATE user_collections SET \
+           total_bytes = (SELECT COALESCE(SUM({len}), 0) FROM bso WHERE userid = ? AND collection = ? AND ttl > ?), \
+           count = (SELECT COUNT(*) FROM bso WHERE userid = ? AND collection = ? AND ttl > ?) \
+         WHERE userid = ? AND collection = ?"
+    ))
+    .args([Arg::I64(uid), Arg::I32(collection), Arg::I64(now)])
+    .args([Arg::I64(uid), Arg::I32(collection), Arg::I64(now)])
+    .args([Arg::I64(uid), Arg::I32(collection)])
+    .execute(tx)
+}
+
+/// The user's bytes as recorded by the quota bookkeeping.
+pub fn quota_usage(tx: &mut Tx<'_>, uid: i64) -> QueryResult<i64> {
+    Ok(Sql::new("SELECT CAST(SUM(total_bytes) AS SIGNED) AS value FROM user_collections WHERE userid = ?")
+        .arg(Arg::I64(uid))
+        .first::<OptionalSingle>(tx)?
+        .and_then(|r| r.value)
+        .unwrap_or(0))
+}
+
+/// The storage last-modified: greatest timestamp over the user's collections and tombstone.
+pub fn storage_modified(tx: &mut Tx<'_>, uid: i64) -> QueryResult<i64> {
+    Ok(Sql::new("SELECT MAX(last_modified) AS value FROM user_collections WHERE userid = ?")
+        .arg(Arg::I64(uid))
+        .first::<OptionalSingle>(tx)?
+        .and_then(|r| r.value)
+        .unwrap_or(0))
+}
+
+/// name → last-modified of every collection the user has (the tombstone excluded).
+pub fn collection_timestamps(tx: &mut Tx<'_>, uid: i64) -> QueryResult<Vec<(String, i64)>> {
+    Ok(Sql::new(
+        "SELECT c.name AS name, uc.last_modified AS value FROM user_collections uc \
+         JOIN collections c ON c.id = uc.collection WHERE uc.userid = ? AND uc.collection <> 0",
+    )
+    .arg(Arg::I64(uid))
+    .load::<NamedCount>(tx)?
+    .into_iter()
+    .map(|r| (r.name, r.value))
+    .collect())
+}
+
+/// name → number of live items, for collections that have any.
+pub fn collection_counts(tx: &mut Tx<'_>, uid: i64, now: i64) -> QueryResult<Vec<(String, i64)>> {
+    named_aggregate(tx, "COUNT(*)", uid, now)
+}
+
+/// name → payload bytes of live items, for collections that have any.
+pub fn collection_usage(tx: &mut Tx<'_>, uid: i64, now: i64) -> QueryResult<Vec<(String, i64)>> {
+    let len = payload_bytes(tx.backend());
+    named_aggregate(tx, &format!("CAST(SUM({len}) AS SIGNED)"), uid, now)
+}
+
+fn named_aggregate(tx: &mut Tx<'_>, aggregate: &str, uid: i64, now: i64) -> QueryResult<Vec<(String, i64)>> {
+    Ok(Sql::new(format!(
+        "SELECT c.name AS name, {aggregate} AS value FROM bso b JOIN collections c ON c.id = b.collection \
+         WHERE b.userid = ? AND b.ttl > ? GROUP BY c.name"
+    ))
+    .arg(Arg::I64(uid))
+    .arg(Arg::I64(now))
+    .load::<NamedCount>(tx)?
+    .into_iter()
+    .map(|r| (r.name, r.value))
+    .collect())
+}
+
+/// Payload bytes of all the user's live items.
+pub fn storage_usage(tx: &mut Tx<'_>, uid: i64, now: i64) -> QueryResult<i64> {
+    let len = payload_bytes(tx.backend());
+    Ok(Sql::new(format!("SELECT CAST(SUM({len}) AS SIGNED) AS value FROM bso WHERE userid = ? AND ttl > ?"))
+        .arg(Arg::I64(uid))
+        .arg(Arg::I64(now))
+        .first::<OptionalSingle>(tx)?
+        .and_then(|r| r.value)
+        .unwrap_or(0))
+}
+
+/// Removes a collection's items and its record, and moves the tombstone to `modified`.
+pub fn delete_collection(tx: &mut Tx<'_>, uid: i64, collection: i32, modified: i64) -> QueryResult<()> {
+    Sql::new("DELETE FROM bso WHERE userid = ? AND collection = ?")
+        .arg(Arg::I64(uid))
+        .arg(Arg::I32(collection))
+        .execute(tx)?;
+    Sql::new("DELETE FROM user_collections WHERE userid = ? AND collection = ?")
+        .arg(Arg::I64(uid))
+        .arg(Arg::I32(collection))
+        .execute(tx)?;
+    let updated = set_collection_modified(tx, uid, TOMBSTONE_COLLECTION, modified)?;
+    if updated == 0 {
+        Sql::new("INSERT INTO user_collections (userid, collection, last_modified, total_bytes, count) VALUES (?, ?, ?, 0, 0)")
+            .arg(Arg::I64(uid))
+            .arg(Arg::I32(TOMBSTONE_COLLECTION))
+            .arg(Arg::I64(modified))
+            .execute(tx)?;
+    }
+    Ok(())
+}
+
+/// Removes everything the user has: items, collection records, tombstone, pending batches.
+pub fn delete_storage(tx: &mut Tx<'_>, uid: i64) -> QueryResult<()> {
+    for table in ["bso", "user_collections", "batch_upload_items", "batch_uploads"] {
+        Sql::new(format!("DELETE FROM {table} WHERE userid = ?")).arg(Arg::I64(uid)).execute(tx)?;
+    }
+    Ok(())
+}
+
+// ---- bso ----
+
+const BSO_COLUMNS: &str = "id, modified, payload, sortindex";
+const BSO_ID_COLUMNS: &str = "id, modified, '' AS payload, sortindex";
+
+pub fn get_bso(
+    tx: &mut Tx<'_>,
+    uid: i64,
+    collection: i32,
+    id: &str,
+    now: i64,
+) -> QueryResult<Option<BsoRow>> {
+    Sql::new(format!(
+        "SELECT {BSO_COLUMNS} FROM bso WHERE userid = ? AND collection = ? AND id = ? AND ttl > ?"
+    ))
+    .args([Arg::I64(uid), Arg::I32(collection), Arg::Str(id), Arg::I64(now)])
+    .first::<BsoRow>(tx)
+}
+
+/// The live item's `modified`, for item-level preconditions.
+pub fn bso_modified(
+    tx: &mut Tx<'_>,
+    uid: i64,
+    collection: i32,
+    id: &str,
+    now: i64,
+) -> QueryResult<Option<i64>> {
+    Ok(Sql::new(
+        "SELECT modified AS value FROM bso WHERE userid = ? AND collection = ? AND id = ? AND ttl > ?",
+    )
+    .args([Arg::I64(uid), Arg::I32(collection), Arg::Str(id), Arg::I64(now)])
+    .first::<Single>(tx)?
+    .map(|r| r.value))
+}
+
+/// Ordering of a collection read; every ordering ends with `id` so that it is total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Newest,
+    Oldest,
+    Index,
+}
+
+/// The filters of a collection read, in stored units.
+#[derive(Debug, Clone, Default)]
+pub struct BsoFilter<'a> {
+    pub ids: &'a [String],
+    /// `modified > newer`
+    pub newer: Option<i64>,
+    /// `modified < older`
+    pub older: Option<i64>,
+    /// Offset-token bound: `modified <= bound` (newest) or `>= bound` (oldest).
+    pub bound: Option<i64>,
+    pub order: Option<Order>,
+    pub limit: Option<i64>,
+    pub skip: i64,
+    pub full: bool,
+}
+
+pub fn find_bsos(
+    tx: &mut Tx<'_>,
+    uid: i64,
+    collection: i32,
+    filter: &BsoFilter<'_>,
+    now: i64,
+) -> QueryResult<Vec<BsoRow>> {
+    let columns = if filter.full { BSO_COLUMNS } else { BSO_ID_COLUMNS };
+    let order = filter.order.unwrap_or(Order::Newest);
+    let mut sql = format!("SELECT {columns} FROM bso WHERE userid = ? AND collection = ? AND ttl > ?");
+    let mut args = vec![Arg::I64(uid), Arg::I32(collection), Arg::I64(now)];
+    if !filter.ids.is_empty() {
+        sql.push_str(&format!(" AND id IN ({})", placeholders(filter.ids.len())));
+        args.extend(filter.ids.iter().map(|id| Arg::Str(id)));
+    }
+    if let Some(newer) = filter.newer {
+        sql.push_str(" AND modified > ?");
+        args.push(Arg::I64(newer));
+    }
+    if let Some(older) = filter.older {
+        sql.push_str(" AND modified < ?");
+        args.push(Arg::I64(older));
+    }
+    if let Some(bound) = filter.bound {
+        sql.push_str(if order == Order::Oldest { " AND modified >= ?" } else { " AND modified <= ?" });
+        args.push(Arg::I64(bound));
+    }
+    sql.push_str(match order {
+        Order::Newest => " ORDER BY modified DESC, id DESC",
+        Order::Oldest => " ORDER BY modified ASC, id ASC",
+        Order::Index => " ORDER BY sortindex DESC, id DESC",
+    });
+    // Both engines need a LIMIT to accept an OFFSET; -1 / 2^63-1 mean "no limit".
+    sql.push_str(" LIMIT ? OFFSET ?");
+    args.push(Arg::I64(filter.limit.unwrap_or(i64::MAX)));
+    args.push(Arg::I64(filter.skip));
+    Sql::new(sql).args(args).load::<BsoRow>(tx)
+}
+
+/// The stored rows (live or expired) among `ids`.
+pub fn existing_bsos(
+    tx: &mut Tx<'_>,
+    uid: i64,
+    collection: i32,
+    ids: &[&str],
+) -> QueryResult<Vec<ExistingBso>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_STATEMENT * 4) {
+        let sql = format!(
+            "SELECT id, sortindex, modified, ttl FROM bso WHERE userid = ? AND collection = ? AND id IN ({})",
+            placeholders(chunk.len())
+        );
+        let rows = Sql::new(sql)
+            .arg(Arg::I64(uid))
+            .arg(Arg::I32(collection))
+            .args(chunk.iter().map(|id| Arg::Str(id)))
+            .load::<ExistingBso>(tx)?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// Writes complete rows, replacing any stored row with the same id; multi-row statements.
+pub fn upsert_bsos(tx: &mut Tx<'_>, uid: i64, collection: i32, rows: &[NewBso<'_>]) -> QueryResult<()> {
+    let backend = tx.backend();
+    let conflict = match backend {
+        Backend::Sqlite => {
+            " ON CONFLICT (userid, collection, id) DO UPDATE SET sortindex = excluded.sortindex, \
+             payload = excluded.payload, modified = excluded.modified, ttl = excluded.ttl, \
+             payload_size = excluded.payload_size"
+        }
+        Backend::Mysql => {
+            " ON DUPLICATE KEY UPDATE sortindex = VALUES(sortindex), payload = VALUES(payload), \
+             modified = VALUES(modified), ttl = VALUES(ttl), payload_size = VALUES(payload_size)"
+        }
+    };
+    for chunk in chunks_by_size(rows, |r| r.payload.len()) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut sql = Sql::new(format!(
+            "INSERT INTO bso (userid, collection, id, sortindex, payload, modified, ttl, payload_size) VALUES {values}{conflict}"
+        ));
+        for row in chunk {
+            sql = sql.args([
+                Arg::I64(uid),
+                Arg::I32(collection),
+                Arg::Str(row.id),
+                Arg::OptI32(row.sortindex),
+                Arg::Str(row.payload),
+                Arg::I64(row.modified),
+                Arg::I64(row.ttl),
+                Arg::I32(i32::try_from(row.payload.len()).unwrap_or(i32::MAX)),
+            ]);
+        }
+        sql.execute(tx)?;
+    }
+    Ok(())
+}
+
+/// Changes the metadata of a stored row without touching its payload.
+pub fn update_bso_metadata(
+    tx: &mut Tx<'_>,
+    uid: i64,
+    collection: i32,
+    id: &str,
+    sortindex: Option<i32>,
+    modified: i64,
+    ttl: i64,
+) -> QueryResult<usize> {
+    Sql::new(
+        "UPDATE bso SET sortindex = ?, modified = ?, ttl = ? WHERE userid = ? AND collection = ? AND id = ?",
+    )
+    .args([Arg::OptI32(sortindex), Arg::I64(modified), Arg::I64(ttl)])
+    .args([Arg::I64(uid), Arg::I32(collection), Arg::Str(id)])
+    .execute(tx)
+}
+
+/// Deletes the listed items; returns how many rows went.
+pub fn delete_bsos(tx: &mut Tx<'_>, uid: i64, collection: i32, ids: &[String]) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Sql::new(format!(
+        "DELETE FROM bso WHERE userid = ? AND collection = ? AND id IN ({})",
+        placeholders(ids.len())
+    ))
+    .arg(Arg::I64(uid))
+    .arg(Arg::I32(collection))
+    .args(ids.iter().map(|id| Arg::Str(id)))
+    .execute(tx)
+}
+
+// ---- batches ----
+
+/// Records a new batch; `false` when the id is taken.
+pub fn create_batch(tx: &mut Tx<'_>, batch: i64, uid: i64, collection: i32) -> QueryResult<bool> {
+    let backend = tx.backend();
+    let inserted = Sql::new(format!(
+        "{} INTO batch_uploads (batch, userid, collection) VALUES (?, ?, ?)",
+        insert_ignore(backend)
+    ))
+    .args([Arg::I64(batch), Arg::I64(uid), Arg::I32(collection)])
+    .execute(tx)?;
+    Ok(inserted == 1)
+}
+
+/// The batch's collection, locking the batch row so appends and the commit of one batch
+/// queue behind each other.
+pub fn lock_batch(tx: &mut Tx<'_>, batch: i64, uid: i64) -> QueryResult<Option<i32>> {
+    let backend = tx.backend();
+    Ok(Sql::new(format!(
+        "SELECT CAST(collection AS SIGNED) AS value FROM batch_uploads WHERE batch = ? AND userid = ?{}",
+        lock_clause(backend, Lock::Write)
+    ))
+    .arg(Arg::I64(batch))
+    .arg(Arg::I64(uid))
+    .first::<Single>(tx)?
+    .map(|r| r.value as i32))
+}
+
+/// Stages items, merging per id: a field a later item carries replaces the staged one, an
+/// absent field (NULL) keeps it.
+pub fn stage_batch_items(tx: &mut Tx<'_>, batch: i64, uid: i64, items: &[StagedBso]) -> QueryResult<()> {
+    let conflict = match tx.backend() {
+        Backend::Sqlite => {
+            " ON CONFLICT (batch, userid, id) DO UPDATE SET \
+             sortindex = COALESCE(excluded.sortindex, batch_upload_items.sortindex), \
+             payload = COALESCE(excluded.payload, batch_upload_items.payload), \
+             payload_size = COALESCE(excluded.payload_size, batch_upload_items.payload_size), \
+             ttl_offset = COALESCE(excluded.ttl_offset, batch_upload_items.ttl_offset)"
+        }
+        Backend::Mysql => {
+            " ON DUPLICATE KEY UPDATE \
+             sortindex = COALESCE(VALUES(sortindex), sortindex), \
+             payload = COALESCE(VALUES(payload), payload), \
+             payload_size = COALESCE(VALUES(payload_size), payload_size), \
+             ttl_offset = COALESCE(VALUES(ttl_offset), ttl_offset)"
+        }
+    };
+    for chunk in chunks_by_size(items, |i| i.payload.as_ref().map_or(0, String::len)) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut sql = Sql::new(format!(
+            "INSERT INTO batch_upload_items (batch, userid, id, sortindex, payload, payload_size, ttl_offset) VALUES {values}{conflict}"
+        ));
+        for item in chunk {
+            let size = item.payload.as_ref().map(|p| i32::try_from(p.len()).unwrap_or(i32::MAX));
+            sql = sql.args([
+                Arg::I64(batch),
+                Arg::I64(uid),
+                Arg::Str(&item.id),
+                Arg::OptI32(item.sortindex),
+                Arg::OptStr(item.payload.as_deref()),
+                Arg::OptI32(size),
+                Arg::OptI32(item.ttl_offset),
+            ]);
+        }
+        sql.execute(tx)?;
+    }
+    Ok(())
+}
+
+/// (items, payload bytes) staged so far.
+pub fn batch_totals(tx: &mut Tx<'_>, batch: i64, uid: i64) -> QueryResult<(i64, i64)> {
+    Ok(Sql::new(
+        "SELECT COUNT(*) AS count, CAST(COALESCE(SUM(payload_size), 0) AS SIGNED) AS bytes \
+         FROM batch_upload_items WHERE batch = ? AND userid = ?",
+    )
+    .arg(Arg::I64(batch))
+    .arg(Arg::I64(uid))
+    .first::<Totals>(tx)?
+    .map_or((0, 0), |t| (t.count, t.bytes)))
+}
+
+/// Staged (id, payload bytes) pairs, to account a commit's totals with its body's items.
+pub fn batch_item_sizes(tx: &mut Tx<'_>, batch: i64, uid: i64) -> QueryResult<Vec<(String, i64)>> {
+    Ok(Sql::new(
+        "SELECT id AS name, CAST(COALESCE(payload_size, 0) AS SIGNED) AS value \
+         FROM batch_upload_items WHERE batch = ? AND userid = ?",
+    )
+    .arg(Arg::I64(batch))
+    .arg(Arg::I64(uid))
+    .load::<NamedCount>(tx)?
+    .into_iter()
+    .map(|r| (r.name, r.value))
+    .collect())
+}
+
+pub fn batch_items(tx: &mut Tx<'_>, batch: i64, uid: i64) -> QueryResult<Vec<StagedBso>> {
+    Sql::new(
+        "SELECT id, sortindex, payload, ttl_offset FROM batch_upload_items WHERE batch = ? AND userid = ?",
+    )
+    .arg(Arg::I64(batch))
+    .arg(Arg::I64(uid))
+    .load::<StagedBso>(tx)
+}
+
+pub fn delete_batch(tx: &mut Tx<'_>, batch: i64, uid: i64) -> QueryResult<()> {
+    for table in ["batch_upload_items", "batch_uploads"] {
+        Sql::new(format!("DELETE FROM {table} WHERE batch = ? AND userid = ?"))
+            .arg(Arg::I64(batch))
+            .arg(Arg::I64(uid))
+            .execute(tx)?;
+    }
+    Ok(())
+}
+
+/// Splits rows into statement-sized groups by count and payload bytes.
+fn chunks_by_size<T>(rows: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, row) in rows.iter().enumerate() {
+        let len = size(row);
+        if i > start && (i - start >= ROWS_PER_STATEMENT || bytes + len > BYTES_PER_STATEMENT) {
+            chunks.push(&rows[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += len;
+    }
+    if start < rows.len() {
+        chunks.push(&rows[start..]);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunks_by_size;
+
+    #[test]
+    fn chunks_respect_rows_and_bytes() {
+        let rows: Vec<usize> = vec![1; 450];
+        let sizes: Vec<usize> = chunks_by_size(&rows, |r| *r).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![200, 200, 50]);
+        let big = vec![5 * 1024 * 1024usize; 3];
+        assert_eq!(chunks_by_size(&big, |r| *r).len(), 3);
+        assert!(chunks_by_size::<usize>(&[], |r| *r).is_empty());
+    }
+}

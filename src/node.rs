@@ -1,0 +1,105 @@
+//! Node identity: canonical origins (tokens-and-hawk.md §5.3) and the table that maps the
+//! origin a request was sent to onto the configured storage node serving it.
+
+/// `scheme://host[:port]` lower-cased, default port and trailing `/` removed; `None` when the
+/// text is not an http(s) origin.
+pub fn canonical_origin(url: &str) -> Option<String> {
+    let url = url.trim().trim_end_matches('/');
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    if rest.is_empty() || rest.contains('/') || rest.contains('?') || rest.contains('#') {
+        return None;
+    }
+    let rest = rest.to_ascii_lowercase();
+    let (host, port) = split_host_port(&rest)?;
+    Some(origin_string(&scheme, host, port))
+}
+
+/// Splits `host[:port]` (IPv6 literals in brackets) into host and an optional numeric port.
+pub fn split_host_port(hostport: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if let Some(stripped) = hostport.strip_prefix('[') {
+        let end = stripped.find(']')?;
+        let host = &hostport[..end + 2];
+        match &stripped[end + 1..] {
+            "" => (host, None),
+            p => (host, Some(p.strip_prefix(':')?)),
+        }
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(p) => Some(p.parse::<u16>().ok()?),
+        None => None,
+    };
+    Some((host, port))
+}
+
+/// The canonical spelling of an origin from its parts.
+pub fn origin_string(scheme: &str, host: &str, port: Option<u16>) -> String {
+    let default = if scheme == "https" { 443 } else { 80 };
+    match port {
+        Some(p) if p != default => format!("{scheme}://{host}:{p}"),
+        _ => format!("{scheme}://{host}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_forms() {
+        assert_eq!(canonical_origin("HTTPS://Sync.Example.com:443/").unwrap(), "https://sync.example.com");
+        assert_eq!(canonical_origin("http://localhost:8000").unwrap(), "http://localhost:8000");
+        assert_eq!(canonical_origin("http://[::1]:80").unwrap(), "http://[::1]");
+        assert!(canonical_origin("ftp://x").is_none());
+        assert!(canonical_origin("http://x/path").is_none());
+        assert!(canonical_origin("http://x:notaport").is_none());
+    }
+}
+
+use weft_actors::shard::Shard;
+
+/// One storage node served by this process: its canonical public origin, accepted aliases, and
+/// the shard actor that owns its database.
+#[derive(Clone)]
+pub struct NodeEntry {
+    pub url: String,
+    pub aliases: Vec<String>,
+    pub shard: Shard,
+}
+
+/// Every node this process serves, looked up by the origin a request was sent to.
+pub struct NodeTable {
+    entries: Vec<NodeEntry>,
+}
+
+impl NodeTable {
+    pub fn new(entries: Vec<NodeEntry>) -> NodeTable {
+        NodeTable { entries }
+    }
+
+    /// The node for a canonical request origin. With a single node every origin maps to it:
+    /// the token's `node` is still checked against that node's url and aliases, and the Hawk
+    /// MAC binds the host the client used, so a self-hoster reaching the server by another
+    /// name (127.0.0.1 for localhost) loses nothing.
+    pub fn resolve(&self, origin: &str) -> Option<&NodeEntry> {
+        if let [only] = self.entries.as_slice() {
+            return Some(only);
+        }
+        self.entries.iter().find(|n| n.url == origin || n.aliases.iter().any(|a| a == origin))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &NodeEntry> {
+        self.entries.iter()
+    }
+}

@@ -1,0 +1,181 @@
+//! Turning `Settings` into running services: logging, the master secrets, one pool and shard
+//! actor per storage node (with migrations), and the token verifier. Failures here are the
+//! one-line errors `weft` prints before exiting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use weft_actors::shard::{Shard, ShardConfig};
+use weft_actors::token_verifier::{NodeSecrets, TokenVerifier};
+use weft_schema::{DbError, DbPool, PoolSettings};
+
+use crate::config::Settings;
+use crate::master_secret::{self, MasterSecretError};
+use crate::node::{canonical_origin, NodeEntry, NodeTable};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    MasterSecret(#[from] MasterSecretError),
+    #[error("{key}: {source}")]
+    Database { key: String, source: DbError },
+}
+
+/// A storage node as configured: the primary one from the top-level keys, or one of `nodes`.
+pub struct NodePlan {
+    pub key: String,
+    pub url: String,
+    pub aliases: Vec<String>,
+    pub database_url: String,
+    pub secrets: Vec<String>,
+}
+
+/// What `serve` prints about where the master secret comes from.
+pub enum SecretSource {
+    Configured,
+    File { path: String, generated: bool },
+}
+
+pub struct Services {
+    pub nodes: Arc<NodeTable>,
+    pub verifier: Addr<TokenVerifier>,
+}
+
+/// Every node this process serves, the primary first. Resolves the primary node's secrets,
+/// generating the default secret file when none is configured.
+pub fn plan_nodes(settings: &Settings) -> Result<(Vec<NodePlan>, SecretSource), StartupError> {
+    let (secrets, source) = if settings.master_secrets.is_empty() {
+        let stored = master_secret::load_or_generate(&settings.data_dir)?;
+        let source =
+            SecretSource::File { path: stored.path.display().to_string(), generated: stored.generated };
+        (vec![stored.secret], source)
+    } else {
+        (settings.master_secrets.clone(), SecretSource::Configured)
+    };
+    let canonical = |url: &str| canonical_origin(url).unwrap_or_else(|| url.to_string());
+    let mut plans = vec![NodePlan {
+        key: "database_url".into(),
+        url: canonical(&settings.public_url),
+        aliases: settings.node_aliases.iter().map(|a| canonical(a)).collect(),
+        database_url: settings.effective_database_url(),
+        secrets,
+    }];
+    for (i, node) in settings.nodes.iter().enumerate() {
+        plans.push(NodePlan {
+            key: format!("nodes[{i}].database_url"),
+            url: canonical(&node.url),
+            aliases: node.aliases.iter().map(|a| canonical(a)).collect(),
+            database_url: node.database_url.clone(),
+            // A node without its own list shares the primary's secrets.
+            secrets: if node.master_secrets.is_empty() {
+                plans[0].secrets.clone()
+            } else {
+                node.master_secrets.clone()
+            },
+        });
+    }
+    Ok((plans, source))
+}
+
+pub fn pool_settings(settings: &Settings) -> PoolSettings {
+    PoolSettings {
+        max_size: settings.shard.pool_size,
+        connection_timeout: Duration::from_millis(settings.shard.connection_timeout_ms),
+        sqlite_busy_timeout: Duration::from_millis(settings.shard.sqlite_busy_timeout_ms),
+    }
+}
+
+/// Opens every node's pool and applies the embedded migrations when configured to.
+pub fn open_pools(
+    settings: &Settings,
+    plans: &[NodePlan],
+    migrate: bool,
+) -> Result<Vec<DbPool>, StartupError> {
+    let pool_settings = pool_settings(settings);
+    plans
+        .iter()
+        .map(|plan| {
+            let err = |source| StartupError::Database { key: plan.key.clone(), source };
+            let pool = DbPool::connect(&plan.database_url, &pool_settings).map_err(err)?;
+            if migrate {
+                pool.run_migrations().map_err(err)?;
+            }
+            Ok(pool)
+        })
+        .collect()
+}
+
+/// Starts a shard actor per node and the token verifier. Must run inside the actix system.
+pub fn start_services(settings: &Settings, plans: Vec<NodePlan>, pools: Vec<DbPool>) -> Services {
+    let shard_config = ShardConfig {
+        threads: settings.shard.threads,
+        queue_limit: settings.shard.queue_limit,
+        max_read_records: settings.limits.max_total_records,
+        max_total_records: settings.limits.max_total_records,
+        max_total_bytes: settings.limits.max_total_bytes,
+        quota_enabled: settings.quota.enabled,
+        quota_enforce: settings.quota.enforce,
+        quota_limit_bytes: settings.limits.max_quota_limit,
+        batch_ttl_ms: settings.batch.ttl_seconds as i64 * 1000,
+    };
+    let secrets = plans
+        .iter()
+        .map(|p| NodeSecrets { url: p.url.clone(), aliases: p.aliases.clone(), secrets: p.secrets.clone() })
+        .collect();
+    let entries = plans
+        .into_iter()
+        .zip(pools)
+        .map(|(plan, pool)| NodeEntry {
+            url: plan.url,
+            aliases: plan.aliases,
+            shard: Shard::start(pool, shard_config.clone()),
+        })
+        .collect();
+    let verifier = TokenVerifier::new(
+        secrets,
+        settings.auth.expired_token_grace_seconds,
+        settings.auth.max_clock_skew_seconds,
+    )
+    .start();
+    Services { nodes: Arc::new(NodeTable::new(entries)), verifier }
+}
+
+/// Logs go to stderr: one human-readable or JSON line per event, filtered by `WEFT_LOG`
+/// (e.g. `WEFT_LOG=debug`), default `info`.
+pub fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if settings.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Hides the password of a database URL before it is printed.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(redact_url("mysql://weft:pw@db:3306/sync"), "mysql://weft:***@db:3306/sync");
+        assert_eq!(redact_url("mysql://root@127.0.0.1/x"), "mysql://root@127.0.0.1/x");
+        assert_eq!(redact_url("sqlite:./weft-data/weft.db"), "sqlite:./weft-data/weft.db");
+    }
+}
