@@ -160,3 +160,56 @@ pub fn seeded_user(server: &super::TestServer, collection: &str) -> User {
     seed(&u, collection);
     u
 }
+
+/// Characters a batch id or offset token may contain so that clients can append it to a query
+/// string unencoded (§6.7, §6.9).
+pub fn is_query_safe(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.~:=".contains(&c))
+}
+
+/// Reads `/storage/{collection}?{query}` page by page with `limit`, appending each
+/// `X-Weave-Next-Offset` verbatim as clients do; returns every element and the page count.
+/// Bounded: more than `max_pages` pages is a failure (a token that never advances).
+#[track_caller]
+pub fn read_paged(
+    user: &User,
+    collection: &str,
+    query: &str,
+    limit: usize,
+    max_pages: usize,
+) -> (Vec<Value>, usize) {
+    let mut out = vec![];
+    let mut offset: Option<String> = None;
+    for page in 1..=max_pages {
+        let mut q = format!("limit={limit}");
+        if !query.is_empty() {
+            q = format!("{query}&{q}");
+        }
+        if let Some(o) = &offset {
+            q.push_str(&format!("&offset={o}"));
+        }
+        let r = user
+            .get(&format!("/storage/{collection}?{q}"))
+            .expect(200);
+        let items = r.json().as_array().cloned().expect("array");
+        assert!(items.len() <= limit, "{}: {} > limit", r.what, items.len());
+        assert_eq!(
+            r.must_header("X-Weave-Records"),
+            items.len().to_string(),
+            "{}: X-Weave-Records counts this page",
+            r.what
+        );
+        out.extend(items);
+        match r.header("X-Weave-Next-Offset") {
+            Some(token) => {
+                assert!(is_query_safe(&token), "{}: offset token {token:?}", r.what);
+                offset = Some(token);
+            }
+            None => return (out, page),
+        }
+    }
+    panic!("{collection}?{query}: still paging after {max_pages} pages");
+}
