@@ -213,3 +213,42 @@ pub fn read_paged(
     }
     panic!("{collection}?{query}: still paging after {max_pages} pages");
 }
+
+/// Starts a batch in `collection` staging `body`; asserts 202 and a query-safe id.
+#[track_caller]
+pub fn create_batch(user: &User, collection: &str, body: &Value) -> String {
+    let r = user
+        .post(&format!("/storage/{collection}?batch=true"), body)
+        .expect(202);
+    let v = r.json();
+    let id = v["batch"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}: no batch id in {v}", r.what))
+        .to_string();
+    assert!(is_query_safe(&id), "batch id {id:?} is not query-safe");
+    id
+}
+
+/// Stages `body` into batch `id` (id appended verbatim, as many clients do); asserts 202.
+#[track_caller]
+pub fn append_batch(user: &User, collection: &str, id: &str, body: &Value) -> Value {
+    let v = user
+        .post(&format!("/storage/{collection}?batch={id}"), body)
+        .expect(202)
+        .json();
+    assert_eq!(v["batch"], id, "append answers the same batch id");
+    v
+}
+
+/// Commits batch `id` with `body`; asserts 200 and returns the response.
+#[track_caller]
+pub fn commit_batch(user: &User, collection: &str, id: &str, body: &Value) -> Resp {
+    let r = user
+        .post(
+            &format!("/storage/{collection}?batch={id}&commit=true"),
+            body,
+        )
+        .expect(200);
+    assert!(r.json().get("batch").is_none(), "commit answers no batch key: {}", r.body);
+    r
+}

@@ -32,4 +32,4 @@ pub mod server;
 pub use backend::Backend;
 pub use checks::*;
 pub use client::{random_uid, Credentials, Req, Resp, TokenSpec, User};
-pub use server::{shared, TestServer, DEFAULT_SECRET, PUBLIC_URL};
+pub use server::{shared, shared_small, TestServer, DEFAULT_SECRET, PUBLIC_URL, SMALL_LIMITS};

@@ -227,15 +227,38 @@ impl Drop for TestServer {
     }
 }
 
-static SHARED_SQLITE: OnceLock<TestServer> = OnceLock::new();
-static SHARED_MYSQL: OnceLock<TestServer> = OnceLock::new();
+/// Small limits for tests about size accounting; they satisfy the server's validation
+/// (`max_request_bytes >= max_post_bytes + 4096`, payload limit = post limit, totals >= post).
+pub const SMALL_LIMITS: &[(&str, &str)] = &[
+    ("WEFT_LIMITS_MAX_POST_RECORDS", "5"),
+    ("WEFT_LIMITS_MAX_POST_BYTES", "1000"),
+    ("WEFT_LIMITS_MAX_RECORD_PAYLOAD_BYTES", "1000"),
+    ("WEFT_LIMITS_MAX_REQUEST_BYTES", "5096"),
+    ("WEFT_LIMITS_MAX_TOTAL_RECORDS", "12"),
+    ("WEFT_LIMITS_MAX_TOTAL_BYTES", "2500"),
+];
+
+static SHARED: [OnceLock<TestServer>; 4] = [
+    OnceLock::new(),
+    OnceLock::new(),
+    OnceLock::new(),
+    OnceLock::new(),
+];
+
+fn backend_index(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 0,
+        Backend::Mysql => 1,
+    }
+}
 
 /// The one default-configured server per backend shared by the ordinary tests of a test
 /// binary; tests stay independent by using fresh random uids.
 pub fn shared(backend: Backend) -> &'static TestServer {
-    let cell = match backend {
-        Backend::Sqlite => &SHARED_SQLITE,
-        Backend::Mysql => &SHARED_MYSQL,
-    };
-    cell.get_or_init(|| TestServer::start(backend, &[]))
+    SHARED[backend_index(backend)].get_or_init(|| TestServer::start(backend, &[]))
+}
+
+/// A shared server per backend configured with `SMALL_LIMITS`.
+pub fn shared_small(backend: Backend) -> &'static TestServer {
+    SHARED[2 + backend_index(backend)].get_or_init(|| TestServer::start(backend, SMALL_LIMITS))
 }
