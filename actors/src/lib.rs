@@ -6,11 +6,14 @@
 //!   timestamps, merging, batches, quota).
 //! * `token_verifier` — holds the master secrets of every node (several at once, for rollover),
 //!   verifies tokenlib tokens and Hawk signatures, caches derived keys.
+//! * `tokenserver` — the token endpoint's actors: OAuth verification and token minting, and a
+//!   SyncArbiter actor owning the tokenserver database (users, nodes, node management).
 //!
 //! This crate knows nothing about HTTP: it speaks in protocol terms (bso, collection, batch,
 //! node, precondition) and reports typed errors that the binary maps to status codes.
 
 pub mod shard;
 pub mod token_verifier;
+pub mod tokenserver;
 
 pub use weft_schema::SyncTimestamp;

@@ -80,3 +80,5 @@ pub(crate) struct Totals {
     #[diesel(sql_type = BigInt)]
     pub bytes: i64,
 }
+
+pub mod tokenserver;

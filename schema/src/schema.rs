@@ -58,3 +58,42 @@ diesel::allow_tables_to_appear_in_same_query!(
     batch_uploads,
     batch_upload_items
 );
+
+// Tokenserver tables (tokenserver-api.md §8.1), column order as in the reference.
+
+diesel::table! {
+    services (id) {
+        id -> Integer,
+        service -> Nullable<Text>,
+        pattern -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    nodes (id) {
+        id -> BigInt,
+        service -> Integer,
+        node -> Text,
+        available -> Integer,
+        current_load -> Integer,
+        capacity -> Integer,
+        downed -> Integer,
+        backoff -> Integer,
+    }
+}
+
+diesel::table! {
+    users (uid) {
+        uid -> BigInt,
+        service -> Integer,
+        email -> Text,
+        generation -> BigInt,
+        client_state -> Text,
+        created_at -> BigInt,
+        replaced_at -> Nullable<BigInt>,
+        nodeid -> BigInt,
+        keys_changed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(services, nodes, users);

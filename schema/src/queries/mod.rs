@@ -1,6 +1,7 @@
 //! Every SQL statement Weft runs, grouped by the tables they serve. Each function takes a `Tx`
 //! and does one thing; the rules that combine them (preconditions, timestamps, merging) live
-//! in the shard actor.
+//! in the shard actor and the tokenserver actor.
 
 mod sql;
 pub mod storage;
+pub mod tokenserver;

@@ -14,6 +14,7 @@ use crate::pool::{with_tx, Tx};
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Arg<'a> {
     I64(i64),
+    OptI64(Option<i64>),
     I32(i32),
     OptI32(Option<i32>),
     Str(&'a str),
@@ -80,6 +81,7 @@ where
     for arg in args {
         query = match arg {
             Arg::I64(v) => query.bind::<BigInt, _>(v),
+            Arg::OptI64(v) => query.bind::<Nullable<BigInt>, _>(v),
             Arg::I32(v) => query.bind::<Integer, _>(v),
             Arg::OptI32(v) => query.bind::<Nullable<Integer>, _>(v),
             Arg::Str(v) => query.bind::<Text, _>(v),

@@ -1,0 +1,352 @@
+//! Verification of Mozilla-account OAuth access tokens (tokenserver-api.md §3): local RS256 JWT
+//! verification against the configured JWKs (primary and secondary, for FxA key rotation) or,
+//! when none are configured, against the keys FxA publishes; remote verification with FxA's
+//! verify endpoint for every token local verification cannot judge; the scope check; and a
+//! bounded cache of verified tokens so that a client's retries do not each cost a round trip.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::TokenserverError;
+
+/// The scope a token must carry to get a Sync token.
+pub const SYNC_SCOPE: &str = "https://identity.mozilla.com/apps/oldsync";
+
+#[derive(Debug, Clone)]
+pub struct OAuthConfig {
+    /// FxA OAuth base URL; `/v1/jwks` and `/v1/verify` are resolved against it.
+    pub server_url: String,
+    /// Limit for each request to FxA (JWKS fetch, verify).
+    pub timeout: Duration,
+    /// Configured public keys, primary first. Empty: fetch FxA's JWKS per request (§3.1).
+    pub jwks: Vec<Jwk>,
+    /// Required `iss` of JWTs; `None` skips the check.
+    pub issuer: Option<String>,
+    /// How long a verified token is remembered (never past a JWT's `exp`).
+    pub cache_ttl: Duration,
+    pub cache_size: usize,
+}
+
+/// An RSA public key in JWK form (`kty` RSA, base64url `n` and `e`); other members ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Jwk {
+    pub kty: String,
+    pub n: String,
+    pub e: String,
+}
+
+impl Jwk {
+    /// Parses a JWK's JSON text and checks that it is a usable RSA verification key.
+    pub fn parse(json: &str) -> Result<Jwk, String> {
+        let jwk: Jwk = serde_json::from_str(json).map_err(|e| format!("not a JWK: {e}"))?;
+        jwk.decoding_key().map(|_| jwk)
+    }
+
+    fn decoding_key(&self) -> Result<DecodingKey, String> {
+        if self.kty != "RSA" {
+            return Err(format!("kty is {:?}, only RSA keys verify RS256", self.kty));
+        }
+        DecodingKey::from_rsa_components(&self.n, &self.e).map_err(|e| format!("unusable RSA key: {e}"))
+    }
+}
+
+/// Who the token belongs to (§3.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthIdentity {
+    pub fxa_uid: String,
+    /// `None` when not reported (absent, null or 0).
+    pub generation: Option<i64>,
+}
+
+/// The claims local verification reads; a JWT whose claims do not have this shape is not
+/// judged locally (§3 rule 2).
+#[derive(Debug, Clone, Deserialize)]
+struct Claims {
+    sub: String,
+    scope: String,
+    /// i64, never via a float: MAX_GENERATION must survive exactly (§3.2).
+    #[serde(rename = "fxa-generation", default)]
+    generation: Option<i64>,
+}
+
+/// FxA's `/v1/verify` answer; other members ignored.
+#[derive(Debug, Deserialize)]
+struct VerifyResponse {
+    user: String,
+    scope: Vec<String>,
+    #[serde(default)]
+    generation: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct JwkSet {
+    keys: Vec<serde_json::Value>,
+}
+
+/// Result of a local attempt: verified, or no verdict (verify remotely).
+enum Local {
+    Verified { claims: Claims, expires: Option<i64> },
+    Undecided,
+}
+
+struct CacheEntry {
+    identity: OAuthIdentity,
+    until: Instant,
+}
+
+/// Verifies bearer tokens. Cheap to clone; clones share the HTTP client and the cache.
+#[derive(Clone)]
+pub struct OAuthVerifier {
+    config: Arc<OAuthConfig>,
+    keys: Arc<Vec<DecodingKey>>,
+    http: reqwest::Client,
+    /// SHA-256 of the token → identity. Hashing bounds the memory per entry whatever the
+    /// token's length.
+    cache: Arc<Mutex<HashMap<[u8; 32], CacheEntry>>>,
+}
+
+impl OAuthVerifier {
+    pub fn new(config: OAuthConfig) -> Result<OAuthVerifier, String> {
+        let keys = config.jwks.iter().map(Jwk::decoding_key).collect::<Result<Vec<_>, _>>()?;
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .user_agent(concat!("weft/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(OAuthVerifier { config: Arc::new(config), keys: Arc::new(keys), http, cache: Arc::default() })
+    }
+
+    /// Verifies `token` and checks the sync scope. Errors: `InvalidCredentials` (401) when the
+    /// token is judged invalid, `VerifierUnavailable` (503) when FxA cannot judge it.
+    pub async fn verify(&self, token: &str) -> Result<OAuthIdentity, TokenserverError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(identity) = self.cached(&digest) {
+            return Ok(identity);
+        }
+        let (identity, expires) = match self.verify_locally(token).await? {
+            Local::Verified { claims, expires } => {
+                require_scope(&claims.scope)?;
+                (OAuthIdentity { fxa_uid: claims.sub, generation: reported(claims.generation) }, expires)
+            }
+            Local::Undecided => {
+                let answer = self.verify_remotely(token).await?;
+                require_scope(&answer.scope.join(","))?;
+                (OAuthIdentity { fxa_uid: answer.user, generation: reported(answer.generation) }, None)
+            }
+        };
+        self.remember(digest, &identity, expires);
+        Ok(identity)
+    }
+
+    fn cached(&self, digest: &[u8; 32]) -> Option<OAuthIdentity> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(digest).filter(|e| e.until > Instant::now()).map(|e| e.identity.clone())
+    }
+
+    fn remember(&self, digest: [u8; 32], identity: &OAuthIdentity, expires: Option<i64>) {
+        let mut ttl = self.config.cache_ttl;
+        if let Some(exp) = expires {
+            let left = exp.saturating_sub(now_secs());
+            ttl = ttl.min(Duration::from_secs(u64::try_from(left).unwrap_or(0)));
+        }
+        if ttl.is_zero() || self.config.cache_size == 0 {
+            return;
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= self.config.cache_size {
+            // Drop what has expired; if that frees nothing, start over rather than keep
+            // bookkeeping for an LRU: a miss only costs one verification.
+            let now = Instant::now();
+            cache.retain(|_, e| e.until > now);
+            if cache.len() >= self.config.cache_size {
+                cache.clear();
+            }
+        }
+        cache.insert(digest, CacheEntry { identity: identity.clone(), until: Instant::now() + ttl });
+    }
+
+    /// §3.1 with the decision rule of §3: a verdict only for a structurally valid JWT when a
+    /// usable key exists; a positive rejection (bad signature with every key, expired, wrong
+    /// `typ`, `alg` or issuer) is final.
+    async fn verify_locally(&self, token: &str) -> Result<Local, TokenserverError> {
+        let Some(header) = jwt_shape(token) else { return Ok(Local::Undecided) };
+        let fetched;
+        let keys: &[DecodingKey] = if self.keys.is_empty() {
+            fetched = self.fetch_jwks().await;
+            &fetched
+        } else {
+            &self.keys
+        };
+        if keys.is_empty() {
+            return Ok(Local::Undecided);
+        }
+        let typ = header.typ.as_deref().unwrap_or_default();
+        let typ = if typ.contains('/') {
+            typ.to_ascii_lowercase()
+        } else {
+            format!("application/{}", typ.to_ascii_lowercase())
+        };
+        if header.typ.is_none() || typ != "application/at+jwt" {
+            return Err(invalid("JWT typ is not at+jwt"));
+        }
+        if header.alg != Algorithm::RS256 {
+            return Err(invalid("JWT is not signed with RS256"));
+        }
+        let mut validation = Validation::new(Algorithm::RS256);
+        // [REF-CHOICE] §3.1: `aud` is not checked; the scope decides what the token is for.
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp"]);
+        if let Some(issuer) = &self.config.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        for key in keys {
+            match jsonwebtoken::decode::<ExpClaims>(token, key, &validation) {
+                Ok(data) => {
+                    // The shape was checked by `jwt_shape`; these are the same bytes.
+                    let claims = claims_of(token).ok_or_else(|| invalid("JWT claims"))?;
+                    return Ok(Local::Verified { claims, expires: Some(data.claims.exp) });
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
+                Err(e) => return Err(invalid(&format!("JWT rejected: {e}"))),
+            }
+        }
+        Err(invalid("JWT signature does not verify with any key"))
+    }
+
+    /// `GET {server}/v1/jwks`, per request, as REF does ([REF-CHOICE] §3.1: a key FxA has just
+    /// rotated in is usable at once). Any failure leaves no keys, which means remote verification.
+    async fn fetch_jwks(&self) -> Vec<DecodingKey> {
+        let url = format!("{}/v1/jwks", self.config.server_url);
+        let set = match self.http.get(&url).send().await {
+            Ok(resp) if resp.status().is_success() => resp.json::<JwkSet>().await.ok(),
+            Ok(resp) => {
+                tracing::debug!(status = %resp.status(), "FxA JWKS fetch refused");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "FxA JWKS fetch failed");
+                None
+            }
+        };
+        set.map(|s| s.keys)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|k| serde_json::from_value::<Jwk>(k).ok())
+            .filter_map(|k| k.decoding_key().ok())
+            .collect()
+    }
+
+    /// `POST {server}/v1/verify` (§3.2). The verifier's 400/401/403 mean the token is invalid
+    /// (401); no answer, a timeout, any other status or an answer that is not the documented
+    /// JSON mean FxA could not judge it, which is 503 "Resource is not available" (PY and
+    /// REF's Python verifier, §3.4) rather than REF's 401: a 401 makes Firefox discard a
+    /// valid token and may ask the user to sign in again for a server-side outage.
+    async fn verify_remotely(&self, token: &str) -> Result<VerifyResponse, TokenserverError> {
+        let url = format!("{}/v1/verify", self.config.server_url);
+        let unavailable = |what: String| TokenserverError::VerifierUnavailable(what);
+        let resp = self
+            .http
+            .post(&url)
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+            .await
+            .map_err(|e| unavailable(format!("POST {url}: {e}")))?;
+        let status = resp.status();
+        if matches!(status.as_u16(), 400 | 401 | 403) {
+            return Err(invalid(&format!("FxA verify answered {status}")));
+        }
+        if !status.is_success() {
+            return Err(unavailable(format!("FxA verify answered {status}")));
+        }
+        let body = resp.bytes().await.map_err(|e| unavailable(format!("FxA verify body: {e}")))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| unavailable(format!("FxA verify answer is not the expected JSON: {e}")))
+    }
+}
+
+/// The one claim `jsonwebtoken` is asked to deserialise; the rest are read by `claims_of`.
+#[derive(Debug, Deserialize)]
+struct ExpClaims {
+    exp: i64,
+}
+
+/// The JWT header if `token` is three base64url parts with a decodable header and claims of the
+/// expected shape; `None` otherwise (→ remote verification).
+fn jwt_shape(token: &str) -> Option<jsonwebtoken::Header> {
+    if token.split('.').count() != 3 {
+        return None;
+    }
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    claims_of(token)?;
+    Some(header)
+}
+
+fn claims_of(token: &str) -> Option<Claims> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// §3.3: REF splits on `,`; OAuth scopes are space-separated. Both are accepted.
+fn require_scope(scope: &str) -> Result<(), TokenserverError> {
+    if scope.split([',', ' ']).any(|s| s == SYNC_SCOPE) {
+        Ok(())
+    } else {
+        Err(invalid("token lacks the sync scope"))
+    }
+}
+
+/// 0 means "not reported" (§3.4).
+fn reported(generation: Option<i64>) -> Option<i64> {
+    generation.filter(|g| *g != 0)
+}
+
+fn invalid(reason: &str) -> TokenserverError {
+    TokenserverError::InvalidCredentials(reason.to_string())
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_separators() {
+        assert!(require_scope(SYNC_SCOPE).is_ok());
+        assert!(require_scope(&format!("profile {SYNC_SCOPE}")).is_ok());
+        assert!(require_scope(&format!("profile,{SYNC_SCOPE}")).is_ok());
+        assert!(require_scope("profile").is_err());
+        assert!(require_scope(&format!("{SYNC_SCOPE}x")).is_err());
+    }
+
+    #[test]
+    fn shapes() {
+        assert!(jwt_shape("0123456789abcdef").is_none());
+        assert!(jwt_shape("a.b.c").is_none());
+        assert!(Jwk::parse(r#"{"kty":"EC","n":"AQAB","e":"AQAB"}"#).is_err());
+        assert!(Jwk::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn max_generation_is_exact() {
+        let v: VerifyResponse = serde_json::from_str(
+            r#"{"user":"u","scope":["s"],"generation":9223372036854775807,"client_id":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(v.generation, Some(i64::MAX));
+        let v: VerifyResponse = serde_json::from_str(r#"{"user":"u","scope":[],"generation":null}"#).unwrap();
+        assert_eq!(v.generation, None);
+    }
+}
