@@ -48,6 +48,8 @@ pub struct Settings {
     pub trust_proxy_headers: bool,
     /// `human` or `json` log lines.
     pub log_format: String,
+    /// After SIGTERM, how long in-flight requests may take to finish before they are dropped.
+    pub shutdown_timeout_seconds: u64,
     /// Extra storage nodes served by this process, each with its own database and secrets.
     pub nodes: Vec<NodeSettings>,
     pub shard: ShardSettings,
@@ -56,6 +58,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub batch: BatchSettings,
     pub cors: CorsSettings,
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -130,6 +133,25 @@ pub struct CorsSettings {
     pub max_age_seconds: u64,
 }
 
+/// The Prometheus listener, separate from the storage listener so it can stay on loopback or a
+/// private network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics` (and record metrics at all).
+    pub enabled: bool,
+    /// Address of the metrics listener, `host:port`.
+    pub listen: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        // Off by default: a self-hosted box needs no second port. 9464 rather than 9090, which
+        // Prometheus itself listens on, often on the same machine.
+        MetricsSettings { enabled: false, listen: "127.0.0.1:9464".into() }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -142,6 +164,7 @@ impl Default for Settings {
             run_migrations: true,
             trust_proxy_headers: false,
             log_format: "human".into(),
+            shutdown_timeout_seconds: 30,
             nodes: vec![],
             shard: ShardSettings::default(),
             limits: Limits::default(),
@@ -149,6 +172,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             batch: BatchSettings::default(),
             cors: CorsSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -266,6 +290,12 @@ impl Settings {
         }
         if self.master_secrets.iter().any(|s| s.is_empty()) {
             return Err(invalid("master_secrets", "a secret is empty"));
+        }
+        if self.metrics.enabled && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "metrics.listen",
+                format!("{:?} is not host:port with a numeric IP", self.metrics.listen),
+            ));
         }
         if !matches!(self.log_format.as_str(), "human" | "json") {
             return Err(invalid("log_format", "must be human or json"));

@@ -127,9 +127,9 @@ pub fn start_services(settings: &Settings, plans: Vec<NodePlan>, pools: Vec<DbPo
         .into_iter()
         .zip(pools)
         .map(|(plan, pool)| NodeEntry {
+            shard: Shard::start(&plan.url, pool, shard_config.clone()),
             url: plan.url,
             aliases: plan.aliases,
-            shard: Shard::start(pool, shard_config.clone()),
         })
         .collect();
     let verifier = TokenVerifier::new(

@@ -1,16 +1,17 @@
 //! `ShardActor`: one instance per SyncArbiter thread of a shard. It holds the node's pool and
 //! the shared per-shard context, runs each message's operation in a transaction, and retries
 //! the whole transaction when the database reports a deadlock, so that a client never sees
-//! one.
+//! one. It is also the one place that measures the database side of a request: operation
+//! latency, pool wait, deadlock retries and POST sizes (metric names in ops/metrics.md).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, Handler, SyncContext};
 use weft_schema::pool::{Backend, Tx};
 use weft_schema::queries::storage;
-use weft_schema::DbPool;
+use weft_schema::{DbConnection, DbPool};
 
 use super::messages::*;
 use super::{batch, bso, collection, info, ShardError};
@@ -36,6 +37,9 @@ pub struct ShardConfig {
 /// State shared by the threads of one shard.
 pub(super) struct ShardContext {
     pub config: ShardConfig,
+    /// The node's canonical URL: the `node` label of this shard's metrics (one per configured
+    /// node, so the label stays bounded).
+    pub node: String,
     /// Collection name → id. The mapping never changes once made, so it is cached for the life
     /// of the process; a read lock per request is cheaper than a query.
     collection_ids: RwLock<HashMap<String, i32>>,
@@ -45,8 +49,13 @@ pub(super) struct ShardContext {
 }
 
 impl ShardContext {
-    pub fn new(config: ShardConfig) -> Self {
-        ShardContext { config, collection_ids: RwLock::new(HashMap::new()), sqlite_writer: Mutex::new(()) }
+    pub fn new(node: &str, config: ShardConfig) -> Self {
+        ShardContext {
+            config,
+            node: node.to_string(),
+            collection_ids: RwLock::new(HashMap::new()),
+            sqlite_writer: Mutex::new(()),
+        }
     }
 
     /// The collection's id, or `None` when no user ever wrote to a collection of that name.
@@ -95,10 +104,7 @@ impl ShardActor {
         &self,
         op: impl Fn(&ShardContext, &mut Tx<'_>) -> Result<T, ShardError>,
     ) -> Result<T, ShardError> {
-        self.with_retries(|| {
-            let mut conn = self.pool.get()?;
-            conn.read_transaction(|tx| op(&self.context, tx))
-        })
+        self.with_retries(|| self.connection()?.read_transaction(|tx| op(&self.context, tx)))
     }
 
     /// Runs `op` in a write transaction, again on deadlock.
@@ -110,10 +116,17 @@ impl ShardActor {
             Backend::Sqlite => Some(self.context.sqlite_writer.lock().unwrap_or_else(|e| e.into_inner())),
             Backend::Mysql => None,
         };
-        self.with_retries(|| {
-            let mut conn = self.pool.get()?;
-            conn.write_transaction(|tx| op(&self.context, tx))
-        })
+        self.with_retries(|| self.connection()?.write_transaction(|tx| op(&self.context, tx)))
+    }
+
+    /// A pooled connection; the time spent waiting for it is `weft_db_pool_wait_seconds`, the
+    /// first sign of a pool too small for the load.
+    fn connection(&self) -> Result<DbConnection, ShardError> {
+        let started = Instant::now();
+        let conn = self.pool.get();
+        metrics::histogram!("weft_db_pool_wait_seconds", "node" => self.context.node.clone())
+            .record(started.elapsed().as_secs_f64());
+        Ok(conn?)
     }
 
     fn with_retries<T>(&self, attempt: impl Fn() -> Result<T, ShardError>) -> Result<T, ShardError> {
@@ -123,6 +136,8 @@ impl ShardActor {
             match attempt() {
                 Err(ShardError::Database(err)) if err.is_retryable() && tries < DEADLOCK_ATTEMPTS => {
                     tracing::warn!(attempt = tries, error = %err, "transaction deadlocked; retrying");
+                    metrics::counter!("weft_db_deadlock_retries_total", "node" => self.context.node.clone())
+                        .increment(1);
                     // A short, growing pause lets the transaction that won finish first.
                     std::thread::sleep(Duration::from_millis(5 * u64::from(tries)));
                 }
@@ -136,14 +151,26 @@ impl Actor for ShardActor {
     type Context = SyncContext<Self>;
 }
 
-/// Implements `Handler<M>` by running the operation function in a read or write transaction.
+/// Implements `Handler<M>` by running the operation function in a read or write transaction,
+/// timing it as `weft_db_operation_duration_seconds{operation="<message name>"}` (deadlock
+/// retries included: that is the latency the request saw). An optional `observe` function
+/// records what only that message knows (e.g. POST sizes) once the operation succeeded.
 macro_rules! handle {
-    ($msg:ty, $kind:ident, $op:path) => {
+    ($msg:ty, $kind:ident, $op:path $(, observe = $observe:path)?) => {
         impl Handler<$msg> for ShardActor {
             type Result = <$msg as actix::Message>::Result;
 
             fn handle(&mut self, msg: $msg, _: &mut Self::Context) -> Self::Result {
-                self.$kind(|ctx, tx| $op(ctx, tx, &msg))
+                let started = Instant::now();
+                let result = self.$kind(|ctx, tx| $op(ctx, tx, &msg));
+                metrics::histogram!(
+                    "weft_db_operation_duration_seconds",
+                    "node" => self.context.node.clone(),
+                    "operation" => stringify!($msg),
+                )
+                .record(started.elapsed().as_secs_f64());
+                $( if result.is_ok() { $observe(&self.context, &msg); } )?
+                result
             }
         }
     };
@@ -155,7 +182,7 @@ handle!(GetCollectionUsage, read, info::get_collection_usage);
 handle!(GetCollectionCounts, read, info::get_collection_counts);
 handle!(DeleteStorage, write, info::delete_storage);
 handle!(GetBsos, read, collection::get_bsos);
-handle!(PostBsos, write, batch::post_bsos);
+handle!(PostBsos, write, batch::post_bsos, observe = batch::observe_post);
 handle!(DeleteCollection, write, collection::delete_collection);
 handle!(GetBso, read, bso::get_bso);
 handle!(PutBso, write, bso::put_bso);
@@ -165,6 +192,6 @@ impl Handler<CheckHealth> for ShardActor {
     type Result = Result<(), ShardError>;
 
     fn handle(&mut self, _: CheckHealth, _: &mut Self::Context) -> Self::Result {
-        self.pool.get()?.check().map_err(ShardError::from)
+        self.connection()?.check().map_err(ShardError::from)
     }
 }

@@ -32,6 +32,18 @@ pub fn post_bsos(ctx: &ShardContext, tx: &mut Tx<'_>, msg: &PostBsos) -> Result<
     }
 }
 
+/// `weft_post_records{mode}`: records in the body of each successful POST, by what it did. It
+/// shows operators how clients batch their uploads (and so how big their transactions are).
+pub fn observe_post(ctx: &ShardContext, msg: &PostBsos) {
+    let mode = match (&msg.batch, msg.commit) {
+        (None, _) => "post",
+        (Some(_), false) => "batch_stage",
+        (Some(_), true) => "batch_commit",
+    };
+    metrics::histogram!("weft_post_records", "node" => ctx.node.clone(), "mode" => mode)
+        .record(msg.bsos.len() as f64);
+}
+
 /// The batch id as clients see it: standard base64 of its decimal digits, which only ever
 /// yields letters, digits and `=` — safe to append to a query string unencoded (REF's format).
 pub fn encode_batch_id(batch: i64) -> String {

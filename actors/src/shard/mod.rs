@@ -1,7 +1,8 @@
 //! The shard actor: one per storage db node. It runs on an actix `SyncArbiter` (one OS thread
 //! per configured thread), owns the node's r2d2 pool, and answers the messages of `messages`,
 //! one per protocol operation. `Shard` is the handle the HTTP layer holds: it bounds how many
-//! requests may queue for the node and sheds the rest at once.
+//! requests may queue for the node and sheds the rest at once, counting what it sheds
+//! (`weft_shard_shed_total`).
 
 mod actor;
 mod apply;
@@ -31,6 +32,7 @@ pub use self::messages::*;
 pub struct Shard {
     addr: Addr<ShardActor>,
     pool: DbPool,
+    node: String,
     /// Requests admitted and not yet answered (queued or running). Bounded by `queue_limit`.
     in_flight: Arc<AtomicUsize>,
     queue_limit: usize,
@@ -47,14 +49,28 @@ impl Drop for Admission {
 }
 
 impl Shard {
-    /// Starts `config.threads` shard threads over `pool`.
-    pub fn start(pool: DbPool, config: ShardConfig) -> Shard {
+    /// Starts `config.threads` shard threads over `pool` for the node whose canonical URL is
+    /// `node` (the `node` label of the shard's metrics).
+    pub fn start(node: &str, pool: DbPool, config: ShardConfig) -> Shard {
         let threads = config.threads;
         let queue_limit = config.queue_limit;
         let actor_pool = pool.clone();
-        let context = Arc::new(ShardContext::new(config));
+        let context = Arc::new(ShardContext::new(node, config));
         let addr = SyncArbiter::start(threads, move || ShardActor::new(actor_pool.clone(), context.clone()));
-        Shard { addr, pool, in_flight: Arc::new(AtomicUsize::new(0)), queue_limit, threads }
+        // Exported at 0 from the start, so that rates and alerts see the series before the
+        // first shed request.
+        for reason in ["queue_full", "no_connection"] {
+            metrics::counter!("weft_shard_shed_total", "node" => node.to_string(), "reason" => reason)
+                .absolute(0);
+        }
+        Shard {
+            addr,
+            pool,
+            node: node.to_string(),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            queue_limit,
+            threads,
+        }
     }
 
     /// Sends one message; answers `Overloaded` at once when `queue_limit` requests are already
@@ -69,11 +85,23 @@ impl Shard {
         let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
         let admission = Admission(self.in_flight.clone());
         if before >= self.queue_limit {
+            self.count_shed("queue_full");
             return Err(ShardError::Overloaded("shard queue is full".into()));
         }
         let reply = self.addr.send(msg).await;
         drop(admission);
-        reply.map_err(|e| ShardError::Database(DbError::Query(format!("shard actor unavailable: {e}"))))?
+        let result = reply
+            .map_err(|e| ShardError::Database(DbError::Query(format!("shard actor unavailable: {e}"))))?;
+        if let Err(ShardError::Overloaded(_)) = &result {
+            // Inside the actor, `Overloaded` only comes from a pool wait that timed out.
+            self.count_shed("no_connection");
+        }
+        result
+    }
+
+    fn count_shed(&self, reason: &'static str) {
+        metrics::counter!("weft_shard_shed_total", "node" => self.node.clone(), "reason" => reason)
+            .increment(1);
     }
 
     /// Requests queued or running now.
