@@ -1,0 +1,114 @@
+//! Client credentials as a Firefox holds them after talking to the tokenserver: a tokenlib
+//! token minted from the node's master secret (tokens-and-hawk.md §2, §3) and the Hawk
+//! `Authorization` header computed over each request (§6), with no payload hash and no `ext`,
+//! exactly as Firefox signs (storage-api.md §12.1).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use reqwest::Url;
+use sha2::{Digest, Sha256};
+use weft_actors::token_verifier::hawk::{normalized_string, request_mac, HawkHeader};
+use weft_actors::token_verifier::{mint_token, TokenPayload};
+
+/// One user's storage credentials.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub uid: u64,
+    token: String,
+    key: String,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// 32 hex characters standing for the user's Mozilla-account uid, stable per uid.
+pub fn fxa_uid(uid: u64) -> String {
+    hex(&Sha256::digest(format!("weft-loadtest fxa {uid}").as_bytes())[..16])
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Credentials {
+    /// Mints a token for `uid` on `node`, valid for `lifetime_s` seconds from now, as the
+    /// tokenserver would (the token verifier's own minting code, so both sides agree).
+    pub fn mint(master_secret: &str, node: &str, uid: u64, lifetime_s: u64) -> Credentials {
+        let fxa_uid = fxa_uid(uid);
+        let payload = TokenPayload {
+            uid,
+            node: node.to_string(),
+            expires: (unix_now() + lifetime_s) as f64,
+            salt: String::new(),
+            hashed_fxa_uid: fxa_uid.clone(),
+            fxa_uid,
+            fxa_kid: "0000000000001-AAAAAAAAAAAAAAAAAAAAAA".into(),
+            hashed_device_id: String::new(),
+        };
+        let (token, key) = mint_token(master_secret, &payload);
+        Credentials { uid, token, key }
+    }
+
+    /// Credentials handed out by a tokenserver (its `id` and `key`).
+    pub fn issued(uid: u64, token: String, key: String) -> Credentials {
+        Credentials { uid, token, key }
+    }
+
+    /// The `Authorization` value for `method` on `url`: the MAC covers the path and query
+    /// exactly as they go on the request line, and the host and port the client connects to.
+    pub fn authorization(&self, method: &str, url: &Url, nonce: &[u8; 6]) -> String {
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let header = HawkHeader {
+            id: self.token.clone(),
+            ts: unix_now().to_string(),
+            nonce: STANDARD.encode(nonce),
+            mac: String::new(),
+            hash: None,
+            ext: None,
+        };
+        let host = url.host_str().unwrap_or("");
+        let port = url.port_or_known_default().unwrap_or(80);
+        let mac = request_mac(&self.key, &normalized_string(&header, method, &target, host, port));
+        format!("Hawk id=\"{}\", ts=\"{}\", nonce=\"{}\", mac=\"{mac}\"", header.id, header.ts, header.nonce)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_actors::token_verifier::hawk::{parse_header, verify_mac};
+    use weft_actors::token_verifier::token::derived_key;
+
+    #[test]
+    fn header_verifies_like_the_server_checks_it() {
+        let creds = Credentials::mint("secret", "http://127.0.0.1:8000", 42, 60);
+        let url = Url::parse("http://127.0.0.1:8000/1.5/42/storage/history?batch=MTIz&commit=true")
+            .expect("test URL");
+        let value = creds.authorization("POST", &url, &[1, 2, 3, 4, 5, 6]);
+        let parsed = parse_header(&value).expect("parses");
+        assert_eq!(parsed.id, creds.token);
+        let salt = {
+            let payload = weft_actors::token_verifier::token::verify_token_signature(
+                &weft_actors::token_verifier::token::signing_secret("secret"),
+                &parsed.id,
+            )
+            .expect("signed with the secret");
+            weft_actors::token_verifier::token::parse_payload(&payload).expect("payload").salt
+        };
+        let key = derived_key("secret", &salt, &parsed.id);
+        let normalized = normalized_string(
+            &parsed,
+            "POST",
+            "/1.5/42/storage/history?batch=MTIz&commit=true",
+            "127.0.0.1",
+            8000,
+        );
+        assert!(verify_mac(&key, &normalized, &parsed.mac));
+    }
+}

@@ -1,0 +1,254 @@
+//! `ApiError`: every way a storage request can fail, and the one place where a failure becomes
+//! an HTTP response (storage-api.md §9, §10). Error bodies are a bare JSON integer (a weave
+//! error code, §10.2) with `Content-Type: application/json`; 304 and 412 are empty and carry
+//! `X-Last-Modified` (§5.4); 405 is empty, as REF's framework answers it.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
+use weft_actors::shard::ShardError;
+use weft_actors::token_verifier::AuthError;
+use weft_actors::SyncTimestamp;
+use weft_schema::DbError;
+
+/// Weave error codes REF sends (storage-api.md §10.2).
+const WEAVE_UNKNOWN_ERROR: u8 = 0;
+const WEAVE_INVALID_WBO: u8 = 8;
+const WEAVE_OVER_QUOTA: u8 = 14;
+const WEAVE_SIZE_LIMIT_EXCEEDED: u8 = 17;
+
+/// `Retry-After` on a write conflict: 10 s in both references (§4.4).
+const CONFLICT_RETRY_AFTER_SECONDS: u32 = 10;
+
+/// `Retry-After` on a shed request when the caller has no configured value
+/// (`shard.retry_after_seconds` defaults to the same).
+const DEFAULT_RETRY_AFTER_SECONDS: u32 = 10;
+
+pub const X_LAST_MODIFIED: &str = "x-last-modified";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing or invalid Hawk credentials: 401, body `0`. The reason is for logs only.
+    #[error("authentication failed: {0}")]
+    Unauthorized(AuthError),
+    /// The token's uid is not the one in the path.
+    #[error("uid in the path does not match the token")]
+    UidMismatch,
+    /// An invalid query parameter, precondition, batch parameter or header value: 400, body `0`.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// An unusable BSO body (§6.8, §6.12): 400, body `8`.
+    #[error("invalid BSO body: {0}")]
+    InvalidBso(String),
+    /// An `X-Weave-*` size header over its limit, or a batch over its totals: 400, body `17`.
+    #[error("size limit exceeded: {0}")]
+    SizeLimitExceeded(String),
+    /// Body larger than `max_request_bytes` (§5.1): 413, body `17`.
+    #[error("request body larger than max_request_bytes")]
+    PayloadTooLarge,
+    #[error("unsupported Content-Type")]
+    UnsupportedMediaType,
+    #[error("no acceptable output format")]
+    NotAcceptable,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// `X-If-Modified-Since` satisfied; carries the resource's timestamp.
+    #[error("not modified since {0}")]
+    NotModified(SyncTimestamp),
+    /// `X-If-Unmodified-Since` failed; carries the resource's timestamp.
+    #[error("modified since the precondition, at {0}")]
+    PreconditionFailed(SyncTimestamp),
+    #[error("over quota")]
+    QuotaExceeded,
+    /// Write conflict (same 10 ms tick even after the shard's retry).
+    #[error("write conflict")]
+    Conflict,
+    /// The request was shed (shard queue full, no connection in time, actor unreachable).
+    #[error("service unavailable: {reason}")]
+    Unavailable { reason: String, retry_after_seconds: u32 },
+    #[error(transparent)]
+    Database(DbError),
+    /// A fault of this server's own wiring, never of the client's input.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Maps a shard reply error, with the configured `Retry-After` for shed requests.
+    pub fn from_shard(err: ShardError, retry_after_seconds: u32) -> ApiError {
+        match err {
+            ShardError::NotModified(ts) => ApiError::NotModified(ts),
+            ShardError::PreconditionFailed(ts) => ApiError::PreconditionFailed(ts),
+            ShardError::NotFound => ApiError::NotFound,
+            // REF deliberately answers 400 rather than 404 for any unusable batch id (§6.9).
+            ShardError::InvalidBatch => ApiError::InvalidRequest("invalid batch id".into()),
+            ShardError::BatchLimitExceeded => ApiError::SizeLimitExceeded("batch totals".into()),
+            ShardError::QuotaExceeded => ApiError::QuotaExceeded,
+            ShardError::Conflict => ApiError::Conflict,
+            ShardError::Overloaded(reason) => ApiError::Unavailable { reason, retry_after_seconds },
+            ShardError::Database(err) => ApiError::Database(err),
+        }
+    }
+
+    /// The weave error code of the body (§10.2, REF's choices).
+    fn weave_code(&self) -> u8 {
+        match self {
+            ApiError::InvalidBso(_) => WEAVE_INVALID_WBO,
+            ApiError::QuotaExceeded => WEAVE_OVER_QUOTA,
+            ApiError::SizeLimitExceeded(_) | ApiError::PayloadTooLarge => WEAVE_SIZE_LIMIT_EXCEEDED,
+            _ => WEAVE_UNKNOWN_ERROR,
+        }
+    }
+}
+
+impl From<ShardError> for ApiError {
+    fn from(err: ShardError) -> Self {
+        ApiError::from_shard(err, DEFAULT_RETRY_AFTER_SECONDS)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            // [DIFF] §2: REF answers a uid mismatch with 400 (body 0); PY answered 401. We
+            // follow REF, what Firefox talks to today.
+            ApiError::UidMismatch
+            | ApiError::InvalidRequest(_)
+            | ApiError::InvalidBso(_)
+            | ApiError::SizeLimitExceeded(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotModified(_) => StatusCode::NOT_MODIFIED,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            // [DIFF] §11: PROTO says 400/14; both references answer 403.
+            ApiError::QuotaExceeded => StatusCode::FORBIDDEN,
+            // [DIFF] §4.4: PROTO says 409; both references answer 503 + Retry-After because
+            // old Firefox versions mishandled 409.
+            ApiError::Conflict | ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Database(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::NotModified(ts) | ApiError::PreconditionFailed(ts) => {
+                return response.insert_header((X_LAST_MODIFIED, ts.to_string())).finish();
+            }
+            ApiError::MethodNotAllowed => return response.finish(),
+            ApiError::Unauthorized(err) => {
+                tracing::info!(reason = err.reason(), "authentication failed: {err}");
+            }
+            ApiError::Conflict => {
+                response.insert_header((header::RETRY_AFTER, CONFLICT_RETRY_AFTER_SECONDS));
+            }
+            ApiError::Unavailable { reason, retry_after_seconds } => {
+                tracing::warn!("request shed: {reason}");
+                response.insert_header((header::RETRY_AFTER, *retry_after_seconds));
+            }
+            // Only the error itself is logged: request bodies and payloads never reach a log.
+            ApiError::Database(err) => tracing::error!("database error: {err}"),
+            ApiError::Internal(msg) => tracing::error!("internal error: {msg}"),
+            _ => {}
+        }
+        weave_error_body(response, self.weave_code())
+    }
+}
+
+fn weave_error_body(mut response: HttpResponseBuilder, code: u8) -> HttpResponse {
+    response
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
+        .body(code.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    struct Rendered {
+        status: u16,
+        content_type: Option<String>,
+        last_modified: Option<String>,
+        retry_after: Option<String>,
+        body: String,
+    }
+
+    fn render(err: ApiError) -> Rendered {
+        let response = err.error_response();
+        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+        let (status, content_type, last_modified, retry_after) = (
+            response.status().as_u16(),
+            header("content-type"),
+            header(X_LAST_MODIFIED),
+            header("retry-after"),
+        );
+        let body = response.into_body().try_into_bytes().unwrap();
+        Rendered {
+            status,
+            content_type,
+            last_modified,
+            retry_after,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn bodies_are_json_weave_codes() {
+        let cases = [
+            (ApiError::Unauthorized(AuthError::BadMac), 401, "0"),
+            (ApiError::UidMismatch, 400, "0"),
+            (ApiError::InvalidRequest("x".into()), 400, "0"),
+            (ApiError::InvalidBso("x".into()), 400, "8"),
+            (ApiError::SizeLimitExceeded("x".into()), 400, "17"),
+            (ApiError::PayloadTooLarge, 413, "17"),
+            (ApiError::UnsupportedMediaType, 415, "0"),
+            (ApiError::NotAcceptable, 406, "0"),
+            (ApiError::NotFound, 404, "0"),
+            (ApiError::QuotaExceeded, 403, "14"),
+            (ApiError::Internal("x".into()), 500, "0"),
+        ];
+        for (err, status, body) in cases {
+            let r = render(err);
+            assert_eq!((r.status, r.body.as_str()), (status, body));
+            assert_eq!(r.content_type.as_deref(), Some("application/json"));
+        }
+    }
+
+    #[test]
+    fn shard_errors_map_to_protocol_responses() {
+        let ts = SyncTimestamp::from_millis(1_500);
+        for (err, status) in [(ShardError::NotModified(ts), 304), (ShardError::PreconditionFailed(ts), 412)] {
+            let r = render(err.into());
+            assert_eq!((r.status, r.last_modified.as_deref(), r.body.as_str()), (status, Some("1.50"), ""));
+        }
+        let r = render(ShardError::Conflict.into());
+        assert_eq!((r.status, r.retry_after.as_deref(), r.body.as_str()), (503, Some("10"), "0"));
+        let r = render(ApiError::from_shard(ShardError::Overloaded("queue full".into()), 7));
+        assert_eq!((r.status, r.retry_after.as_deref(), r.body.as_str()), (503, Some("7"), "0"));
+        let r = render(ShardError::Overloaded("queue full".into()).into());
+        assert_eq!(r.retry_after.as_deref(), Some("10"));
+        for (err, status, body) in [
+            (ShardError::InvalidBatch, 400, "0"),
+            (ShardError::BatchLimitExceeded, 400, "17"),
+            (ShardError::QuotaExceeded, 403, "14"),
+            (ShardError::NotFound, 404, "0"),
+            (ShardError::Database(DbError::Query("boom".into())), 500, "0"),
+        ] {
+            let r = render(err.into());
+            assert_eq!((r.status, r.body.as_str()), (status, body));
+        }
+    }
+
+    #[test]
+    fn method_not_allowed_is_empty() {
+        let r = render(ApiError::MethodNotAllowed);
+        assert_eq!((r.status, r.body.as_str()), (405, ""));
+    }
+}
