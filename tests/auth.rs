@@ -18,9 +18,7 @@ fn assert_auth_failure(r: &Resp) {
     assert_eq!(r.status, 401, "{}: body {:?}", r.what, r.body);
     assert_eq!(r.body.trim(), "0", "{}: 401 body", r.what);
     assert!(
-        r.header("Content-Type")
-            .unwrap_or_default()
-            .starts_with("application/json"),
+        r.header("Content-Type").unwrap_or_default().starts_with("application/json"),
         "{}: 401 content type",
         r.what
     );

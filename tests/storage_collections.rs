@@ -13,19 +13,25 @@ use serde_json::{json, Value};
 /// Two POSTs: `a*` items share T1, `b*` items share T2 > T1; sortindexes collide on purpose.
 fn two_generations(u: &User, coll: &str) -> (i64, i64) {
     let t1 = u
-        .post(&format!("/storage/{coll}"), &json!([
-            {"id": "a1", "payload": "p", "sortindex": 10},
-            {"id": "a3", "payload": "p", "sortindex": 10},
-            {"id": "a2", "payload": "p"},
-        ]))
+        .post(
+            &format!("/storage/{coll}"),
+            &json!([
+                {"id": "a1", "payload": "p", "sortindex": 10},
+                {"id": "a3", "payload": "p", "sortindex": 10},
+                {"id": "a2", "payload": "p"},
+            ]),
+        )
         .expect(200)
         .ts_header("X-Last-Modified");
     let t2 = u
-        .post(&format!("/storage/{coll}"), &json!([
-            {"id": "b2", "payload": "p", "sortindex": 10},
-            {"id": "b1", "payload": "p", "sortindex": 20},
-            {"id": "b3", "payload": "p", "sortindex": -5},
-        ]))
+        .post(
+            &format!("/storage/{coll}"),
+            &json!([
+                {"id": "b2", "payload": "p", "sortindex": 10},
+                {"id": "b1", "payload": "p", "sortindex": 20},
+                {"id": "b3", "payload": "p", "sortindex": -5},
+            ]),
+        )
         .expect(200)
         .ts_header("X-Last-Modified");
     assert!(t2 > t1);

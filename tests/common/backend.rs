@@ -26,7 +26,8 @@ impl MysqlTarget {
     pub fn from_env() -> MysqlTarget {
         let url = std::env::var("WEFT_TEST_MYSQL_URL")
             .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_string());
-        Self::parse(&url).unwrap_or_else(|| panic!("WEFT_TEST_MYSQL_URL {url:?} is not mysql://user[:pass]@host[:port]"))
+        Self::parse(&url)
+            .unwrap_or_else(|| panic!("WEFT_TEST_MYSQL_URL {url:?} is not mysql://user[:pass]@host[:port]"))
     }
 
     fn parse(url: &str) -> Option<MysqlTarget> {
@@ -41,12 +42,7 @@ impl MysqlTarget {
             Some((h, p)) => (h.to_string(), p.parse().ok()?),
             None => (hostport.to_string(), 3306),
         };
-        Some(MysqlTarget {
-            user,
-            password,
-            host,
-            port,
-        })
+        Some(MysqlTarget { user, password, host, port })
     }
 
     /// The server URL for database `db`.
@@ -60,11 +56,8 @@ impl MysqlTarget {
 
     /// The `mariadb` CLI arguments that connect to this server.
     pub fn cli_args(&self) -> Vec<String> {
-        let mut args = vec![
-            format!("-h{}", self.host),
-            format!("-P{}", self.port),
-            format!("-u{}", self.user),
-        ];
+        let mut args =
+            vec![format!("-h{}", self.host), format!("-P{}", self.port), format!("-u{}", self.user)];
         if let Some(p) = &self.password {
             args.push(format!("-p{p}"));
         }
@@ -102,24 +95,15 @@ impl Database {
     /// A brand-new, empty database for one server.
     pub fn create(backend: Backend, dir: &Path) -> Database {
         match backend {
-            Backend::Sqlite => Database {
-                url: format!("sqlite:{}", dir.join("weft.db").display()),
-                mysql: None,
-            },
+            Backend::Sqlite => {
+                Database { url: format!("sqlite:{}", dir.join("weft.db").display()), mysql: None }
+            }
             Backend::Mysql => {
                 let target = MysqlTarget::from_env();
-                let name = format!(
-                    "weft_test_{}_{}",
-                    std::process::id(),
-                    DB_COUNTER.fetch_add(1, Ordering::SeqCst)
-                );
-                target.execute(&format!(
-                    "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-                ));
-                Database {
-                    url: target.url(&name),
-                    mysql: Some((target, name)),
-                }
+                let name =
+                    format!("weft_test_{}_{}", std::process::id(), DB_COUNTER.fetch_add(1, Ordering::SeqCst));
+                target.execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"));
+                Database { url: target.url(&name), mysql: Some((target, name)) }
             }
         }
     }
@@ -127,14 +111,8 @@ impl Database {
     /// Shell command (for the watchdog) that drops this database, if it is a MySQL one.
     pub fn drop_command(&self) -> Option<String> {
         let (target, name) = self.mysql.as_ref()?;
-        let args: Vec<String> = target
-            .cli_args()
-            .iter()
-            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
-            .collect();
-        Some(format!(
-            "mariadb {} -e 'DROP DATABASE IF EXISTS {name}' >/dev/null 2>&1",
-            args.join(" ")
-        ))
+        let args: Vec<String> =
+            target.cli_args().iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
+        Some(format!("mariadb {} -e 'DROP DATABASE IF EXISTS {name}' >/dev/null 2>&1", args.join(" ")))
     }
 }

@@ -8,10 +8,7 @@ use super::client::{Resp, User};
 /// Parses a protocol timestamp (`1388635807.41`) into ms, asserting the exact two-decimal form.
 #[track_caller]
 pub fn parse_ts(text: &str) -> i64 {
-    assert!(
-        is_two_decimal(text),
-        "timestamp {text:?} is not <digits>.<two digits>"
-    );
+    assert!(is_two_decimal(text), "timestamp {text:?} is not <digits>.<two digits>");
     let (secs, frac) = text.split_once('.').expect("checked above");
     secs.parse::<i64>().expect("seconds") * 1000 + frac.parse::<i64>().expect("fraction") * 10
 }
@@ -41,9 +38,7 @@ pub fn raw_numbers_after(body: &str, key: &str) -> Vec<String> {
     let mut rest = body;
     while let Some(i) = rest.find(&pat) {
         let after = rest[i + pat.len()..].trim_start();
-        let end = after
-            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
-            .unwrap_or(after.len());
+        let end = after.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).unwrap_or(after.len());
         out.push(after[..end].to_string());
         rest = &after[end..];
     }
@@ -53,9 +48,7 @@ pub fn raw_numbers_after(body: &str, key: &str) -> Vec<String> {
 /// A JSON number that must be a two-decimal timestamp in the raw body; returns ms.
 #[track_caller]
 pub fn json_ts(v: &Value) -> i64 {
-    let f = v
-        .as_f64()
-        .unwrap_or_else(|| panic!("{v} is not a number"));
+    let f = v.as_f64().unwrap_or_else(|| panic!("{v} is not a number"));
     (f * 100.0).round() as i64 * 10
 }
 
@@ -90,9 +83,7 @@ pub fn seed(user: &User, collection: &str) -> i64 {
         {"id": "known-b", "payload": "bravo"},
         {"id": "known-c", "payload": "charlié €", "sortindex": -3}
     ]);
-    let r = user
-        .post(&format!("/storage/{collection}"), &body)
-        .expect(200);
+    let r = user.post(&format!("/storage/{collection}"), &body).expect(200);
     let v = r.json();
     assert_eq!(v["success"].as_array().map(Vec::len), Some(3), "seed: {v}");
     r.ts_header("X-Last-Modified")
@@ -112,9 +103,7 @@ pub struct Snapshot {
 pub fn snapshot(user: &User, collection: &str) -> Snapshot {
     let info = user.get("/info/collections").expect(200);
     let counts = user.get("/info/collection_counts").expect(200);
-    let coll = user
-        .get(&format!("/storage/{collection}?full=1&sort=oldest"))
-        .expect(200);
+    let coll = user.get(&format!("/storage/{collection}?full=1&sort=oldest")).expect(200);
     Snapshot {
         info_last_modified: info.must_header("X-Last-Modified"),
         info: info.body,
@@ -136,10 +125,7 @@ pub fn rejects_unchanged(
     send: impl FnOnce() -> Resp,
 ) -> Resp {
     let before = snapshot(user, collection);
-    assert_ne!(
-        before.collection, "[]",
-        "bad-input tests must run against stored data in {collection}"
-    );
+    assert_ne!(before.collection, "[]", "bad-input tests must run against stored data in {collection}");
     let resp = send();
     assert_eq!(
         resp.status, status,
@@ -164,10 +150,7 @@ pub fn seeded_user(server: &super::TestServer, collection: &str) -> User {
 /// Characters a batch id or offset token may contain so that clients can append it to a query
 /// string unencoded (§6.7, §6.9).
 pub fn is_query_safe(token: &str) -> bool {
-    !token.is_empty()
-        && token
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"-_.~:=".contains(&c))
+    !token.is_empty() && token.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.~:=".contains(&c))
 }
 
 /// Reads `/storage/{collection}?{query}` page by page with `limit`, appending each
@@ -191,9 +174,7 @@ pub fn read_paged(
         if let Some(o) = &offset {
             q.push_str(&format!("&offset={o}"));
         }
-        let r = user
-            .get(&format!("/storage/{collection}?{q}"))
-            .expect(200);
+        let r = user.get(&format!("/storage/{collection}?{q}")).expect(200);
         let items = r.json().as_array().cloned().expect("array");
         assert!(items.len() <= limit, "{}: {} > limit", r.what, items.len());
         assert_eq!(
@@ -217,14 +198,9 @@ pub fn read_paged(
 /// Starts a batch in `collection` staging `body`; asserts 202 and a query-safe id.
 #[track_caller]
 pub fn create_batch(user: &User, collection: &str, body: &Value) -> String {
-    let r = user
-        .post(&format!("/storage/{collection}?batch=true"), body)
-        .expect(202);
+    let r = user.post(&format!("/storage/{collection}?batch=true"), body).expect(202);
     let v = r.json();
-    let id = v["batch"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{}: no batch id in {v}", r.what))
-        .to_string();
+    let id = v["batch"].as_str().unwrap_or_else(|| panic!("{}: no batch id in {v}", r.what)).to_string();
     assert!(is_query_safe(&id), "batch id {id:?} is not query-safe");
     id
 }
@@ -232,10 +208,7 @@ pub fn create_batch(user: &User, collection: &str, body: &Value) -> String {
 /// Stages `body` into batch `id` (id appended verbatim, as many clients do); asserts 202.
 #[track_caller]
 pub fn append_batch(user: &User, collection: &str, id: &str, body: &Value) -> Value {
-    let v = user
-        .post(&format!("/storage/{collection}?batch={id}"), body)
-        .expect(202)
-        .json();
+    let v = user.post(&format!("/storage/{collection}?batch={id}"), body).expect(202).json();
     assert_eq!(v["batch"], id, "append answers the same batch id");
     v
 }
@@ -243,12 +216,7 @@ pub fn append_batch(user: &User, collection: &str, id: &str, body: &Value) -> Va
 /// Commits batch `id` with `body`; asserts 200 and returns the response.
 #[track_caller]
 pub fn commit_batch(user: &User, collection: &str, id: &str, body: &Value) -> Resp {
-    let r = user
-        .post(
-            &format!("/storage/{collection}?batch={id}&commit=true"),
-            body,
-        )
-        .expect(200);
+    let r = user.post(&format!("/storage/{collection}?batch={id}&commit=true"), body).expect(200);
     assert!(r.json().get("batch").is_none(), "commit answers no batch key: {}", r.body);
     r
 }

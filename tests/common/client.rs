@@ -198,8 +198,7 @@ impl Req {
     /// A raw body with the given Content-Type (`None`: no Content-Type header at all).
     pub fn body(mut self, content_type: Option<&str>, body: impl Into<Vec<u8>>) -> Req {
         if let Some(ct) = content_type {
-            self.headers
-                .push(("Content-Type".to_string(), ct.to_string()));
+            self.headers.push(("Content-Type".to_string(), ct.to_string()));
         }
         self.body = Some(body.into());
         self
@@ -274,18 +273,11 @@ impl Req {
         if let Some(body) = self.body {
             rb = rb.body(body);
         }
-        let resp = rb
-            .send()
-            .unwrap_or_else(|e| panic!("{} {} failed: {e}", self.method, self.target));
+        let resp = rb.send().unwrap_or_else(|e| panic!("{} {} failed: {e}", self.method, self.target));
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.text().unwrap_or_default();
-        Resp {
-            status,
-            headers,
-            body,
-            what: format!("{} {}", self.method, sent_target),
-        }
+        Resp { status, headers, body, what: format!("{} {}", self.method, sent_target) }
     }
 }
 
@@ -320,9 +312,7 @@ impl Resp {
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().expect("ASCII header").to_string())
+        self.headers.get(name).map(|v| v.to_str().expect("ASCII header").to_string())
     }
 
     #[track_caller]

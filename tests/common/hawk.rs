@@ -17,9 +17,7 @@ const DERIVE_INFO_PREFIX: &str = "services.mozilla.com/tokenlib/v1/derive/";
 /// HKDF-SHA256 with a 32-byte output; `salt = None` is the RFC default (32 zero bytes).
 pub fn hkdf32(ikm: &[u8], salt: Option<&[u8]>, info: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
-    Hkdf::<Sha256>::new(salt, ikm)
-        .expand(info, &mut out)
-        .expect("32 bytes is a valid HKDF-SHA256 length");
+    Hkdf::<Sha256>::new(salt, ikm).expand(info, &mut out).expect("32 bytes is a valid HKDF-SHA256 length");
     out
 }
 
@@ -46,21 +44,12 @@ pub fn mint_token(master_secret: &str, payload: &str) -> String {
 /// prefix + whole token string).
 pub fn derived_key(master_secret: &str, salt: &str, token: &str) -> String {
     let info = format!("{DERIVE_INFO_PREFIX}{token}");
-    URL_SAFE.encode(hkdf32(
-        master_secret.as_bytes(),
-        Some(salt.as_bytes()),
-        info.as_bytes(),
-    ))
+    URL_SAFE.encode(hkdf32(master_secret.as_bytes(), Some(salt.as_bytes()), info.as_bytes()))
 }
 
 /// `hash` attribute value for a body (§6.5): the media type is lower-cased, parameters dropped.
 pub fn payload_hash(content_type: &str, body: &[u8]) -> String {
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let mut h = Sha256::new();
     h.update(b"hawk.1.payload\n");
     h.update(media.as_bytes());
@@ -101,12 +90,8 @@ pub fn mac(key: &str, p: &HawkParams) -> String {
 
 /// A complete `Authorization` header value for token `id` signed with `key`.
 pub fn authorization(id: &str, key: &str, p: &HawkParams) -> String {
-    let mut header = format!(
-        "Hawk id=\"{id}\", ts=\"{}\", nonce=\"{}\", mac=\"{}\"",
-        p.ts,
-        p.nonce,
-        mac(key, p)
-    );
+    let mut header =
+        format!("Hawk id=\"{id}\", ts=\"{}\", nonce=\"{}\", mac=\"{}\"", p.ts, p.nonce, mac(key, p));
     if let Some(hash) = p.hash {
         header.push_str(&format!(", hash=\"{hash}\""));
     }
@@ -128,8 +113,6 @@ pub fn random_salt() -> String {
 }
 
 pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs()
+        as i64
 }

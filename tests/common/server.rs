@@ -101,12 +101,9 @@ impl TestServer {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", env!("CARGO_BIN_EXE_weft")));
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child =
+            cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {}: {e}", env!("CARGO_BIN_EXE_weft")));
 
         let watchdog = spawn_watchdog(child.id(), db.drop_command());
         let log = Arc::new(Mutex::new(String::new()));
@@ -195,9 +192,7 @@ impl TestServer {
 fn spawn_watchdog(pid: u32, drop_db: Option<String>) -> Option<(Child, ChildStdin)> {
     let script = format!(
         "read _ignored; kill {pid} 2>/dev/null; {}",
-        drop_db
-            .map(|c| format!("sleep 1; {c}"))
-            .unwrap_or_else(|| "true".into())
+        drop_db.map(|c| format!("sleep 1; {c}")).unwrap_or_else(|| "true".into())
     );
     let mut child = Command::new("sh")
         .arg("-c")
@@ -238,12 +233,8 @@ pub const SMALL_LIMITS: &[(&str, &str)] = &[
     ("WEFT_LIMITS_MAX_TOTAL_BYTES", "2500"),
 ];
 
-static SHARED: [OnceLock<TestServer>; 4] = [
-    OnceLock::new(),
-    OnceLock::new(),
-    OnceLock::new(),
-    OnceLock::new(),
-];
+static SHARED: [OnceLock<TestServer>; 4] =
+    [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
 
 fn backend_index(backend: Backend) -> usize {
     match backend {
