@@ -59,6 +59,8 @@ pub struct Settings {
     pub batch: BatchSettings,
     pub cors: CorsSettings,
     pub metrics: MetricsSettings,
+    pub storage: StorageSettings,
+    pub tokenserver: TokenserverSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -173,6 +175,8 @@ impl Default for Settings {
             batch: BatchSettings::default(),
             cors: CorsSettings::default(),
             metrics: MetricsSettings::default(),
+            storage: StorageSettings::default(),
+            tokenserver: TokenserverSettings::default(),
         }
     }
 }
@@ -217,6 +221,86 @@ impl Default for BatchSettings {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Serve the storage node (`/1.5/…`). Off: a tokenserver-only process.
+    pub enabled: bool,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings { enabled: true }
+    }
+}
+
+/// The built-in tokenserver (tokenserver-api.md). JWKs are given as JSON text or as the path
+/// of a file holding it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenserverSettings {
+    /// Serve `GET /1.0/sync/1.5`. Off: a storage-only process (tokens come from elsewhere).
+    pub enabled: bool,
+    /// Tokenserver database; empty means the storage database (`database_url`).
+    pub database_url: String,
+    /// FxA OAuth server; `/v1/verify` and `/v1/jwks` are resolved against it.
+    pub fxa_oauth_server_url: String,
+    /// Limit for each request to FxA; past it the client gets 503.
+    pub fxa_oauth_request_timeout_seconds: u64,
+    /// RSA public keys (JWK JSON or a file path) for local JWT verification; empty: FxA's
+    /// published keys are fetched per request.
+    pub fxa_oauth_primary_jwk: String,
+    pub fxa_oauth_secondary_jwk: String,
+    /// Required `iss` of JWT access tokens; empty: not checked.
+    pub fxa_oauth_issuer: String,
+    /// How long a verified OAuth token is remembered, and how many are.
+    pub fxa_oauth_cache_ttl_seconds: u64,
+    pub fxa_oauth_cache_size: u64,
+    /// `users.email` is `<fxa uid>@<this>` (REF's default, so existing databases match).
+    pub fxa_email_domain: String,
+    /// Key of `hashed_fxa_uid` in tokens and responses; empty: the primary master secret.
+    pub fxa_metrics_hash_secret: String,
+    /// Token lifetime; clients may only ask for less.
+    pub token_duration_seconds: u64,
+    /// `node_type` reported to clients; empty: `mysql` or `sqlite` after the storage database.
+    pub node_type: String,
+    /// Capacity of the node registered on first start (this server's `public_url`).
+    pub node_capacity: u64,
+    /// Share of capacity released when every node is out of slots (§7.1).
+    pub node_capacity_release_rate: f64,
+    /// Accept accounts never seen before (403 `new-users-disabled` otherwise).
+    pub allow_new_users: bool,
+    /// Threads (each with at most one connection) of the tokenserver database actor.
+    pub threads: u64,
+    /// Limit for the database part of a token request (504 `elapsed`); 0: none.
+    pub database_request_timeout_ms: u64,
+}
+
+impl Default for TokenserverSettings {
+    fn default() -> Self {
+        TokenserverSettings {
+            enabled: true,
+            database_url: String::new(),
+            fxa_oauth_server_url: "https://oauth.accounts.firefox.com".into(),
+            fxa_oauth_request_timeout_seconds: 10,
+            fxa_oauth_primary_jwk: String::new(),
+            fxa_oauth_secondary_jwk: String::new(),
+            fxa_oauth_issuer: "https://accounts.firefox.com".into(),
+            fxa_oauth_cache_ttl_seconds: 60,
+            fxa_oauth_cache_size: 10_000,
+            fxa_email_domain: "api-accounts.stage.mozaws.net".into(),
+            fxa_metrics_hash_secret: String::new(),
+            token_duration_seconds: 3600,
+            node_type: String::new(),
+            node_capacity: 100_000,
+            node_capacity_release_rate: 0.1,
+            allow_new_users: true,
+            threads: 2,
+            database_request_timeout_ms: 0,
+        }
+    }
+}
+
 impl Default for CorsSettings {
     fn default() -> Self {
         CorsSettings { allowed_origin: "*".into(), max_age_seconds: 1_728_000 }
@@ -248,6 +332,49 @@ impl Settings {
             })?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// The tokenserver's database: its own, or the storage database.
+    pub fn tokenserver_database_url(&self) -> String {
+        if self.tokenserver.database_url.is_empty() {
+            self.effective_database_url()
+        } else {
+            self.tokenserver.database_url.clone()
+        }
+    }
+
+    fn validate_tokenserver(&self) -> Result<(), ConfigError> {
+        let t = &self.tokenserver;
+        if !t.enabled && !self.storage.enabled {
+            return Err(invalid("storage.enabled", "the storage node and the tokenserver are both disabled"));
+        }
+        let url = self.tokenserver_database_url();
+        if !(url.starts_with("sqlite:") || url.starts_with("mysql://")) {
+            return Err(invalid("tokenserver.database_url", "must start with sqlite: or mysql://"));
+        }
+        if !(t.fxa_oauth_server_url.starts_with("https://") || t.fxa_oauth_server_url.starts_with("http://"))
+        {
+            return Err(invalid("tokenserver.fxa_oauth_server_url", "must be an http(s) URL"));
+        }
+        if t.fxa_oauth_request_timeout_seconds == 0 {
+            return Err(invalid("tokenserver.fxa_oauth_request_timeout_seconds", "must be at least 1"));
+        }
+        if t.token_duration_seconds == 0 {
+            return Err(invalid("tokenserver.token_duration_seconds", "must be at least 1"));
+        }
+        if t.node_capacity == 0 || t.node_capacity > i32::MAX as u64 {
+            return Err(invalid("tokenserver.node_capacity", "must be between 1 and 2147483647"));
+        }
+        if !(t.node_capacity_release_rate > 0.0 && t.node_capacity_release_rate <= 1.0) {
+            return Err(invalid("tokenserver.node_capacity_release_rate", "must be in (0, 1]"));
+        }
+        if t.threads == 0 {
+            return Err(invalid("tokenserver.threads", "must be at least 1"));
+        }
+        if t.fxa_email_domain.is_empty() {
+            return Err(invalid("tokenserver.fxa_email_domain", "must not be empty"));
+        }
+        Ok(())
     }
 
     /// The SQLite file used when `database_url` is empty.
@@ -319,6 +446,7 @@ impl Settings {
         if self.batch.ttl_seconds == 0 {
             return Err(invalid("batch.ttl_seconds", "must be at least 1"));
         }
+        self.validate_tokenserver()?;
         Ok(())
     }
 }
@@ -345,6 +473,13 @@ fn known_keys() -> BTreeMap<String, toml::Value> {
     out
 }
 
+/// Shorter names the tokenserver's settings are known by (issue 3; REF's are similar), besides
+/// the `WEFT_TOKENSERVER_*` names of the naming rule.
+const ENV_ALIASES: [(&str, &str); 2] = [
+    ("FXA_OAUTH_SERVER_URL", "tokenserver.fxa_oauth_server_url"),
+    ("FXA_METRICS_HASH_SECRET", "tokenserver.fxa_metrics_hash_secret"),
+];
+
 fn apply_env(
     tree: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
@@ -358,6 +493,8 @@ fn apply_env(
         }
         let (path, value) = if rest == "MASTER_SECRET" {
             ("master_secrets".to_string(), toml::Value::Array(vec![toml::Value::String(raw.clone())]))
+        } else if let Some(path) = ENV_ALIASES.iter().find(|(alias, _)| *alias == rest).map(|(_, p)| *p) {
+            (path.to_string(), toml::Value::String(raw.clone()))
         } else {
             let Some((path, default)) =
                 keys.iter().find(|(path, _)| path.replace('.', "_").to_uppercase() == rest)
@@ -389,6 +526,9 @@ fn env_value(name: &str, raw: &str, default: &toml::Value) -> Result<toml::Value
         },
         toml::Value::Integer(_) => toml::Value::Integer(
             raw.trim().parse().map_err(|_| invalid(name, format!("{raw:?} is not an integer")))?,
+        ),
+        toml::Value::Float(_) => toml::Value::Float(
+            raw.trim().parse().map_err(|_| invalid(name, format!("{raw:?} is not a number")))?,
         ),
         toml::Value::Array(_) => toml::Value::Array(
             raw.split(',')
@@ -437,6 +577,34 @@ mod tests {
     }
 
     #[test]
+    fn tokenserver_settings_and_aliases() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert!(s.tokenserver.enabled && s.storage.enabled);
+        assert_eq!(s.tokenserver.token_duration_seconds, 3600);
+        assert_eq!(s.tokenserver_database_url(), s.effective_database_url());
+        let s = Settings::load(
+            None,
+            env(&[
+                ("WEFT_FXA_OAUTH_SERVER_URL", "http://127.0.0.1:9"),
+                ("WEFT_FXA_METRICS_HASH_SECRET", "m"),
+                ("WEFT_TOKENSERVER_DATABASE_URL", "sqlite:/tmp/ts.db"),
+                ("WEFT_TOKENSERVER_NODE_CAPACITY_RELEASE_RATE", "0.5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.tokenserver.fxa_oauth_server_url, "http://127.0.0.1:9");
+        assert_eq!(s.tokenserver.fxa_metrics_hash_secret, "m");
+        assert_eq!(s.tokenserver_database_url(), "sqlite:/tmp/ts.db");
+        assert_eq!(s.tokenserver.node_capacity_release_rate, 0.5);
+        let err = Settings::load(
+            None,
+            env(&[("WEFT_TOKENSERVER_ENABLED", "false"), ("WEFT_STORAGE_ENABLED", "false")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("storage.enabled"), "{err}");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let err = Settings::load(None, env(&[("WEFT_LIMITS_MAX_POST_RECORDS", "ten")])).unwrap_err();
         assert!(err.to_string().contains("WEFT_LIMITS_MAX_POST_RECORDS"), "{err}");
@@ -451,7 +619,9 @@ mod tests {
 pub fn env_help() -> String {
     let mut help = String::from(
         "Settings (TOML key = environment variable, default). Variables override the file.\n\
-         WEFT_MASTER_SECRET sets a single master secret; the file takes a list `master_secrets`.\n\n",
+         WEFT_MASTER_SECRET sets a single master secret; the file takes a list `master_secrets`.\n\
+         WEFT_FXA_OAUTH_SERVER_URL and WEFT_FXA_METRICS_HASH_SECRET are aliases of the\n\
+         tokenserver.fxa_oauth_server_url and tokenserver.fxa_metrics_hash_secret variables.\n\n",
     );
     for (path, default) in known_keys() {
         let var = format!("WEFT_{}", path.replace('.', "_").to_uppercase());

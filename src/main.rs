@@ -1,13 +1,16 @@
-//! `weft`: a Firefox Sync storage node (SyncStorage 1.5) in one binary. Subcommands:
-//! `serve` runs the server, `migrate` applies the embedded migrations and exits.
+//! `weft`: a Firefox Sync server — tokenserver and SyncStorage 1.5 storage node — in one
+//! binary. Subcommands: `serve` runs the server, `migrate` applies the embedded migrations and
+//! exits, `node …` and `user allocate` manage the tokenserver's nodes and users (`admin`).
 //! See README.md for configuration and ARCHITECTURE.md for the code map.
 
+mod admin;
 mod config;
 mod error;
 mod master_secret;
 mod node;
 mod server;
 mod startup;
+mod tokenserver;
 mod web;
 
 use std::path::PathBuf;
@@ -39,6 +42,20 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Manage the tokenserver's storage nodes (in the tokenserver database).
+    Node {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: admin::NodeCommand,
+    },
+    /// Manage the tokenserver's users.
+    User {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: admin::UserCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,7 +66,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let (Command::Serve { config } | Command::Migrate { config }) = &cli.command;
+    let (Command::Serve { config }
+    | Command::Migrate { config }
+    | Command::Node { config, .. }
+    | Command::User { config, .. }) = &cli.command;
     let settings = match Settings::load(config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
         Err(e) => return fail(e),
@@ -58,6 +78,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { .. } => serve(settings),
         Command::Migrate { .. } => migrate(&settings),
+        Command::Node { command, .. } => {
+            admin::run_node(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
+        }
+        Command::User { command, .. } => {
+            admin::run_user(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -68,13 +94,23 @@ fn fail(err: impl std::fmt::Display) -> ExitCode {
 
 fn migrate(settings: &Settings) -> ExitCode {
     let result = startup::plan_nodes(settings).and_then(|(plans, _)| {
-        startup::open_pools(settings, &plans, true)?;
+        if settings.storage.enabled {
+            startup::open_pools(settings, &plans, true)?;
+        }
+        if settings.tokenserver.enabled {
+            startup::tokenserver_pool(settings, true)?;
+        }
         Ok(plans)
     });
     match result {
         Ok(plans) => {
-            for plan in plans {
-                println!("weft: migrated {}", startup::redact_url(&plan.database_url));
+            if settings.storage.enabled {
+                for plan in plans {
+                    println!("weft: migrated {}", startup::redact_url(&plan.database_url));
+                }
+            }
+            if settings.tokenserver.enabled {
+                println!("weft: migrated {}", startup::redact_url(&settings.tokenserver_database_url()));
             }
             ExitCode::SUCCESS
         }
@@ -87,13 +123,31 @@ fn serve(settings: Settings) -> ExitCode {
         Ok(planned) => planned,
         Err(e) => return fail(e),
     };
-    let pools = match startup::open_pools(&settings, &plans, settings.run_migrations) {
-        Ok(pools) => pools,
-        Err(e) => return fail(e),
+    // Storage off: no pools and no shards; the plans still carry every node's secrets, which
+    // the tokenserver signs with.
+    let pools = if settings.storage.enabled {
+        match startup::open_pools(&settings, &plans, settings.run_migrations) {
+            Ok(pools) => pools,
+            Err(e) => return fail(e),
+        }
+    } else {
+        Vec::new()
+    };
+    let tokenserver = if settings.tokenserver.enabled {
+        match startup::plan_tokenserver(&settings, &plans, settings.storage.enabled) {
+            Ok(plan) => Some(plan),
+            Err(e) => return fail(e),
+        }
+    } else {
+        None
     };
     println!("weft: public URL {}", settings.public_url);
-    for plan in &plans {
-        println!("weft: node {} on {}", plan.url, startup::redact_url(&plan.database_url));
+    if settings.storage.enabled {
+        for plan in &plans {
+            println!("weft: node {} on {}", plan.url, startup::redact_url(&plan.database_url));
+        }
+    } else {
+        println!("weft: storage node disabled (storage.enabled = false)");
     }
     match &source {
         SecretSource::Configured => println!("weft: master secret from configuration"),
@@ -102,18 +156,44 @@ fn serve(settings: Settings) -> ExitCode {
         }
         SecretSource::File { path, generated: false } => println!("weft: master secret read from {path}"),
     }
+    if let Err(e) = telemetry::prometheus::install(&settings) {
+        return fail(format!("metrics: {e}"));
+    }
     let settings = Arc::new(settings);
     let result = actix_web::rt::System::new().block_on(async move {
         let services = startup::start_services(&settings, plans, pools);
+        match tokenserver {
+            Some(plan) => {
+                let (addr, registered) = startup::start_tokenserver(plan, services.verifier.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokenserver::install(addr);
+                println!(
+                    "weft: tokenserver on {}",
+                    startup::redact_url(&settings.tokenserver_database_url())
+                );
+                if registered {
+                    println!(
+                        "weft: registered {} as the tokenserver's storage node (capacity {})",
+                        settings.public_url, settings.tokenserver.node_capacity
+                    );
+                }
+                println!(
+                    "weft: in Firefox (about:config) set identity.sync.tokenserver.uri = {}/1.0/sync/1.5",
+                    settings.public_url.trim_end_matches('/')
+                );
+            }
+            None => println!("weft: tokenserver disabled (tokenserver.enabled = false)"),
+        }
         let state = actix_web::web::Data::new(web::AppState {
             settings: settings.clone(),
             nodes: services.nodes,
             verifier: services.verifier,
         });
-        server::serve(settings, state).await
+        server::serve(settings, state).await.map_err(|e| format!("listen: {e}"))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(format!("listen: {e}")),
+        Err(e) => fail(e),
     }
 }

@@ -8,6 +8,10 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use weft_actors::shard::{Shard, ShardConfig};
 use weft_actors::token_verifier::{NodeSecrets, TokenVerifier};
+use weft_actors::tokenserver::{
+    Jwk, OAuthConfig, OAuthVerifier, RegisterInitialNode, Tokenserver, TokenserverConfig, TokenserverDb,
+    TokenserverDbConfig,
+};
 use weft_schema::{DbError, DbPool, PoolSettings};
 
 use crate::config::Settings;
@@ -20,6 +24,8 @@ pub enum StartupError {
     MasterSecret(#[from] MasterSecretError),
     #[error("{key}: {source}")]
     Database { key: String, source: DbError },
+    #[error("{key}: {message}")]
+    Tokenserver { key: String, message: String },
 }
 
 /// A storage node as configured: the primary one from the top-level keys, or one of `nodes`.
@@ -139,6 +145,133 @@ pub fn start_services(settings: &Settings, plans: Vec<NodePlan>, pools: Vec<DbPo
     )
     .start();
     Services { nodes: Arc::new(NodeTable::new(entries)), verifier }
+}
+
+/// The tokenserver's database, with the embedded migrations applied when `migrate`. Used by
+/// `serve` and by the admin commands.
+pub fn tokenserver_pool(settings: &Settings, migrate: bool) -> Result<DbPool, StartupError> {
+    let err = |source| StartupError::Database { key: "tokenserver.database_url".into(), source };
+    let pool =
+        DbPool::connect(&settings.tokenserver_database_url(), &pool_settings(settings)).map_err(err)?;
+    if migrate {
+        pool.run_migrations().map_err(err)?;
+    }
+    Ok(pool)
+}
+
+pub fn tokenserver_db_config(settings: &Settings) -> TokenserverDbConfig {
+    let t = &settings.tokenserver;
+    TokenserverDbConfig {
+        threads: usize::try_from(t.threads).unwrap_or(1),
+        allow_new_users: t.allow_new_users,
+        capacity_release_rate: t.node_capacity_release_rate,
+    }
+}
+
+/// Everything the tokenserver needs, prepared (and checked) before the actix system runs.
+pub struct TokenserverPlan {
+    pool: DbPool,
+    db: TokenserverDbConfig,
+    oauth: OAuthConfig,
+    config: TokenserverConfig,
+    /// This server's own node, registered when the service has no node yet.
+    initial_node: Option<(String, i32)>,
+}
+
+/// Opens the tokenserver database and reads the JWKs. `plans` are the storage nodes (the first
+/// is this server's primary one); `serves_storage` says whether this process serves them.
+pub fn plan_tokenserver(
+    settings: &Settings,
+    plans: &[NodePlan],
+    serves_storage: bool,
+) -> Result<TokenserverPlan, StartupError> {
+    let t = &settings.tokenserver;
+    let pool = tokenserver_pool(settings, settings.run_migrations)?;
+    let mut jwks = Vec::new();
+    for (key, value) in [
+        ("fxa_oauth_primary_jwk", &t.fxa_oauth_primary_jwk),
+        ("fxa_oauth_secondary_jwk", &t.fxa_oauth_secondary_jwk),
+    ] {
+        if !value.trim().is_empty() {
+            jwks.push(read_jwk(value).map_err(|message| StartupError::Tokenserver {
+                key: format!("tokenserver.{key}"),
+                message,
+            })?);
+        }
+    }
+    let oauth = OAuthConfig {
+        server_url: t.fxa_oauth_server_url.trim_end_matches('/').to_string(),
+        timeout: Duration::from_secs(t.fxa_oauth_request_timeout_seconds),
+        jwks,
+        issuer: (!t.fxa_oauth_issuer.is_empty()).then(|| t.fxa_oauth_issuer.clone()),
+        cache_ttl: Duration::from_secs(t.fxa_oauth_cache_ttl_seconds),
+        cache_size: usize::try_from(t.fxa_oauth_cache_size).unwrap_or(usize::MAX),
+    };
+    // The metrics hash only needs to be secret and stable; the primary node's first master
+    // secret is both, so a default install needs no extra secret.
+    let metrics_secret = if t.fxa_metrics_hash_secret.is_empty() {
+        plans.first().and_then(|p| p.secrets.first()).cloned().unwrap_or_default()
+    } else {
+        t.fxa_metrics_hash_secret.clone()
+    };
+    let node_type = if !t.node_type.is_empty() {
+        t.node_type.clone()
+    } else if settings.effective_database_url().starts_with("mysql://") {
+        "mysql".into()
+    } else {
+        "sqlite".into()
+    };
+    let config = TokenserverConfig {
+        token_duration: t.token_duration_seconds,
+        fxa_email_domain: t.fxa_email_domain.clone(),
+        fxa_metrics_hash_secret: metrics_secret,
+        node_type,
+        database_timeout: (t.database_request_timeout_ms > 0)
+            .then(|| Duration::from_millis(t.database_request_timeout_ms)),
+    };
+    let initial_node = match plans.first() {
+        Some(primary) if serves_storage => {
+            Some((primary.url.clone(), i32::try_from(t.node_capacity).unwrap_or(i32::MAX)))
+        }
+        _ => None,
+    };
+    Ok(TokenserverPlan { pool, db: tokenserver_db_config(settings), oauth, config, initial_node })
+}
+
+/// A JWK given inline (JSON text) or as the path of a file holding it.
+fn read_jwk(value: &str) -> Result<Jwk, String> {
+    let value = value.trim();
+    if value.starts_with('{') {
+        return Jwk::parse(value);
+    }
+    let text = std::fs::read_to_string(value).map_err(|e| format!("cannot read {value}: {e}"))?;
+    Jwk::parse(&text).map_err(|e| format!("{value}: {e}"))
+}
+
+/// Starts the tokenserver's actors and registers this server's node on first start (answering
+/// whether it did). Must run inside the actix system.
+pub async fn start_tokenserver(
+    plan: TokenserverPlan,
+    verifier: Addr<TokenVerifier>,
+) -> Result<(Addr<Tokenserver>, bool), StartupError> {
+    let db = TokenserverDb::start(plan.pool, plan.db);
+    let registered = match plan.initial_node {
+        Some((url, capacity)) => db
+            .send(RegisterInitialNode { url, capacity })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|message| StartupError::Tokenserver {
+                key: "tokenserver.database_url".into(),
+                message,
+            })?,
+        None => false,
+    };
+    let oauth = OAuthVerifier::new(plan.oauth).map_err(|message| StartupError::Tokenserver {
+        key: "tokenserver.fxa_oauth_server_url".into(),
+        message,
+    })?;
+    Ok((Tokenserver::new(plan.config, oauth, db, verifier).start(), registered))
 }
 
 /// Logs go to stderr: one human-readable or JSON line per event, filtered by `WEFT_LOG`
