@@ -10,6 +10,7 @@ mod master_secret;
 mod node;
 mod server;
 mod startup;
+mod telemetry;
 mod tokenserver;
 mod web;
 
@@ -42,6 +43,12 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Validate the configuration (file and WEFT_* variables) without touching any database,
+    /// then exit: 0 when `serve` would accept it.
+    CheckConfig {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Manage the tokenserver's storage nodes (in the tokenserver database).
     Node {
         #[arg(long, short)]
@@ -68,6 +75,7 @@ fn main() -> ExitCode {
     };
     let (Command::Serve { config }
     | Command::Migrate { config }
+    | Command::CheckConfig { config }
     | Command::Node { config, .. }
     | Command::User { config, .. }) = &cli.command;
     let settings = match Settings::load(config.as_deref(), std::env::vars()) {
@@ -78,6 +86,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { .. } => serve(settings),
         Command::Migrate { .. } => migrate(&settings),
+        Command::CheckConfig { .. } => check_config(&settings),
         Command::Node { command, .. } => {
             admin::run_node(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
         }
@@ -90,6 +99,30 @@ fn main() -> ExitCode {
 fn fail(err: impl std::fmt::Display) -> ExitCode {
     eprintln!("weft: error: {err}");
     ExitCode::FAILURE
+}
+
+/// `Settings::load` has validated every key; what remains is whether this build can open the
+/// configured databases. Touches no database and writes nothing.
+fn check_config(settings: &Settings) -> ExitCode {
+    let mut urls = Vec::new();
+    if settings.storage.enabled {
+        urls.push(settings.effective_database_url());
+        urls.extend(settings.nodes.iter().map(|n| n.database_url.clone()));
+    }
+    if settings.tokenserver.enabled {
+        urls.push(settings.tokenserver_database_url());
+    }
+    if !cfg!(feature = "mysql") && urls.iter().any(|url| url.starts_with("mysql://")) {
+        return fail("a database_url is mysql:// but this weft was built without `--features mysql`");
+    }
+    let storage_nodes = if settings.storage.enabled { 1 + settings.nodes.len() } else { 0 };
+    let on_off = |on: bool| if on { "on" } else { "off" };
+    println!(
+        "weft: configuration OK: {storage_nodes} storage node(s), tokenserver {}, metrics {}",
+        on_off(settings.tokenserver.enabled),
+        if settings.metrics.enabled { settings.metrics.listen.as_str() } else { "off" },
+    );
+    ExitCode::SUCCESS
 }
 
 fn migrate(settings: &Settings) -> ExitCode {

@@ -1,5 +1,8 @@
-//! The HTTP server: binds `settings.listen`, puts the CORS and `X-Weave-Timestamp` middleware in
-//! front of the storage routes, announces the bound address on stdout and serves until stopped.
+//! The HTTP server: binds `settings.listen`, puts the request telemetry (id, log line, metrics),
+//! CORS and `X-Weave-Timestamp` middleware in front of the routes, starts the metrics listener
+//! beside it, announces the bound addresses on stdout and serves until stopped. On SIGTERM it
+//! stops accepting, lets in-flight requests finish within `shutdown_timeout_seconds`, then
+//! stops the metrics listener and returns.
 
 use std::sync::Arc;
 
@@ -7,26 +10,41 @@ use actix_web::middleware::from_fn;
 use actix_web::{web::Data, App, HttpServer};
 
 use crate::config::Settings;
+use crate::telemetry::health::Saturation;
+use crate::telemetry::prometheus;
+use crate::telemetry::request::request_telemetry;
 use crate::web::cors::cors;
 use crate::web::weave_timestamp::weave_timestamp;
 use crate::web::{configure, configure_extractors, AppState};
 
 pub async fn serve(settings: Arc<Settings>, state: Data<AppState>) -> std::io::Result<()> {
     let max_request_bytes = usize::try_from(settings.limits.max_request_bytes).unwrap_or(usize::MAX);
+    // One for every worker: `__lbheartbeat__` remembers since when the process is saturated.
+    let saturation = Data::new(Saturation::default());
+    let app_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(state.clone())
+            .app_data(app_state.clone())
+            .app_data(saturation.clone())
             .configure(|cfg| configure_extractors(cfg, max_request_bytes))
             .configure(configure)
             .configure(crate::tokenserver::configure)
             .wrap(from_fn(weave_timestamp))
             // Wrapped last, so it runs first: preflights are answered before anything else.
             .wrap(from_fn(cors))
+            // Outermost: every response, preflights included, gets an id, a log line and metrics.
+            .wrap(from_fn(request_telemetry))
     })
+    .shutdown_timeout(settings.shutdown_timeout_seconds)
     .bind(&settings.listen)?;
+    let metrics = prometheus::serve(&settings, state)?;
     // The real addresses, so that `listen = "127.0.0.1:0"` reports the port it got.
     for addr in server.addrs() {
         println!("weft: listening on {addr}");
     }
-    server.run().await
+    let result = server.run().await;
+    if let Some(metrics) = metrics {
+        metrics.stop(true).await;
+    }
+    result
 }

@@ -275,13 +275,19 @@ pub async fn start_tokenserver(
 }
 
 /// Logs go to stderr: one human-readable or JSON line per event, filtered by `WEFT_LOG`
-/// (e.g. `WEFT_LOG=debug`), default `info`.
+/// (e.g. `WEFT_LOG=debug`), default `info`. Colours only on a terminal, so that journald and
+/// log files get plain text; JSON lines carry the event's fields at the top level and the
+/// request span (with `request_id`) beside them.
 pub fn init_logging(settings: &Settings) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if settings.log_format == "json" {
-        builder.json().init();
+        builder.json().flatten_event(true).init();
     } else {
         builder.init();
     }

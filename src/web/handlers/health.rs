@@ -1,38 +1,53 @@
 //! Health and version endpoints (ops-model.md §2): unauthenticated, outside `/1.5/`, without
-//! `X-Weave-Timestamp`.
+//! `X-Weave-Timestamp`. The checks themselves live in `telemetry::health`, shared with the
+//! metrics scrape; these handlers only shape REF's bodies and statuses.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
-use weft_actors::shard::CheckHealth;
 
 use super::APPLICATION_JSON;
+use crate::telemetry::health::{self, Saturation};
+use crate::telemetry::{BUILD, COMMIT, VERSION};
 use crate::web::AppState;
 
-/// Cheap liveness for the load balancer: the process is up.
-pub async fn lbheartbeat() -> HttpResponse {
-    HttpResponse::Ok().content_type(APPLICATION_JSON).body("{}")
+/// Cheap liveness for the load balancer (§2.1): 200 with the pools' connection counts, or 500
+/// while any shard is saturated (queue full, or every pool connection in use and none idle),
+/// with `duration_ms` since saturation began, so that the load balancer sends traffic
+/// elsewhere until it clears. Touches no database.
+pub async fn lbheartbeat(state: web::Data<AppState>, saturation: web::Data<Saturation>) -> HttpResponse {
+    let load = health::load(&state.nodes);
+    let mut body = json!({
+        "active_connections": load.active_connections,
+        "idle_connections": load.idle_connections,
+    });
+    let status = match saturation.observe(load.saturated) {
+        Some(duration) => {
+            body["duration_ms"] = Value::from(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        None => StatusCode::OK,
+    };
+    HttpResponse::build(status).content_type(APPLICATION_JSON).body(body.to_string())
 }
 
-/// Runs the database check of every node's shard: 200 when all pass, 503 otherwise, with the
-/// outcome per node under `nodes`.
+/// Checks every node's database (§2.1): 200 when all answer, 503 otherwise. The top-level
+/// `database` is REF's field for the whole process; `nodes` reports each node, with a short
+/// `database_msg` for a failed one (details go to the log only: the endpoint is public).
 pub async fn heartbeat(state: web::Data<AppState>) -> HttpResponse {
+    let report = health::check_nodes(&state.nodes, health::check_timeout(&state.settings)).await;
+    let healthy = report.iter().all(health::NodeHealth::is_ok);
     let mut nodes = Map::new();
-    let mut healthy = true;
-    for node in state.nodes.iter() {
-        let outcome = match node.shard.send(CheckHealth).await {
-            Ok(()) => "Ok",
-            Err(err) => {
-                tracing::error!(node = %node.url, "heartbeat: {err}");
-                healthy = false;
-                "Unknown"
-            }
+    for node in report {
+        let entry = match node.failure {
+            None => json!({"database": "Ok"}),
+            Some(msg) => json!({"database": "Unknown", "database_msg": msg}),
         };
-        nodes.insert(node.url.clone(), Value::from(outcome));
+        nodes.insert(node.url, entry);
     }
     let settings = &state.settings;
     let body = json!({
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": VERSION,
         "quota": {"enabled": settings.quota.enabled, "size": settings.limits.max_quota_limit},
         "database": if healthy { "Ok" } else { "Unknown" },
         "status": if healthy { "Ok" } else { "Err" },
@@ -42,12 +57,13 @@ pub async fn heartbeat(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::build(status).content_type(APPLICATION_JSON).body(body.to_string())
 }
 
+/// The build (§2.1 `version.json`): version, the commit and build recorded by build.rs.
 pub async fn version() -> HttpResponse {
     let body = json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "commit": option_env!("WEFT_GIT_COMMIT").unwrap_or("unknown"),
+        "version": VERSION,
+        "commit": COMMIT,
         "source": "https://github.com/weft-sync/weft",
-        "build": option_env!("WEFT_BUILD").unwrap_or("unknown"),
+        "build": BUILD,
     });
     HttpResponse::Ok().content_type(APPLICATION_JSON).body(body.to_string())
 }

@@ -1,0 +1,33 @@
+//! Build script: records which source the binary is built from, for `/__version__` and
+//! `weft_build_info`. `WEFT_GIT_COMMIT` is the commit checked out (or the `WEFT_GIT_COMMIT`
+//! variable, for builds outside a git checkout such as distribution packages; `unknown`
+//! otherwise); `WEFT_BUILD` names the build (a CI run id, say), `local` by default.
+
+use std::path::Path;
+use std::process::Command;
+
+fn main() {
+    let commit = from_env("WEFT_GIT_COMMIT").or_else(git_head).unwrap_or_else(|| "unknown".into());
+    let build = from_env("WEFT_BUILD").unwrap_or_else(|| "local".into());
+    println!("cargo:rustc-env=WEFT_GIT_COMMIT={commit}");
+    println!("cargo:rustc-env=WEFT_BUILD={build}");
+    println!("cargo:rerun-if-env-changed=WEFT_GIT_COMMIT");
+    println!("cargo:rerun-if-env-changed=WEFT_BUILD");
+    // Re-run when a commit moves HEAD. Only existing paths: a missing one would make cargo
+    // re-run the script on every build.
+    for path in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
+        if Path::new(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+}
+
+fn from_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn git_head() -> Option<String> {
+    let out = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok()?;
+    let commit = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !commit.is_empty()).then_some(commit)
+}

@@ -1,0 +1,141 @@
+//! What the health endpoints (ops-model.md §2.1) and the metrics scrape know about the nodes:
+//! each node's database check (one `CheckHealth` message per shard, all at once, bounded in
+//! time) and whether the process is saturated, remembering since when as REF does.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use weft_actors::shard::{CheckHealth, Shard, ShardError};
+
+use crate::config::Settings;
+use crate::node::NodeTable;
+
+/// The outcome of one node's database check, in REF's heartbeat vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeHealth {
+    pub url: String,
+    /// `None` when `SELECT 1` ran; otherwise why not. A short fixed text: the heartbeat is
+    /// public, so database error details only go to the log.
+    pub failure: Option<&'static str>,
+}
+
+impl NodeHealth {
+    pub fn is_ok(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// Checks every node's database concurrently. A check that does not finish within `timeout`
+/// (a shard whose threads are all stuck, a database that does not answer) is a failure.
+pub async fn check_nodes(nodes: &NodeTable, timeout: Duration) -> Vec<NodeHealth> {
+    let checks: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let shard = node.shard.clone();
+            let url = node.url.clone();
+            let check = actix_web::rt::spawn(async move {
+                actix_web::rt::time::timeout(timeout, shard.send(CheckHealth)).await
+            });
+            (url, check)
+        })
+        .collect();
+    let mut report = Vec::with_capacity(checks.len());
+    for (url, check) in checks {
+        let failure = match check.await {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(ShardError::Overloaded(reason)))) => {
+                tracing::warn!(node = %url, "database check: no connection: {reason}");
+                Some("no connection")
+            }
+            Ok(Ok(Err(err))) => {
+                tracing::warn!(node = %url, "database check failed: {err}");
+                Some("check failed")
+            }
+            Ok(Err(_elapsed)) => {
+                tracing::warn!(node = %url, "database check timed out after {timeout:?}");
+                Some("timed out")
+            }
+            Err(join) => {
+                tracing::error!(node = %url, "database check task failed: {join}");
+                Some("check failed")
+            }
+        };
+        report.push(NodeHealth { url, failure });
+    }
+    report
+}
+
+/// Connections of every node's pool, and whether any node is saturated now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    pub active_connections: u32,
+    pub idle_connections: u32,
+    pub saturated: bool,
+}
+
+/// Sums every node's pool connections; the process is saturated when any node is.
+pub fn load(nodes: &NodeTable) -> Load {
+    let mut load = Load { active_connections: 0, idle_connections: 0, saturated: false };
+    for node in nodes.iter() {
+        let (active, idle) = connections(&node.shard);
+        load.active_connections += active;
+        load.idle_connections += idle;
+        load.saturated |= is_saturated(&node.shard);
+    }
+    load
+}
+
+/// (in use, idle) connections of the shard's pool.
+pub fn connections(shard: &Shard) -> (u32, u32) {
+    let (open, idle) = shard.pool().state();
+    (open.saturating_sub(idle), idle)
+}
+
+/// A shard is saturated when its queue is full, or when every connection of its pool is in use
+/// and none is idle (REF's `__lbheartbeat__` rule, per node).
+pub fn is_saturated(shard: &Shard) -> bool {
+    let (active, idle) = connections(shard);
+    shard.in_flight() >= shard.queue_limit() || (active >= shard.pool().max_size() && idle == 0)
+}
+
+/// How long a database check may take: the wait for a connection plus a second for `SELECT 1`.
+pub fn check_timeout(settings: &Settings) -> Duration {
+    Duration::from_millis(settings.shard.connection_timeout_ms) + Duration::from_secs(1)
+}
+
+/// Since when the process has been saturated without interruption (REF: the time of first
+/// saturation, cleared when the pool recovers). Shared by all HTTP workers.
+#[derive(Debug, Default)]
+pub struct Saturation {
+    since: Mutex<Option<Instant>>,
+}
+
+impl Saturation {
+    /// Records the current state; returns for how long the process has been saturated, or
+    /// `None` when it is not.
+    pub fn observe(&self, saturated: bool) -> Option<Duration> {
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        if !saturated {
+            *since = None;
+            return None;
+        }
+        Some(since.get_or_insert_with(Instant::now).elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saturation_remembers_its_start_until_it_clears() {
+        let s = Saturation::default();
+        assert_eq!(s.observe(false), None);
+        let first = s.observe(true).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let later = s.observe(true).unwrap();
+        assert!(later >= first + Duration::from_millis(5));
+        assert_eq!(s.observe(false), None);
+        assert!(s.observe(true).unwrap() < later);
+    }
+}
