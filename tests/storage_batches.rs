@@ -255,4 +255,22 @@ backend_tests! {
         commit_batch(&u, "history", &id, &json!([]));
         assert_eq!(u.get_json("/info/collection_counts")["history"], 5);
     }
+
+    fn open_batches_created_back_to_back_all_succeed(b: Backend) {
+        // A client uploading several collections at once keeps several batches open; ids are
+        // derived from the clock, and collisions must be resolved, not answered with 503.
+        let u = User::new(shared(b));
+        let colls = [
+            "bookmarks", "history", "forms", "prefs", "tabs", "passwords", "addons", "clients", "addresses",
+            "creditcards", "meta", "extension-storage",
+        ];
+        let ids: Vec<(String, &str)> = colls
+            .iter()
+            .map(|c| (create_batch(&u, c, &json!([{"id": "x", "payload": *c}])), *c))
+            .collect();
+        for (id, c) in &ids {
+            commit_batch(&u, c, id, &json!([]));
+            assert_eq!(u.get_json(&format!("/storage/{c}/x"))["payload"], *c);
+        }
+    }
 }

@@ -26,6 +26,7 @@ macro_rules! backend_tests {
 pub mod backend;
 pub mod checks;
 pub mod client;
+pub mod fxa_mock;
 pub mod hawk;
 pub mod server;
 

@@ -181,6 +181,12 @@ impl TestServer {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The server's database URL (`sqlite:…` or `mysql://…/weft_test_…`), for tests that run
+    /// admin commands or hold locks on it.
+    pub fn database_url(&self) -> &str {
+        &self.db.url
+    }
+
     /// The server process's id (only for kill-by-pid in tests that need it).
     pub fn pid(&self) -> u32 {
         self.child.id()
