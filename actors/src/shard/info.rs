@@ -9,7 +9,7 @@ use weft_schema::SyncTimestamp;
 
 use super::actor::ShardContext;
 use super::messages::*;
-use super::rules::check_precondition;
+use super::rules::{check_precondition, write_timestamp};
 use super::ShardError;
 
 /// The storage timestamp, after checking the request's precondition against it.

@@ -1,10 +1,11 @@
 -- Storage tables exactly as the reference server's migrations leave them
 -- (tokenserver-api.md §9), so an existing reference database is served as is.
 -- IF NOT EXISTS / INSERT IGNORE: running this on a reference database changes nothing.
--- Two column-level differences on a fresh database, both invisible to the reference's code:
--- ids use a binary collation (latin1's default collation is case-insensitive, which would make
--- the distinct Firefox ids "abc" and "ABC" collide), and payloads are utf8mb4 so that any
--- JSON string a client sends round-trips instead of failing to store.
+-- Column-level differences on a fresh database, all invisible to the reference's code: BSO ids
+-- and collection names use a binary collation (latin1's default collation is case-insensitive,
+-- which would make the distinct Firefox ids "abc" and "ABC" — or collections "Tabs" and "tabs" —
+-- collide, while the protocol says both are case-sensitive), and payloads are utf8mb4 so that
+-- any JSON string a client sends round-trips instead of failing to store.
 CREATE TABLE IF NOT EXISTS bso (
   userid        BIGINT(20)  NOT NULL,
   collection    INT(11)     NOT NULL,
@@ -21,7 +22,7 @@ CREATE TABLE IF NOT EXISTS bso (
 
 CREATE TABLE IF NOT EXISTS collections (
   id    INT         NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  name  VARCHAR(32) NOT NULL UNIQUE
+  name  VARCHAR(32) COLLATE latin1_bin NOT NULL UNIQUE
 ) ENGINE=InnoDB DEFAULT CHARSET=latin1;
 
 -- The standard collections and REF's reservation row, so the first custom id is 101.
