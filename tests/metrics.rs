@@ -71,7 +71,9 @@ fn parse_labels(text: &str) -> Vec<(String, String)> {
 fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     let matching: Vec<Sample> = samples(text)
         .into_iter()
-        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.iter().any(|(k2, v2)| k2 == k && v2 == v)))
+        .filter(|s| {
+            s.name == name && labels.iter().all(|(k, v)| s.labels.iter().any(|(k2, v2)| k2 == k && v2 == v))
+        })
         .collect();
     assert_eq!(matching.len(), 1, "expected one series {name}{labels:?}, found {}:\n{text}", matching.len());
     matching[0].value
@@ -95,7 +97,10 @@ fn bad_mac_request(user: &User, server: &TestServer) -> Resp {
     };
     let header = hawk::authorization(&user.creds.id, &user.creds.key, &params);
     let good = hawk::mac(&user.creds.key, &params);
-    user.get_with_authorization(&target, &header.replace(&good, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="))
+    user.get_with_authorization(
+        &target,
+        &header.replace(&good, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+    )
 }
 
 trait RawAuth {
@@ -223,7 +228,10 @@ fn dashboard_alerts_and_docs_name_only_exported_metrics() {
         docs.split_once("## Coming with later features").expect("metrics.md has a reserved section");
     let reserved = metric_names(reserved_docs.split("\n## ").next().unwrap_or(reserved_docs));
     for name in &reserved {
-        assert!(!exported.contains(name), "{name} is exported now: move it out of 'Coming with later features'");
+        assert!(
+            !exported.contains(name),
+            "{name} is exported now: move it out of 'Coming with later features'"
+        );
     }
     for (file, text) in [
         ("grafana/weft-dashboard.json", ops_file("grafana/weft-dashboard.json")),

@@ -58,11 +58,12 @@ impl Shard {
         let context = Arc::new(ShardContext::new(node, config));
         let addr = SyncArbiter::start(threads, move || ShardActor::new(actor_pool.clone(), context.clone()));
         // Exported at 0 from the start, so that rates and alerts see the series before the
-        // first shed request.
+        // first shed request or deadlock.
         for reason in ["queue_full", "no_connection"] {
             metrics::counter!("weft_shard_shed_total", "node" => node.to_string(), "reason" => reason)
                 .absolute(0);
         }
+        metrics::counter!("weft_db_deadlock_retries_total", "node" => node.to_string()).absolute(0);
         Shard {
             addr,
             pool,
