@@ -541,6 +541,22 @@ fn env_value(name: &str, raw: &str, default: &toml::Value) -> Result<toml::Value
     })
 }
 
+/// The `weft serve --help` section listing every setting with its variable and default.
+pub fn env_help() -> String {
+    let mut help = String::from(
+        "Settings (TOML key = environment variable, default). Variables override the file.\n\
+         WEFT_MASTER_SECRET sets a single master secret; the file takes a list `master_secrets`.\n\
+         WEFT_FXA_OAUTH_SERVER_URL and WEFT_FXA_METRICS_HASH_SECRET are aliases of the\n\
+         tokenserver.fxa_oauth_server_url and tokenserver.fxa_metrics_hash_secret variables.\n\n",
+    );
+    for (path, default) in known_keys() {
+        let var = format!("WEFT_{}", path.replace('.', "_").to_uppercase());
+        help.push_str(&format!("  {path:<36} {var:<44} {default}\n"));
+    }
+    help.push_str("\nStorage nodes besides the primary one are `[[nodes]]` tables in the file (url, aliases, database_url, master_secrets).\n");
+    help
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,20 +629,4 @@ mod tests {
         let err = Settings::load(None, env(&[("WEFT_LISTEN", "nowhere")])).unwrap_err();
         assert!(err.to_string().starts_with("listen:"), "{err}");
     }
-}
-
-/// The `weft serve --help` section listing every setting with its variable and default.
-pub fn env_help() -> String {
-    let mut help = String::from(
-        "Settings (TOML key = environment variable, default). Variables override the file.\n\
-         WEFT_MASTER_SECRET sets a single master secret; the file takes a list `master_secrets`.\n\
-         WEFT_FXA_OAUTH_SERVER_URL and WEFT_FXA_METRICS_HASH_SECRET are aliases of the\n\
-         tokenserver.fxa_oauth_server_url and tokenserver.fxa_metrics_hash_secret variables.\n\n",
-    );
-    for (path, default) in known_keys() {
-        let var = format!("WEFT_{}", path.replace('.', "_").to_uppercase());
-        help.push_str(&format!("  {path:<36} {var:<44} {default}\n"));
-    }
-    help.push_str("\nStorage nodes besides the primary one are `[[nodes]]` tables in the file (url, aliases, database_url, master_secrets).\n");
-    help
 }

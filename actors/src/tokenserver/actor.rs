@@ -177,10 +177,13 @@ pub fn fxa_kid(user: &AssignedUser) -> String {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [hi, lo] => Some(((*hi as char).to_digit(16)? * 16 + (*lo as char).to_digit(16)?) as u8),
+            _ => None,
+        })
+        .collect()
 }
 
 /// First 32 hex characters of HMAC-SHA256(secret, message) (tokens-and-hawk §7).

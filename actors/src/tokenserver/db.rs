@@ -273,7 +273,7 @@ impl Context {
             Some(oldest) => oldest.created_at,
             None => return Ok(None),
         };
-        rows.sort_by(|a, b| (b.generation, b.created_at).cmp(&(a.generation, a.created_at)));
+        rows.sort_by_key(|r| std::cmp::Reverse((r.generation, r.created_at)));
         let mut rows = rows.into_iter();
         let Some(current) = rows.next() else { return Ok(None) };
         let mut old_client_states = Vec::new();

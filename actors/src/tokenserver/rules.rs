@@ -71,7 +71,7 @@ pub fn updated_values(req: &Reported<'_>, cur: &Stored<'_>) -> (i64, Option<i64>
     let generation = match (req.generation, req.keys_changed_at) {
         (Some(g), _) => g,
         // A key change implies a credential change.
-        (None, Some(k)) if cur.keys_changed_at.map_or(true, |uk| k > uk) && k > cur.generation => k,
+        (None, Some(k)) if !matches!(cur.keys_changed_at, Some(uk) if k <= uk) && k > cur.generation => k,
         _ => cur.generation,
     };
     (generation, keys_changed_at)

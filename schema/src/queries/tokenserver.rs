@@ -196,15 +196,20 @@ fn load_ratio(node: &NodeRow) -> Option<f64> {
 }
 
 /// Releases more slots on every node that has none left but still has room (§7.1):
-/// `available = min(round(capacity × rate), capacity − current_load)`. `rate` is a validated
-/// setting in (0, 1], written into the text as a decimal literal so that MySQL computes it in
-/// exact decimal arithmetic, as it does for REF's statement. Returns the nodes changed.
+/// `available = min(max(round(capacity × rate), 1), capacity − current_load)`. `rate` is a
+/// validated setting in (0, 1], written into the text as a decimal literal so that MySQL
+/// computes it in exact decimal arithmetic, as it does for REF's statement. Returns the nodes
+/// changed.
+///
+/// The `max(…, 1)` is Weft's: with REF's formula a node whose capacity × rate rounds to 0
+/// (capacity below 5 at the default 10 %) never releases a slot, so it can only ever hold the
+/// users of its initial allotment. For every larger node the result is REF's.
 pub fn release_capacity(tx: &mut Tx<'_>, service: i32, rate: f64) -> QueryResult<usize> {
     let backend = tx.backend();
     // SQLite would store a REAL with a fraction as is in an INTEGER column: round explicitly.
     let released = match backend {
-        Backend::Sqlite => format!("CAST(ROUND(capacity * {rate}) AS INTEGER)"),
-        Backend::Mysql => format!("ROUND(capacity * {rate})"),
+        Backend::Sqlite => format!("MAX(CAST(ROUND(capacity * {rate}) AS INTEGER), 1)"),
+        Backend::Mysql => format!("GREATEST(ROUND(capacity * {rate}), 1)"),
     };
     Sql::new(format!(
         "UPDATE nodes SET available = {}({released}, capacity - current_load) \
