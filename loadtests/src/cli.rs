@@ -117,7 +117,7 @@ pub struct Cli {
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
     /// `iss` claim of the OAuth JWTs of the token scenario.
-    #[arg(long, default_value = "https://accounts.firefox.com/")]
+    #[arg(long, default_value = "https://accounts.firefox.com")]
     pub oauth_issuer: String,
     /// No progress bar.
     #[arg(long)]

@@ -134,13 +134,13 @@ impl Stats {
     /// Lines of the human summary's latency table.
     pub fn latency_lines(&self) -> Vec<String> {
         let mut lines = vec![format!(
-            "  {:<34} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9}",
+            "  {:<40} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9}",
             "kind", "count", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms"
         )];
         for (kind, k) in &self.kinds {
             let ms = |v: u64| v as f64 / 1000.0;
             lines.push(format!(
-                "  {:<34} {:>9} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                "  {:<40} {:>9} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
                 kind,
                 k.hist.len(),
                 k.errors,
