@@ -73,6 +73,11 @@ fn run_and_check_logs(log_format: &str) {
         user.req("GET", "/info/collections").header("X-Request-Id", "logs-test-last").send().expect(200);
     assert_eq!(last.must_header("x-request-id"), "logs-test-last");
 
+    // The harness reads the server's stderr on a thread: give the last line time to arrive.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !server.log_tail().contains("logs-test-last") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let log = server.log_tail();
     // The first and last requests' lines are there: nothing was cut from the captured log.
     for id in ["logs-test-first", "logs-test-last"] {
