@@ -135,14 +135,25 @@ impl TokenserverDb {
         &self,
         op: impl Fn(&Context, &mut Tx<'_>) -> Result<T, TokenserverError>,
     ) -> Result<T, TokenserverError> {
+        self.with_retries(|| self.pool.get()?.write_transaction(|tx| op(&self.context, tx)))
+    }
+
+    /// Runs `op` in a read transaction.
+    fn read<T>(
+        &self,
+        op: impl Fn(&Context, &mut Tx<'_>) -> Result<T, TokenserverError>,
+    ) -> Result<T, TokenserverError> {
+        self.with_retries(|| self.pool.get()?.read_transaction(|tx| op(&self.context, tx)))
+    }
+
+    fn with_retries<T>(
+        &self,
+        attempt: impl Fn() -> Result<T, TokenserverError>,
+    ) -> Result<T, TokenserverError> {
         let mut tries = 0;
         loop {
             tries += 1;
-            let result = self
-                .pool
-                .get()
-                .map_err(TokenserverError::from)
-                .and_then(|mut conn| conn.write_transaction(|tx| op(&self.context, tx)));
+            let result = attempt();
             match result {
                 Err(err) if err.is_retryable() && tries < DEADLOCK_ATTEMPTS => {
                     tracing::warn!(attempt = tries, error = %err, "tokenserver transaction deadlocked; retrying");
@@ -517,7 +528,7 @@ impl Handler<ListNodes> for TokenserverDb {
     type Result = Result<Vec<NodeRow>, TokenserverError>;
 
     fn handle(&mut self, _: ListNodes, _: &mut Self::Context) -> Self::Result {
-        self.write(|ctx, tx| {
+        self.read(|ctx, tx| {
             let service = ctx.service(tx)?;
             Ok(q::list_nodes(tx, service)?)
         })
