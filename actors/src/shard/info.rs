@@ -67,13 +67,16 @@ fn non_negative(rows: Vec<(String, i64)>) -> BTreeMap<String, u64> {
 }
 
 /// Deletes everything; replies with the time of the deletion (the storage timestamp itself
-/// is 0 afterwards, as nothing is left).
+/// is 0 afterwards, as nothing is left). The deletion time is taken like a write's, strictly
+/// after the old storage timestamp, so that the next write — which has nothing left to compare
+/// with — still gets a timestamp later than anything the user saw before (§13.36).
 pub fn delete_storage(
     _: &ShardContext,
     tx: &mut Tx<'_>,
     msg: &DeleteStorage,
 ) -> Result<SyncTimestamp, ShardError> {
-    storage_timestamp(tx, msg.uid, msg.precondition)?;
+    let current = storage_timestamp(tx, msg.uid, msg.precondition)?;
+    let t = write_timestamp(current.as_millis())?;
     storage::delete_storage(tx, msg.uid as i64)?;
-    Ok(SyncTimestamp::now())
+    Ok(t)
 }
