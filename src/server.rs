@@ -19,6 +19,7 @@ use crate::web::{configure, configure_extractors, AppState};
 
 pub async fn serve(settings: Arc<Settings>, state: Data<AppState>) -> std::io::Result<()> {
     let max_request_bytes = usize::try_from(settings.limits.max_request_bytes).unwrap_or(usize::MAX);
+    let storage_enabled = settings.storage.enabled;
     // One for every worker: `__lbheartbeat__` remembers since when the process is saturated.
     let saturation = Data::new(Saturation::default());
     let app_state = state.clone();
@@ -27,7 +28,7 @@ pub async fn serve(settings: Arc<Settings>, state: Data<AppState>) -> std::io::R
             .app_data(app_state.clone())
             .app_data(saturation.clone())
             .configure(|cfg| configure_extractors(cfg, max_request_bytes))
-            .configure(configure)
+            .configure(|cfg| configure(cfg, storage_enabled))
             .configure(crate::tokenserver::configure)
             .wrap(from_fn(weave_timestamp))
             // Wrapped last, so it runs first: preflights are answered before anything else.

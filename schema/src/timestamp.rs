@@ -20,8 +20,7 @@ impl SyncTimestamp {
 
     /// The current time truncated to the 10 ms tick.
     pub fn now() -> Self {
-        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        Self::from_millis(ms)
+        Self::from_millis(unix_millis())
     }
 
     /// Truncates `ms` to the 10 ms tick; negative input becomes 0.
@@ -76,6 +75,11 @@ impl SyncTimestamp {
     pub fn to_seconds_string(self) -> String {
         format!("{}.{:02}", self.0 / 1000, (self.0 % 1000) / 10)
     }
+}
+
+/// The current time in whole milliseconds, not truncated to the tick (batch ids use it).
+pub fn unix_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl fmt::Display for SyncTimestamp {

@@ -31,46 +31,51 @@ pub const INFO_COLLECTIONS_ROUTE: &str = "info_collections";
 /// [REF-CHOICE] §1: REF answers `GET /` with 302 to the protocol documentation (PY: 200 text).
 const PROTOCOL_DOCS_URL: &str = "https://mozilla-services.readthedocs.io/en/latest/storage/apis-1.5.html";
 
-/// Registers every route of storage-api.md §1 and the health endpoints. Segment rules are part
+/// Registers the health endpoints and, unless the storage node is switched off
+/// (`storage.enabled`), every route of storage-api.md §1. Segment rules are part
 /// of the patterns, as in REF, so a uid or collection that does not match is an unknown URL
 /// (404). The BSO id segment matches anything; its extractor decides 404 vs 400 (§1).
-pub fn configure(cfg: &mut ServiceConfig) {
+pub fn configure(cfg: &mut ServiceConfig, storage_enabled: bool) {
     cfg.service(resource("/").route(web::get().to(protocol_docs)))
         .service(resource("/__lbheartbeat__").route(web::get().to(health::lbheartbeat)))
         .service(resource("/__heartbeat__").route(web::get().to(health::heartbeat)))
         .service(resource("/__version__").route(web::get().to(health::version)))
-        .service(
-            resource("/1.5/{uid:[0-9]{1,10}}/info/collections")
-                .name(INFO_COLLECTIONS_ROUTE)
-                .route(web::get().to(info::collections)),
-        )
-        .service(resource("/1.5/{uid:[0-9]{1,10}}/info/quota").route(web::get().to(info::quota)))
-        .service(
-            resource("/1.5/{uid:[0-9]{1,10}}/info/collection_usage")
-                .route(web::get().to(info::collection_usage)),
-        )
-        .service(
-            resource("/1.5/{uid:[0-9]{1,10}}/info/collection_counts")
-                .route(web::get().to(info::collection_counts)),
-        )
-        .service(
-            resource("/1.5/{uid:[0-9]{1,10}}/info/configuration").route(web::get().to(info::configuration)),
-        )
-        .service(resource("/1.5/{uid:[0-9]{1,10}}").route(web::delete().to(storage::delete)))
-        .service(resource("/1.5/{uid:[0-9]{1,10}}/storage").route(web::delete().to(storage::delete)))
-        .service(
-            resource("/1.5/{uid:[0-9]{1,10}}/storage/{collection:[a-zA-Z0-9._-]{1,32}}")
-                .route(web::get().to(collection::get))
-                .route(web::post().to(collection::post))
-                .route(web::delete().to(collection::delete)),
-        )
-        .service(
-            resource("/1.5/{uid:[0-9]{1,10}}/storage/{collection:[a-zA-Z0-9._-]{1,32}}/{id}")
-                .route(web::get().to(bso::get))
-                .route(web::put().to(bso::put))
-                .route(web::delete().to(bso::delete)),
-        )
         .default_service(web::to(not_found));
+    if storage_enabled {
+        configure_storage(cfg);
+    }
+}
+
+/// The SyncStorage 1.5 routes (storage-api.md §1); absent in a tokenserver-only process.
+fn configure_storage(cfg: &mut ServiceConfig) {
+    cfg.service(
+        resource("/1.5/{uid:[0-9]{1,10}}/info/collections")
+            .name(INFO_COLLECTIONS_ROUTE)
+            .route(web::get().to(info::collections)),
+    )
+    .service(resource("/1.5/{uid:[0-9]{1,10}}/info/quota").route(web::get().to(info::quota)))
+    .service(
+        resource("/1.5/{uid:[0-9]{1,10}}/info/collection_usage").route(web::get().to(info::collection_usage)),
+    )
+    .service(
+        resource("/1.5/{uid:[0-9]{1,10}}/info/collection_counts")
+            .route(web::get().to(info::collection_counts)),
+    )
+    .service(resource("/1.5/{uid:[0-9]{1,10}}/info/configuration").route(web::get().to(info::configuration)))
+    .service(resource("/1.5/{uid:[0-9]{1,10}}").route(web::delete().to(storage::delete)))
+    .service(resource("/1.5/{uid:[0-9]{1,10}}/storage").route(web::delete().to(storage::delete)))
+    .service(
+        resource("/1.5/{uid:[0-9]{1,10}}/storage/{collection:[a-zA-Z0-9._-]{1,32}}")
+            .route(web::get().to(collection::get))
+            .route(web::post().to(collection::post))
+            .route(web::delete().to(collection::delete)),
+    )
+    .service(
+        resource("/1.5/{uid:[0-9]{1,10}}/storage/{collection:[a-zA-Z0-9._-]{1,32}}/{id}")
+            .route(web::get().to(bso::get))
+            .route(web::put().to(bso::put))
+            .route(web::delete().to(bso::delete)),
+    );
 }
 
 /// Makes actix's own extractors (should any route use them) honour `max_request_bytes` (§5.1)
