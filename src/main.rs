@@ -195,12 +195,11 @@ fn serve(settings: Settings) -> ExitCode {
     let settings = Arc::new(settings);
     let result = actix_web::rt::System::new().block_on(async move {
         let services = startup::start_services(&settings, plans, pools);
-        match tokenserver {
+        let tokenserver = match tokenserver {
             Some(plan) => {
                 let (addr, registered) = startup::start_tokenserver(plan, services.verifier.clone())
                     .await
                     .map_err(|e| e.to_string())?;
-                tokenserver::install(addr);
                 println!(
                     "weft: tokenserver on {}",
                     startup::redact_url(&settings.tokenserver_database_url())
@@ -215,13 +214,18 @@ fn serve(settings: Settings) -> ExitCode {
                     "weft: in Firefox (about:config) set identity.sync.tokenserver.uri = {}/1.0/sync/1.5",
                     settings.public_url.trim_end_matches('/')
                 );
+                Some(addr)
             }
-            None => println!("weft: tokenserver disabled (tokenserver.enabled = false)"),
-        }
+            None => {
+                println!("weft: tokenserver disabled (tokenserver.enabled = false)");
+                None
+            }
+        };
         let state = actix_web::web::Data::new(web::AppState {
             settings: settings.clone(),
             nodes: services.nodes,
             verifier: services.verifier,
+            tokenserver,
         });
         server::serve(settings, state).await.map_err(|e| format!("listen: {e}"))
     });

@@ -29,7 +29,7 @@ pub async fn serve(settings: Arc<Settings>, state: Data<AppState>) -> std::io::R
             .app_data(saturation.clone())
             .configure(|cfg| configure_extractors(cfg, max_request_bytes))
             .configure(|cfg| configure(cfg, storage_enabled))
-            .configure(crate::tokenserver::configure)
+            .configure(|cfg| crate::tokenserver::configure(cfg, app_state.tokenserver.as_ref()))
             .wrap(from_fn(weave_timestamp))
             // Wrapped last, so it runs first: preflights are answered before anything else.
             .wrap(from_fn(cors))

@@ -23,6 +23,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub nodes: Arc<NodeTable>,
     pub verifier: actix::Addr<TokenVerifier>,
+    /// The built-in tokenserver, when it runs in this process.
+    pub tokenserver: Option<actix::Addr<weft_actors::tokenserver::Tokenserver>>,
 }
 
 /// Name of the `info/collections` route: the one route that accepts expired tokens (§2).
