@@ -1,7 +1,8 @@
 //! Build script: records which source the binary is built from, for `/__version__` and
 //! `weft_build_info`. `WEFT_GIT_COMMIT` is the commit checked out (or the `WEFT_GIT_COMMIT`
 //! variable, for builds outside a git checkout such as distribution packages; `unknown`
-//! otherwise); `WEFT_BUILD` names the build (a CI run id, say), `local` by default.
+//! otherwise); `WEFT_BUILD` names the build (a CI run id, say), `local` by default;
+//! `WEFT_SOURCE` is where the source lives (the git remote `origin`, or `unknown`).
 
 use std::path::Path;
 use std::process::Command;
@@ -9,6 +10,9 @@ use std::process::Command;
 fn main() {
     let commit = from_env("WEFT_GIT_COMMIT").or_else(git_head).unwrap_or_else(|| "unknown".into());
     let build = from_env("WEFT_BUILD").unwrap_or_else(|| "local".into());
+    let source = from_env("WEFT_SOURCE").or_else(git_origin).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=WEFT_SOURCE={source}");
+    println!("cargo:rerun-if-env-changed=WEFT_SOURCE");
     println!("cargo:rustc-env=WEFT_GIT_COMMIT={commit}");
     println!("cargo:rustc-env=WEFT_BUILD={build}");
     println!("cargo:rerun-if-env-changed=WEFT_GIT_COMMIT");
@@ -27,7 +31,15 @@ fn from_env(name: &str) -> Option<String> {
 }
 
 fn git_head() -> Option<String> {
-    let out = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok()?;
-    let commit = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    (out.status.success() && !commit.is_empty()).then_some(commit)
+    git(&["rev-parse", "--short=12", "HEAD"])
+}
+
+fn git_origin() -> Option<String> {
+    git(&["remote", "get-url", "origin"])
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
 }

@@ -14,3 +14,5 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const COMMIT: &str = env!("WEFT_GIT_COMMIT");
 /// What produced the binary, from `WEFT_BUILD` at build time (e.g. a CI run), else `local`.
 pub const BUILD: &str = env!("WEFT_BUILD");
+/// Where the source of this build lives (build.rs).
+pub const SOURCE: &str = env!("WEFT_SOURCE");

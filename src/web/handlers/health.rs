@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::APPLICATION_JSON;
 use crate::telemetry::health::{self, Saturation};
-use crate::telemetry::{BUILD, COMMIT, VERSION};
+use crate::telemetry::{BUILD, COMMIT, SOURCE, VERSION};
 use crate::web::AppState;
 
 /// Cheap liveness for the load balancer (§2.1): 200 with the pools' connection counts, or 500
@@ -62,7 +62,7 @@ pub async fn version() -> HttpResponse {
     let body = json!({
         "version": VERSION,
         "commit": COMMIT,
-        "source": "https://github.com/weft-sync/weft",
+        "source": SOURCE,
         "build": BUILD,
     });
     HttpResponse::Ok().content_type(APPLICATION_JSON).body(body.to_string())
