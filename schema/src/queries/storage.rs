@@ -4,6 +4,7 @@
 
 use diesel::QueryResult;
 
+use super::dialect::{insert_ignore, lock_clause, payload_bytes};
 use super::sql::{placeholders, Arg, Sql};
 use crate::models::{BsoRow, ExistingBso, NamedCount, NewBso, OptionalSingle, Single, StagedBso, Totals};
 use crate::pool::{Backend, Tx};
@@ -17,36 +18,12 @@ pub const TOMBSTONE_COLLECTION: i32 = 0;
 const ROWS_PER_STATEMENT: usize = 200;
 const BYTES_PER_STATEMENT: usize = 8 * 1024 * 1024;
 
-/// The payload's length in bytes: MySQL's LENGTH counts bytes, SQLite's counts characters of
-/// TEXT, so SQLite measures the value as a BLOB.
-fn payload_bytes(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "LENGTH(CAST(payload AS BLOB))",
-        Backend::Mysql => "LENGTH(payload)",
-    }
-}
-
 /// How a transaction locks a collection's `user_collections` row (REF: share mode for reads,
 /// for update for writes). SQLite needs no row locks: its write transactions are exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lock {
     Read,
     Write,
-}
-
-fn lock_clause(backend: Backend, lock: Lock) -> &'static str {
-    match (backend, lock) {
-        (Backend::Sqlite, _) => "",
-        (Backend::Mysql, Lock::Read) => " LOCK IN SHARE MODE",
-        (Backend::Mysql, Lock::Write) => " FOR UPDATE",
-    }
-}
-
-fn insert_ignore(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "INSERT OR IGNORE",
-        Backend::Mysql => "INSERT IGNORE",
-    }
 }
 
 // ---- collections ----

@@ -5,6 +5,7 @@
 
 use diesel::QueryResult;
 
+use super::dialect::{greatest, insert_ignore, least};
 use super::sql::{Arg, Sql};
 use crate::models::tokenserver::{NewUser, NodeFields, NodeRow, UserRecord};
 use crate::models::Single;
@@ -17,28 +18,6 @@ pub const SYNC_SERVICE: &str = "sync-1.5";
 const USER_ROWS_LIMIT: i64 = 20;
 
 const NODE_COLUMNS: &str = "id, node, available, current_load, capacity, downed, backoff";
-
-fn insert_ignore(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "INSERT OR IGNORE",
-        Backend::Mysql => "INSERT IGNORE",
-    }
-}
-
-/// The two-argument maximum / minimum: MySQL's GREATEST/LEAST are SQLite's scalar MAX/MIN.
-fn greatest(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "MAX",
-        Backend::Mysql => "GREATEST",
-    }
-}
-
-fn least(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "MIN",
-        Backend::Mysql => "LEAST",
-    }
-}
 
 // ---- services ----
 
