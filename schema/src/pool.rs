@@ -218,6 +218,19 @@ impl DbConnection {
         }
     }
 
+    /// Runs `f` outside any transaction: each statement is its own consistent snapshot. For
+    /// reads that are a single statement, this saves the BEGIN and COMMIT round trips.
+    pub fn single_statement<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    {
+        match self {
+            DbConnection::Sqlite(c) => f(&mut Tx::Sqlite(c)),
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(c) => f(&mut Tx::Mysql(c)),
+        }
+    }
+
     /// Runs `f` in a write transaction. SQLite takes the write lock at BEGIN (IMMEDIATE) so two
     /// writers never both read and then fail to upgrade; MySQL locks rows as it goes.
     pub fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>

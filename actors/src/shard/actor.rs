@@ -107,6 +107,15 @@ impl ShardActor {
         self.with_retries(|| self.connection()?.read_transaction(|tx| op(&self.context, tx)))
     }
 
+    /// Runs `op` without a transaction: for reads made of one statement, which is a consistent
+    /// snapshot by itself; it spares the BEGIN and COMMIT round trips on the hottest reads.
+    fn snapshot<T>(
+        &self,
+        op: impl Fn(&ShardContext, &mut Tx<'_>) -> Result<T, ShardError>,
+    ) -> Result<T, ShardError> {
+        self.with_retries(|| self.connection()?.single_statement(|tx| op(&self.context, tx)))
+    }
+
     /// Runs `op` in a write transaction, again on deadlock.
     fn write<T>(
         &self,
@@ -151,7 +160,8 @@ impl Actor for ShardActor {
     type Context = SyncContext<Self>;
 }
 
-/// Implements `Handler<M>` by running the operation function in a read or write transaction,
+/// Implements `Handler<M>` by running the operation function as a single-statement snapshot
+/// or in a read or write transaction,
 /// timing it as `weft_db_operation_duration_seconds{operation="<message name>"}` (deadlock
 /// retries included: that is the latency the request saw). An optional `observe` function
 /// records what only that message knows (e.g. POST sizes) once the operation succeeded.
@@ -176,15 +186,15 @@ macro_rules! handle {
     };
 }
 
-handle!(GetCollections, read, info::get_collections);
+handle!(GetCollections, snapshot, info::get_collections);
 handle!(GetQuota, read, info::get_quota);
 handle!(GetCollectionUsage, read, info::get_collection_usage);
 handle!(GetCollectionCounts, read, info::get_collection_counts);
 handle!(DeleteStorage, write, info::delete_storage);
-handle!(GetBsos, read, collection::get_bsos);
+handle!(GetBsos, snapshot, collection::get_bsos);
 handle!(PostBsos, write, batch::post_bsos, observe = batch::observe_post);
 handle!(DeleteCollection, write, collection::delete_collection);
-handle!(GetBso, read, bso::get_bso);
+handle!(GetBso, snapshot, bso::get_bso);
 handle!(PutBso, write, bso::put_bso);
 handle!(DeleteBso, write, bso::delete_bso);
 

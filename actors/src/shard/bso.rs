@@ -17,16 +17,17 @@ fn item_timestamp(tx: &mut Tx<'_>, uid: i64, collection: i32, id: &str) -> Resul
     Ok(SyncTimestamp::from_millis(storage::bso_modified(tx, uid, collection, id, now)?.unwrap_or(0)))
 }
 
+/// One statement: the live row carries both the item and its timestamp for the precondition.
 pub fn get_bso(ctx: &ShardContext, tx: &mut Tx<'_>, msg: &GetBso) -> Result<Bso, ShardError> {
-    let uid = msg.uid as i64;
-    let Some(collection) = ctx.collection_id(tx, &msg.collection)? else {
-        check_precondition(msg.precondition, SyncTimestamp::ZERO)?;
-        return Err(ShardError::NotFound);
+    let row = match ctx.collection_id(tx, &msg.collection)? {
+        Some(collection) => {
+            storage::get_bso(tx, msg.uid as i64, collection, &msg.id, SyncTimestamp::now().as_millis())?
+        }
+        None => None,
     };
-    storage::lock_collection(tx, uid, collection, Lock::Read)?;
-    check_precondition(msg.precondition, item_timestamp(tx, uid, collection, &msg.id)?)?;
-    let row = storage::get_bso(tx, uid, collection, &msg.id, SyncTimestamp::now().as_millis())?
-        .ok_or(ShardError::NotFound)?;
+    let resource = SyncTimestamp::from_millis(row.as_ref().map_or(0, |r| r.modified));
+    check_precondition(msg.precondition, resource)?;
+    let row = row.ok_or(ShardError::NotFound)?;
     Ok(Bso {
         id: row.id,
         modified: SyncTimestamp::from_millis(row.modified),

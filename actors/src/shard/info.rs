@@ -23,15 +23,20 @@ fn storage_timestamp(
     Ok(ts)
 }
 
+/// One statement: every collection row of the user, the tombstone included, so that the
+/// storage timestamp (their maximum) and the listed timestamps come from one snapshot.
 pub fn get_collections(
     _: &ShardContext,
     tx: &mut Tx<'_>,
     msg: &GetCollections,
 ) -> Result<Timestamped<BTreeMap<String, SyncTimestamp>>, ShardError> {
-    let last_modified = storage_timestamp(tx, msg.uid, msg.precondition)?;
-    let value = storage::collection_timestamps(tx, msg.uid as i64)?
+    let rows = storage::user_collections(tx, msg.uid as i64)?;
+    let last_modified = SyncTimestamp::from_millis(rows.iter().map(|r| r.last_modified).max().unwrap_or(0));
+    check_precondition(msg.precondition, last_modified)?;
+    let value = rows
         .into_iter()
-        .map(|(name, ms)| (name, SyncTimestamp::from_millis(ms)))
+        .filter(|r| r.collection != storage::TOMBSTONE_COLLECTION)
+        .filter_map(|r| Some((r.name?, SyncTimestamp::from_millis(r.last_modified))))
         .collect();
     Ok(Timestamped { last_modified, value })
 }

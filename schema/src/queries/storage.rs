@@ -6,7 +6,10 @@ use diesel::QueryResult;
 
 use super::dialect::{insert_ignore, lock_clause, payload_bytes};
 use super::sql::{placeholders, Arg, Sql};
-use crate::models::{BsoRow, ExistingBso, NamedCount, NewBso, OptionalSingle, Single, StagedBso, Totals};
+use crate::models::{
+    BsoRow, ExistingBso, NamedCount, NewBso, OptionalSingle, PageRow, Single, StagedBso, Totals,
+    UserCollectionRow,
+};
 use crate::pool::{Backend, Tx};
 
 /// The collection id of the per-user tombstone row that carries the time of the last
@@ -126,17 +129,16 @@ pub fn storage_modified(tx: &mut Tx<'_>, uid: i64) -> QueryResult<i64> {
         .unwrap_or(0))
 }
 
-/// name → last-modified of every collection the user has (the tombstone excluded).
-pub fn collection_timestamps(tx: &mut Tx<'_>, uid: i64) -> QueryResult<Vec<(String, i64)>> {
-    Ok(Sql::new(
-        "SELECT c.name AS name, uc.last_modified AS value FROM user_collections uc \
-         JOIN collections c ON c.id = uc.collection WHERE uc.userid = ? AND uc.collection <> 0",
+/// Every `user_collections` row of the user, tombstone included, with collection names: one
+/// statement gives both the collection timestamps and the storage timestamp (their maximum)
+/// from the same snapshot.
+pub fn user_collections(tx: &mut Tx<'_>, uid: i64) -> QueryResult<Vec<UserCollectionRow>> {
+    Sql::new(
+        "SELECT uc.collection AS collection, c.name AS name, uc.last_modified AS last_modified \
+         FROM user_collections uc LEFT JOIN collections c ON c.id = uc.collection WHERE uc.userid = ?",
     )
     .arg(Arg::I64(uid))
-    .load::<NamedCount>(tx)?
-    .into_iter()
-    .map(|r| (r.name, r.value))
-    .collect())
+    .load::<UserCollectionRow>(tx)
 }
 
 /// name → number of live items, for collections that have any.
@@ -206,7 +208,6 @@ pub fn delete_storage(tx: &mut Tx<'_>, uid: i64) -> QueryResult<()> {
 // ---- bso ----
 
 const BSO_COLUMNS: &str = "id, modified, payload, sortindex";
-const BSO_ID_COLUMNS: &str = "id, modified, '' AS payload, sortindex";
 
 pub fn get_bso(
     tx: &mut Tx<'_>,
@@ -262,43 +263,77 @@ pub struct BsoFilter<'a> {
     pub full: bool,
 }
 
+/// One page of a collection read and the collection's last-modified (`None`: the user has no
+/// such collection), from one statement, so both come from the same snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionPage {
+    pub last_modified: Option<i64>,
+    pub rows: Vec<BsoRow>,
+}
+
+/// Reads a page of the collection joined onto its `user_collections` row. When the page is
+/// empty because `skip` passed the last item, the join yields nothing and a second statement
+/// reads the timestamp; clients page with `X-If-Unmodified-Since`, so a write between the two
+/// makes them start over rather than miss items.
 pub fn find_bsos(
     tx: &mut Tx<'_>,
     uid: i64,
     collection: i32,
     filter: &BsoFilter<'_>,
     now: i64,
-) -> QueryResult<Vec<BsoRow>> {
-    let columns = if filter.full { BSO_COLUMNS } else { BSO_ID_COLUMNS };
+) -> QueryResult<CollectionPage> {
+    let payload = if filter.full { "b.payload" } else { "''" };
     let order = filter.order.unwrap_or(Order::Newest);
-    let mut sql = format!("SELECT {columns} FROM bso WHERE userid = ? AND collection = ? AND ttl > ?");
-    let mut args = vec![Arg::I64(uid), Arg::I32(collection), Arg::I64(now)];
+    let mut sql = format!(
+        "SELECT uc.last_modified AS collection_modified, b.id AS id, b.modified AS modified, \
+         {payload} AS payload, b.sortindex AS sortindex FROM user_collections uc \
+         LEFT JOIN bso b ON b.userid = uc.userid AND b.collection = uc.collection AND b.ttl > ?"
+    );
+    let mut args = vec![Arg::I64(now)];
     if !filter.ids.is_empty() {
-        sql.push_str(&format!(" AND id IN ({})", placeholders(filter.ids.len())));
+        sql.push_str(&format!(" AND b.id IN ({})", placeholders(filter.ids.len())));
         args.extend(filter.ids.iter().map(|id| Arg::Str(id)));
     }
     if let Some(newer) = filter.newer {
-        sql.push_str(" AND modified > ?");
+        sql.push_str(" AND b.modified > ?");
         args.push(Arg::I64(newer));
     }
     if let Some(older) = filter.older {
-        sql.push_str(" AND modified < ?");
+        sql.push_str(" AND b.modified < ?");
         args.push(Arg::I64(older));
     }
     if let Some(bound) = filter.bound {
-        sql.push_str(if order == Order::Oldest { " AND modified >= ?" } else { " AND modified <= ?" });
+        sql.push_str(if order == Order::Oldest { " AND b.modified >= ?" } else { " AND b.modified <= ?" });
         args.push(Arg::I64(bound));
     }
+    sql.push_str(" WHERE uc.userid = ? AND uc.collection = ?");
+    args.extend([Arg::I64(uid), Arg::I32(collection)]);
     sql.push_str(match order {
-        Order::Newest => " ORDER BY modified DESC, id DESC",
-        Order::Oldest => " ORDER BY modified ASC, id ASC",
-        Order::Index => " ORDER BY sortindex DESC, id DESC",
+        Order::Newest => " ORDER BY b.modified DESC, b.id DESC",
+        Order::Oldest => " ORDER BY b.modified ASC, b.id ASC",
+        Order::Index => " ORDER BY b.sortindex DESC, b.id DESC",
     });
-    // Both engines need a LIMIT to accept an OFFSET; -1 / 2^63-1 mean "no limit".
+    // Both engines need a LIMIT to accept an OFFSET; 2^63-1 means "no limit".
     sql.push_str(" LIMIT ? OFFSET ?");
     args.push(Arg::I64(filter.limit.unwrap_or(i64::MAX)));
     args.push(Arg::I64(filter.skip));
-    Sql::new(sql).args(args).load::<BsoRow>(tx)
+    let page = Sql::new(sql).args(args).load::<PageRow>(tx)?;
+    let last_modified = match page.first() {
+        Some(row) => Some(row.collection_modified),
+        None => lock_collection(tx, uid, collection, Lock::Read)?,
+    };
+    let rows = page
+        .into_iter()
+        .filter_map(|row| {
+            Some(BsoRow {
+                id: row.id?,
+                modified: row.modified?,
+                payload: row.payload.unwrap_or_default(),
+                sortindex: row.sortindex,
+            })
+        })
+        .collect();
+    Ok(CollectionPage { last_modified, rows })
 }
 
 /// The stored rows (live or expired) among `ids`.
