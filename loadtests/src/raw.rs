@@ -371,17 +371,14 @@ impl Worker<'_> {
     }
 
     fn info_collections(&mut self, uid: u64) -> Result<(), Halt> {
-        self.op("raw info/collections", false, |tx| {
-            storage::storage_modified(tx, uid as i64)?;
-            Ok(storage::collection_timestamps(tx, uid as i64)?)
-        })
-        .map(|_| ())
+        // As the server: one statement gives the collection and storage timestamps.
+        self.op("raw info/collections", false, |tx| Ok(storage::user_collections(tx, uid as i64)?))
+            .map(|_| ())
     }
 
     fn get_item(&mut self, uid: u64, collection: &'static str, id: &str) -> Result<(), Halt> {
         let cid = self.id(collection);
         self.op("raw GET meta/global, crypto/keys", false, |tx| {
-            storage::lock_collection(tx, uid as i64, cid, Lock::Read)?;
             Ok(storage::get_bso(tx, uid as i64, cid, id, SyncTimestamp::now().as_millis())?)
         })
         .map(|_| ())

@@ -28,22 +28,6 @@ pub struct UserCollectionRow {
     pub last_modified: i64,
 }
 
-/// One row of a collection page: the collection's last-modified joined with a BSO, whose
-/// columns are NULL when the collection has no matching item.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
-pub(crate) struct PageRow {
-    #[diesel(sql_type = BigInt)]
-    pub collection_modified: i64,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub id: Option<String>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub modified: Option<i64>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub payload: Option<String>,
-    #[diesel(sql_type = Nullable<Integer>)]
-    pub sortindex: Option<i32>,
-}
-
 /// What a write needs to know about an item that already exists (live or expired).
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct ExistingBso {

@@ -191,7 +191,7 @@ handle!(GetQuota, read, info::get_quota);
 handle!(GetCollectionUsage, read, info::get_collection_usage);
 handle!(GetCollectionCounts, read, info::get_collection_counts);
 handle!(DeleteStorage, write, info::delete_storage);
-handle!(GetBsos, snapshot, collection::get_bsos);
+handle!(GetBsos, read, collection::get_bsos);
 handle!(PostBsos, write, batch::post_bsos, observe = batch::observe_post);
 handle!(DeleteCollection, write, collection::delete_collection);
 handle!(GetBso, snapshot, bso::get_bso);

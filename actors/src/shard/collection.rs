@@ -23,15 +23,15 @@ pub fn get_bsos(
         check_precondition(msg.precondition, SyncTimestamp::ZERO)?;
         return Ok(Timestamped { last_modified: SyncTimestamp::ZERO, value: empty });
     };
+    let last_modified =
+        SyncTimestamp::from_millis(storage::lock_collection(tx, uid, collection, Lock::Read)?.unwrap_or(0));
+    check_precondition(msg.precondition, last_modified)?;
+
     let query = &msg.query;
     // Unlimited reads are capped like REF's (10 000 rows), with a next offset beyond.
     let cap = ctx.config.max_read_records;
     let limit = query.limit.map_or(cap, |l| l.min(cap));
     if limit == 0 {
-        let last_modified = SyncTimestamp::from_millis(
-            storage::lock_collection(tx, uid, collection, Lock::Read)?.unwrap_or(0),
-        );
-        check_precondition(msg.precondition, last_modified)?;
         return Ok(Timestamped { last_modified, value: empty });
     }
     let order = match query.sort {
@@ -58,12 +58,7 @@ pub fn get_bsos(
         skip,
         full: query.full,
     };
-    // The page and the collection's timestamp come from one statement (one snapshot); the
-    // precondition is decided on that timestamp.
-    let page = storage::find_bsos(tx, uid, collection, &filter, SyncTimestamp::now().as_millis())?;
-    let last_modified = SyncTimestamp::from_millis(page.last_modified.unwrap_or(0));
-    check_precondition(msg.precondition, last_modified)?;
-    let mut rows = page.rows;
+    let mut rows = storage::find_bsos(tx, uid, collection, &filter, SyncTimestamp::now().as_millis())?;
     let more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
     let next_offset = more.then(|| next_offset(order, &rows, bound, skip));

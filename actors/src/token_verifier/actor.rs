@@ -129,15 +129,9 @@ impl TokenVerifier {
 
     /// The checks of §5.1 in order, against the clock reading `now` (Unix seconds).
     fn authenticate(&mut self, req: &HawkRequest, now: u64) -> Result<VerifiedToken, AuthError> {
-        let value = req
-            .authorization
-            .as_deref()
-            .ok_or(AuthError::MissingHeader)?;
+        let value = req.authorization.as_deref().ok_or(AuthError::MissingHeader)?;
         let header = hawk::parse_header(value)?;
-        let node = self
-            .nodes
-            .get(&canonical_node(&req.node))
-            .ok_or(AuthError::UnknownNode)?;
+        let node = self.nodes.get(&canonical_node(&req.node)).ok_or(AuthError::UnknownNode)?;
 
         let decoded = token::decode_token(&header.id).ok_or(AuthError::BadSignature)?;
         // Newest first: almost every token in circulation was signed with the newest secret,
@@ -155,11 +149,7 @@ impl TokenVerifier {
             return Err(AuthError::WrongNode);
         }
 
-        let grace = if req.allow_expired {
-            self.expired_token_grace_seconds
-        } else {
-            0
-        };
+        let grace = if req.allow_expired { self.expired_token_grace_seconds } else { 0 };
         if !unexpired(payload.expires, now, grace) {
             return Err(AuthError::Expired);
         }
@@ -201,10 +191,7 @@ fn build_nodes(nodes: Vec<NodeSecrets>) -> HashMap<String, Node> {
                 secrets: n
                     .secrets
                     .into_iter()
-                    .map(|master| Secret {
-                        signing: token::signing_secret(&master),
-                        master,
-                    })
+                    .map(|master| Secret { signing: token::signing_secret(&master), master })
                     .collect(),
             };
             (url, node)
@@ -234,21 +221,13 @@ fn check_request(
     if ts.abs_diff(now) > max_clock_skew_seconds {
         return Err(AuthError::ClockSkew);
     }
-    let normalized = hawk::normalized_string(
-        header,
-        &req.method,
-        &req.request_target,
-        &req.host,
-        req.port,
-    );
+    let normalized = hawk::normalized_string(header, &req.method, &req.request_target, &req.host, req.port);
     if !hawk::verify_mac(key, &normalized, &header.mac) {
         return Err(AuthError::BadMac);
     }
     if let Some(client_hash) = &header.hash {
-        let expected = hawk::payload_hash(
-            req.content_type.as_deref().unwrap_or(""),
-            req.body.as_deref().unwrap_or(&[]),
-        );
+        let expected =
+            hawk::payload_hash(req.content_type.as_deref().unwrap_or(""), req.body.as_deref().unwrap_or(&[]));
         // A plain comparison is fine: the hash is of data the client itself sent, and the MAC
         // already proved the attribute came from the key holder; nothing secret can leak.
         if *client_hash != expected {
@@ -261,9 +240,7 @@ fn check_request(
 fn now_secs() -> u64 {
     // A clock before 1970 is a broken host; reading it as 0 makes every token look valid
     // for expiry but every Hawk `ts` skewed, so requests still fail closed.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl Actor for TokenVerifier {
@@ -316,11 +293,7 @@ mod tests {
                 aliases: vec![ALIAS.into()],
                 secrets: sync_secrets.iter().map(|s| s.to_string()).collect(),
             },
-            NodeSecrets {
-                url: OTHER.into(),
-                aliases: vec![],
-                secrets: vec!["other secret".into()],
-            },
+            NodeSecrets { url: OTHER.into(), aliases: vec![], secrets: vec!["other secret".into()] },
         ]
     }
 
@@ -372,28 +345,15 @@ mod tests {
             hash,
             ext: None,
         };
-        let normalized = hawk::normalized_string(
-            &header,
-            &req.method,
-            &req.request_target,
-            &req.host,
-            req.port,
-        );
+        let normalized =
+            hawk::normalized_string(&header, &req.method, &req.request_target, &req.host, req.port);
         let mac = request_mac(key, &normalized);
-        let hash_attr = header
-            .hash
-            .as_ref()
-            .map(|h| format!(", hash=\"{h}\""))
-            .unwrap_or_default();
-        req.authorization = Some(format!(
-            "Hawk id=\"{token}\", ts=\"{ts}\", nonce=\"n0nce\", mac=\"{mac}\"{hash_attr}"
-        ));
+        let hash_attr = header.hash.as_ref().map(|h| format!(", hash=\"{h}\"")).unwrap_or_default();
+        req.authorization =
+            Some(format!("Hawk id=\"{token}\", ts=\"{ts}\", nonce=\"n0nce\", mac=\"{mac}\"{hash_attr}"));
     }
 
-    async fn auth(
-        addr: &Addr<TokenVerifier>,
-        req: HawkRequest,
-    ) -> Result<VerifiedToken, AuthError> {
+    async fn auth(addr: &Addr<TokenVerifier>, req: HawkRequest) -> Result<VerifiedToken, AuthError> {
         addr.send(Authenticate(req)).await.unwrap()
     }
 
@@ -418,15 +378,9 @@ mod tests {
         let (token, key) = mint("new", NODE, (now() + 3600) as f64);
         let mut req = signed(&token, &key, now());
         req.authorization = None;
-        assert_eq!(
-            auth(&addr, req.clone()).await.unwrap_err(),
-            AuthError::MissingHeader
-        );
+        assert_eq!(auth(&addr, req.clone()).await.unwrap_err(), AuthError::MissingHeader);
         req.authorization = Some(format!("Bearer {token}"));
-        assert_eq!(
-            auth(&addr, req.clone()).await.unwrap_err(),
-            AuthError::NotHawk
-        );
+        assert_eq!(auth(&addr, req.clone()).await.unwrap_err(), AuthError::NotHawk);
         req.authorization = Some(format!("Hawk id=\"{token}\""));
         assert_eq!(auth(&addr, req).await.unwrap_err(), AuthError::BadHeader);
     }
@@ -476,13 +430,9 @@ mod tests {
         let expires = (now() + 3600) as f64;
         let (old_token, old_key) = mint("old", NODE, expires);
         let (new_token, new_key) = mint("new", NODE, expires);
-        assert!(auth(&addr, signed(&old_token, &old_key, now()))
-            .await
-            .is_ok());
+        assert!(auth(&addr, signed(&old_token, &old_key, now())).await.is_ok());
         assert_eq!(
-            auth(&addr, signed(&new_token, &new_key, now()))
-                .await
-                .unwrap_err(),
+            auth(&addr, signed(&new_token, &new_key, now())).await.unwrap_err(),
             AuthError::BadSignature
         );
         let signing = GetSigningSecret { node: NODE.into() };
@@ -490,33 +440,21 @@ mod tests {
 
         // Step 1: verifiers learn the new secret; both tokens work, and "new" now signs.
         addr.send(SetSecrets(nodes(&["old", "new"]))).await.unwrap();
-        assert!(auth(&addr, signed(&old_token, &old_key, now()))
-            .await
-            .is_ok());
-        assert!(auth(&addr, signed(&new_token, &new_key, now()))
-            .await
-            .is_ok());
-        let signing = GetSigningSecret {
-            node: "HTTPS://sync.example.com:443/".into(),
-        };
+        assert!(auth(&addr, signed(&old_token, &old_key, now())).await.is_ok());
+        assert!(auth(&addr, signed(&new_token, &new_key, now())).await.is_ok());
+        let signing = GetSigningSecret { node: "HTTPS://sync.example.com:443/".into() };
         assert_eq!(addr.send(signing).await.unwrap().as_deref(), Some("new"));
 
         // Step 4: the old secret is removed; its tokens stop working even though their derived
         // keys were cached.
         addr.send(SetSecrets(nodes(&["new"]))).await.unwrap();
         assert_eq!(
-            auth(&addr, signed(&old_token, &old_key, now()))
-                .await
-                .unwrap_err(),
+            auth(&addr, signed(&old_token, &old_key, now())).await.unwrap_err(),
             AuthError::BadSignature
         );
-        assert!(auth(&addr, signed(&new_token, &new_key, now()))
-            .await
-            .is_ok());
+        assert!(auth(&addr, signed(&new_token, &new_key, now())).await.is_ok());
 
-        let signing = GetSigningSecret {
-            node: "https://nowhere.example.com".into(),
-        };
+        let signing = GetSigningSecret { node: "https://nowhere.example.com".into() };
         assert_eq!(addr.send(signing).await.unwrap(), None);
     }
 
@@ -525,10 +463,7 @@ mod tests {
         let addr = start(&["new"]);
         let (token, key) = mint("new", NODE, (now() - 10) as f64);
         let mut req = signed(&token, &key, now());
-        assert_eq!(
-            auth(&addr, req.clone()).await.unwrap_err(),
-            AuthError::Expired
-        );
+        assert_eq!(auth(&addr, req.clone()).await.unwrap_err(), AuthError::Expired);
         req.allow_expired = true;
         assert!(auth(&addr, req).await.is_ok());
 
@@ -558,10 +493,7 @@ mod tests {
         assert!(auth(&addr, req).await.is_ok());
 
         // Another spelling of this node, and an alias, are both accepted.
-        for spelling in [
-            "HTTPS://Sync.Example.com:443/",
-            "http://SYNC-INTERNAL:8000/",
-        ] {
+        for spelling in ["HTTPS://Sync.Example.com:443/", "http://SYNC-INTERNAL:8000/"] {
             let (token, key) = mint("new", spelling, expires);
             let verified = auth(&addr, signed(&token, &key, now())).await.unwrap();
             assert_eq!(verified.node, spelling);
@@ -578,22 +510,14 @@ mod tests {
     async fn clock_skew() {
         let addr = start(&["new"]);
         let (token, key) = mint("new", NODE, (now() + 3600) as f64);
-        assert!(auth(&addr, signed(&token, &key, now() - SKEW + 60))
-            .await
-            .is_ok());
-        assert!(auth(&addr, signed(&token, &key, now() + SKEW - 60))
-            .await
-            .is_ok());
+        assert!(auth(&addr, signed(&token, &key, now() - SKEW + 60)).await.is_ok());
+        assert!(auth(&addr, signed(&token, &key, now() + SKEW - 60)).await.is_ok());
         assert_eq!(
-            auth(&addr, signed(&token, &key, now() - SKEW - 60))
-                .await
-                .unwrap_err(),
+            auth(&addr, signed(&token, &key, now() - SKEW - 60)).await.unwrap_err(),
             AuthError::ClockSkew
         );
         assert_eq!(
-            auth(&addr, signed(&token, &key, now() + SKEW + 60))
-                .await
-                .unwrap_err(),
+            auth(&addr, signed(&token, &key, now() + SKEW + 60)).await.unwrap_err(),
             AuthError::ClockSkew
         );
     }
@@ -619,16 +543,10 @@ mod tests {
 
         // Correctly MAC'd hash attribute that does not match the body received.
         req.body = Some(Bytes::from_static(br#"{"id":"abc","payload":"y"}"#));
-        assert_eq!(
-            auth(&addr, req.clone()).await.unwrap_err(),
-            AuthError::BadPayloadHash
-        );
+        assert_eq!(auth(&addr, req.clone()).await.unwrap_err(), AuthError::BadPayloadHash);
         req.body = Some(body);
         req.content_type = Some("text/plain".into());
-        assert_eq!(
-            auth(&addr, req).await.unwrap_err(),
-            AuthError::BadPayloadHash
-        );
+        assert_eq!(auth(&addr, req).await.unwrap_err(), AuthError::BadPayloadHash);
     }
 
     /// §9.1 end to end, at the fixture's own clock.
@@ -667,26 +585,17 @@ mod tests {
             Some("dSi3EoZyHwgDp-O9OG1jRHtmbGl2M1bwcWsi04C4F58=")
         );
         // At round(expires) the token is expired (§9.1).
-        assert_eq!(
-            verifier.authenticate(&req, 1884968439).unwrap_err(),
-            AuthError::Expired
-        );
+        assert_eq!(verifier.authenticate(&req, 1884968439).unwrap_err(), AuthError::Expired);
         let mut other_port = req.clone();
         other_port.port = 5001;
-        assert_eq!(
-            verifier.authenticate(&other_port, 1569608439).unwrap_err(),
-            AuthError::BadMac
-        );
+        assert_eq!(verifier.authenticate(&other_port, 1569608439).unwrap_err(), AuthError::BadMac);
         // Only "wibble" left: the fixture's secret is gone.
         verifier.nodes = build_nodes(vec![NodeSecrets {
             url: "http://localhost:5000".into(),
             aliases: vec![],
             secrets: vec!["wibble".into()],
         }]);
-        assert_eq!(
-            verifier.authenticate(&req, 1569608439).unwrap_err(),
-            AuthError::BadSignature
-        );
+        assert_eq!(verifier.authenticate(&req, 1569608439).unwrap_err(), AuthError::BadSignature);
     }
 
     #[test]
@@ -710,9 +619,7 @@ mod tests {
         let now = now_secs();
         for i in 0..=DERIVED_KEY_CACHE_LIMIT {
             let (token, key) = mint("new", NODE, (now + 3600 + i as u64) as f64);
-            verifier
-                .authenticate(&signed(&token, &key, now), now)
-                .unwrap();
+            verifier.authenticate(&signed(&token, &key, now), now).unwrap();
             assert!(verifier.derived_keys.len() <= DERIVED_KEY_CACHE_LIMIT);
         }
         // The 10_001st key found the cache full, emptied it and went in alone.

@@ -35,8 +35,7 @@ pub struct HawkHeader {
 /// §6.2 does not reproduce, so accepting them could only end in a MAC mismatch.
 pub fn parse_header(value: &str) -> Result<HawkHeader, AuthError> {
     let mut rest = value.strip_prefix("Hawk ").ok_or(AuthError::NotHawk)?;
-    let (mut id, mut ts, mut nonce, mut mac, mut hash, mut ext) =
-        (None, None, None, None, None, None);
+    let (mut id, mut ts, mut nonce, mut mac, mut hash, mut ext) = (None, None, None, None, None, None);
     loop {
         rest = rest.trim_start();
         if rest.is_empty() {
@@ -127,12 +126,7 @@ pub fn verify_mac(key: &str, normalized: &str, client_mac: &str) -> bool {
 /// SHA-256(`hawk.1.payload\n` + media type + `\n` + body + `\n`), where the media type is the
 /// Content-Type lower-cased with its parameters removed.
 pub fn payload_hash(content_type: &str, body: &[u8]) -> String {
-    let media_type = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let mut hasher = Sha256::new();
     hasher.update(b"hawk.1.payload\n");
     hasher.update(media_type.as_bytes());
@@ -151,8 +145,7 @@ mod tests {
     const REF_TOKEN: &str = "eyJ1aWQiOiAxLCAibm9kZSI6ICJodHRwOi8vbG9jYWxob3N0OjUwMDAiLCAiZXhwaXJlcyI6IDE4ODQ5Njg0MzkuMCwgImZ4YV91aWQiOiAiMzE5Yjk4Zjk5NjFmZjFkYmRkMDczMTNjZDZiYTkyNWEiLCAiZnhhX2tpZCI6ICJkZTY5N2FkNjZkODQ1YjI4NzNjOWQ3ZTEzYjg5NzFhZiIsICJoYXNoZWRfZnhhX3VpZCI6ICIwZThkZjVkNDEzOThhMzg5OTEzYmQ4NDAyNDM1NjQ5NTE4YWY0NjQ5M2RhMWQ0YTQzN2E0NmRjMTc4NGM1MDFhIiwgImhhc2hlZF9kZXZpY2VfaWQiOiAiMmJjYjkyZjRkNDY5OGMzZDdiMDgzYTNjNjk4YTE2Y2NkNzhiYzJhOGQyMGE5NmU0YmIxMjhkZGNlYWY0ZTBiNiIsICJzYWx0IjogIjJiMzA3YiJ9lXaC5pIOenf7qL1AWlgKFvYH63nakyniTXP-7acS5cw=";
     const REF_KEY: &str = "dSi3EoZyHwgDp-O9OG1jRHtmbGl2M1bwcWsi04C4F58=";
     const REF_GET_PATH: &str = "/storage/1.5/1/storage/col2";
-    const REF_POST_PATH: &str =
-        "/storage/1.5/1/storage/col2?batch=MTUzNjE5ODk3NjkyMQ==&commit=true";
+    const REF_POST_PATH: &str = "/storage/1.5/1/storage/col2?batch=MTUzNjE5ODk3NjkyMQ==&commit=true";
     const REF_GET_MAC: &str = "UwDpC+DSrHCSTQSfMOWlueB6kM6gHb0Hsv8eU9ZcTVs=";
     const REF_POST_MAC: &str = "E7j1UjN7//mh7pYXsgGi3n0KGR+sUPpuyogDVzJWaHg=";
 
@@ -186,22 +179,10 @@ mod tests {
         let with_query = format!("{REF_GET_PATH}?batch=MTUzNjE5ODk3NjkyMQ==&commit=true");
         let wibble_key = derived_key("wibble", "2b307b", REF_TOKEN);
         let variations = [
-            (
-                REF_KEY,
-                normalized_string(&ok, "POST", REF_GET_PATH, "localhost", 5000),
-            ),
-            (
-                REF_KEY,
-                normalized_string(&ok, "GET", &with_query, "localhost", 5000),
-            ),
-            (
-                REF_KEY,
-                normalized_string(&ok, "GET", REF_GET_PATH, "localhost.com", 5000),
-            ),
-            (
-                REF_KEY,
-                normalized_string(&ok, "GET", REF_GET_PATH, "localhost", 5001),
-            ),
+            (REF_KEY, normalized_string(&ok, "POST", REF_GET_PATH, "localhost", 5000)),
+            (REF_KEY, normalized_string(&ok, "GET", &with_query, "localhost", 5000)),
+            (REF_KEY, normalized_string(&ok, "GET", REF_GET_PATH, "localhost.com", 5000)),
+            (REF_KEY, normalized_string(&ok, "GET", REF_GET_PATH, "localhost", 5001)),
             (
                 REF_KEY,
                 normalized_string(
@@ -222,10 +203,7 @@ mod tests {
                     5000,
                 ),
             ),
-            (
-                wibble_key.as_str(),
-                normalized_string(&ok, "GET", REF_GET_PATH, "localhost", 5000),
-            ),
+            (wibble_key.as_str(), normalized_string(&ok, "GET", REF_GET_PATH, "localhost", 5000)),
         ];
         for (key, n) in &variations {
             assert!(!verify_mac(key, n, REF_GET_MAC), "{n:?}");
@@ -267,26 +245,14 @@ mod tests {
     fn hawkauthlib_vectors() {
         let target = "/resource/1?b=1&a=2";
         let n = normalized_string(&hawklib(None), "GET", target, "example.com", 8000);
-        assert_eq!(
-            request_mac(HAWKLIB_KEY, &n),
-            "6R4rV5iE+NPoym+WwjeHzjAGXUtLNIxmo1vpMofpLAE="
-        );
+        assert_eq!(request_mac(HAWKLIB_KEY, &n), "6R4rV5iE+NPoym+WwjeHzjAGXUtLNIxmo1vpMofpLAE=");
         let n = normalized_string(&hawklib(None), "POST", target, "example.com", 8000);
-        assert_eq!(
-            request_mac(HAWKLIB_KEY, &n),
-            "56wgBMHr4oIwA/dGZspMm6Zk4rnf3aiwwVeL0VtWoGo="
-        );
+        assert_eq!(request_mac(HAWKLIB_KEY, &n), "56wgBMHr4oIwA/dGZspMm6Zk4rnf3aiwwVeL0VtWoGo=");
 
-        let hash = payload_hash(
-            "application/json; charset=utf-8",
-            br#"{"test": "just some text"}"#,
-        );
+        let hash = payload_hash("application/json; charset=utf-8", br#"{"test": "just some text"}"#);
         assert_eq!(hash, "Lj826IMSgrm1vnCFQNxaXasE8zHBXSWq2pPtnHEmaO8=");
         let n = normalized_string(&hawklib(Some(&hash)), "post", target, "example.com", 8000);
-        assert_eq!(
-            request_mac(HAWKLIB_KEY, &n),
-            "Tx7PoLWYtn3VJEc0GdkguHkEB281grYEtFycPhtln9w="
-        );
+        assert_eq!(request_mac(HAWKLIB_KEY, &n), "Tx7PoLWYtn3VJEc0GdkguHkEB281grYEtFycPhtln9w=");
     }
 
     #[test]
@@ -294,10 +260,7 @@ mod tests {
         let body = br#"{"test": "just some text"}"#;
         let expected = "Lj826IMSgrm1vnCFQNxaXasE8zHBXSWq2pPtnHEmaO8=";
         assert_eq!(payload_hash("application/json", body), expected);
-        assert_eq!(
-            payload_hash("Application/JSON ;charset=UTF-8", body),
-            expected
-        );
+        assert_eq!(payload_hash("Application/JSON ;charset=UTF-8", body), expected);
         assert_ne!(payload_hash("text/plain", body), expected);
     }
 
@@ -313,13 +276,7 @@ mod tests {
             hash: None,
             ext: None,
         };
-        let n = normalized_string(
-            &h,
-            "GET",
-            "/1.5/42/info/collections",
-            "sync.example.com",
-            443,
-        );
+        let n = normalized_string(&h, "GET", "/1.5/42/info/collections", "sync.example.com", 443);
         assert_eq!(
             request_mac("HRcZqvJahwm3tetV3Hl34aapzRJJz3UIwTq3uQ8vI4o=", &n),
             "MzrAM81cvhTF5k3akUm8CvnxzHmvxhl/ta4ztKvWUyY="
@@ -328,13 +285,9 @@ mod tests {
 
     #[test]
     fn parses_ref_header() {
-        let value = format!(
-            "Hawk id=\"{REF_TOKEN}\", mac=\"{REF_GET_MAC}\", nonce=\"h1Ch4vo=\", ts=\"1569608439\""
-        );
-        assert_eq!(
-            parse_header(&value).unwrap(),
-            header("1569608439", "h1Ch4vo=", REF_GET_MAC)
-        );
+        let value =
+            format!("Hawk id=\"{REF_TOKEN}\", mac=\"{REF_GET_MAC}\", nonce=\"h1Ch4vo=\", ts=\"1569608439\"");
+        assert_eq!(parse_header(&value).unwrap(), header("1569608439", "h1Ch4vo=", REF_GET_MAC));
     }
 
     #[test]
@@ -365,11 +318,7 @@ mod tests {
             "HAWK id=\"i\", ts=\"1\", nonce=\"n\", mac=\"m\"",
             "Bearer abc",
         ] {
-            assert_eq!(
-                parse_header(not_hawk),
-                Err(AuthError::NotHawk),
-                "{not_hawk:?}"
-            );
+            assert_eq!(parse_header(not_hawk), Err(AuthError::NotHawk), "{not_hawk:?}");
         }
         for bad in [
             "Hawk ",

@@ -7,8 +7,7 @@ pub mod hawk;
 pub mod token;
 
 pub use self::actor::{
-    Authenticate, GetSigningSecret, HawkRequest, NodeSecrets, SetSecrets, TokenVerifier,
-    VerifiedToken,
+    Authenticate, GetSigningSecret, HawkRequest, NodeSecrets, SetSecrets, TokenVerifier, VerifiedToken,
 };
 pub use self::token::{mint_token, TokenPayload};
 

@@ -246,10 +246,7 @@ mod tests {
     fn ref_fixture_token_verifies_and_parses() {
         let decoded = decode_token(REF_TOKEN).unwrap();
         assert_eq!(decoded.len(), 386);
-        assert_eq!(
-            hex(&decoded[354..]),
-            "957682e6920e7a77fba8bd405a580a16f607eb79da9329e24d73feeda712e5cc"
-        );
+        assert_eq!(hex(&decoded[354..]), "957682e6920e7a77fba8bd405a580a16f607eb79da9329e24d73feeda712e5cc");
         let payload = verify_token_signature(&signing_secret(SECRET), REF_TOKEN).unwrap();
         assert_eq!(payload, REF_PAYLOAD.as_bytes());
         let parsed = parse_payload(&payload).unwrap();
@@ -262,10 +259,8 @@ mod tests {
                 salt: "2b307b".into(),
                 fxa_uid: "319b98f9961ff1dbdd07313cd6ba925a".into(),
                 fxa_kid: "de697ad66d845b2873c9d7e13b8971af".into(),
-                hashed_fxa_uid: "0e8df5d41398a389913bd8402435649518af46493da1d4a437a46dc1784c501a"
-                    .into(),
-                hashed_device_id:
-                    "2bcb92f4d4698c3d7b083a3c698a16ccd78bc2a8d20a96e4bb128ddceaf4e0b6".into(),
+                hashed_fxa_uid: "0e8df5d41398a389913bd8402435649518af46493da1d4a437a46dc1784c501a".into(),
+                hashed_device_id: "2bcb92f4d4698c3d7b083a3c698a16ccd78bc2a8d20a96e4bb128ddceaf4e0b6".into(),
             }
         );
         assert_eq!(
@@ -299,13 +294,9 @@ mod tests {
         };
         let (token, key) = mint_token(SECRET, &payload);
         let parsed =
-            parse_payload(&verify_token_signature(&signing_secret(SECRET), &token).unwrap())
-                .unwrap();
+            parse_payload(&verify_token_signature(&signing_secret(SECRET), &token).unwrap()).unwrap();
         assert_eq!(parsed.salt.len(), 6);
-        assert!(parsed
-            .salt
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(parsed.salt.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert_eq!(parsed.expires, 1700000000.5);
         assert_eq!(parsed.uid, 7);
         assert_eq!(key, derived_key(SECRET, &parsed.salt, &token));
@@ -378,10 +369,7 @@ mod tests {
             r#"{"uid":1,"node":"https://a","expires":"1","salt":"abcdef"}"#,
             "not json",
         ] {
-            assert_eq!(
-                parse_payload(missing.as_bytes()),
-                Err(AuthError::BadPayload)
-            );
+            assert_eq!(parse_payload(missing.as_bytes()), Err(AuthError::BadPayload));
         }
     }
 

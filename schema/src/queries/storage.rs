@@ -7,8 +7,7 @@ use diesel::QueryResult;
 use super::dialect::{insert_ignore, lock_clause, payload_bytes};
 use super::sql::{placeholders, Arg, Sql};
 use crate::models::{
-    BsoRow, ExistingBso, NamedCount, NewBso, OptionalSingle, PageRow, Single, StagedBso, Totals,
-    UserCollectionRow,
+    BsoRow, ExistingBso, NamedCount, NewBso, OptionalSingle, Single, StagedBso, Totals, UserCollectionRow,
 };
 use crate::pool::{Backend, Tx};
 
@@ -208,6 +207,7 @@ pub fn delete_storage(tx: &mut Tx<'_>, uid: i64) -> QueryResult<()> {
 // ---- bso ----
 
 const BSO_COLUMNS: &str = "id, modified, payload, sortindex";
+const BSO_ID_COLUMNS: &str = "id, modified, '' AS payload, sortindex";
 
 pub fn get_bso(
     tx: &mut Tx<'_>,
@@ -263,77 +263,45 @@ pub struct BsoFilter<'a> {
     pub full: bool,
 }
 
-/// One page of a collection read and the collection's last-modified (`None`: the user has no
-/// such collection), from one statement, so both come from the same snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CollectionPage {
-    pub last_modified: Option<i64>,
-    pub rows: Vec<BsoRow>,
-}
-
-/// Reads a page of the collection joined onto its `user_collections` row. When the page is
-/// empty because `skip` passed the last item, the join yields nothing and a second statement
-/// reads the timestamp; clients page with `X-If-Unmodified-Since`, so a write between the two
-/// makes them start over rather than miss items.
+/// One page of a collection read, in the requested order (the caller holds the collection's
+/// row lock, so the page and the collection timestamp it read agree).
 pub fn find_bsos(
     tx: &mut Tx<'_>,
     uid: i64,
     collection: i32,
     filter: &BsoFilter<'_>,
     now: i64,
-) -> QueryResult<CollectionPage> {
-    let payload = if filter.full { "b.payload" } else { "''" };
+) -> QueryResult<Vec<BsoRow>> {
+    let columns = if filter.full { BSO_COLUMNS } else { BSO_ID_COLUMNS };
     let order = filter.order.unwrap_or(Order::Newest);
-    let mut sql = format!(
-        "SELECT uc.last_modified AS collection_modified, b.id AS id, b.modified AS modified, \
-         {payload} AS payload, b.sortindex AS sortindex FROM user_collections uc \
-         LEFT JOIN bso b ON b.userid = uc.userid AND b.collection = uc.collection AND b.ttl > ?"
-    );
-    let mut args = vec![Arg::I64(now)];
+    let mut sql = format!("SELECT {columns} FROM bso WHERE userid = ? AND collection = ? AND ttl > ?");
+    let mut args = vec![Arg::I64(uid), Arg::I32(collection), Arg::I64(now)];
     if !filter.ids.is_empty() {
-        sql.push_str(&format!(" AND b.id IN ({})", placeholders(filter.ids.len())));
+        sql.push_str(&format!(" AND id IN ({})", placeholders(filter.ids.len())));
         args.extend(filter.ids.iter().map(|id| Arg::Str(id)));
     }
     if let Some(newer) = filter.newer {
-        sql.push_str(" AND b.modified > ?");
+        sql.push_str(" AND modified > ?");
         args.push(Arg::I64(newer));
     }
     if let Some(older) = filter.older {
-        sql.push_str(" AND b.modified < ?");
+        sql.push_str(" AND modified < ?");
         args.push(Arg::I64(older));
     }
     if let Some(bound) = filter.bound {
-        sql.push_str(if order == Order::Oldest { " AND b.modified >= ?" } else { " AND b.modified <= ?" });
+        sql.push_str(if order == Order::Oldest { " AND modified >= ?" } else { " AND modified <= ?" });
         args.push(Arg::I64(bound));
     }
-    sql.push_str(" WHERE uc.userid = ? AND uc.collection = ?");
-    args.extend([Arg::I64(uid), Arg::I32(collection)]);
     sql.push_str(match order {
-        Order::Newest => " ORDER BY b.modified DESC, b.id DESC",
-        Order::Oldest => " ORDER BY b.modified ASC, b.id ASC",
-        Order::Index => " ORDER BY b.sortindex DESC, b.id DESC",
+        Order::Newest => " ORDER BY modified DESC, id DESC",
+        Order::Oldest => " ORDER BY modified ASC, id ASC",
+        Order::Index => " ORDER BY sortindex DESC, id DESC",
     });
-    // Both engines need a LIMIT to accept an OFFSET; 2^63-1 means "no limit".
+    // Both engines need a LIMIT to accept an OFFSET; -1 / 2^63-1 mean "no limit".
     sql.push_str(" LIMIT ? OFFSET ?");
     args.push(Arg::I64(filter.limit.unwrap_or(i64::MAX)));
     args.push(Arg::I64(filter.skip));
-    let page = Sql::new(sql).args(args).load::<PageRow>(tx)?;
-    let last_modified = match page.first() {
-        Some(row) => Some(row.collection_modified),
-        None => lock_collection(tx, uid, collection, Lock::Read)?,
-    };
-    let rows = page
-        .into_iter()
-        .filter_map(|row| {
-            Some(BsoRow {
-                id: row.id?,
-                modified: row.modified?,
-                payload: row.payload.unwrap_or_default(),
-                sortindex: row.sortindex,
-            })
-        })
-        .collect();
-    Ok(CollectionPage { last_modified, rows })
+    Sql::new(sql).args(args).load::<BsoRow>(tx)
 }
 
 /// The stored rows (live or expired) among `ids`.
