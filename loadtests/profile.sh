@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# loadtests/profile.sh — the profile behind "Where the time goes" in BENCHMARKS.md (not a test).
+#
+# Owns: one profiled run of a scenario against a fresh release `weft serve` on MariaDB: the CPU
+# split between processes (top), the server's context switches and CPU time (perf stat, 3 s),
+# and its hottest objects and symbols (perf record, 4 s). Needs `perf` (Debian: linux-perf),
+# the release binaries (see BENCHMARKS.md) and MariaDB on 127.0.0.1:3306 (root, no password).
+#
+# Usage: loadtests/profile.sh SCENARIO "LOADTEST OPTIONS"
+#   e.g. loadtests/profile.sh sync "--users 1000 --concurrency 32"
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SCENARIO="${1:?usage: profile.sh SCENARIO \"OPTIONS\"}"
+OPTIONS="${2:-}"
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+DB="weft_profile"
+DATA="$(mktemp -d "${TMPDIR:-/tmp}/weft-profile.XXXXXX")"
+OUT="target/profile"
+mkdir -p "$OUT"
+
+mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB"
+WEFT_LISTEN="127.0.0.1:$PORT" WEFT_PUBLIC_URL="http://127.0.0.1:$PORT" WEFT_DATA_DIR="$DATA" \
+    WEFT_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB" WEFT_MASTER_SECRET=profile-secret WEFT_LOG=warn \
+    target/release/weft serve > "$OUT/server.log" 2>&1 &
+SERVER=$!
+trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$DATA"' EXIT
+for _ in $(seq 50); do
+    grep -q "^weft: listening on" "$OUT/server.log" && break
+    kill -0 "$SERVER" 2>/dev/null || { cat "$OUT/server.log" >&2; exit 1; }
+    sleep 0.2
+done
+
+# shellcheck disable=SC2086 # OPTIONS is a list of words on purpose
+target/release/weft-loadtest --scenario "$SCENARIO" --target "http://127.0.0.1:$PORT" \
+    --master-secret profile-secret $OPTIONS --duration 14 > "$OUT/$SCENARIO-loadtest.log" 2>&1 &
+LOADTEST=$!
+sleep 4
+echo "CPU (%) by process:"
+top -b -n1 -d2 | awk '$12 ~ /weft|mariadbd/ {print "  " $9 "% " $12}'
+echo "server, 3 s:"
+perf stat -e context-switches,task-clock -p "$SERVER" -- sleep 3 2>&1 | awk '/context|task-clock/ {print "  " $1, $2}'
+perf record -F 499 -g -p "$SERVER" -o "$OUT/$SCENARIO.perf" -- sleep 4 > /dev/null 2>&1
+wait "$LOADTEST" || true
+grep -E "requests " "$OUT/$SCENARIO-loadtest.log"
+perf report -i "$OUT/$SCENARIO.perf" --no-children --sort dso --stdio 2>/dev/null | grep -E "^ +[0-9]" | head -5
+perf report -i "$OUT/$SCENARIO.perf" --no-children --sort sym --stdio 2>/dev/null | grep -E "^ +[0-9]" | cut -c1-100 | head -12
+mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS $DB"
