@@ -42,18 +42,8 @@ impl Drop for Process {
 
 fn start(dir: &Path, database_url: &str, run: usize) -> Process {
     let out = dir.join(format!("stdout-{run}.log"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
-    cmd.arg("serve");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("WEFT_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.env("WEFT_LISTEN", "127.0.0.1:0")
-        .env("WEFT_PUBLIC_URL", PUBLIC_URL)
-        .env("WEFT_DATA_DIR", dir)
-        .env("WEFT_DATABASE_URL", database_url)
-        .env("WEFT_MASTER_SECRET", SECRET)
+    let mut cmd = common::server::serve_command(dir, database_url);
+    cmd.env("WEFT_MASTER_SECRET", SECRET)
         .env("WEFT_SHUTDOWN_TIMEOUT_SECONDS", "10")
         .stdin(Stdio::null())
         .stdout(File::create(&out).expect("stdout file"))

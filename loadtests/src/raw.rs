@@ -24,6 +24,8 @@ use crate::ledger::{Ledger, StoredRows, VerifyOutcome};
 use crate::payload::{Bso, PayloadPool};
 use crate::report::{cpu_seconds, Outcome};
 use crate::scenarios::launch::{launch_id, share, LAUNCH_COLLECTIONS};
+// The sync mix is the HTTP scenario's, so both modes do the same work.
+use crate::scenarios::sync::{CLIENTS, HISTORY, MAX_NEW_VISITS, META_REFRESH, QUIET_SYNCS, TABS, TABS_TTL_S};
 use crate::scenarios::write::WRITE_COLLECTIONS;
 use crate::stats::{Budget, Stats};
 
@@ -35,14 +37,6 @@ const NEVER_EXPIRES_MS: i64 = 2_100_000_000_000;
 /// The server's deadlock retries (actors/src/shard/actor.rs).
 const DEADLOCK_ATTEMPTS: u32 = 5;
 const SEED_COMMITS: usize = 4;
-/// The sync mix, as in `scenarios::sync`.
-const QUIET_SYNCS: f64 = 0.75;
-const META_REFRESH: f64 = 0.3;
-const TABS: f64 = 0.8;
-const HISTORY: f64 = 0.6;
-const CLIENTS: f64 = 0.2;
-const MAX_NEW_VISITS: usize = 20;
-const TABS_TTL_S: u32 = 1_814_400;
 
 struct RawUser {
     uid: u64,

@@ -48,6 +48,24 @@ fn append_log(log: &Mutex<String>, line: &str) {
     }
 }
 
+/// `weft serve` on port 0 with the harness's public URL, `data_dir` and database, and no other
+/// `WEFT_*` variable: the server refuses unknown ones, and inherited ones would make the run
+/// depend on the developer's shell.
+pub fn serve_command(data_dir: &std::path::Path, database_url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    cmd.arg("serve");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("WEFT_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("WEFT_LISTEN", "127.0.0.1:0")
+        .env("WEFT_PUBLIC_URL", PUBLIC_URL)
+        .env("WEFT_DATA_DIR", data_dir)
+        .env("WEFT_DATABASE_URL", database_url);
+    cmd
+}
+
 impl TestServer {
     /// A server with the default secret and `extra_env` (`WEFT_*` settings) on top of the
     /// harness's own variables.
@@ -75,19 +93,7 @@ impl TestServer {
     ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = Database::create(backend, dir.path());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
-        cmd.arg("serve");
-        // The server refuses unknown WEFT_* variables, and inherited ones would make the run
-        // depend on the developer's shell: start from none of them.
-        for (name, _) in std::env::vars() {
-            if name.starts_with("WEFT_") {
-                cmd.env_remove(name);
-            }
-        }
-        cmd.env("WEFT_LISTEN", "127.0.0.1:0")
-            .env("WEFT_PUBLIC_URL", PUBLIC_URL)
-            .env("WEFT_DATA_DIR", dir.path())
-            .env("WEFT_DATABASE_URL", &db.url);
+        let mut cmd = serve_command(dir.path(), &db.url);
         match config_toml {
             Some(text) => {
                 let path = dir.path().join("weft.toml");

@@ -12,16 +12,16 @@ use crate::http::{Request, Session, Step};
 use crate::payload::Bso;
 
 /// Share of syncs that find nothing changed and stop after `info/collections`.
-const QUIET_SYNCS: f64 = 0.75;
+pub const QUIET_SYNCS: f64 = 0.75;
 /// Of the other syncs: how often each engine has something to do.
-const META_REFRESH: f64 = 0.3;
-const TABS: f64 = 0.8;
-const HISTORY: f64 = 0.6;
-const CLIENTS: f64 = 0.2;
+pub const META_REFRESH: f64 = 0.3;
+pub const TABS: f64 = 0.8;
+pub const HISTORY: f64 = 0.6;
+pub const CLIENTS: f64 = 0.2;
 /// New history visits per sync: 1 to this many (bounded by `--records-per-post`).
-const MAX_NEW_VISITS: usize = 20;
+pub const MAX_NEW_VISITS: usize = 20;
 /// Firefox's ttl for tabs and clients records (21 days).
-const TABS_TTL_S: u32 = 1_814_400;
+pub const TABS_TTL_S: u32 = 1_814_400;
 
 const HISTORY_UPLOAD: BatchKinds = BatchKinds {
     single: "POST history (batch=true&commit=true)",
