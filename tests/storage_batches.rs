@@ -108,7 +108,13 @@ backend_tests! {
         let u = seeded_user(server, "bookmarks");
         let other = User::new(server);
         let mine = create_batch(&u, "bookmarks", &json!([{"id": "staged", "payload": "mine"}]));
-        let theirs = create_batch(&other, "bookmarks", &json!([{"id": "theirs", "payload": "x"}]));
+        // Batch ids are scoped per user (creation ms + uid % 10), so another user's id can equal
+        // one of `u`'s own by coincidence — then it is `u`'s batch, not a foreign one (§13.15).
+        // Keep asking until the other user's id is one `u` does not have.
+        let theirs = (0..20)
+            .map(|_| create_batch(&other, "bookmarks", &json!([{"id": "theirs", "payload": "x"}])))
+            .find(|id| *id != mine)
+            .expect("another user's batch id distinct from u's");
         let in_other_collection = create_batch(&u, "history", &json!([{"id": "h", "payload": "x"}]));
         let never_issued = "MTIzNDU2Nzg5MDEyMw==".to_string(); // base64 of "1234567890123"
         for bad in [theirs.clone(), in_other_collection.clone(), never_issued, "notanumber".into(), "%21%21%21".into(), "-5".into()] {
