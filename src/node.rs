@@ -1,21 +1,24 @@
-//! Node identity: canonical origins (tokens-and-hawk.md §5.3) and the table that maps the
-//! origin a request was sent to onto the configured storage node serving it.
+//! Node identity: validating configured node origins, and the table that maps the origin a
+//! request was sent to onto the configured storage node serving it. The canonical form itself
+//! (tokens-and-hawk.md §5.3) is the token verifier's `canonical_node`, so that configuration,
+//! routing and token checks can never disagree about spelling.
 
-/// `scheme://host[:port]` lower-cased, default port and trailing `/` removed; `None` when the
-/// text is not an http(s) origin.
+use weft_actors::shard::Shard;
+use weft_actors::token_verifier::token::canonical_node;
+
+/// The canonical form of a configured node URL; `None` when the text is not an http(s) origin
+/// (a path, query, fragment, empty host or non-numeric port).
 pub fn canonical_origin(url: &str) -> Option<String> {
     let url = url.trim().trim_end_matches('/');
     let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme != "http" && scheme != "https" {
+    if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
         return None;
     }
-    if rest.is_empty() || rest.contains('/') || rest.contains('?') || rest.contains('#') {
+    if rest.is_empty() || rest.contains(['/', '?', '#']) {
         return None;
     }
-    let rest = rest.to_ascii_lowercase();
-    let (host, port) = split_host_port(&rest)?;
-    Some(origin_string(&scheme, host, port))
+    split_host_port(rest)?;
+    Some(canonical_node(url))
 }
 
 /// Splits `host[:port]` (IPv6 literals in brackets) into host and an optional numeric port.
@@ -43,15 +46,6 @@ pub fn split_host_port(hostport: &str) -> Option<(&str, Option<u16>)> {
     Some((host, port))
 }
 
-/// The canonical spelling of an origin from its parts.
-pub fn origin_string(scheme: &str, host: &str, port: Option<u16>) -> String {
-    let default = if scheme == "https" { 443 } else { 80 };
-    match port {
-        Some(p) if p != default => format!("{scheme}://{host}:{p}"),
-        _ => format!("{scheme}://{host}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,8 +60,6 @@ mod tests {
         assert!(canonical_origin("http://x:notaport").is_none());
     }
 }
-
-use weft_actors::shard::Shard;
 
 /// One storage node served by this process: its canonical public origin, accepted aliases, and
 /// the shard actor that owns its database.

@@ -17,12 +17,13 @@ use actix_web::http::{header, Method};
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest};
 use weft_actors::shard::{Shard, ShardActor, ShardError};
+use weft_actors::token_verifier::token::canonical_node;
 use weft_actors::token_verifier::{AuthError, Authenticate, HawkRequest};
 
 use super::app_state;
 use super::request_body::read_body;
 use crate::error::ApiError;
-use crate::node::{origin_string, split_host_port};
+use crate::node::split_host_port;
 use crate::web::INFO_COLLECTIONS_ROUTE;
 
 /// The owner of the path's uid, proven by Hawk, with the shard of the node the request is for.
@@ -159,7 +160,7 @@ fn parse_origin(scheme: &str, hostport: &str) -> Result<RequestOrigin, ApiError>
         .ok_or_else(|| ApiError::InvalidRequest(format!("invalid Host {hostport:?}")))?;
     let port = port.unwrap_or(if scheme == "https" { 443 } else { 80 });
     Ok(RequestOrigin {
-        canonical: origin_string(&scheme, &host.to_ascii_lowercase(), Some(port)),
+        canonical: canonical_node(&format!("{scheme}://{host}:{port}")),
         host: host.to_owned(),
         port,
     })
