@@ -20,10 +20,6 @@ const WEAVE_SIZE_LIMIT_EXCEEDED: u8 = 17;
 /// `Retry-After` on a write conflict: 10 s in both references (§4.4).
 const CONFLICT_RETRY_AFTER_SECONDS: u32 = 10;
 
-/// `Retry-After` on a shed request when the caller has no configured value
-/// (`shard.retry_after_seconds` defaults to the same).
-const DEFAULT_RETRY_AFTER_SECONDS: u32 = 10;
-
 pub const X_LAST_MODIFIED: &str = "x-last-modified";
 
 #[derive(Debug, thiserror::Error)]
@@ -100,12 +96,6 @@ impl ApiError {
             ApiError::SizeLimitExceeded(_) | ApiError::PayloadTooLarge => WEAVE_SIZE_LIMIT_EXCEEDED,
             _ => WEAVE_UNKNOWN_ERROR,
         }
-    }
-}
-
-impl From<ShardError> for ApiError {
-    fn from(err: ShardError) -> Self {
-        ApiError::from_shard(err, DEFAULT_RETRY_AFTER_SECONDS)
     }
 }
 
@@ -225,14 +215,14 @@ mod tests {
     fn shard_errors_map_to_protocol_responses() {
         let ts = SyncTimestamp::from_millis(1_500);
         for (err, status) in [(ShardError::NotModified(ts), 304), (ShardError::PreconditionFailed(ts), 412)] {
-            let r = render(err.into());
+            let r = render(ApiError::from_shard(err, 10));
             assert_eq!((r.status, r.last_modified.as_deref(), r.body.as_str()), (status, Some("1.50"), ""));
         }
-        let r = render(ShardError::Conflict.into());
+        let r = render(ApiError::from_shard(ShardError::Conflict, 10));
         assert_eq!((r.status, r.retry_after.as_deref(), r.body.as_str()), (503, Some("10"), "0"));
         let r = render(ApiError::from_shard(ShardError::Overloaded("queue full".into()), 7));
         assert_eq!((r.status, r.retry_after.as_deref(), r.body.as_str()), (503, Some("7"), "0"));
-        let r = render(ShardError::Overloaded("queue full".into()).into());
+        let r = render(ApiError::from_shard(ShardError::Overloaded("queue full".into()), 10));
         assert_eq!(r.retry_after.as_deref(), Some("10"));
         for (err, status, body) in [
             (ShardError::InvalidBatch, 400, "0"),
@@ -241,7 +231,7 @@ mod tests {
             (ShardError::NotFound, 404, "0"),
             (ShardError::Database(DbError::Query("boom".into())), 500, "0"),
         ] {
-            let r = render(err.into());
+            let r = render(ApiError::from_shard(err, 10));
             assert_eq!((r.status, r.body.as_str()), (status, body));
         }
     }
