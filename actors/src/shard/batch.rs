@@ -60,10 +60,7 @@ fn stage(
     existing: Option<i64>,
 ) -> Result<PostResult, ShardError> {
     let uid = msg.uid as i64;
-    let collection = match existing {
-        None => ctx.ensure_collection_id(tx, &msg.collection)?,
-        Some(_) => ctx.collection_id(tx, &msg.collection)?.ok_or(ShardError::InvalidBatch)?,
-    };
+    let collection = batch_collection(ctx, tx, msg, existing)?;
     // Staging neither creates nor touches the collection; it only reads its timestamp for the
     // precondition and for X-Last-Modified. Lock order everywhere: collection, then batch.
     let current =
@@ -103,10 +100,7 @@ fn commit(
     batch: Option<i64>,
 ) -> Result<PostResult, ShardError> {
     let uid = msg.uid as i64;
-    let collection = match batch {
-        None => ctx.ensure_collection_id(tx, &msg.collection)?,
-        Some(_) => ctx.collection_id(tx, &msg.collection)?.ok_or(ShardError::InvalidBatch)?,
-    };
+    let collection = batch_collection(ctx, tx, msg, batch)?;
     let (current, _) = storage::lock_or_create_collection(tx, uid, collection)?;
     check_precondition(msg.precondition, SyncTimestamp::from_millis(current))?;
 
@@ -160,6 +154,21 @@ fn merge(staged: Vec<StagedBso>, body: &[BsoInput]) -> Vec<BsoInput> {
         }
     }
     order.into_iter().filter_map(|id| items.remove(&id)).collect()
+}
+
+/// The id of the collection a POST addresses. A write without a batch id registers a new
+/// name; a batch id can only belong to a collection someone wrote before, so an unknown name
+/// means the batch id is invalid.
+fn batch_collection(
+    ctx: &ShardContext,
+    tx: &mut Tx<'_>,
+    msg: &PostBsos,
+    batch: Option<i64>,
+) -> Result<i32, ShardError> {
+    match batch {
+        None => ctx.ensure_collection_id(tx, &msg.collection),
+        Some(_) => ctx.collection_id(tx, &msg.collection)?.ok_or(ShardError::InvalidBatch),
+    }
 }
 
 fn check_batch_totals(ctx: &ShardContext, count: u64, bytes: u64) -> Result<(), ShardError> {
