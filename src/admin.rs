@@ -9,6 +9,7 @@ use weft_actors::token_verifier::token::canonical_node;
 use weft_actors::tokenserver::{
     AddNode, AllocateUser, ListNodes, RemoveNode, TokenserverDb, TokenserverError, UnassignNode, UpdateNode,
 };
+use weft_actors::ActorUnavailable;
 use weft_schema::models::tokenserver::{NodeFields, NodeRow};
 
 use crate::config::Settings;
@@ -125,9 +126,11 @@ where
     config.threads = 1;
     actix::System::new().block_on(async move {
         let db = TokenserverDb::start(pool, config);
-        let reply =
-            db.send(msg).await.map_err(|e| AdminError::Invalid(format!("database actor stopped: {e}")))?;
-        Ok(reply?)
+        Ok(db
+            .send(msg)
+            .await
+            .map_err(ActorUnavailable::of("tokenserver database"))
+            .map_err(TokenserverError::from)??)
     })
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use weft_actors::shard::{Shard, ShardConfig};
+use weft_actors::shard::{Shard, ShardConfig, StorageConfig};
 use weft_actors::token_verifier::{NodeSecrets, TokenVerifier};
 use weft_actors::tokenserver::{
     Jwk, OAuthConfig, OAuthVerifier, RegisterInitialNode, Tokenserver, TokenserverConfig, TokenserverDb,
@@ -114,9 +114,9 @@ pub fn open_pools(
 
 /// Starts a shard actor per node and the token verifier. Must run inside the actix system.
 pub fn start_services(settings: &Settings, plans: Vec<NodePlan>, pools: Vec<DbPool>) -> Services {
-    let shard_config = ShardConfig {
-        threads: settings.shard.threads,
-        queue_limit: settings.shard.queue_limit,
+    let shard_config =
+        ShardConfig { threads: settings.shard.threads, queue_limit: settings.shard.queue_limit };
+    let storage_config = StorageConfig {
         max_read_records: settings.limits.max_total_records,
         max_total_records: settings.limits.max_total_records,
         max_total_bytes: settings.limits.max_total_bytes,
@@ -133,7 +133,7 @@ pub fn start_services(settings: &Settings, plans: Vec<NodePlan>, pools: Vec<DbPo
         .into_iter()
         .zip(pools)
         .map(|(plan, pool)| NodeEntry {
-            shard: Shard::start(&plan.url, pool, shard_config.clone()),
+            shard: Shard::start(&plan.url, pool, shard_config.clone(), storage_config.clone()),
             url: plan.url,
             aliases: plan.aliases,
         })

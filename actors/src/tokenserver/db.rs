@@ -6,13 +6,14 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
 use weft_schema::models::tokenserver::{NewUser, NodeFields, NodeRow, UserRecord};
 use weft_schema::pool::Tx;
 use weft_schema::queries::tokenserver as q;
-use weft_schema::DbPool;
+use weft_schema::retry::with_retries;
+use weft_schema::{DbError, DbPool};
 
 use super::rules::{self, Reported, Stored};
 use super::TokenserverError;
@@ -22,8 +23,6 @@ pub const MAX_GENERATION: i64 = i64::MAX;
 
 /// Node choice attempts, each possibly after releasing capacity (§7.1).
 const ALLOCATION_ATTEMPTS: usize = 5;
-
-const DEADLOCK_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, Clone)]
 pub struct TokenserverDbConfig {
@@ -130,39 +129,26 @@ impl TokenserverDb {
         SyncArbiter::start(threads, move || TokenserverDb { pool: pool.clone(), context: context.clone() })
     }
 
-    /// Runs `op` in a write transaction, again on deadlock.
+    /// Runs `op` in a write transaction, again (the one retry policy) on a deadlock or a lost
+    /// connection.
     fn write<T>(
         &self,
         op: impl Fn(&Context, &mut Tx<'_>) -> Result<T, TokenserverError>,
     ) -> Result<T, TokenserverError> {
-        self.with_retries(|| self.pool.get()?.write_transaction(|tx| op(&self.context, tx)))
+        with_retries(log_retry, || self.pool.get()?.write_transaction(|tx| op(&self.context, tx)))
     }
 
-    /// Runs `op` in a read transaction.
+    /// Runs `op` in a read transaction, again on a deadlock or a lost connection.
     fn read<T>(
         &self,
         op: impl Fn(&Context, &mut Tx<'_>) -> Result<T, TokenserverError>,
     ) -> Result<T, TokenserverError> {
-        self.with_retries(|| self.pool.get()?.read_transaction(|tx| op(&self.context, tx)))
+        with_retries(log_retry, || self.pool.get()?.read_transaction(|tx| op(&self.context, tx)))
     }
+}
 
-    fn with_retries<T>(
-        &self,
-        attempt: impl Fn() -> Result<T, TokenserverError>,
-    ) -> Result<T, TokenserverError> {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let result = attempt();
-            match result {
-                Err(err) if err.is_retryable() && tries < DEADLOCK_ATTEMPTS => {
-                    tracing::warn!(attempt = tries, error = %err, "tokenserver transaction deadlocked; retrying");
-                    std::thread::sleep(Duration::from_millis(5 * u64::from(tries)));
-                }
-                other => return other,
-            }
-        }
-    }
+fn log_retry(attempt: u32, err: &DbError) {
+    tracing::warn!(attempt, error = %err, "tokenserver transaction failed; retrying");
 }
 
 impl Context {
@@ -171,12 +157,8 @@ impl Context {
         if let Some(id) = *cached {
             return Ok(id);
         }
-        let id = q::service_id(tx, q::SYNC_SERVICE)?.ok_or_else(|| {
-            TokenserverError::Database(weft_schema::DbError::Query(format!(
-                "the services table has no {:?} row; run the migrations",
-                q::SYNC_SERVICE
-            )))
-        })?;
+        let id =
+            q::service_id(tx, q::SYNC_SERVICE)?.ok_or(TokenserverError::NoSyncService(q::SYNC_SERVICE))?;
         *cached = Some(id);
         Ok(id)
     }
