@@ -143,12 +143,10 @@ pub fn run_node(settings: &Settings, command: NodeCommand) -> Result<(), AdminEr
             }
             non_negative("--available", available)?;
             non_negative("--current-load", Some(current_load))?;
-            // §10.1: ceil(capacity × release rate) open at first.
-            let rate = settings.tokenserver.node_capacity_release_rate;
-            let default_available = (f64::from(capacity) * rate).ceil() as i32;
             let fields = NodeFields {
                 capacity: Some(capacity),
-                available: Some(available.unwrap_or(default_available)),
+                // None: the tokenserver's default (§10.1).
+                available,
                 current_load: Some(current_load),
                 downed: Some(i32::from(downed)),
                 backoff: Some(i32::from(backoff)),

@@ -67,7 +67,8 @@ pub struct RegisterInitialNode {
     pub capacity: i32,
 }
 
-/// `node add` (§10.1): every field of `fields` set by the caller.
+/// `node add` (§10.1): every field of `fields` set by the caller except, optionally,
+/// `available` (default: the slots a release opens).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<NodeRow, TokenserverError>")]
 pub struct AddNode {
@@ -167,21 +168,35 @@ impl Context {
     /// when no node has a free slot. Returns (node id, node URL).
     fn allocate(&self, tx: &mut Tx<'_>, service: i32) -> Result<(i64, String), TokenserverError> {
         for _ in 0..ALLOCATION_ATTEMPTS {
-            match q::choose_node(tx, service)? {
-                // A concurrent request may have taken the last slot meanwhile: choose again.
+            match rules::best_node(q::list_nodes(tx, service)?) {
+                // Locked, the node is checked again: a concurrent request may have taken the
+                // last slot meanwhile, and then the choice is made again.
                 Some(node) => {
-                    if q::take_slot(tx, node.id)? {
+                    if q::lock_node(tx, node.id)?.is_some_and(|locked| rules::is_assignable(&locked)) {
+                        q::count_assignment(tx, node.id)?;
                         return Ok((node.id, node.node));
                     }
                 }
                 None => {
-                    if q::release_capacity(tx, service, self.config.capacity_release_rate)? == 0 {
+                    if self.release_capacity(tx, service)? == 0 {
                         break;
                     }
                 }
             }
         }
         Err(TokenserverError::NoNodeAvailable)
+    }
+
+    /// Releases more slots on every node that has none left but still has room (§7.1).
+    /// Returns how many nodes got slots.
+    fn release_capacity(&self, tx: &mut Tx<'_>, service: i32) -> Result<usize, TokenserverError> {
+        let mut released = 0;
+        for node in q::list_nodes(tx, service)? {
+            if let Some(slots) = rules::slots_to_release(&node, self.config.capacity_release_rate) {
+                released += usize::from(q::release_slots(tx, node.id, slots)?);
+            }
+        }
+        Ok(released)
     }
 
     /// §6.2, then §6.3 and §6.4.
@@ -462,7 +477,14 @@ impl Handler<AddNode> for TokenserverDb {
             if q::node_by_url(tx, service, &msg.url)?.is_some() {
                 return Err(TokenserverError::NodeExists(msg.url.clone()));
             }
-            q::insert_node(tx, service, &msg.url, &msg.fields)?;
+            // §10.1: without `--available`, a new node opens the slots a release would.
+            let capacity = msg.fields.capacity.unwrap_or(0);
+            let available = msg
+                .fields
+                .available
+                .unwrap_or_else(|| rules::released_slots(capacity, ctx.config.capacity_release_rate));
+            let fields = NodeFields { available: Some(available), ..msg.fields.clone() };
+            q::insert_node(tx, service, &msg.url, &fields)?;
             ctx.node(tx, service, &msg.url)
         })
     }
