@@ -76,11 +76,15 @@ pub struct AllocateArgs {
     node: Option<String>,
 }
 
-fn flag_value(s: &str) -> Result<i32, String> {
+#[derive(Debug, thiserror::Error)]
+#[error("must be 0 or 1")]
+struct NotAFlag;
+
+fn flag_value(s: &str) -> Result<i32, NotAFlag> {
     match s {
         "0" => Ok(0),
         "1" => Ok(1),
-        _ => Err("must be 0 or 1".into()),
+        _ => Err(NotAFlag),
     }
 }
 
