@@ -1,12 +1,12 @@
 //! `ShardActor`: one instance per SyncArbiter thread of a shard, a thin adapter over the node's
-//! `Storage` (weft-storage): it receives one `Request` per storage operation, runs it on the
+//! `Storage` (the storage engine, `crate::storage`): it receives one `Request` per storage operation, runs it on the
 //! engine and replies. The engine runs each operation in its transaction, retries it and
 //! measures it.
 
 use std::sync::Arc;
 
+use crate::storage::{Operation, Storage, StorageError};
 use actix::{Actor, Handler, Message, SyncContext};
-use weft_storage::{Operation, Storage, StorageError};
 
 /// Settings of one shard: its threads and admission bound; the storage settings go to the
 /// engine.

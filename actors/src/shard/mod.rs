@@ -1,5 +1,5 @@
 //! The shard actor: one per storage db node. It runs on an actix `SyncArbiter` (one OS thread
-//! per configured thread) over the node's `Storage` (the weft-storage engine, which owns the
+//! per configured thread) over the node's `Storage` (the storage engine in `crate::storage`, which owns the
 //! pool and every storage rule) and answers one `Request` per protocol operation. `Shard` is the
 //! handle the HTTP layer holds: it bounds how many requests may queue for the node and sheds the
 //! rest at once, counting what it sheds (`weft_shard_shed_total`).
@@ -9,16 +9,16 @@ mod actor;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::storage::Storage;
 use actix::{Addr, Handler, Message, SyncArbiter};
 use weft_schema::DbPool;
-use weft_storage::Storage;
 
 use self::actor::{CheckHealth, Request};
 pub use self::actor::{ShardActor, ShardConfig};
 use crate::ActorUnavailable;
 // The operations' requests and replies, so that callers name what they send a shard here.
-pub use weft_storage::requests::*;
-pub use weft_storage::{Operation, ShedReason, StorageConfig, StorageError};
+pub use crate::storage::requests::*;
+pub use crate::storage::{Operation, ShedReason, StorageConfig, StorageError};
 
 /// How a request to a shard can fail: the engine's outcome, or the actor never answered.
 #[derive(Debug, thiserror::Error)]
