@@ -9,9 +9,13 @@
 //! * `tokenserver` — the token endpoint's actors: OAuth verification and token minting, and a
 //!   SyncArbiter actor owning the tokenserver database (users, nodes, node management).
 //!
+//! * `accounts` — local accounts (Weft as its own account server): a SyncArbiter actor owning
+//!   the account tables, Hawk for FxA tokens, the slow password stretch, the local issuer's JWTs.
+//!
 //! This crate knows nothing about HTTP: it speaks in protocol terms (bso, collection, batch,
 //! node, precondition) and reports typed errors that the binary maps to status codes.
 
+pub mod accounts;
 pub mod shard;
 pub mod token_verifier;
 pub mod tokenserver;
