@@ -546,6 +546,9 @@ def main():
     started = time.monotonic()
     try:
         run(args, workdir)
+    except BaseException:
+        print("0 passed, 1 failed", flush=True)
+        raise
     finally:
         signal.alarm(0)
         if args.keep:
@@ -553,6 +556,7 @@ def main():
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     log(f"passed on {args.backend} in {time.monotonic() - started:.1f}s")
+    print("1 passed, 0 failed", flush=True)
 
 
 if __name__ == "__main__":
