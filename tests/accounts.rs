@@ -412,6 +412,46 @@ backend_tests! {
         refused(&a.exchange(&code, verifier), 401, 110);
     }
 
+    fn reset_link_gives_new_keys_and_disable_revokes(b: Backend) {
+        let a = Accounts::start(b, &[]);
+        let (email, old, new) = ("frank@example.org", "the old password", "the new password");
+        let created = a.create(email, old, &a.invite(&[]));
+        assert_eq!(created.status, 200, "{}", created.body);
+        let kb_old = a.kb(&created.body, email, old);
+        let old_session = created.body["sessionToken"].as_str().unwrap();
+        let scope = json!({"client_id": CLIENT_ID, "scope": OLDSYNC});
+        let changed_at = |session: &str| {
+            let answer = a.signed("POST", "/v1/account/scoped-key-data", session, "sessionToken", Some(&scope));
+            answer.body[OLDSYNC]["keyRotationTimestamp"].as_i64().unwrap()
+        };
+        let before = changed_at(old_session);
+
+        let link = a.admin(&["reset-password-link", email]);
+        let code = link.split("reset=").nth(1).unwrap().split(['&', '\n']).next().unwrap().to_string();
+        let reset = |who: &str, password: &str| {
+            let (auth_pw, _) = credentials(who, password);
+            a.call("POST", "/v1/account/reset", Some(&json!({"email": who, "authPW": hex(&auth_pw), "code": code})), None)
+        };
+        refused(&reset("someone@example.org", new), 400, 1001);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let done = reset(email, new);
+        assert_eq!(done.status, 200, "{}", done.body);
+        refused(&reset(email, "a third password"), 400, 1001);
+        refused(&a.signed("GET", "/v1/session/status", old_session, "sessionToken", None), 401, 110);
+        refused(&a.login(email, old), 400, 103);
+        let login = a.login(email, new);
+        assert_eq!(login.status, 200, "{}", login.body);
+        assert_ne!(a.kb(&login.body, email, new), kb_old, "a reset means a new kB");
+        let session = login.body["sessionToken"].as_str().unwrap().to_string();
+        assert!(changed_at(&session) > before, "keys_changed_at moves with the keys");
+
+        a.admin(&["disable", email]);
+        refused(&a.login(email, new), 401, 1002);
+        refused(&a.signed("GET", "/v1/session/status", &session, "sessionToken", None), 401, 110);
+        a.admin(&["enable", email]);
+        assert_eq!(a.login(email, new).status, 200);
+    }
+
     fn rate_limits_per_email(b: Backend) {
         let a = Accounts::start(b, &[("WEFT_ACCOUNTS_RATE_LIMIT_PER_EMAIL", "2")]);
         refused(&a.login("dave@example.org", "password one"), 400, 102);

@@ -25,7 +25,7 @@ fn errno(err: &AccountError) -> u32 {
         AccountError::UnknownClient => 162,
         AccountError::InvalidInvite => 1001,
         AccountError::AccountDisabled => 1002,
-        AccountError::Busy { .. } | AccountError::Database(_) => 201,
+        AccountError::Busy { .. } | AccountError::Signing(_) | AccountError::Database(_) => 201,
     }
 }
 
@@ -45,7 +45,9 @@ fn message(err: &AccountError) -> String {
         AccountError::UnknownClient => "Unknown client_id".into(),
         AccountError::InvalidInvite => "Invalid or expired invite".into(),
         AccountError::AccountDisabled => "Account disabled".into(),
-        AccountError::Busy { .. } | AccountError::Database(_) => "Service unavailable".into(),
+        AccountError::Busy { .. } | AccountError::Signing(_) | AccountError::Database(_) => {
+            "Service unavailable".into()
+        }
     }
 }
 
@@ -54,8 +56,8 @@ fn retry_after(err: &AccountError) -> Option<u64> {
         AccountError::TooManyRequests { retry_after } | AccountError::Busy { retry_after } => {
             Some(*retry_after)
         }
-        // A failing database: the client should come back, as for every dependency (503).
-        AccountError::Database(_) => Some(10),
+        // A failing database or key: the client should come back, as for every dependency.
+        AccountError::Signing(_) | AccountError::Database(_) => Some(10),
         _ => None,
     }
 }
@@ -76,7 +78,9 @@ impl ResponseError for AccountsHttpError {
             | AccountError::InvalidNonce
             | AccountError::AccountDisabled => StatusCode::UNAUTHORIZED,
             AccountError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AccountError::Busy { .. } | AccountError::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AccountError::Busy { .. } | AccountError::Signing(_) | AccountError::Database(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 

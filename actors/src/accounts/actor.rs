@@ -222,19 +222,30 @@ pub(super) enum TokenKind {
     KeyFetch,
 }
 
-/// Verifies a Hawk request against the token it names (§6: ±window, nonces remembered, payload
-/// hash checked when sent). Answers the token's row.
-pub(super) fn verify_hawk(
-    shared: &Shared,
-    tx: &mut Tx<'_>,
-    hawk: &HawkRequest,
-    kind: TokenKind,
-) -> Result<TokenRow, AccountError> {
+/// The checks of a Hawk request that need no database (§6): `ts` within the window and the
+/// nonce not seen within it. Run once per request, before any transaction, so that a
+/// transaction retried after a deadlock does not meet its own nonce. A nonce is remembered
+/// before the MAC is checked: nonces are the client's random choice, so a forger spending one
+/// takes nothing from the client.
+pub(super) fn check_hawk_freshness(shared: &Shared, hawk: &HawkRequest) -> Result<(), AccountError> {
     let now = now_ms() / 1000;
     let ts: i64 = hawk.header.ts.parse().map_err(|_| AccountError::InvalidSignature("ts"))?;
     if (ts - now).abs() > shared.config.hawk_window_seconds {
         return Err(AccountError::InvalidTimestamp { server_time: now });
     }
+    if !shared.nonces.first_use(&hawk.header.id, &hawk.header.nonce) {
+        return Err(AccountError::InvalidNonce);
+    }
+    Ok(())
+}
+
+/// Verifies a Hawk request's MAC (and payload hash, when sent) against the token it names;
+/// answers the token's row. `check_hawk_freshness` has run before.
+pub(super) fn verify_hawk(
+    tx: &mut Tx<'_>,
+    hawk: &HawkRequest,
+    kind: TokenKind,
+) -> Result<TokenRow, AccountError> {
     let token = match kind {
         TokenKind::Session => q::session(tx, &hawk.header.id)?,
         TokenKind::KeyFetch => q::key_fetch_token(tx, &hawk.header.id)?,
@@ -255,8 +266,5 @@ pub(super) fn verify_hawk(
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC key");
     mac.update(normalized.as_bytes());
     mac.verify_slice(&client_mac).map_err(|_| AccountError::InvalidSignature("mac"))?;
-    if !shared.nonces.first_use(&token.token_id, &hawk.header.nonce) {
-        return Err(AccountError::InvalidNonce);
-    }
     Ok(token)
 }

@@ -41,6 +41,9 @@ pub enum AccountError {
     /// Every stretch slot is busy: the bound of §6 (503 + Retry-After).
     #[error("too many sign-ins at once")]
     Busy { retry_after: u64 },
+    /// The access token could not be signed (an unusable key).
+    #[error("cannot sign an access token: {0}")]
+    Signing(String),
     #[error(transparent)]
     Database(#[from] DbError),
 }

@@ -10,8 +10,8 @@ use weft_schema::queries::tokenserver as ts;
 use weft_schema::DbPool;
 
 use super::actor::{
-    now_ms, verify_hawk, AccountSummary, AccountsRequest, AdminOp, AdminReply, Credentials, Op, Shared,
-    TokenKind,
+    check_hawk_freshness, now_ms, verify_hawk, AccountSummary, AccountsRequest, AdminOp, AdminReply,
+    Credentials, Op, Shared, TokenKind,
 };
 use super::error::AccountError;
 use super::onepw::{hex, key_bundle, pkce_challenge, random_bytes, sha256_hex, stretch, token_keys, unhex};
@@ -34,6 +34,9 @@ const AVATAR: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/sv
 
 pub(super) fn run(pool: &DbPool, shared: &Shared, msg: AccountsRequest) -> Result<Value, AccountError> {
     let AccountsRequest { client, credentials, op } = msg;
+    if let Credentials::Hawk(hawk) = &credentials {
+        check_hawk_freshness(shared, hawk)?;
+    }
     match op {
         Op::Create { email, auth_pw, invite, keys } => {
             create(pool, shared, &client, &email, &auth_pw, &invite, keys)
@@ -52,16 +55,16 @@ pub(super) fn run(pool: &DbPool, shared: &Shared, msg: AccountsRequest) -> Resul
             }
             Ok(json!({}))
         }),
-        Op::Profile => write(pool, |tx| profile(shared, tx, &credentials)),
+        Op::Profile => read(pool, |tx| profile(shared, tx, &credentials)),
         Op::AccountStatus { uid } => {
             limit(shared, &client, None)?;
-            write(pool, |tx| Ok(json!({ "exists": q::account_by_uid(tx, &uid)?.is_some() })))
+            read(pool, |tx| Ok(json!({ "exists": q::account_by_uid(tx, &uid)?.is_some() })))
         }
         Op::Keys => write(pool, |tx| {
             let Credentials::Hawk(hawk) = &credentials else {
                 return Err(AccountError::InvalidToken("no Hawk credentials"));
             };
-            let token = verify_hawk(shared, tx, hawk, TokenKind::KeyFetch)?;
+            let token = verify_hawk(tx, hawk, TokenKind::KeyFetch)?;
             let fetch = q::key_fetch(tx, &token.token_id)?.ok_or(AccountError::InvalidToken("used"))?;
             // Single use: only the caller whose DELETE removed the row gets the bundle.
             if q::delete_key_fetch(tx, &token.token_id)? != 1 {
@@ -73,19 +76,38 @@ pub(super) fn run(pool: &DbPool, shared: &Shared, msg: AccountsRequest) -> Resul
             let Credentials::Hawk(hawk) = &credentials else {
                 return Err(AccountError::InvalidToken("no Hawk credentials"));
             };
-            let session = verify_hawk(shared, tx, hawk, TokenKind::Session)?;
+            let session = verify_hawk(tx, hawk, TokenKind::Session)?;
             let account = live_account(tx, &session.uid)?;
             q::touch_session(tx, &session.token_id, now_ms())?;
-            session_op(shared, tx, &session, &account, op)
+            session_op(shared, tx, &session, &account, op.clone())
         }),
     }
 }
 
-fn write<T>(
+/// Transactions run again as a whole when the database reports a deadlock.
+const DEADLOCK_ATTEMPTS: u32 = 5;
+
+/// Runs `op` in a write transaction, again on deadlock.
+fn write<T>(pool: &DbPool, op: impl Fn(&mut Tx<'_>) -> Result<T, AccountError>) -> Result<T, AccountError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match pool.get()?.write_transaction(&op) {
+            Err(AccountError::Database(e)) if e.is_retryable() && tries < DEADLOCK_ATTEMPTS => {
+                tracing::warn!(attempt = tries, error = %e, "accounts transaction deadlocked; retrying");
+                std::thread::sleep(std::time::Duration::from_millis(5 * u64::from(tries)));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs `op` in a read transaction (no write lock, which SQLite takes at BEGIN for writes).
+fn read<T>(
     pool: &DbPool,
     op: impl FnOnce(&mut Tx<'_>) -> Result<T, AccountError>,
 ) -> Result<T, AccountError> {
-    pool.get()?.write_transaction(op)
+    pool.get()?.read_transaction(op)
 }
 
 /// Rate limits per client address and, when given, per email (§6).
@@ -117,10 +139,7 @@ fn bounded_stretch(shared: &Shared, auth_pw: &[u8; 32], salt: &[u8; 32]) -> Resu
         .stretches
         .try_acquire()
         .ok_or(AccountError::Busy { retry_after: shared.config.retry_after_seconds })?;
-    let started = std::time::Instant::now();
-    let verify_hash = stretch(auth_pw, salt, shared.config.scrypt_log_n);
-    metrics::histogram!("weft_accounts_stretch_seconds").record(started.elapsed().as_secs_f64());
-    Ok(verify_hash)
+    Ok(stretch(auth_pw, salt, shared.config.scrypt_log_n))
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -162,7 +181,7 @@ fn create(
     let auth_pw = auth_pw(auth_pw_hex)?;
     let now = now_ms();
     // Checked before the stretch so that a bad invite costs no CPU, and again (atomically) below.
-    write(pool, |tx| check_invite(tx, invite, &email, None, now))?;
+    read(pool, |tx| check_invite(tx, invite, &email, None, now))?;
     let salt = random_bytes::<32>();
     let verify_hash = bounded_stretch(shared, &auth_pw, &salt)?;
     let account = AccountRow {
@@ -202,7 +221,7 @@ fn login(
     let email = normalize_email(email)?;
     limit(shared, client, Some(&email))?;
     let auth_pw = auth_pw(auth_pw_hex)?;
-    let account = write(pool, |tx| q::account_by_email(tx, &email).map_err(AccountError::from))?
+    let account = read(pool, |tx| q::account_by_email(tx, &email).map_err(AccountError::from))?
         .ok_or(AccountError::UnknownAccount)?;
     if account.disabled_at.is_some() {
         return Err(AccountError::AccountDisabled);
@@ -229,7 +248,7 @@ fn reset(
     limit(shared, client, Some(&email))?;
     let auth_pw = auth_pw(auth_pw_hex)?;
     let now = now_ms();
-    let account = write(pool, |tx| {
+    let account = read(pool, |tx| {
         let account = q::account_by_email(tx, &email)?.ok_or(AccountError::InvalidInvite)?;
         check_invite(tx, code, &email, Some(&account.uid), now)?;
         Ok(account)
@@ -432,7 +451,7 @@ fn issue(
     shared
         .tokens
         .issue(&account.uid, scope, account.verifier_set_at, FIREFOX_CLIENT_ID, now_ms / 1000, ttl)
-        .map_err(|e| AccountError::Database(weft_schema::DbError::Query(format!("signing: {e}"))))
+        .map_err(AccountError::Signing)
 }
 
 /// `POST /v1/oauth/token` for every grant type.
@@ -459,7 +478,7 @@ fn token(
                 return Err(AccountError::InvalidToken("unknown or used code"));
             }
             if let Credentials::Hawk(hawk) = credentials {
-                let session = verify_hawk(shared, tx, hawk, TokenKind::Session)?;
+                let session = verify_hawk(tx, hawk, TokenKind::Session)?;
                 if session.token_id != code.session_token_id {
                     return Err(AccountError::InvalidToken("code of another session"));
                 }
@@ -491,7 +510,7 @@ fn token(
             let Credentials::Hawk(hawk) = credentials else {
                 return Err(AccountError::InvalidToken("no Hawk credentials"));
             };
-            let session = verify_hawk(shared, tx, hawk, TokenKind::Session)?;
+            let session = verify_hawk(tx, hawk, TokenKind::Session)?;
             let account = live_account(tx, &session.uid)?;
             session_op(shared, tx, &session, &account, Op::Token(body.clone()))
         }
@@ -612,7 +631,7 @@ fn device_json(device: &DeviceRow, current: Option<bool>) -> Value {
 
 pub(super) fn admin(pool: &DbPool, shared: &Shared, op: AdminOp) -> Result<AdminReply, AccountError> {
     let now = now_ms();
-    write(pool, |tx| match op {
+    write(pool, |tx| match op.clone() {
         AdminOp::Invite { email, ttl_ms } => {
             let email = email.as_deref().map(normalize_email).transpose()?;
             new_code(tx, email, None, now, ttl_ms)

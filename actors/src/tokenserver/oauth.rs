@@ -3,6 +3,8 @@
 //! when none are configured, against the keys FxA publishes; remote verification with FxA's
 //! verify endpoint for every token local verification cannot judge; the scope check; and a
 //! bounded cache of verified tokens so that a client's retries do not each cost a round trip.
+//! With local accounts on, tokens whose `iss` is Weft's own issuer are judged with its keys
+//! alone (never sent to FxA), and Mozilla's tokens only when still trusted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
