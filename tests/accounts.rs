@@ -452,6 +452,48 @@ backend_tests! {
         assert_eq!(a.login(email, new).status, 200);
     }
 
+    fn mozilla_accounts_beside_local_ones(b: Backend) {
+        use common::fxa_mock::{self, Jwt, TestKey};
+        let jwk = TestKey::Primary.jwk().to_string();
+        let fxa = [
+            // Nothing listens there: a token sent to FxA would fail with 503, not 200 or 401.
+            ("WEFT_FXA_OAUTH_SERVER_URL", "http://127.0.0.1:9"),
+            ("WEFT_TOKENSERVER_FXA_OAUTH_PRIMARY_JWK", jwk.as_str()),
+            ("WEFT_TOKENSERVER_FXA_OAUTH_ISSUER", fxa_mock::ISSUER),
+        ];
+        let token_status = |a: &Accounts, token: &str| {
+            a.http.get(format!("{}/1.0/sync/1.5", a.server.base_url))
+                .bearer_auth(token).header("X-KeyID", "0000000001234-qqo").send().unwrap().status().as_u16()
+        };
+        let mozilla = Jwt::new(TestKey::Primary, &format!("{:032x}", random_uid()), Some(1234)).sign();
+        // A token claiming the local issuer but signed with another key is judged by the local
+        // keys alone: refused, never passed on to FxA.
+        let mut impostor = Jwt::new(TestKey::Primary, &format!("{:032x}", random_uid()), Some(1234));
+        impostor.claims["iss"] = json!(ORIGIN);
+        let impostor = impostor.sign();
+
+        let both = Accounts::start(b, &fxa);
+        assert_eq!(token_status(&both, &mozilla), 200, "Mozilla accounts keep working by default");
+        assert_eq!(token_status(&both, &impostor), 401);
+        let local_only = Accounts::start(b, &[&fxa[..], &[("WEFT_ACCOUNTS_TRUST_MOZILLA_ACCOUNTS", "false")]].concat());
+        assert_eq!(token_status(&local_only, &mozilla), 401);
+    }
+
+    fn stretches_are_bounded(b: Backend) {
+        // 2^17 (128 MiB): long enough that concurrent sign-ins meet the bound of one.
+        let a = Accounts::start(b, &[("WEFT_ACCOUNTS_SCRYPT_LOG_N", "17"), ("WEFT_ACCOUNTS_MAX_CONCURRENT_STRETCHES", "1")]);
+        let (email, password) = ("grace@example.org", "a password for grace");
+        assert_eq!(a.create(email, password, &a.invite(&[])).status, 200);
+        let answers: Vec<Answer> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4).map(|_| s.spawn(|| a.login(email, password))).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(answers.iter().any(|r| r.status == 200), "one sign-in at a time still gets through");
+        let busy = answers.iter().find(|r| r.status == 503).expect("a sign-in beyond the bound is refused");
+        refused(busy, 503, 201);
+        assert!(busy.retry_after.is_some(), "503 carries Retry-After");
+    }
+
     fn rate_limits_per_email(b: Backend) {
         let a = Accounts::start(b, &[("WEFT_ACCOUNTS_RATE_LIMIT_PER_EMAIL", "2")]);
         refused(&a.login("dave@example.org", "password one"), 400, 102);
