@@ -130,8 +130,9 @@ fn check_config(settings: &Settings) -> ExitCode {
     let storage_nodes = if settings.storage.enabled { 1 + settings.nodes.len() } else { 0 };
     let on_off = |on: bool| if on { "on" } else { "off" };
     println!(
-        "weft: configuration OK: {storage_nodes} storage node(s), tokenserver {}, metrics {}",
+        "weft: configuration OK: {storage_nodes} storage node(s), tokenserver {}, local accounts {}, metrics {}",
         on_off(settings.tokenserver.enabled),
+        on_off(settings.accounts.enabled),
         if settings.metrics.enabled { settings.metrics.listen.as_str() } else { "off" },
     );
     ExitCode::SUCCESS
