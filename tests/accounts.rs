@@ -494,6 +494,24 @@ backend_tests! {
         assert!(busy.retry_after.is_some(), "503 carries Retry-After");
     }
 
+    fn quick_stretch_versions(b: Backend) {
+        let a = Accounts::start(b, &[]);
+        let status = |email: &str| a.call("POST", "/v1/account/credentials/status", Some(&json!({"email": email})), None);
+        assert_eq!(a.create("v1@example.org", "password one", &a.invite(&[])).status, 200);
+        assert_eq!(status("v1@example.org").body["currentVersion"], "v1");
+        refused(&status("nobody@example.org"), 400, 102);
+
+        // The server cannot tell how authPW was stretched; it keeps the salt for the page.
+        let salt = format!("identity.mozilla.com/picl/v1/quickStretchV2:{}", "0123456789abcdef".repeat(2));
+        let (auth_pw, _) = credentials("v2@example.org", "password two");
+        let mut body = json!({"email": "v2@example.org", "authPW": hex(&auth_pw), "invite": a.invite(&[]), "clientSalt": "quickStretchV2:zz"});
+        refused(&a.call("POST", "/v1/account/create?keys=true", Some(&body), None), 400, 107);
+        body["clientSalt"] = json!(salt);
+        assert_eq!(a.call("POST", "/v1/account/create?keys=true", Some(&body), None).status, 200);
+        let v2 = status("v2@example.org");
+        assert_eq!((v2.body["currentVersion"].as_str(), v2.body["clientSalt"].as_str()), (Some("v2"), Some(salt.as_str())));
+    }
+
     fn rate_limits_per_email(b: Backend) {
         let a = Accounts::start(b, &[("WEFT_ACCOUNTS_RATE_LIMIT_PER_EMAIL", "2")]);
         refused(&a.login("dave@example.org", "password one"), 400, 102);

@@ -162,6 +162,7 @@ pub async fn create(
         email: member(&json, "email")?,
         auth_pw: member(&json, "authPW")?,
         invite: member(&json, "invite").map_err(|_| AccountError::InvalidInvite)?,
+        client_salt: member(&json, "clientSalt").ok(),
         keys: wants_keys(&query),
     };
     send(&req, &state, Credentials::None, op).await
@@ -182,12 +183,19 @@ pub async fn login(
     send(&req, &state, Credentials::None, op).await
 }
 
+/// Which quick stretch the page must use for this account (FxA's v2 credentials status).
+pub async fn credentials_status(req: HttpRequest, state: Data<AccountsState>, body: Bytes) -> Reply {
+    let json = json_body(&body)?;
+    send(&req, &state, Credentials::None, Op::CredentialsStatus { email: member(&json, "email")? }).await
+}
+
 pub async fn reset(req: HttpRequest, state: Data<AccountsState>, body: Bytes) -> Reply {
     let json = json_body(&body)?;
     let op = Op::Reset {
         email: member(&json, "email")?,
         auth_pw: member(&json, "authPW")?,
         invite: member(&json, "code").map_err(|_| AccountError::InvalidInvite)?,
+        client_salt: member(&json, "clientSalt").ok(),
     };
     send(&req, &state, Credentials::None, op).await
 }

@@ -95,6 +95,7 @@ pub fn configure(cfg: &mut ServiceConfig, state: Option<&Data<AccountsState>>) {
         .service(web::resource("/v1/account/create").route(web::post().to(h::create)))
         .service(web::resource("/v1/account/login").route(web::post().to(h::login)))
         .service(web::resource("/v1/account/reset").route(web::post().to(h::reset)))
+        .service(web::resource("/v1/account/credentials/status").route(web::post().to(h::credentials_status)))
         .service(web::resource("/v1/account/keys").route(web::get().to(h::keys)))
         .service(web::resource("/v1/account/scoped-key-data").route(web::post().to(h::scoped_key_data)))
         .service(web::resource("/v1/account/status").route(web::get().to(h::account_status)))

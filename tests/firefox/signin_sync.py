@@ -118,8 +118,12 @@ def hkdf(ikm, info, length):
     return out[:length]
 
 
-def derive(email, password):
-    qs = hashlib.pbkdf2_hmac("sha256", password.encode(), NS + b"quickStretch:" + email.encode(), 1000, 32)
+def derive(email, password, client_salt=None):
+    """(authPW, unwrapBKey): quick stretch v1, or v2 with the account's clientSalt."""
+    if client_salt:
+        qs = hashlib.pbkdf2_hmac("sha256", password.encode(), client_salt.encode(), 650000, 32)
+    else:
+        qs = hashlib.pbkdf2_hmac("sha256", password.encode(), NS + b"quickStretch:" + email.encode(), 1000, 32)
     return hkdf(qs, b"authPW", 32), hkdf(qs, b"unwrapBkey", 32)
 
 
@@ -476,7 +480,9 @@ def run(args, workdir):
 
         # The key Firefox holds, against an independent derivation from the password; and the
         # server's CPU cost of one sign-in (the scrypt stretch dominates it).
-        auth_pw, unwrap_b_key = derive(EMAIL, PASSWORD)
+        status = http_json("POST", f"{weft.origin}/v1/account/credentials/status", {"email": EMAIL})
+        assert status["currentVersion"] == "v2", f"a new account gets the v2 quick stretch: {status}"
+        auth_pw, unwrap_b_key = derive(EMAIL, PASSWORD, status["clientSalt"])
         cpu_before = weft.cpu_seconds()
         session = http_json("POST", f"{weft.origin}/v1/account/login?keys=true",
                             {"email": EMAIL, "authPW": auth_pw.hex()})

@@ -66,12 +66,15 @@ pub enum Credentials {
 /// The operations of local-accounts.md §5, named after their routes.
 #[derive(Debug, Clone)]
 pub enum Op {
-    /// `POST /v1/account/create` (with Weft's `invite`).
-    Create { email: String, auth_pw: String, invite: String, keys: bool },
+    /// `POST /v1/account/create` (with Weft's `invite`); `client_salt` (FxA's `clientSalt`)
+    /// when the page used the version-2 quick stretch.
+    Create { email: String, auth_pw: String, invite: String, client_salt: Option<String>, keys: bool },
+    /// `POST /v1/account/credentials/status`: which quick stretch (and salt) the account uses.
+    CredentialsStatus { email: String },
     /// `POST /v1/account/login`.
     Login { email: String, auth_pw: String, keys: bool },
     /// `POST /v1/account/reset` (Weft's own): a reset link's code and a new authPW; new kB.
-    Reset { email: String, auth_pw: String, invite: String },
+    Reset { email: String, auth_pw: String, invite: String, client_salt: Option<String> },
     /// `GET /v1/account/keys` (Hawk with the keyFetchToken; single use).
     Keys,
     /// `POST /v1/account/scoped-key-data`.

@@ -17,9 +17,22 @@ use super::error::AccountError;
 use super::onepw::{hex, key_bundle, pkce_challenge, random_bytes, sha256_hex, stretch, token_keys, unhex};
 use super::{FIREFOX_CLIENT_ID, OLDSYNC_SCOPE};
 
-/// Which scrypt-based verifier an account row holds (`accounts.kdf_version`): version 1 is
-/// scrypt over the v1 (email-salted, 1000-round PBKDF2) quick stretch of local-accounts.md §4.
-const KDF_VERSION: i32 = 1;
+/// The quick stretch the page used (`accounts.kdf_version`, local-accounts.md §4): version 1
+/// is email-salted PBKDF2 with 1000 rounds, version 2 FxA's 650,000 rounds salted with
+/// `NS + "quickStretchV2:" + <32 hex>`. The server stores scrypt(authPW) either way.
+const KDF_V1: i32 = 1;
+const KDF_V2: i32 = 2;
+const CLIENT_SALT_PREFIX: &str = "identity.mozilla.com/picl/v1/quickStretchV2:";
+
+/// (kdf_version, the 32 hex stored) of a create or reset body's `clientSalt`.
+fn quick_stretch_version(client_salt: Option<&str>) -> Result<(i32, Option<String>), AccountError> {
+    let Some(salt) = client_salt else { return Ok((KDF_V1, None)) };
+    let hex = salt.strip_prefix(CLIENT_SALT_PREFIX).unwrap_or_default();
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(AccountError::InvalidParameter("clientSalt".into()));
+    }
+    Ok((KDF_V2, Some(hex.to_string())))
+}
 
 /// The `redirect` of an authorization answer for a WebChannel flow (there is no redirect).
 const OOB_REDIRECT: &str = "urn:ietf:wg:oauth:2.0:oob";
@@ -38,11 +51,32 @@ pub(super) fn run(pool: &DbPool, shared: &Shared, msg: AccountsRequest) -> Resul
         check_hawk_freshness(shared, hawk)?;
     }
     match op {
-        Op::Create { email, auth_pw, invite, keys } => {
-            create(pool, shared, &client, &email, &auth_pw, &invite, keys)
+        Op::Create { email, auth_pw, invite, client_salt, keys } => create(
+            pool,
+            shared,
+            &client,
+            NewPassword::new(&email, &auth_pw, client_salt.as_deref())?,
+            &invite,
+            keys,
+        ),
+        Op::CredentialsStatus { email } => {
+            let email = normalize_email(&email)?;
+            limit(shared, &client, Some(&email))?;
+            let account = read(pool, |tx| q::account_by_email(tx, &email).map_err(AccountError::from))?
+                .ok_or(AccountError::UnknownAccount)?;
+            Ok(match account.client_salt {
+                Some(salt) if account.kdf_version == KDF_V2 => json!({
+                    "currentVersion": "v2",
+                    "clientSalt": format!("{CLIENT_SALT_PREFIX}{salt}"),
+                    "upgradeNeeded": false,
+                }),
+                _ => json!({ "currentVersion": "v1", "upgradeNeeded": false }),
+            })
         }
         Op::Login { email, auth_pw, keys } => login(pool, shared, &client, &email, &auth_pw, keys),
-        Op::Reset { email, auth_pw, invite } => reset(pool, shared, &client, &email, &auth_pw, &invite),
+        Op::Reset { email, auth_pw, invite, client_salt } => {
+            reset(pool, shared, &client, NewPassword::new(&email, &auth_pw, client_salt.as_deref())?, &invite)
+        }
         Op::Token(body) => {
             limit(shared, &client, None)?;
             write(pool, |tx| token(shared, tx, &credentials, &body))
@@ -167,16 +201,31 @@ fn check_invite(
     }
 }
 
+/// A new password as a create or reset body carries it.
+struct NewPassword<'a> {
+    email: &'a str,
+    auth_pw: &'a str,
+    kdf_version: i32,
+    client_salt: Option<String>,
+}
+
+impl<'a> NewPassword<'a> {
+    fn new(email: &'a str, auth_pw: &'a str, client_salt: Option<&str>) -> Result<Self, AccountError> {
+        let (kdf_version, client_salt) = quick_stretch_version(client_salt)?;
+        Ok(NewPassword { email, auth_pw, kdf_version, client_salt })
+    }
+}
+
 fn create(
     pool: &DbPool,
     shared: &Shared,
     client: &str,
-    email: &str,
-    auth_pw_hex: &str,
+    password: NewPassword<'_>,
     invite: &str,
     keys: bool,
 ) -> Result<Value, AccountError> {
-    let email = normalize_email(email)?;
+    let email = normalize_email(password.email)?;
+    let auth_pw_hex = password.auth_pw;
     limit(shared, client, Some(&email))?;
     let auth_pw = auth_pw(auth_pw_hex)?;
     let now = now_ms();
@@ -189,7 +238,8 @@ fn create(
         email,
         auth_salt: hex(&salt),
         verify_hash: hex(&verify_hash),
-        kdf_version: KDF_VERSION,
+        kdf_version: password.kdf_version,
+        client_salt: password.client_salt,
         ka: hex(&random_bytes::<32>()),
         wrap_kb: hex(&random_bytes::<32>()),
         verifier_set_at: now,
@@ -240,11 +290,11 @@ fn reset(
     pool: &DbPool,
     shared: &Shared,
     client: &str,
-    email: &str,
-    auth_pw_hex: &str,
+    password: NewPassword<'_>,
     code: &str,
 ) -> Result<Value, AccountError> {
-    let email = normalize_email(email)?;
+    let email = normalize_email(password.email)?;
+    let auth_pw_hex = password.auth_pw;
     limit(shared, client, Some(&email))?;
     let auth_pw = auth_pw(auth_pw_hex)?;
     let now = now_ms();
@@ -258,7 +308,8 @@ fn reset(
     let updated = AccountRow {
         auth_salt: hex(&salt),
         verify_hash: hex(&verify_hash),
-        kdf_version: KDF_VERSION,
+        kdf_version: password.kdf_version,
+        client_salt: password.client_salt,
         ka: hex(&random_bytes::<32>()),
         wrap_kb: hex(&random_bytes::<32>()),
         verifier_set_at: now,
@@ -437,7 +488,8 @@ fn session_op(
         | Op::Keys
         | Op::Destroy(_)
         | Op::Profile
-        | Op::AccountStatus { .. } => Err(AccountError::InvalidToken("not a session operation")),
+        | Op::AccountStatus { .. }
+        | Op::CredentialsStatus { .. } => Err(AccountError::InvalidToken("not a session operation")),
     }
 }
 

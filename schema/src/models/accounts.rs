@@ -18,6 +18,9 @@ pub struct AccountRow {
     pub verify_hash: String,
     #[diesel(sql_type = Integer)]
     pub kdf_version: i32,
+    /// The 32 hex characters of a version-2 quick stretch's salt; `None` for version 1.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub client_salt: Option<String>,
     #[diesel(sql_type = Text)]
     pub ka: String,
     #[diesel(sql_type = Text)]

@@ -11,8 +11,8 @@ use crate::models::accounts::{
 };
 use crate::pool::Tx;
 
-const ACCOUNT_COLUMNS: &str = "uid, email, auth_salt, verify_hash, kdf_version, ka, wrap_kb, \
-     verifier_set_at, keys_changed_at, created_at, disabled_at";
+const ACCOUNT_COLUMNS: &str = "uid, email, auth_salt, verify_hash, kdf_version, client_salt, ka, \
+     wrap_kb, verifier_set_at, keys_changed_at, created_at, disabled_at";
 const DEVICE_COLUMNS: &str =
     "id, uid, session_token_id, name, device_type, details, created_at, last_access_at";
 const CODE_COLUMNS: &str =
@@ -22,20 +22,23 @@ const INVITE_COLUMNS: &str = "code_hash, email, uid, created_at, expires_at, use
 // ---- accounts ----
 
 pub fn insert_account(tx: &mut Tx<'_>, a: &AccountRow) -> QueryResult<usize> {
-    Sql::new(format!("INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"))
-        .args([
-            Arg::Str(&a.uid),
-            Arg::Str(&a.email),
-            Arg::Str(&a.auth_salt),
-            Arg::Str(&a.verify_hash),
-            Arg::I32(a.kdf_version),
-            Arg::Str(&a.ka),
-            Arg::Str(&a.wrap_kb),
-            Arg::I64(a.verifier_set_at),
-            Arg::I64(a.keys_changed_at),
-            Arg::I64(a.created_at),
-        ])
-        .execute(tx)
+    Sql::new(format!(
+        "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"
+    ))
+    .args([
+        Arg::Str(&a.uid),
+        Arg::Str(&a.email),
+        Arg::Str(&a.auth_salt),
+        Arg::Str(&a.verify_hash),
+        Arg::I32(a.kdf_version),
+        Arg::OptStr(a.client_salt.as_deref()),
+        Arg::Str(&a.ka),
+        Arg::Str(&a.wrap_kb),
+        Arg::I64(a.verifier_set_at),
+        Arg::I64(a.keys_changed_at),
+        Arg::I64(a.created_at),
+    ])
+    .execute(tx)
 }
 
 pub fn account_by_email(tx: &mut Tx<'_>, email: &str) -> QueryResult<Option<AccountRow>> {
@@ -61,13 +64,14 @@ pub fn set_disabled(tx: &mut Tx<'_>, uid: &str, at: Option<i64>) -> QueryResult<
 /// A new password: new verifier, new keys (a new kB), so generation and keys_changed_at move.
 pub fn set_password(tx: &mut Tx<'_>, a: &AccountRow) -> QueryResult<usize> {
     Sql::new(
-        "UPDATE accounts SET auth_salt = ?, verify_hash = ?, kdf_version = ?, ka = ?, wrap_kb = ?, \
-           verifier_set_at = ?, keys_changed_at = ? WHERE uid = ?",
+        "UPDATE accounts SET auth_salt = ?, verify_hash = ?, kdf_version = ?, client_salt = ?, ka = ?, \
+           wrap_kb = ?, verifier_set_at = ?, keys_changed_at = ? WHERE uid = ?",
     )
     .args([
         Arg::Str(&a.auth_salt),
         Arg::Str(&a.verify_hash),
         Arg::I32(a.kdf_version),
+        Arg::OptStr(a.client_salt.as_deref()),
         Arg::Str(&a.ka),
         Arg::Str(&a.wrap_kb),
         Arg::I64(a.verifier_set_at),

@@ -1,5 +1,5 @@
 // Weft's sign-in page (local-accounts.md §3–§4). Everything secret happens here, in the
-// browser, with WebCrypto: the password is stretched (onepw v1 quick stretch), only authPW is
+// browser, with WebCrypto: the password is stretched (onepw quick stretch), only authPW is
 // sent; the wrapped key is fetched and unwrapped into kB, from which kSync and the key id are
 // derived and encrypted to Firefox's ephemeral key (keys_jwe). The server never sees kB.
 // Then the page hands the session and an OAuth code to Firefox over its WebChannel.
@@ -38,14 +38,17 @@ async function hkdf(ikm, info, length) {
   return new Uint8Array(await subtle.deriveBits(params, key, length * 8));
 }
 
-async function quickStretch(email, password) {
+// Version 1 (email-salted, 1000 rounds) without clientSalt; version 2 (FxA's 650,000 rounds,
+// salted with clientSalt = NS + "quickStretchV2:" + 32 hex) with it. New accounts get v2.
+async function quickStretch(email, password, clientSalt) {
   const key = await subtle.importKey("raw", enc.encode(password), "PBKDF2", false, ["deriveBits"]);
-  const params = { name: "PBKDF2", hash: "SHA-256", salt: enc.encode(NS + "quickStretch:" + email), iterations: 1000 };
+  const salt = clientSalt ? enc.encode(clientSalt) : enc.encode(NS + "quickStretch:" + email);
+  const params = { name: "PBKDF2", hash: "SHA-256", salt, iterations: clientSalt ? 650000 : 1000 };
   return new Uint8Array(await subtle.deriveBits(params, key, 256));
 }
 
-async function deriveCredentials(email, password) {
-  const stretched = await quickStretch(email, password);
+async function deriveCredentials(email, password, clientSalt) {
+  const stretched = await quickStretch(email, password, clientSalt);
   return {
     quickStretchedPW: stretched,
     authPW: await hkdf(stretched, "authPW", 32),
@@ -230,13 +233,18 @@ async function submit(event) {
   $("submit").disabled = true;
   try {
     show("Checking your password…");
-    const { authPW, unwrapBKey } = await deriveCredentials(email, password);
+    // A new password gets the stronger version-2 stretch; a sign-in uses the account's.
+    const clientSalt = mode === "signin"
+      ? (await api("POST", "/v1/account/credentials/status", { email })).clientSalt
+      : NS + "quickStretchV2:" + hex(crypto.getRandomValues(new Uint8Array(16)));
+    const { authPW, unwrapBKey } = await deriveCredentials(email, password, clientSalt);
     let session;
     if (mode === "create") {
-      session = await api("POST", "/v1/account/create?keys=true", { email, authPW: hex(authPW), invite: $("invite").value.trim() });
+      session = await api("POST", "/v1/account/create?keys=true",
+        { email, authPW: hex(authPW), clientSalt, invite: $("invite").value.trim() });
       localStorage.removeItem("weft-invite");
     } else if (mode === "reset") {
-      session = await api("POST", "/v1/account/reset", { email, authPW: hex(authPW), code: params.get("reset") });
+      session = await api("POST", "/v1/account/reset", { email, authPW: hex(authPW), clientSalt, code: params.get("reset") });
     } else {
       session = await api("POST", "/v1/account/login?keys=true", { email, authPW: hex(authPW) });
     }

@@ -7,6 +7,7 @@ CREATE TABLE IF NOT EXISTS accounts (
   auth_salt        VARCHAR(64)  NOT NULL,
   verify_hash      VARCHAR(64)  NOT NULL,
   kdf_version      INT          NOT NULL,
+  client_salt      VARCHAR(32)  DEFAULT NULL,
   ka               VARCHAR(64)  NOT NULL,
   wrap_kb          VARCHAR(64)  NOT NULL,
   verifier_set_at  BIGINT       NOT NULL,

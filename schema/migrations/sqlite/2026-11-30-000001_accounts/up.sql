@@ -4,12 +4,15 @@
 -- migration, so one statement text serves every backend. Times are integer milliseconds,
 -- binary values are lower-case hex. Nothing here lets the server derive kB: `wrap_kb` is
 -- useless without the password-derived unwrapBKey, and `verify_hash` is a slow hash of authPW.
+-- `kdf_version` is the page's quick stretch: 1 (email-salted, 1000 rounds) or 2 (650,000 rounds
+-- salted with `client_salt`, local-accounts.md §4).
 CREATE TABLE IF NOT EXISTS accounts (
   uid              VARCHAR(32)  NOT NULL PRIMARY KEY,
   email            VARCHAR(255) NOT NULL UNIQUE,
   auth_salt        VARCHAR(64)  NOT NULL,
   verify_hash      VARCHAR(64)  NOT NULL,
   kdf_version      INTEGER      NOT NULL,
+  client_salt      VARCHAR(32)  DEFAULT NULL,
   ka               VARCHAR(64)  NOT NULL,
   wrap_kb          VARCHAR(64)  NOT NULL,
   verifier_set_at  BIGINT       NOT NULL,
