@@ -1,6 +1,7 @@
 //! `weft`: a Firefox Sync server — tokenserver and SyncStorage 1.5 storage node — in one
 //! binary. Subcommands: `serve` runs the server, `migrate` applies the embedded migrations and
-//! exits, `node …` and `user allocate` manage the tokenserver's nodes and users (`admin`).
+//! exits, `node …` and `user allocate` manage the tokenserver's nodes and users (`admin`),
+//! `account …` local accounts (`accounts::admin`).
 //! See README.md for configuration and ARCHITECTURE.md for the code map.
 
 mod accounts;
