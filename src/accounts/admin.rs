@@ -26,8 +26,8 @@ pub enum AccountCommand {
     Disable { account: String },
     /// Allow a disabled account to sign in again.
     Enable { account: String },
-    /// Delete an account: its sessions are revoked and its tokenserver user retired, so its
-    /// synced data is purged.
+    /// Delete an account: its sessions are revoked and its tokenserver user retired, so no
+    /// token is issued for it again and the storage purge may remove its synced data.
     Delete { account: String },
     /// Print a single-use link that sets a new password. Sync data encrypted with the old
     /// password cannot be recovered: the account starts over with new keys.
@@ -149,7 +149,7 @@ pub fn run(settings: &Settings, command: AccountCommand) -> Result<(), AccountAd
         }
         AccountCommand::Delete { account } => done(
             send(settings, AdminOp::Delete { who: account })?,
-            "deleted; sessions revoked, tokenserver user retired (its storage is purged)",
+            "deleted; sessions revoked, tokenserver user retired (its storage is left to the purge)",
         ),
         AccountCommand::RotateSigningKey => {
             let message = super::signing_key::rotate(&settings.accounts_signing_key_file())
