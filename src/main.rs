@@ -1,8 +1,10 @@
 //! `weft`: a Firefox Sync server — tokenserver and SyncStorage 1.5 storage node — in one
 //! binary. Subcommands: `serve` runs the server, `migrate` applies the embedded migrations and
-//! exits, `node …` and `user allocate` manage the tokenserver's nodes and users (`admin`).
+//! exits, `node …` and `user allocate` manage the tokenserver's nodes and users (`admin`),
+//! `account …` local accounts (`accounts::admin`).
 //! See README.md for configuration and ARCHITECTURE.md for the code map.
 
+mod accounts;
 mod admin;
 mod config;
 mod error;
@@ -63,6 +65,13 @@ enum Command {
         #[command(subcommand)]
         command: admin::UserCommand,
     },
+    /// Manage local accounts (accounts.enabled): invites, accounts, the signing key.
+    Account {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: accounts::admin::AccountCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -77,7 +86,8 @@ fn main() -> ExitCode {
     | Command::Migrate { config }
     | Command::CheckConfig { config }
     | Command::Node { config, .. }
-    | Command::User { config, .. }) = &cli.command;
+    | Command::User { config, .. }
+    | Command::Account { config, .. }) = &cli.command;
     let settings = match Settings::load(config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
         Err(e) => return fail(e),
@@ -92,6 +102,9 @@ fn main() -> ExitCode {
         }
         Command::User { command, .. } => {
             admin::run_user(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
+        }
+        Command::Account { command, .. } => {
+            accounts::admin::run(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
         }
     }
 }
@@ -133,8 +146,9 @@ fn check_config(settings: &Settings) -> ExitCode {
     let storage_nodes = if settings.storage.enabled { 1 + settings.nodes.len() } else { 0 };
     let on_off = |on: bool| if on { "on" } else { "off" };
     println!(
-        "weft: configuration OK: {storage_nodes} storage node(s), tokenserver {}, metrics {}",
+        "weft: configuration OK: {storage_nodes} storage node(s), tokenserver {}, local accounts {}, metrics {}",
         on_off(settings.tokenserver.enabled),
+        on_off(settings.accounts.enabled),
         if settings.metrics.enabled { settings.metrics.listen.as_str() } else { "off" },
     );
     ExitCode::SUCCESS
@@ -181,8 +195,16 @@ fn serve(settings: Settings) -> ExitCode {
     } else {
         Vec::new()
     };
+    let accounts = if settings.accounts.enabled {
+        match startup::plan_accounts(&settings) {
+            Ok(plan) => Some(plan),
+            Err(e) => return fail(e),
+        }
+    } else {
+        None
+    };
     let tokenserver = if settings.tokenserver.enabled {
-        match startup::plan_tokenserver(&settings, &plans, settings.storage.enabled) {
+        match startup::plan_tokenserver(&settings, &plans, settings.storage.enabled, accounts.as_ref()) {
             Ok(plan) => Some(plan),
             Err(e) => return fail(e),
         }
@@ -209,8 +231,31 @@ fn serve(settings: Settings) -> ExitCode {
         return fail(format!("metrics: {e}"));
     }
     let settings = Arc::new(settings);
+    if let Some(plan) = &accounts {
+        let path = settings.accounts_signing_key_file();
+        let how = if plan.keys.generated { "generated on first start, stored in" } else { "read from" };
+        println!(
+            "weft: local accounts on; signing key {} {how} {} (owner-only)",
+            plan.keys.signing.kid,
+            path.display()
+        );
+        println!(
+            "weft: in Firefox (about:config) set identity.fxaccounts.autoconfig.uri = {}",
+            settings.public_url.trim_end_matches('/')
+        );
+    }
+    let accounts_pool = tokenserver.as_ref().map(startup::TokenserverPlan::pool);
     let result = actix_web::rt::System::new().block_on(async move {
         let services = startup::start_services(&settings, plans, pools);
+        let accounts = match (accounts, accounts_pool) {
+            (Some(plan), Some(pool)) => Some(actix_web::web::Data::new(accounts::AccountsState::new(
+                plan.start(pool).map_err(|e| e.to_string())?,
+                &settings.public_url,
+                plan.keys.jwks(),
+                settings.trust_proxy_headers,
+            ))),
+            _ => None,
+        };
         let tokenserver = match tokenserver {
             Some(plan) => {
                 let (addr, registered) = startup::start_tokenserver(plan, services.verifier.clone())
@@ -242,6 +287,7 @@ fn serve(settings: Settings) -> ExitCode {
             nodes: services.nodes,
             verifier: services.verifier,
             tokenserver,
+            accounts,
         });
         server::serve(settings, state).await.map_err(|e| format!("listen: {e}"))
     });
