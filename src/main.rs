@@ -224,7 +224,7 @@ fn serve(settings: Settings) -> ExitCode {
         let state = actix_web::web::Data::new(web::AppState {
             settings: settings.clone(),
             nodes: services.nodes,
-            verifier: services.verifier,
+            credentials: services.credentials,
             tokenserver,
         });
         server::serve(settings, state).await.map_err(|e| format!("listen: {e}"))

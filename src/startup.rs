@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use weft_actors::shard::{Shard, ShardConfig};
-use weft_actors::token_verifier::{NodeSecrets, TokenVerifier};
+use weft_actors::token_verifier::{NodeSecrets, PublishedCredentials, TokenVerifier};
 use weft_actors::tokenserver::{
     Jwk, OAuthConfig, OAuthVerifier, RegisterInitialNode, Tokenserver, TokenserverConfig, TokenserverDb,
     TokenserverDbConfig,
@@ -46,6 +46,8 @@ pub enum SecretSource {
 pub struct Services {
     pub nodes: Arc<NodeTable>,
     pub verifier: Addr<TokenVerifier>,
+    /// What request workers verify Hawk requests with, published by `verifier`.
+    pub credentials: PublishedCredentials,
 }
 
 /// Every node this process serves, the primary first. Resolves the primary node's secrets,
@@ -142,9 +144,9 @@ pub fn start_services(settings: &Settings, plans: Vec<NodePlan>, pools: Vec<DbPo
         secrets,
         settings.auth.expired_token_grace_seconds,
         settings.auth.max_clock_skew_seconds,
-    )
-    .start();
-    Services { nodes: Arc::new(NodeTable::new(entries)), verifier }
+    );
+    let credentials = verifier.credentials();
+    Services { nodes: Arc::new(NodeTable::new(entries)), verifier: verifier.start(), credentials }
 }
 
 /// The tokenserver's database, with the embedded migrations applied when `migrate`. Used by
