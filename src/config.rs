@@ -246,8 +246,6 @@ pub struct CacheSettings {
     /// Cache each user's collection timestamps (`info/collections`, `X-Last-Modified`,
     /// preconditions).
     pub metadata: bool,
-    /// Write-through collections, cached whole.
-    pub collections: Vec<String>,
     /// memcached servers, `host:port`; keys are spread over them by consistent hashing.
     pub servers: Vec<String>,
     /// Starts every memcached key, so that deployments can share memcached.
@@ -266,7 +264,6 @@ impl Default for CacheSettings {
     fn default() -> Self {
         CacheSettings {
             metadata: true,
-            collections: vec!["meta".into(), "clients".into(), "crypto".into()],
             servers: vec![],
             key_prefix: "weft".into(),
             pool_size: 8,
@@ -290,13 +287,6 @@ impl CacheSettings {
         // memcached keys are at most 250 bytes of visible ASCII; the rest of a key takes < 60.
         if self.key_prefix.len() > 100 || !self.key_prefix.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(invalid("cache.key_prefix", "at most 100 visible ASCII characters"));
-        }
-        if let Some(name) = self.collections.iter().find(|c| {
-            c.is_empty()
-                || c.len() > 32
-                || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        }) {
-            return Err(invalid("cache.collections", format!("{name:?} is not a collection name")));
         }
         if !self.servers.is_empty() && (self.pool_size == 0 || self.timeout_ms == 0) {
             return Err(invalid("cache", "pool_size and timeout_ms must be at least 1"));
@@ -696,14 +686,8 @@ mod tests {
     fn cache_settings() {
         let s = Settings::load(None, env(&[])).unwrap();
         assert!(s.cache.metadata && s.cache.servers.is_empty());
-        assert_eq!(s.cache.collections, ["meta", "clients", "crypto"]);
-        let s = Settings::load(
-            None,
-            env(&[("WEFT_CACHE_SERVERS", "10.0.0.1:11211, mc2:11211"), ("WEFT_CACHE_COLLECTIONS", "")]),
-        )
-        .unwrap();
+        let s = Settings::load(None, env(&[("WEFT_CACHE_SERVERS", "10.0.0.1:11211, mc2:11211")])).unwrap();
         assert_eq!(s.cache.servers, ["10.0.0.1:11211", "mc2:11211"]);
-        assert!(s.cache.collections.is_empty());
         let err = Settings::load(None, env(&[("WEFT_CACHE_SERVERS", "mc1")])).unwrap_err();
         assert!(err.to_string().starts_with("cache.servers"), "{err}");
         let err = Settings::load(None, env(&[("WEFT_CACHE_KEY_PREFIX", "a b")])).unwrap_err();

@@ -200,6 +200,18 @@ impl Cache {
         }
     }
 
+    /// A hit answered without blocking, for callers on async workers: only a store inside this
+    /// process is asked (a memcached call would block the worker), and a miss is not counted
+    /// (the caller then goes through `read` on a thread that may block).
+    pub fn local_hit<T: DeserializeOwned>(&self, kind: Kind, key: &str) -> Option<T> {
+        if !self.store.is_local() {
+            return None;
+        }
+        let value = decode(&self.store.get(key).ok()??.value)?;
+        self.count(kind, "hit");
+        Some(value)
+    }
+
     /// The read protocol: the cached value of `key`, or `load()` from the database (then
     /// stored if this reader may fill it).
     pub fn read<T, E>(&self, kind: Kind, key: &str, load: impl FnOnce() -> Result<T, E>) -> Result<T, E>
@@ -252,13 +264,14 @@ impl Cache {
 
     /// The write protocol around one database write. `metadata` is the key of the user's
     /// metadata record, which after a successful write becomes `update(record, &result)` when
-    /// the record was cached; `others` (collections) are invalidated.
+    /// the record was cached (`None`: the record cannot be derived, and is dropped); `others`
+    /// (collections) are invalidated.
     pub fn write<M, R, E>(
         &self,
         metadata: Option<&str>,
         others: &[String],
         write: impl FnOnce() -> Result<R, E>,
-        update: impl FnOnce(M, &R) -> M,
+        update: impl FnOnce(M, &R) -> Option<M>,
     ) -> Result<R, WriteError<E>>
     where
         M: Serialize + DeserializeOwned,
@@ -285,9 +298,9 @@ impl Cache {
         }
         let result = write();
         if let Some((key, displaced)) = marked_metadata {
-            let next = displaced.map(|record| match &result {
+            let next = displaced.and_then(|record| match &result {
                 Ok(r) => update(record, r),
-                Err(_) => record,
+                Err(_) => Some(record),
             });
             self.finish(key, &mine, next);
         }

@@ -289,6 +289,10 @@ impl Store for MemcachedRing {
         "memcached"
     }
 
+    fn is_local(&self) -> bool {
+        false
+    }
+
     fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         let found = self.call(key, false, |c| c.get::<(Vec<u8>, u32, Option<u64>)>(key))?;
         // The binary protocol always returns a CAS unique with a value.

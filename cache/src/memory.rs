@@ -118,6 +118,10 @@ impl Store for MemoryStore {
         "memory"
     }
 
+    fn is_local(&self) -> bool {
+        true
+    }
+
     fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         Ok(self.shard(key).live(key).cloned())
     }

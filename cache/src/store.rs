@@ -15,6 +15,9 @@ pub struct Versioned {
 pub trait Store: Send + Sync + 'static {
     /// `memcached` or `memory`: the `cache` label of the metrics.
     fn name(&self) -> &'static str;
+    /// True when calls never wait on the network (the in-process store), so that async code
+    /// may make them.
+    fn is_local(&self) -> bool;
     fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError>;
     /// Stores `value` only if the key is absent; `Ok(false)` when it exists. Like every store
     /// call, `ttl` is the entry's lifetime in seconds, 0 for no limit.

@@ -128,7 +128,7 @@ fn write(
         || db.write(collection, next, fail),
         |mut record: Record, written: &u64| {
             record.insert(collection.to_owned(), *written);
-            record
+            Some(record)
         },
     )
 }
@@ -179,7 +179,9 @@ fn protocol_basics(store: Arc<dyn Store>) {
     let items = |n: u64| -> Result<Vec<u64>, String> { Ok(vec![n]) };
     assert_eq!(cache.read(Kind::Collection, &ckey, || items(1)).unwrap(), vec![1]);
     assert_eq!(cache.read(Kind::Collection, &ckey, || items(2)).unwrap(), vec![1], "a hit");
-    cache.write(None, std::slice::from_ref(&ckey), || Ok::<_, String>(()), |r: Record, _: &()| r).unwrap();
+    cache
+        .write(None, std::slice::from_ref(&ckey), || Ok::<_, String>(()), |r: Record, _: &()| Some(r))
+        .unwrap();
     assert_eq!(cache.read(Kind::Collection, &ckey, || items(3)).unwrap(), vec![3]);
 }
 
