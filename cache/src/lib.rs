@@ -156,6 +156,12 @@ impl Cache {
         Cache { store, prefix: prefix.to_owned() }
     }
 
+    /// The cache of one db node: `prefix`, then a tag of the node's canonical URL, since a uid
+    /// names a user only within one node's database. The tag is the same on every webhead.
+    pub fn for_node(store: Arc<dyn Store>, prefix: &str, node: &str) -> Cache {
+        Cache::new(store, &format!("{prefix}:{:08x}", ring::hash(node.as_bytes()) >> 32))
+    }
+
     /// `memcached` or `memory`.
     pub fn store_name(&self) -> &'static str {
         self.store.name()
@@ -358,5 +364,23 @@ impl Cache {
     fn count_write(&self, outcome: &'static str) {
         metrics::counter!("weft_cache_writes_total", "cache" => self.store.name(), "outcome" => outcome)
             .increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_never_share_keys() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(1024));
+        let one = Cache::for_node(store.clone(), "weft", "https://sync-1.example.com");
+        let two = Cache::for_node(store.clone(), "weft", "https://sync-2.example.com");
+        assert_ne!(one.metadata_key(7), two.metadata_key(7));
+        assert_eq!(
+            one.metadata_key(7),
+            Cache::for_node(store, "weft", "https://sync-1.example.com").metadata_key(7)
+        );
+        assert!(one.metadata_key(7).starts_with("weft:") && one.metadata_key(7).ends_with(":7:metadata"));
     }
 }
