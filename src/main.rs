@@ -96,6 +96,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// The start-up lines saying where the configuration came from: the file, and the names (never
+/// the values) of the variables applied and ignored.
+fn print_sources(sources: &config::Sources) {
+    match &sources.file {
+        Some(path) => println!("weft: configuration file {}", path.display()),
+        None => println!("weft: no configuration file (defaults and WEFT_* variables)"),
+    }
+    if !sources.variables.is_empty() {
+        println!("weft: settings from the environment: {}", sources.variables.join(", "));
+    }
+    if !sources.ignored.is_empty() {
+        println!("weft: ignored (not settings): {}", sources.ignored.join(", "));
+    }
+}
+
 fn fail(err: impl std::fmt::Display) -> ExitCode {
     eprintln!("weft: error: {err}");
     ExitCode::FAILURE
@@ -174,6 +189,7 @@ fn serve(settings: Settings) -> ExitCode {
     } else {
         None
     };
+    print_sources(&settings.sources);
     println!("weft: public URL {}", settings.public_url);
     if settings.storage.enabled {
         for plan in &plans {
@@ -192,9 +208,18 @@ fn serve(settings: Settings) -> ExitCode {
     if let Err(e) = telemetry::prometheus::install(&settings) {
         return fail(format!("metrics: {e}"));
     }
+    let cache = match startup::cache_store(&settings) {
+        Ok(cache) => cache,
+        Err(e) => return fail(e),
+    };
+    if settings.storage.enabled {
+        for line in startup::describe_cache(&settings, cache.as_ref(), &plans) {
+            println!("{line}");
+        }
+    }
     let settings = Arc::new(settings);
     let result = actix_web::rt::System::new().block_on(async move {
-        let services = startup::start_services(&settings, plans, pools);
+        let services = startup::start_services(&settings, plans, pools, cache);
         let tokenserver = match tokenserver {
             Some(plan) => {
                 let (addr, registered) = startup::start_tokenserver(plan, services.verifier.clone())

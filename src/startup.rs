@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use weft_actors::shard::{Shard, ShardConfig};
+use weft_actors::shard::{Shard, ShardConfig, StorageConfig};
 use weft_actors::token_verifier::{NodeSecrets, PublishedCredentials, TokenVerifier};
 use weft_actors::tokenserver::{
-    Jwk, OAuthConfig, OAuthVerifier, RegisterInitialNode, Tokenserver, TokenserverConfig, TokenserverDb,
-    TokenserverDbConfig,
+    Jwk, OAuthConfig, OAuthSetupError, OAuthVerifier, RegisterInitialNode, Tokenserver, TokenserverConfig,
+    TokenserverDb, TokenserverDbConfig, TokenserverError,
 };
+use weft_actors::ActorUnavailable;
+use weft_cache::{Cache, MemcachedConfig, MemcachedRing, MemoryStore, Store};
 use weft_schema::{DbError, DbPool, PoolSettings};
 
 use crate::config::Settings;
@@ -24,8 +26,23 @@ pub enum StartupError {
     MasterSecret(#[from] MasterSecretError),
     #[error("{key}: {source}")]
     Database { key: String, source: DbError },
-    #[error("{key}: {message}")]
-    Tokenserver { key: String, message: String },
+    #[error("cache.servers: {0}")]
+    Cache(#[from] weft_cache::memcached::ConfigError),
+    #[error("{key}: {source}")]
+    Tokenserver { key: String, source: TokenserverSetupError },
+}
+
+/// Why the tokenserver cannot start from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenserverSetupError {
+    #[error("cannot read {path}: {source}")]
+    ReadJwk { path: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    JwkFile { path: String, source: OAuthSetupError },
+    #[error(transparent)]
+    OAuth(#[from] OAuthSetupError),
+    #[error("registering the initial node: {0}")]
+    RegisterNode(#[from] TokenserverError),
 }
 
 /// A storage node as configured: the primary one from the top-level keys, or one of `nodes`.
@@ -114,11 +131,67 @@ pub fn open_pools(
         .collect()
 }
 
+/// The store behind every node's cache (`cache.*`): memcached when servers are configured, else
+/// the in-process store; `None` when caching is off. Connects lazily: memcached may still be
+/// down. Needs the metrics recorder installed first (it exports the cache's series at 0).
+pub fn cache_store(settings: &Settings) -> Result<Option<Arc<dyn Store>>, StartupError> {
+    let c = &settings.cache;
+    if !c.metadata {
+        return Ok(None);
+    }
+    if c.servers.is_empty() {
+        if c.memory_bytes == 0 {
+            return Ok(None);
+        }
+        return Ok(Some(Arc::new(MemoryStore::new(usize::try_from(c.memory_bytes).unwrap_or(usize::MAX)))));
+    }
+    let ring = MemcachedRing::new(MemcachedConfig {
+        servers: c.servers.clone(),
+        pool_size: c.pool_size,
+        timeout: Duration::from_millis(c.timeout_ms),
+        retry_interval: Duration::from_millis(c.retry_interval_ms),
+    })?;
+    Ok(Some(Arc::new(ring)))
+}
+
+/// What `serve` prints about the cache, and a warning when the in-process store is used where
+/// other webheads may share the database (a MySQL/MariaDB node: SQLite is one machine's file).
+pub fn describe_cache(
+    settings: &Settings,
+    store: Option<&Arc<dyn Store>>,
+    plans: &[NodePlan],
+) -> Vec<String> {
+    let c = &settings.cache;
+    match store.map(|s| s.name()) {
+        None => vec!["weft: cache off".into()],
+        Some("memcached") => {
+            vec![format!("weft: cache on memcached {} (key prefix {})", c.servers.join(", "), c.key_prefix)]
+        }
+        Some(_) => {
+            let mut lines =
+                vec![format!("weft: cache in this process ({} MiB)", c.memory_bytes / (1024 * 1024))];
+            if plans.iter().any(|p| p.database_url.starts_with("mysql://")) {
+                lines.push(
+                    "weft: warning: the in-process cache is private to this process; if other webheads \
+                     serve the same MySQL database, set cache.servers (memcached) or cache.memory_bytes = 0"
+                        .into(),
+                );
+            }
+            lines
+        }
+    }
+}
+
 /// Starts a shard actor per node and the token verifier. Must run inside the actix system.
-pub fn start_services(settings: &Settings, plans: Vec<NodePlan>, pools: Vec<DbPool>) -> Services {
-    let shard_config = ShardConfig {
-        threads: settings.shard.threads,
-        queue_limit: settings.shard.queue_limit,
+pub fn start_services(
+    settings: &Settings,
+    plans: Vec<NodePlan>,
+    pools: Vec<DbPool>,
+    cache: Option<Arc<dyn Store>>,
+) -> Services {
+    let shard_config =
+        ShardConfig { threads: settings.shard.threads, queue_limit: settings.shard.queue_limit };
+    let storage_config = StorageConfig {
         max_read_records: settings.limits.max_total_records,
         max_total_records: settings.limits.max_total_records,
         max_total_bytes: settings.limits.max_total_bytes,
@@ -135,7 +208,17 @@ pub fn start_services(settings: &Settings, plans: Vec<NodePlan>, pools: Vec<DbPo
         .into_iter()
         .zip(pools)
         .map(|(plan, pool)| NodeEntry {
-            shard: Shard::start(&plan.url, pool, shard_config.clone()),
+            shard: Shard::start(
+                &plan.url,
+                pool,
+                shard_config.clone(),
+                storage_config.clone(),
+                cache.as_ref().map(|store| {
+                    let cache = Cache::for_node(store.clone(), &settings.cache.key_prefix, &plan.url);
+                    cache.register_metrics();
+                    cache
+                }),
+            ),
             url: plan.url,
             aliases: plan.aliases,
         })
@@ -195,10 +278,12 @@ pub fn plan_tokenserver(
         ("fxa_oauth_secondary_jwk", &t.fxa_oauth_secondary_jwk),
     ] {
         if !value.trim().is_empty() {
-            jwks.push(read_jwk(value).map_err(|message| StartupError::Tokenserver {
-                key: format!("tokenserver.{key}"),
-                message,
-            })?);
+            jwks.push(
+                read_jwk(value).map_err(|source| StartupError::Tokenserver {
+                    key: format!("tokenserver.{key}"),
+                    source,
+                })?,
+            );
         }
     }
     let oauth = OAuthConfig {
@@ -241,13 +326,15 @@ pub fn plan_tokenserver(
 }
 
 /// A JWK given inline (JSON text) or as the path of a file holding it.
-fn read_jwk(value: &str) -> Result<Jwk, String> {
+fn read_jwk(value: &str) -> Result<Jwk, TokenserverSetupError> {
     let value = value.trim();
     if value.starts_with('{') {
-        return Jwk::parse(value);
+        return Ok(Jwk::parse(value)?);
     }
-    let text = std::fs::read_to_string(value).map_err(|e| format!("cannot read {value}: {e}"))?;
-    Jwk::parse(&text).map_err(|e| format!("{value}: {e}"))
+    let path = || value.to_string();
+    let text = std::fs::read_to_string(value)
+        .map_err(|source| TokenserverSetupError::ReadJwk { path: path(), source })?;
+    Jwk::parse(&text).map_err(|source| TokenserverSetupError::JwkFile { path: path(), source })
 }
 
 /// Starts the tokenserver's actors and registers this server's node on first start (answering
@@ -261,17 +348,18 @@ pub async fn start_tokenserver(
         Some((url, capacity)) => db
             .send(RegisterInitialNode { url, capacity })
             .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(|message| StartupError::Tokenserver {
+            .map_err(ActorUnavailable::of("tokenserver database"))
+            .map_err(TokenserverError::from)
+            .and_then(|registered| registered)
+            .map_err(|err| StartupError::Tokenserver {
                 key: "tokenserver.database_url".into(),
-                message,
+                source: err.into(),
             })?,
         None => false,
     };
-    let oauth = OAuthVerifier::new(plan.oauth).map_err(|message| StartupError::Tokenserver {
+    let oauth = OAuthVerifier::new(plan.oauth).map_err(|err| StartupError::Tokenserver {
         key: "tokenserver.fxa_oauth_server_url".into(),
-        message,
+        source: err.into(),
     })?;
     Ok((Tokenserver::new(plan.config, oauth, db, verifier).start(), registered))
 }

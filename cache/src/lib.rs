@@ -284,10 +284,14 @@ impl Cache {
     {
         let mine = marker(WRITER_MARKER);
         let mut marked_metadata: Option<(&str, Option<M>)> = None;
+        // Keys on a server that is down: nothing to mark there now, but it may come back
+        // during the write and be filled from the database by a reader that loads before the
+        // commit; removing the key after the commit voids any such fill.
+        let mut unmarked: Vec<&str> = vec![];
         if let Some(key) = metadata {
             match self.mark_metadata::<M>(key, &mine) {
                 Ok(displaced) => marked_metadata = Some((key, displaced)),
-                Err(StoreError::Down { .. }) => self.count_write("down"),
+                Err(StoreError::Down { .. }) => unmarked.push(key),
                 Err(err) => return Err(self.refuse(err)),
             }
         }
@@ -295,9 +299,12 @@ impl Cache {
         for key in others {
             match self.store.set(key, &mine, MARKER_TTL_SECONDS) {
                 Ok(()) => marked.push(key),
-                Err(StoreError::Down { .. }) => self.count_write("down"),
+                Err(StoreError::Down { .. }) => unmarked.push(key),
                 Err(err) => return Err(self.refuse(err)),
             }
+        }
+        if !unmarked.is_empty() {
+            self.count_write("down");
         }
         if marked_metadata.is_some() || !marked.is_empty() {
             self.count_write("marked");
@@ -312,6 +319,13 @@ impl Cache {
         }
         for key in marked {
             self.finish::<M>(key, &mine, None);
+        }
+        for key in unmarked {
+            match self.store.delete(key) {
+                // Still down: the ring owes the key and removes it when the server is back.
+                Ok(()) | Err(StoreError::Down { .. }) => {}
+                Err(err) => self.unsettled(&err),
+            }
         }
         result.map_err(WriteError::Database)
     }
@@ -348,11 +362,15 @@ impl Cache {
         };
         if let Err(err) = outcome {
             // Usually this writer's own marker is still there, which is safe; see the module
-            // comment for the one case where it is not. Not logged per request (the ring logs
-            // the server's loss once); counted.
-            tracing::debug!(%err, "cache entry could not be settled after a write");
-            self.count_write("unsettled");
+            // comment for the one case where it is not.
+            self.unsettled(&err);
         }
+    }
+
+    /// Not logged per request (the ring logs the server's loss once); counted.
+    fn unsettled(&self, err: &StoreError) {
+        tracing::debug!(%err, "cache entry could not be settled after a write");
+        self.count_write("unsettled");
     }
 
     fn refuse<E>(&self, err: StoreError) -> WriteError<E> {

@@ -145,23 +145,26 @@ impl MemcachedRing {
         }
     }
 
-    /// While the server is unhealthy and the retry interval has not passed: the error to answer
-    /// without calling it. Writes to a server that is down are owed and skipped; writes to a
-    /// server that failed otherwise are always tried.
+    /// While the server is unhealthy: the error to answer without calling it. Reads skip it for
+    /// `retry_interval`. A write is never answered from that memory alone, since the server
+    /// may have come back and other webheads may fill it already: while it was down, a plain
+    /// TCP connect tells at once whether it still is (then the key is owed); otherwise the
+    /// write is tried for real.
     fn skip(&self, server: &Server, key: &str, write: bool) -> Option<StoreError> {
-        let mut health = server.health();
-        let (since, err) = health.failure.clone()?;
-        if since.elapsed() >= self.config.retry_interval {
-            return None;
+        let (since, err) = server.health().failure.clone()?;
+        if !write && since.elapsed() < self.config.retry_interval {
+            return Some(err);
         }
-        match err {
-            StoreError::Down { .. } if write => {
+        if matches!(err, StoreError::Down { .. }) && refuses_connections(&server.url, self.config.timeout) {
+            let mut health = server.health();
+            if write {
                 owe(&mut health, key);
-                Some(err)
+            } else {
+                health.failure = Some((Instant::now(), err.clone()));
             }
-            StoreError::Failed { .. } if write => None,
-            _ => Some(err),
+            return Some(err);
         }
+        None
     }
 
     fn healthy(&self, server: &Server) {

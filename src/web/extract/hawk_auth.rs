@@ -11,13 +11,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix::dev::ToEnvelope;
-use actix::{Actor, Handler, Message};
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method};
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest};
-use weft_actors::shard::{Shard, ShardActor, ShardError};
+use weft_actors::shard::{Operation, Shard};
 use weft_actors::token_verifier::token::canonical_node;
 use weft_actors::token_verifier::{AuthError, HawkRequest};
 
@@ -35,15 +33,13 @@ pub struct AuthenticatedUser {
 }
 
 impl AuthenticatedUser {
-    /// Sends the request's one message to the user's shard.
-    pub async fn send<M, R>(&self, msg: M) -> Result<R, ApiError>
+    /// Sends the request's one operation to the user's shard.
+    pub async fn send<Q>(&self, op: Q) -> Result<Q::Output, ApiError>
     where
-        M: Message<Result = Result<R, ShardError>> + Send + 'static,
-        R: Send + 'static,
-        ShardActor: Handler<M>,
-        <ShardActor as Actor>::Context: ToEnvelope<ShardActor, M>,
+        Q: Operation + Send + 'static,
+        Q::Output: Send + 'static,
     {
-        self.shard.send(msg).await.map_err(|err| ApiError::from_shard(err, self.retry_after_seconds))
+        self.shard.send(op).await.map_err(|err| ApiError::from_shard(err, self.retry_after_seconds))
     }
 }
 
