@@ -49,8 +49,9 @@
 //! **Failures.** A read that fails is a miss served from the database, without filling. A
 //! writer that cannot place a marker distinguishes two cases (`StoreError`): the server is
 //! *down* (connection refused: no memcached process, so no entries to be stale; a restarted
-//! memcached is empty), and then the write goes on and the ring deletes the key there when the
-//! server is back; or the call *failed* otherwise (timeout, broken connection), and the server
+//! memcached is empty), and then the write goes on, deletes the key after its commit (the
+//! server may have come back meanwhile and a reader filled it from before the commit), and the
+//! ring deletes it again when the server is back; or the call *failed* otherwise (timeout, broken connection), and the server
 //! may still hold the old value that other webheads read: the write is then refused before it
 //! reaches the database ([`WriteError::CacheUnavailable`], which the caller answers with 503 +
 //! Retry-After), because a stale read for everyone is worse than one retried write. After the
@@ -61,10 +62,10 @@
 //! the database before the commit, *and* the writer's final delete then fails. The writer logs
 //! it; the stale entry lives until the next write of that key.
 //!
-//! What is cached, and why not more: the per-user metadata record (each collection's
-//! last-modified timestamp: `info/collections`, `X-Last-Modified`, preconditions), and whole
-//! write-through collections (`meta`, `clients`, `crypto` by default). Counts and usage are not
-//! cached: items expire (TTL) without any write, so a cached count would go stale by itself.
+//! What is cached is the storage engine's business (`storage/src/cache.rs`): each user's
+//! metadata record (collection timestamps). Counts and usage are not cached: items expire (TTL)
+//! without any write, so a cached count would go stale by itself. `Kind::Collection` and the
+//! `others` keys of `write` are for whole cached collections (ops-model.md §5.4), not built yet.
 
 pub mod memcached;
 pub mod memory;
