@@ -281,8 +281,6 @@ pub struct CacheSettings {
     pub servers: Vec<String>,
     /// Starts every memcached key, so that deployments can share memcached.
     pub key_prefix: String,
-    /// Connections per memcached server.
-    pub pool_size: u32,
     /// Bound on connecting to memcached and on each call.
     pub timeout_ms: u64,
     /// How long reads skip a memcached server after it failed, before trying it again.
@@ -297,7 +295,6 @@ impl Default for CacheSettings {
             metadata: true,
             servers: vec![],
             key_prefix: "weft".into(),
-            pool_size: 8,
             timeout_ms: 250,
             retry_interval_ms: 1000,
             memory_bytes: 64 * 1024 * 1024,
@@ -319,8 +316,8 @@ impl CacheSettings {
         if self.key_prefix.len() > 100 || !self.key_prefix.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(invalid("cache.key_prefix", "at most 100 visible ASCII characters"));
         }
-        if !self.servers.is_empty() && (self.pool_size == 0 || self.timeout_ms == 0) {
-            return Err(invalid("cache", "pool_size and timeout_ms must be at least 1"));
+        if !self.servers.is_empty() && self.timeout_ms == 0 {
+            return Err(invalid("cache.timeout_ms", "must be at least 1"));
         }
         Ok(())
     }

@@ -147,7 +147,6 @@ pub fn cache_store(settings: &Settings) -> Result<Option<Arc<dyn Store>>, Startu
     }
     let ring = MemcachedRing::new(MemcachedConfig {
         servers: c.servers.clone(),
-        pool_size: c.pool_size,
         timeout: Duration::from_millis(c.timeout_ms),
         retry_interval: Duration::from_millis(c.retry_interval_ms),
     })?;

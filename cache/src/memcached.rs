@@ -1,5 +1,6 @@
 //! The memcached ring: the configured servers, keys spread over them by consistent hashing
-//! (`ring.rs`), a connection pool and timeouts per server, and the bookkeeping of a server's
+//! (`ring.rs`), one connection per calling thread and server (never shared, dropped on error),
+//! timeouts, and the bookkeeping of a server's
 //! health: one log line and a metric when it is lost or back (never one per request), automatic
 //! reconnection, and the invalidations owed to it.
 //!
@@ -18,12 +19,15 @@
 //! when "refused" had another cause (a firewall rejecting this webhead only) while other
 //! webheads could still read that server.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use memcache::{CommandError, ConnectionManager, MemcacheError, Url};
+use scheduled_thread_pool::ScheduledThreadPool;
 
 use crate::ring::Ring;
 use crate::store::{Store, StoreError, Versioned};
@@ -31,13 +35,23 @@ use crate::store::{Store, StoreError, Versioned};
 /// Keys remembered per down server before the ring gives up and flushes it on return.
 const PENDING_LIMIT: usize = 10_000;
 
+/// Distinguishes rings in one process (tests build several) in the per-thread connections.
+static NEXT_RING: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's connection to each server, by (ring, server index). A connection belongs
+    /// to one thread and is dropped on its first error: after a timeout the server's late
+    /// answer may still arrive on it, and a pooled connection shared by threads would hand
+    /// that answer to the next caller as the reply to its own request. The connections are
+    /// bounded by the threads that call (the shard threads) times the servers.
+    static CONNECTIONS: RefCell<HashMap<(usize, usize), memcache::Client>> = RefCell::new(HashMap::new());
+}
+
 /// How the ring reaches its servers.
 #[derive(Debug, Clone)]
 pub struct MemcachedConfig {
     /// `host:port` of each server.
     pub servers: Vec<String>,
-    /// Connections per server.
-    pub pool_size: u32,
     /// Bound on connecting, and on each read or write on a connection.
     pub timeout: Duration,
     /// How long an unhealthy server is skipped by reads before it is tried again.
@@ -45,6 +59,10 @@ pub struct MemcachedConfig {
 }
 
 pub struct MemcachedRing {
+    id: usize,
+    /// Runs the connection attempts of every server's connections (r2d2 would start threads
+    /// for each one otherwise).
+    connector: Arc<ScheduledThreadPool>,
     ring: Ring,
     servers: Vec<Server>,
     config: MemcachedConfig,
@@ -53,9 +71,6 @@ pub struct MemcachedRing {
 struct Server {
     address: String,
     url: Url,
-    /// Replaced by a fresh client after a failure, which drops the old connections (a memcached
-    /// restart leaves every pooled connection broken, and r2d2 cannot tell).
-    client: RwLock<Arc<memcache::Client>>,
     health: Mutex<Health>,
 }
 
@@ -88,13 +103,52 @@ impl MemcachedRing {
             .iter()
             .map(|address| {
                 let url = server_url(address, config.timeout)?;
-                let client = RwLock::new(Arc::new(new_client(&url, &config)));
                 metrics::gauge!("weft_cache_server_up", "server" => address.clone()).set(1.0);
                 metrics::counter!("weft_cache_server_lost_total", "server" => address.clone()).absolute(0);
-                Ok(Server { address: address.clone(), url, client, health: Mutex::default() })
+                Ok(Server { address: address.clone(), url, health: Mutex::default() })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
-        Ok(MemcachedRing { ring: Ring::new(&config.servers), servers, config })
+        Ok(MemcachedRing {
+            id: NEXT_RING.fetch_add(1, Ordering::Relaxed),
+            connector: Arc::new(ScheduledThreadPool::new(1)),
+            ring: Ring::new(&config.servers),
+            servers,
+            config,
+        })
+    }
+
+    /// Runs `op` on this thread's connection to server `index`, connecting first if needed;
+    /// an error drops the connection.
+    fn on_connection<T>(
+        &self,
+        index: usize,
+        op: impl FnOnce(&memcache::Client) -> Result<T, MemcacheError>,
+    ) -> Result<T, MemcacheError> {
+        let key = (self.id, index);
+        let client = match CONNECTIONS.with(|c| c.borrow_mut().remove(&key)) {
+            Some(client) => client,
+            None => self.connect(&self.servers[index].url)?,
+        };
+        let result = op(&client);
+        // A command the server refused leaves the connection in step; anything else may not.
+        if matches!(result, Ok(_) | Err(MemcacheError::CommandError(_))) {
+            CONNECTIONS.with(|c| c.borrow_mut().insert(key, client));
+        }
+        result
+    }
+
+    /// One connection, made now (bounded by the timeout), tested by nothing more.
+    fn connect(&self, url: &Url) -> Result<memcache::Client, MemcacheError> {
+        let pool = r2d2::Pool::builder()
+            .max_size(1)
+            .test_on_check_out(false)
+            .connection_timeout(self.config.timeout)
+            .thread_pool(self.connector.clone())
+            // The ring logs a lost server once; r2d2 would log every failed connection attempt.
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build(ConnectionManager::new(url.clone()))
+            .map_err(MemcacheError::PoolError)?;
+        memcache::Client::with_pool(pool)
     }
 
     /// Runs `op` on the server owning `key`. `write` says whether the call changes the key:
@@ -106,16 +160,16 @@ impl MemcachedRing {
         op: impl Fn(&memcache::Client) -> Result<T, MemcacheError>,
     ) -> Result<T, StoreError> {
         // The ring is never empty (checked in `new`).
-        let server = &self.servers[self.ring.server_for(key).unwrap_or(0)];
+        let index = self.ring.server_for(key).unwrap_or(0);
+        let server = &self.servers[index];
         if let Some(err) = self.skip(server, key, write) {
             return Err(err);
         }
         let mut retried = false;
         loop {
-            let client = server.client.read().unwrap_or_else(PoisonError::into_inner).clone();
-            let err = match op(&client) {
+            let err = match self.on_connection(index, &op) {
                 Ok(value) => {
-                    self.healthy(server);
+                    self.healthy(index);
                     return Ok(value);
                 }
                 // The server answered and refused this one command (say, a value over its item
@@ -128,7 +182,6 @@ impl MemcachedRing {
                 }
                 Err(err) => err,
             };
-            self.reconnect(server);
             let down = refuses_connections(&server.url, self.config.timeout);
             // A broken connection may be one to a memcached that has since restarted (empty, and
             // then all is well): one more try on a fresh connection tells. Every call here may
@@ -167,7 +220,8 @@ impl MemcachedRing {
         None
     }
 
-    fn healthy(&self, server: &Server) {
+    fn healthy(&self, index: usize) {
+        let server = &self.servers[index];
         let (owed, overflow) = {
             let mut health = server.health();
             if health.failure.is_none() {
@@ -175,9 +229,11 @@ impl MemcachedRing {
             }
             (std::mem::take(&mut health.owed), std::mem::take(&mut health.owed_overflow))
         };
-        let client = server.client.read().unwrap_or_else(PoisonError::into_inner).clone();
-        let settled =
-            if overflow { client.flush().is_ok() } else { owed.iter().all(|key| client.delete(key).is_ok()) };
+        let settled = if overflow {
+            self.on_connection(index, |c| c.flush()).is_ok()
+        } else {
+            owed.iter().all(|key| self.on_connection(index, |c| c.delete(key)).is_ok())
+        };
         let mut health = server.health();
         if !settled {
             // Still owed; tried again at the next success.
@@ -188,12 +244,6 @@ impl MemcachedRing {
         health.failure = None;
         tracing::info!(server = %server.address, "cache server reachable again");
         metrics::gauge!("weft_cache_server_up", "server" => server.address.clone()).set(1.0);
-    }
-
-    /// Drops the server's connections: after a failure they may be broken or out of step.
-    fn reconnect(&self, server: &Server) {
-        *server.client.write().unwrap_or_else(PoisonError::into_inner) =
-            Arc::new(new_client(&server.url, &self.config));
     }
 
     /// Classifies a failed call (`down`: nothing accepts connections there), and logs and
@@ -251,20 +301,6 @@ fn server_url(address: &str, timeout: Duration) -> Result<Url, ConfigError> {
         return Err(bad());
     }
     Url::parse(&format!("memcache://{address}?timeout={}", timeout.as_secs_f64())).map_err(|_| bad())
-}
-
-/// A client on a lazily filled pool: building it connects to nothing, and a checkout is not
-/// tested with an extra round trip (a failed call replaces the whole client instead).
-fn new_client(url: &Url, config: &MemcachedConfig) -> memcache::Client {
-    let pool = r2d2::Pool::builder()
-        .max_size(config.pool_size.max(1))
-        .min_idle(Some(0))
-        .test_on_check_out(false)
-        // The ring logs a lost server once; r2d2 would log every failed connection attempt.
-        .error_handler(Box::new(r2d2::NopErrorHandler))
-        .connection_timeout(config.timeout)
-        .build_unchecked(ConnectionManager::new(url.clone()));
-    memcache::Client::with_pool(pool).unwrap_or_else(|_| unreachable!("with_pool never fails"))
 }
 
 fn is_timeout(err: &MemcacheError) -> bool {

@@ -68,7 +68,6 @@ fn ring(address: &str) -> Arc<dyn Store> {
     Arc::new(
         MemcachedRing::new(MemcachedConfig {
             servers: vec![address.to_owned()],
-            pool_size: 4,
             timeout: Duration::from_millis(500),
             retry_interval: Duration::from_millis(200),
         })
