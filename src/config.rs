@@ -66,6 +66,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub storage: StorageSettings,
     pub tokenserver: TokenserverSettings,
+    pub cache: CacheSettings,
     /// Where this configuration came from, for the start-up lines; not a setting.
     #[serde(skip)]
     pub sources: Sources,
@@ -208,6 +209,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             storage: StorageSettings::default(),
             tokenserver: TokenserverSettings::default(),
+            cache: CacheSettings::default(),
             sources: Sources::default(),
             accounts: AccountsSettings::default(),
         }
@@ -264,6 +266,62 @@ pub struct StorageSettings {
 impl Default for StorageSettings {
     fn default() -> Self {
         StorageSettings { enabled: true }
+    }
+}
+
+/// The cache in front of the storage databases (ops-model.md §5; the protocol that keeps it
+/// consistent is in the `weft-cache` crate). With `servers` it is memcached, shared by every
+/// webhead; without, a bounded store inside this process, which is right only when this
+/// process is the one webhead of its databases.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Cache each user's collection timestamps (`info/collections`, `X-Last-Modified`,
+    /// preconditions).
+    pub metadata: bool,
+    /// memcached servers, `host:port`; keys are spread over them by consistent hashing.
+    pub servers: Vec<String>,
+    /// Starts every memcached key, so that deployments can share memcached.
+    pub key_prefix: String,
+    /// Bound on connecting to memcached and on each call.
+    pub timeout_ms: u64,
+    /// How long reads skip a memcached server after it failed, before trying it again.
+    pub retry_interval_ms: u64,
+    /// Size of the in-process store when no servers are configured; 0 turns caching off.
+    pub memory_bytes: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            metadata: true,
+            servers: vec![],
+            key_prefix: "weft".into(),
+            timeout_ms: 250,
+            retry_interval_ms: 1000,
+            memory_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl CacheSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for server in &self.servers {
+            let port_ok = server
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+            if !port_ok {
+                return Err(invalid("cache.servers", format!("{server:?} is not host:port")));
+            }
+        }
+        // memcached keys are at most 250 bytes of visible ASCII; the rest of a key takes < 60.
+        if self.key_prefix.len() > 100 || !self.key_prefix.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid("cache.key_prefix", "at most 100 visible ASCII characters"));
+        }
+        if !self.servers.is_empty() && self.timeout_ms == 0 {
+            return Err(invalid("cache.timeout_ms", "must be at least 1"));
+        }
+        Ok(())
     }
 }
 
@@ -478,6 +536,7 @@ impl Settings {
         }
         self.validate_tokenserver()?;
         self.validate_accounts()?;
+        self.cache.validate()?;
         Ok(())
     }
 }
@@ -841,6 +900,18 @@ mod tests {
         assert!(Settings::load(None, env(&[on[0], ("WEFT_PUBLIC_URL", "http://127.0.0.1:9")])).is_ok());
         let err = Settings::load(None, env(&[on[0], ("WEFT_TOKENSERVER_ENABLED", "false")])).unwrap_err();
         assert!(err.to_string().starts_with("accounts.enabled"), "{err}");
+    }
+
+    #[test]
+    fn cache_settings() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert!(s.cache.metadata && s.cache.servers.is_empty());
+        let s = Settings::load(None, env(&[("WEFT_CACHE_SERVERS", "10.0.0.1:11211, mc2:11211")])).unwrap();
+        assert_eq!(s.cache.servers, ["10.0.0.1:11211", "mc2:11211"]);
+        let err = Settings::load(None, env(&[("WEFT_CACHE_SERVERS", "mc1")])).unwrap_err();
+        assert!(err.to_string().starts_with("cache.servers"), "{err}");
+        let err = Settings::load(None, env(&[("WEFT_CACHE_KEY_PREFIX", "a b")])).unwrap_err();
+        assert!(err.to_string().starts_with("cache.key_prefix"), "{err}");
     }
 
     #[test]

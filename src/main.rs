@@ -230,6 +230,15 @@ fn serve(settings: Settings) -> ExitCode {
     if let Err(e) = telemetry::prometheus::install(&settings) {
         return fail(format!("metrics: {e}"));
     }
+    let cache = match startup::cache_store(&settings) {
+        Ok(cache) => cache,
+        Err(e) => return fail(e),
+    };
+    if settings.storage.enabled {
+        for line in startup::describe_cache(&settings, cache.as_ref(), &plans) {
+            println!("{line}");
+        }
+    }
     let settings = Arc::new(settings);
     if let Some(plan) = &accounts {
         let path = settings.accounts_signing_key_file();
@@ -246,7 +255,7 @@ fn serve(settings: Settings) -> ExitCode {
     }
     let accounts_pool = tokenserver.as_ref().map(startup::TokenserverPlan::pool);
     let result = actix_web::rt::System::new().block_on(async move {
-        let services = startup::start_services(&settings, plans, pools);
+        let services = startup::start_services(&settings, plans, pools, cache);
         let accounts = match (accounts, accounts_pool) {
             (Some(plan), Some(pool)) => Some(actix_web::web::Data::new(accounts::AccountsState::new(
                 plan.start(pool).map_err(|e| e.to_string())?,
@@ -285,7 +294,7 @@ fn serve(settings: Settings) -> ExitCode {
         let state = actix_web::web::Data::new(web::AppState {
             settings: settings.clone(),
             nodes: services.nodes,
-            verifier: services.verifier,
+            credentials: services.credentials,
             tokenserver,
             accounts,
         });

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
+use weft_actors::cache::{Cache, MemcachedConfig, MemcachedRing, MemoryStore, Store};
 use weft_actors::shard::{Shard, ShardConfig, StorageConfig};
-use weft_actors::token_verifier::{NodeSecrets, TokenVerifier};
+use weft_actors::token_verifier::{NodeSecrets, PublishedCredentials, TokenVerifier};
 use weft_actors::tokenserver::{
     Jwk, OAuthConfig, OAuthSetupError, OAuthVerifier, RegisterInitialNode, Tokenserver, TokenserverConfig,
     TokenserverDb, TokenserverDbConfig, TokenserverError,
@@ -25,6 +26,8 @@ pub enum StartupError {
     MasterSecret(#[from] MasterSecretError),
     #[error("{key}: {source}")]
     Database { key: String, source: DbError },
+    #[error("cache.servers: {0}")]
+    Cache(#[from] weft_actors::cache::memcached::ConfigError),
     #[error("{key}: {source}")]
     Tokenserver { key: String, source: TokenserverSetupError },
     #[error(transparent)]
@@ -64,6 +67,8 @@ pub enum SecretSource {
 pub struct Services {
     pub nodes: Arc<NodeTable>,
     pub verifier: Addr<TokenVerifier>,
+    /// What request workers verify Hawk requests with, published by `verifier`.
+    pub credentials: PublishedCredentials,
 }
 
 /// Every node this process serves, the primary first. Resolves the primary node's secrets,
@@ -130,8 +135,63 @@ pub fn open_pools(
         .collect()
 }
 
+/// The store behind every node's cache (`cache.*`): memcached when servers are configured, else
+/// the in-process store; `None` when caching is off. Connects lazily: memcached may still be
+/// down. Needs the metrics recorder installed first (it exports the cache's series at 0).
+pub fn cache_store(settings: &Settings) -> Result<Option<Arc<dyn Store>>, StartupError> {
+    let c = &settings.cache;
+    if !c.metadata {
+        return Ok(None);
+    }
+    if c.servers.is_empty() {
+        if c.memory_bytes == 0 {
+            return Ok(None);
+        }
+        return Ok(Some(Arc::new(MemoryStore::new(usize::try_from(c.memory_bytes).unwrap_or(usize::MAX)))));
+    }
+    let ring = MemcachedRing::new(MemcachedConfig {
+        servers: c.servers.clone(),
+        timeout: Duration::from_millis(c.timeout_ms),
+        retry_interval: Duration::from_millis(c.retry_interval_ms),
+    })?;
+    Ok(Some(Arc::new(ring)))
+}
+
+/// What `serve` prints about the cache, and a warning when the in-process store is used where
+/// other webheads may share the database (a MySQL/MariaDB node: SQLite is one machine's file).
+pub fn describe_cache(
+    settings: &Settings,
+    store: Option<&Arc<dyn Store>>,
+    plans: &[NodePlan],
+) -> Vec<String> {
+    let c = &settings.cache;
+    match store.map(|s| s.name()) {
+        None => vec!["weft: cache off".into()],
+        Some("memcached") => {
+            vec![format!("weft: cache on memcached {} (key prefix {})", c.servers.join(", "), c.key_prefix)]
+        }
+        Some(_) => {
+            let mut lines =
+                vec![format!("weft: cache in this process ({} MiB)", c.memory_bytes / (1024 * 1024))];
+            if plans.iter().any(|p| p.database_url.starts_with("mysql://")) {
+                lines.push(
+                    "weft: warning: the in-process cache is private to this process; if other webheads \
+                     serve the same MySQL database, set cache.servers (memcached) or cache.memory_bytes = 0"
+                        .into(),
+                );
+            }
+            lines
+        }
+    }
+}
+
 /// Starts a shard actor per node and the token verifier. Must run inside the actix system.
-pub fn start_services(settings: &Settings, plans: Vec<NodePlan>, pools: Vec<DbPool>) -> Services {
+pub fn start_services(
+    settings: &Settings,
+    plans: Vec<NodePlan>,
+    pools: Vec<DbPool>,
+    cache: Option<Arc<dyn Store>>,
+) -> Services {
     let shard_config =
         ShardConfig { threads: settings.shard.threads, queue_limit: settings.shard.queue_limit };
     let storage_config = StorageConfig {
@@ -151,7 +211,17 @@ pub fn start_services(settings: &Settings, plans: Vec<NodePlan>, pools: Vec<DbPo
         .into_iter()
         .zip(pools)
         .map(|(plan, pool)| NodeEntry {
-            shard: Shard::start(&plan.url, pool, shard_config.clone(), storage_config.clone()),
+            shard: Shard::start(
+                &plan.url,
+                pool,
+                shard_config.clone(),
+                storage_config.clone(),
+                cache.as_ref().map(|store| {
+                    let cache = Cache::for_node(store.clone(), &settings.cache.key_prefix, &plan.url);
+                    cache.register_metrics();
+                    cache
+                }),
+            ),
             url: plan.url,
             aliases: plan.aliases,
         })
@@ -160,9 +230,9 @@ pub fn start_services(settings: &Settings, plans: Vec<NodePlan>, pools: Vec<DbPo
         secrets,
         settings.auth.expired_token_grace_seconds,
         settings.auth.max_clock_skew_seconds,
-    )
-    .start();
-    Services { nodes: Arc::new(NodeTable::new(entries)), verifier }
+    );
+    let credentials = verifier.credentials();
+    Services { nodes: Arc::new(NodeTable::new(entries)), verifier: verifier.start(), credentials }
 }
 
 /// The tokenserver's database, with the embedded migrations applied when `migrate`. Used by

@@ -15,10 +15,14 @@ use serde_json::json;
 
 /// A fresh server with metrics on a free loopback port; returns it and its scrape URL.
 fn metrics_server(backend: Backend) -> (TestServer, String) {
-    let server = TestServer::start(
-        backend,
-        &[("WEFT_METRICS_ENABLED", "true"), ("WEFT_METRICS_LISTEN", "127.0.0.1:0")],
-    );
+    metrics_server_with(backend, &[])
+}
+
+/// The same with more `WEFT_*` settings.
+fn metrics_server_with(backend: Backend, env: &[(&str, &str)]) -> (TestServer, String) {
+    let mut all = vec![("WEFT_METRICS_ENABLED", "true"), ("WEFT_METRICS_LISTEN", "127.0.0.1:0")];
+    all.extend_from_slice(env);
+    let server = TestServer::start(backend, &all);
     let url = server
         .log_tail()
         .lines()
@@ -215,7 +219,10 @@ fn ops_file(path: &str) -> String {
 
 #[test]
 fn dashboard_alerts_and_docs_name_only_exported_metrics() {
-    let (server, url) = metrics_server(Backend::Sqlite);
+    // With memcached configured, so that its per-server series exist too (scripts/test starts
+    // one and exports WEFT_TEST_MEMCACHED; the series exist even before it answers).
+    let memcached = std::env::var("WEFT_TEST_MEMCACHED").unwrap_or_else(|_| "127.0.0.1:11211".into());
+    let (server, url) = metrics_server_with(Backend::Sqlite, &[("WEFT_CACHE_SERVERS", memcached.as_str())]);
     // Traffic that makes every event-driven series appear.
     let user = User::new(&server);
     user.put("/storage/bookmarks/a", &json!({"payload": "x"})).expect(200);

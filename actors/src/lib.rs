@@ -17,6 +17,7 @@
 //! that never reaches its actor is `ActorUnavailable`, whichever the actor.
 
 pub mod accounts;
+pub mod cache;
 pub mod shard;
 pub mod storage;
 pub mod token_verifier;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use actix_web::web::{self, ServiceConfig};
 use actix_web::HttpResponse;
-use weft_actors::token_verifier::TokenVerifier;
+use weft_actors::token_verifier::PublishedCredentials;
 
 use crate::config::Settings;
 use crate::error::ApiError;
@@ -23,7 +23,8 @@ use self::handlers::{bso, collection, health, info, storage};
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub nodes: Arc<NodeTable>,
-    pub verifier: actix::Addr<TokenVerifier>,
+    /// The token verifier's current secrets: workers authenticate without a mailbox round trip.
+    pub credentials: PublishedCredentials,
     /// The built-in tokenserver, when it runs in this process.
     pub tokenserver: Option<actix::Addr<weft_actors::tokenserver::Tokenserver>>,
     /// Local accounts, when on (`accounts.enabled`).

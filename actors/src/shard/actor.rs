@@ -54,7 +54,7 @@ where
     type Result = Result<Q::Output, StorageError>;
 
     fn handle(&mut self, Request(op): Request<Q>, _: &mut Self::Context) -> Self::Result {
-        self.storage.execute(&op)
+        self.storage.run(&op)
     }
 }
 

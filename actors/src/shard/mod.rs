@@ -18,7 +18,7 @@ pub use self::actor::{ShardActor, ShardConfig};
 use crate::ActorUnavailable;
 // The operations' requests and replies, so that callers name what they send a shard here.
 pub use crate::storage::requests::*;
-pub use crate::storage::{Operation, ShedReason, StorageConfig, StorageError};
+pub use crate::storage::{Cache, Operation, ShedReason, StorageConfig, StorageError};
 
 /// How a request to a shard can fail: the engine's outcome, or the actor never answered.
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +52,14 @@ impl Drop for Admission {
 impl Shard {
     /// Starts `config.threads` shard threads over `pool` for the node whose canonical URL is
     /// `node` (the `node` label of the shard's metrics).
-    pub fn start(node: &str, pool: DbPool, config: ShardConfig, storage: StorageConfig) -> Shard {
-        let storage = Arc::new(Storage::new(node, pool, storage));
+    pub fn start(
+        node: &str,
+        pool: DbPool,
+        config: ShardConfig,
+        storage: StorageConfig,
+        cache: Option<Cache>,
+    ) -> Shard {
+        let storage = Arc::new(Storage::new(node, pool, storage).with_cache(cache));
         let actor_storage = storage.clone();
         let addr = SyncArbiter::start(config.threads, move || ShardActor::new(actor_storage.clone()));
         // Exported at 0 from the start, so that rates and alerts see the series before the
@@ -71,12 +77,16 @@ impl Shard {
         }
     }
 
-    /// Runs one storage operation on a shard thread.
+    /// Runs one storage operation on a shard thread, unless the in-process cache answers it
+    /// here at once.
     pub async fn send<Q>(&self, op: Q) -> Result<Q::Output, ShardError>
     where
         Q: Operation + Send + 'static,
         Q::Output: Send + 'static,
     {
+        if let Some(hit) = op.local_hit(&self.storage) {
+            return Ok(hit?);
+        }
         self.ask(Request(op)).await
     }
 

@@ -13,8 +13,9 @@ use weft_schema::queries::storage;
 use weft_schema::retry::with_retries;
 use weft_schema::{DbConnection, DbPool, SyncTimestamp};
 
+use crate::cache::Cache;
 use crate::storage::requests::*;
-use crate::storage::{batch, bso, collection, info, StorageError};
+use crate::storage::{batch, bso, cache, collection, info, StorageError};
 
 /// Settings of one node's storage, from the `limits`, `quota` and `batch` configuration.
 #[derive(Debug, Clone)]
@@ -54,6 +55,21 @@ pub trait Operation {
 
     /// Records what only this request knows once it succeeded (e.g. POST sizes).
     fn observe(&self, _storage: &Storage) {}
+
+    /// Runs the operation with the node's cache in front (`cache.rs`); by default it does not
+    /// concern the cache and goes straight to the database.
+    fn run_cached(&self, storage: &Storage, _cache: &Cache) -> Result<Self::Output, StorageError>
+    where
+        Self: Sized,
+    {
+        storage.execute(self)
+    }
+
+    /// An answer from a cache inside this process, which costs no blocking call: the async
+    /// caller asks before sending the operation to a shard thread. `None` by default.
+    fn local_hit(&self, _storage: &Storage) -> Option<Result<Self::Output, StorageError>> {
+        None
+    }
 }
 
 /// One db node's storage. Shared by reference among the threads that run operations on it.
@@ -69,6 +85,8 @@ pub struct Storage {
     /// SQLite allows one writer at a time. Queuing writers here, rather than in SQLite's busy
     /// handler (which sleeps in growing steps), keeps write latency flat under contention.
     sqlite_writer: Mutex<()>,
+    /// The cache in front of this node's database (`cache.*` settings), if any.
+    cache: Option<Cache>,
 }
 
 impl Storage {
@@ -83,6 +101,25 @@ impl Storage {
             node: node.to_string(),
             collection_ids: RwLock::new(HashMap::new()),
             sqlite_writer: Mutex::new(()),
+            cache: None,
+        }
+    }
+
+    /// Puts `cache` in front of the database for `run` (the engine's own `execute` never uses it).
+    pub fn with_cache(mut self, cache: Option<Cache>) -> Storage {
+        self.cache = cache;
+        self
+    }
+
+    pub fn cache(&self) -> Option<&Cache> {
+        self.cache.as_ref()
+    }
+
+    /// Runs `op` through the node's cache when it has one, else straight on the database.
+    pub fn run<Q: Operation>(&self, op: &Q) -> Result<Q::Output, StorageError> {
+        match &self.cache {
+            Some(cache) => op.run_cached(self, cache),
+            None => self.execute(op),
         }
     }
 
@@ -188,7 +225,8 @@ impl Storage {
 
 /// Makes a request type an `Operation` run by `$function` with `$access`, named after the type.
 macro_rules! operation {
-    ($request:ty => $output:ty, $access:ident, $function:path $(, observe = $observe:path)?) => {
+    ($request:ty => $output:ty, $access:ident, $function:path $(, observe = $observe:path)?
+        $(, cached = $cached:path)? $(, local = $local:path)?) => {
         impl Operation for $request {
             type Output = $output;
             const NAME: &'static str = stringify!($request);
@@ -203,18 +241,33 @@ macro_rules! operation {
                     $observe(storage, self)
                 }
             )?
+
+            $(
+                fn run_cached(&self, storage: &Storage, cache: &Cache) -> Result<$output, StorageError> {
+                    $cached(storage, cache, self)
+                }
+            )?
+
+            $(
+                fn local_hit(&self, storage: &Storage) -> Option<Result<$output, StorageError>> {
+                    $local(storage, self)
+                }
+            )?
         }
     };
 }
 
-operation!(GetCollections => Timestamped<BTreeMap<String, SyncTimestamp>>, Snapshot, info::get_collections);
+operation!(GetCollections => Timestamped<BTreeMap<String, SyncTimestamp>>, Snapshot, info::get_collections,
+    cached = cache::get_collections, local = cache::local_get_collections);
 operation!(GetQuota => Timestamped<u64>, Read, info::get_quota);
 operation!(GetCollectionUsage => Timestamped<BTreeMap<String, u64>>, Read, info::get_collection_usage);
 operation!(GetCollectionCounts => Timestamped<BTreeMap<String, u64>>, Read, info::get_collection_counts);
-operation!(DeleteStorage => SyncTimestamp, Write, info::delete_storage);
+operation!(DeleteStorage => SyncTimestamp, Write, info::delete_storage, cached = cache::delete_storage);
 operation!(GetBsos => Timestamped<BsoPage>, Read, collection::get_bsos);
-operation!(PostBsos => PostResult, Write, batch::post_bsos, observe = batch::observe_post);
-operation!(DeleteCollection => SyncTimestamp, Write, collection::delete_collection);
+operation!(PostBsos => PostResult, Write, batch::post_bsos, observe = batch::observe_post,
+    cached = cache::post_bsos);
+operation!(DeleteCollection => SyncTimestamp, Write, collection::delete_collection,
+    cached = cache::delete_collection);
 operation!(GetBso => Bso, Snapshot, bso::get_bso);
-operation!(PutBso => PutResult, Write, bso::put_bso);
-operation!(DeleteBso => SyncTimestamp, Write, bso::delete_bso);
+operation!(PutBso => PutResult, Write, bso::put_bso, cached = cache::put_bso);
+operation!(DeleteBso => SyncTimestamp, Write, bso::delete_bso, cached = cache::delete_bso);

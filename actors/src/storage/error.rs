@@ -12,16 +12,21 @@ pub enum ShedReason {
     QueueFull,
     /// No pooled connection came within `shard.connection_timeout_ms`.
     NoConnection,
+    /// A write could not place its cache marker on a memcached server that failed without
+    /// being down, which may still hold entries other webheads read (weft-cache's protocol).
+    CacheUnavailable,
 }
 
 impl ShedReason {
-    pub const ALL: [ShedReason; 2] = [ShedReason::QueueFull, ShedReason::NoConnection];
+    pub const ALL: [ShedReason; 3] =
+        [ShedReason::QueueFull, ShedReason::NoConnection, ShedReason::CacheUnavailable];
 
     /// The metric label.
     pub fn label(self) -> &'static str {
         match self {
             ShedReason::QueueFull => "queue_full",
             ShedReason::NoConnection => "no_connection",
+            ShedReason::CacheUnavailable => "cache_unavailable",
         }
     }
 }
@@ -31,6 +36,7 @@ impl std::fmt::Display for ShedReason {
         f.write_str(match self {
             ShedReason::QueueFull => "shard queue is full",
             ShedReason::NoConnection => "no database connection in time",
+            ShedReason::CacheUnavailable => "cache cannot be invalidated",
         })
     }
 }

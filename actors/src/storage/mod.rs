@@ -13,6 +13,7 @@
 mod apply;
 mod batch;
 mod bso;
+mod cache;
 mod collection;
 mod engine;
 mod error;
@@ -23,4 +24,5 @@ mod rules;
 pub use self::engine::{Access, Operation, Storage, StorageConfig};
 pub use self::error::{ShedReason, StorageError};
 pub use self::requests::*;
+pub use crate::cache::Cache;
 pub use weft_schema::{DbError, DbErrorKind, DbPool, SyncTimestamp};

@@ -1,10 +1,17 @@
 //! The `TokenVerifier` actor: owns every node's list of master secrets with their precomputed
-//! signing secrets, and a bounded cache of derived Hawk keys. It answers `Authenticate` with the
-//! checks of tokens-and-hawk.md §5.1 (except uid-vs-URL, which the web layer does),
-//! `GetSigningSecret` with the secret the tokenserver must sign with, and `SetSecrets` by
-//! replacing all lists at runtime (rollover without restart, §5.2).
+//! signing secrets, and publishes them as an immutable [`Credentials`] snapshot that request
+//! workers verify with directly (the checks of tokens-and-hawk.md §5.1, except uid-vs-URL, which
+//! the web layer does), so that authenticating a request costs no round trip through the
+//! actor's mailbox and no thread switch. The actor answers `GetSigningSecret` with the secret the
+//! tokenserver must sign with, and `SetSecrets` by publishing a new snapshot (rollover without
+//! restart, §5.2).
+//!
+//! The bounded cache of derived Hawk keys belongs to the snapshot it was filled under: a new
+//! snapshot starts with an empty cache, so a key derived from a removed secret can never be used
+//! after `SetSecrets` returned.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, Context, Handler, Message};
@@ -63,11 +70,6 @@ pub struct HawkRequest {
     pub body: Option<Bytes>,
 }
 
-/// Authenticates one request.
-#[derive(Message)]
-#[rtype(result = "Result<VerifiedToken, AuthError>")]
-pub struct Authenticate(pub HawkRequest);
-
 /// The identity a verified token carries. `node` is the token's `node` field as written.
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
@@ -80,7 +82,7 @@ pub struct VerifiedToken {
     pub expires: f64,
 }
 
-/// Replaces every node's secret list and clears the derived-key cache.
+/// Replaces every node's secret list: publishes a new snapshot, with an empty derived-key cache.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SetSecrets(pub Vec<NodeSecrets>);
@@ -94,13 +96,43 @@ pub struct GetSigningSecret {
 }
 
 pub struct TokenVerifier {
+    published: PublishedCredentials,
+    expired_token_grace_seconds: u64,
+    max_clock_skew_seconds: u64,
+}
+
+/// The handle request workers authenticate with: the snapshot the actor published last. Cloning
+/// it is cheap; every clone sees each new snapshot as soon as `SetSecrets` has been handled.
+#[derive(Clone)]
+pub struct PublishedCredentials(Arc<RwLock<Arc<Credentials>>>);
+
+impl PublishedCredentials {
+    /// Runs the checks of §5.1 on the caller's thread against the current snapshot.
+    pub fn authenticate(&self, req: &HawkRequest) -> Result<VerifiedToken, AuthError> {
+        self.current().authenticate(req, now_secs())
+    }
+
+    fn current(&self) -> Arc<Credentials> {
+        // The lock guards only an Arc swap, which cannot panic half-way: a poisoned lock still
+        // holds a whole snapshot.
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn publish(&self, credentials: Credentials) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(credentials);
+    }
+}
+
+/// One immutable arrangement of every node's secrets, and the derived keys computed under it.
+pub struct Credentials {
     /// Keyed by canonical url.
     nodes: HashMap<String, Node>,
     /// Token string → derived Hawk key. Keying by the token alone is sound: the key is a pure
     /// function of (master secret, token), and a token's signature verifies only under the one
     /// master secret that signed it (or an identical copy of it), so a given token always
-    /// derives the same key. Entries are only added after the signature verified.
-    derived_keys: HashMap<String, String>,
+    /// derives the same key. Entries are only added after the signature verified. The lock is
+    /// held for one lookup or insert, never while deriving (HKDF runs outside it).
+    derived_keys: Mutex<HashMap<String, String>>,
     expired_token_grace_seconds: u64,
     max_clock_skew_seconds: u64,
 }
@@ -113,22 +145,42 @@ impl TokenVerifier {
         expired_token_grace_seconds: u64,
         max_clock_skew_seconds: u64,
     ) -> TokenVerifier {
+        let credentials = Credentials::new(nodes, expired_token_grace_seconds, max_clock_skew_seconds);
         TokenVerifier {
+            published: PublishedCredentials(Arc::new(RwLock::new(Arc::new(credentials)))),
+            expired_token_grace_seconds,
+            max_clock_skew_seconds,
+        }
+    }
+
+    /// The handle request workers verify with; it follows every later `SetSecrets`.
+    pub fn credentials(&self) -> PublishedCredentials {
+        self.published.clone()
+    }
+}
+
+impl Credentials {
+    fn new(
+        nodes: Vec<NodeSecrets>,
+        expired_token_grace_seconds: u64,
+        max_clock_skew_seconds: u64,
+    ) -> Credentials {
+        Credentials {
             nodes: build_nodes(nodes),
-            derived_keys: HashMap::new(),
+            derived_keys: Mutex::new(HashMap::new()),
             expired_token_grace_seconds,
             max_clock_skew_seconds,
         }
     }
 
     /// The newest (last) master secret of `node`, the one new tokens are signed with (§1.1).
-    pub fn newest_secret(&self, node: &str) -> Option<&str> {
+    fn newest_secret(&self, node: &str) -> Option<&str> {
         let node = self.nodes.get(&canonical_node(node))?;
         node.secrets.last().map(|s| s.master.as_str())
     }
 
     /// The checks of §5.1 in order, against the clock reading `now` (Unix seconds).
-    fn authenticate(&mut self, req: &HawkRequest, now: u64) -> Result<VerifiedToken, AuthError> {
+    fn authenticate(&self, req: &HawkRequest, now: u64) -> Result<VerifiedToken, AuthError> {
         let value = req.authorization.as_deref().ok_or(AuthError::MissingHeader)?;
         let header = hawk::parse_header(value)?;
         let node = self.nodes.get(&canonical_node(&req.node)).ok_or(AuthError::UnknownNode)?;
@@ -154,18 +206,7 @@ impl TokenVerifier {
             return Err(AuthError::Expired);
         }
 
-        let key = match self.derived_keys.get(&header.id) {
-            Some(key) => key.clone(),
-            None => {
-                let key = token::derived_key(&secret.master, &payload.salt, &header.id);
-                if self.derived_keys.len() >= DERIVED_KEY_CACHE_LIMIT {
-                    self.derived_keys.clear();
-                }
-                self.derived_keys.insert(header.id.clone(), key.clone());
-                key
-            }
-        };
-
+        let key = self.derived_key(&secret.master, &payload.salt, &header.id);
         check_request(&header, req, &key, now, self.max_clock_skew_seconds)?;
 
         Ok(VerifiedToken {
@@ -177,6 +218,25 @@ impl TokenVerifier {
             hashed_device_id: payload.hashed_device_id,
             expires: payload.expires,
         })
+    }
+
+    /// The token's Hawk key, from the cache or derived (and cached) now.
+    fn derived_key(&self, master: &str, salt: &str, token_id: &str) -> String {
+        let cached = self.keys().get(token_id).cloned();
+        cached.unwrap_or_else(|| {
+            let key = token::derived_key(master, salt, token_id);
+            let mut keys = self.keys();
+            if keys.len() >= DERIVED_KEY_CACHE_LIMIT {
+                keys.clear();
+            }
+            keys.insert(token_id.to_owned(), key.clone());
+            key
+        })
+    }
+
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        // Nothing panics while the map is locked; a poisoned map is still a valid map.
+        self.derived_keys.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -247,21 +307,16 @@ impl Actor for TokenVerifier {
     type Context = Context<Self>;
 }
 
-impl Handler<Authenticate> for TokenVerifier {
-    type Result = Result<VerifiedToken, AuthError>;
-
-    fn handle(&mut self, msg: Authenticate, _ctx: &mut Context<Self>) -> Self::Result {
-        self.authenticate(&msg.0, now_secs())
-    }
-}
-
 impl Handler<SetSecrets> for TokenVerifier {
     type Result = ();
 
     fn handle(&mut self, msg: SetSecrets, _ctx: &mut Context<Self>) {
-        self.nodes = build_nodes(msg.0);
-        // Cached keys may belong to secrets that were just removed.
-        self.derived_keys.clear();
+        // A fresh snapshot also drops the cached keys, which may belong to removed secrets.
+        self.published.publish(Credentials::new(
+            msg.0,
+            self.expired_token_grace_seconds,
+            self.max_clock_skew_seconds,
+        ));
     }
 }
 
@@ -269,7 +324,7 @@ impl Handler<GetSigningSecret> for TokenVerifier {
     type Result = Option<String>;
 
     fn handle(&mut self, msg: GetSigningSecret, _ctx: &mut Context<Self>) -> Option<String> {
-        self.newest_secret(&msg.node).map(str::to_owned)
+        self.published.current().newest_secret(&msg.node).map(str::to_owned)
     }
 }
 
@@ -297,8 +352,27 @@ mod tests {
         ]
     }
 
-    fn start(sync_secrets: &[&str]) -> Addr<TokenVerifier> {
-        TokenVerifier::new(nodes(sync_secrets), GRACE, SKEW).start()
+    /// The actor and the handle workers verify with, as the server wires them.
+    struct Started {
+        addr: Addr<TokenVerifier>,
+        credentials: PublishedCredentials,
+    }
+
+    impl Started {
+        async fn send<M>(&self, msg: M) -> Result<M::Result, actix::MailboxError>
+        where
+            M: Message + Send + 'static,
+            M::Result: Send,
+            TokenVerifier: Handler<M>,
+        {
+            self.addr.send(msg).await
+        }
+    }
+
+    fn start(sync_secrets: &[&str]) -> Started {
+        let verifier = TokenVerifier::new(nodes(sync_secrets), GRACE, SKEW);
+        let credentials = verifier.credentials();
+        Started { addr: verifier.start(), credentials }
     }
 
     fn now() -> u64 {
@@ -353,8 +427,8 @@ mod tests {
             Some(format!("Hawk id=\"{token}\", ts=\"{ts}\", nonce=\"n0nce\", mac=\"{mac}\"{hash_attr}"));
     }
 
-    async fn auth(addr: &Addr<TokenVerifier>, req: HawkRequest) -> Result<VerifiedToken, AuthError> {
-        addr.send(Authenticate(req)).await.unwrap()
+    async fn auth(started: &Started, req: HawkRequest) -> Result<VerifiedToken, AuthError> {
+        started.credentials.authenticate(&req)
     }
 
     #[actix::test]
@@ -554,7 +628,7 @@ mod tests {
     fn ref_fixture_end_to_end() {
         const TOKEN: &str = "eyJ1aWQiOiAxLCAibm9kZSI6ICJodHRwOi8vbG9jYWxob3N0OjUwMDAiLCAiZXhwaXJlcyI6IDE4ODQ5Njg0MzkuMCwgImZ4YV91aWQiOiAiMzE5Yjk4Zjk5NjFmZjFkYmRkMDczMTNjZDZiYTkyNWEiLCAiZnhhX2tpZCI6ICJkZTY5N2FkNjZkODQ1YjI4NzNjOWQ3ZTEzYjg5NzFhZiIsICJoYXNoZWRfZnhhX3VpZCI6ICIwZThkZjVkNDEzOThhMzg5OTEzYmQ4NDAyNDM1NjQ5NTE4YWY0NjQ5M2RhMWQ0YTQzN2E0NmRjMTc4NGM1MDFhIiwgImhhc2hlZF9kZXZpY2VfaWQiOiAiMmJjYjkyZjRkNDY5OGMzZDdiMDgzYTNjNjk4YTE2Y2NkNzhiYzJhOGQyMGE5NmU0YmIxMjhkZGNlYWY0ZTBiNiIsICJzYWx0IjogIjJiMzA3YiJ9lXaC5pIOenf7qL1AWlgKFvYH63nakyniTXP-7acS5cw=";
         let fifty_two_weeks = 52 * 7 * 86400;
-        let mut verifier = TokenVerifier::new(
+        let verifier = Credentials::new(
             vec![NodeSecrets {
                 url: "http://localhost:5000".into(),
                 aliases: vec![],
@@ -581,7 +655,7 @@ mod tests {
         assert_eq!(verified.expires, 1884968439.0);
         assert_eq!(verified.hashed_device_id.len(), 64);
         assert_eq!(
-            verifier.derived_keys.get(TOKEN).map(String::as_str),
+            verifier.keys().get(TOKEN).map(String::as_str),
             Some("dSi3EoZyHwgDp-O9OG1jRHtmbGl2M1bwcWsi04C4F58=")
         );
         // At round(expires) the token is expired (§9.1).
@@ -590,11 +664,15 @@ mod tests {
         other_port.port = 5001;
         assert_eq!(verifier.authenticate(&other_port, 1569608439).unwrap_err(), AuthError::BadMac);
         // Only "wibble" left: the fixture's secret is gone.
-        verifier.nodes = build_nodes(vec![NodeSecrets {
-            url: "http://localhost:5000".into(),
-            aliases: vec![],
-            secrets: vec!["wibble".into()],
-        }]);
+        let verifier = Credentials::new(
+            vec![NodeSecrets {
+                url: "http://localhost:5000".into(),
+                aliases: vec![],
+                secrets: vec!["wibble".into()],
+            }],
+            GRACE,
+            fifty_two_weeks,
+        );
         assert_eq!(verifier.authenticate(&req, 1569608439).unwrap_err(), AuthError::BadSignature);
     }
 
@@ -615,14 +693,14 @@ mod tests {
 
     #[test]
     fn derived_key_cache_is_bounded() {
-        let mut verifier = TokenVerifier::new(nodes(&["new"]), GRACE, SKEW);
+        let verifier = Credentials::new(nodes(&["new"]), GRACE, SKEW);
         let now = now_secs();
         for i in 0..=DERIVED_KEY_CACHE_LIMIT {
             let (token, key) = mint("new", NODE, (now + 3600 + i as u64) as f64);
             verifier.authenticate(&signed(&token, &key, now), now).unwrap();
-            assert!(verifier.derived_keys.len() <= DERIVED_KEY_CACHE_LIMIT);
+            assert!(verifier.keys().len() <= DERIVED_KEY_CACHE_LIMIT);
         }
         // The 10_001st key found the cache full, emptied it and went in alone.
-        assert_eq!(verifier.derived_keys.len(), 1);
+        assert_eq!(verifier.keys().len(), 1);
     }
 }

@@ -1,13 +1,15 @@
 //! The token-verifier actor: holds every node's list of master secrets (oldest first; any one
-//! verifies, the newest signs), checks tokenlib tokens (tokens-and-hawk.md §3) and Hawk request
-//! signatures (§6), and caches signing secrets and derived Hawk keys. A `SetSecrets` message
-//! replaces the lists at runtime, for rollover without a restart.
+//! verifies, the newest signs) and publishes them as an immutable snapshot with which request
+//! workers check tokenlib tokens (tokens-and-hawk.md §3) and Hawk request signatures (§6) on
+//! their own thread; the snapshot caches signing secrets and derived Hawk keys. A `SetSecrets`
+//! message publishes new lists at runtime, for rollover without a restart.
 
 pub mod hawk;
 pub mod token;
 
 pub use self::actor::{
-    Authenticate, GetSigningSecret, HawkRequest, NodeSecrets, SetSecrets, TokenVerifier, VerifiedToken,
+    GetSigningSecret, HawkRequest, NodeSecrets, PublishedCredentials, SetSecrets, TokenVerifier,
+    VerifiedToken,
 };
 pub use self::token::{mint_token, TokenPayload};
 

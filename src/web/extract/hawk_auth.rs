@@ -1,7 +1,8 @@
 //! Hawk authentication of storage requests (tokens-and-hawk.md §5–§6). Builds the `HawkRequest`
 //! from the request exactly as the client sent it (method, request target, the host and port it
-//! connected to), resolves the node the request is for from that origin, asks the token
-//! verifier, and checks that the token's uid owns the path (storage-api.md §2).
+//! connected to), resolves the node the request is for from that origin, verifies it on this
+//! worker with the token verifier's published credentials, and checks that the token's uid
+//! owns the path (storage-api.md §2).
 //!
 //! `Authenticated<T>` authenticates first and only then extracts `T` (the route's other
 //! inputs), so an unauthenticated request is answered 401 whatever else is wrong with it. For
@@ -16,12 +17,11 @@ use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest};
 use weft_actors::shard::{Operation, Shard};
 use weft_actors::token_verifier::token::canonical_node;
-use weft_actors::token_verifier::{AuthError, Authenticate, HawkRequest};
-use weft_actors::ActorUnavailable;
+use weft_actors::token_verifier::{AuthError, HawkRequest};
 
 use super::app_state;
 use super::request_body::read_body;
-use crate::error::{ApiError, Unavailable};
+use crate::error::ApiError;
 use crate::node::split_host_port;
 use crate::web::INFO_COLLECTIONS_ROUTE;
 
@@ -94,15 +94,7 @@ async fn authenticate(req: &HttpRequest, body: Option<Bytes>) -> Result<Authenti
         body,
     };
     let retry_after_seconds = settings.shard.retry_after_seconds;
-    let token = state
-        .verifier
-        .send(Authenticate(hawk))
-        .await
-        .map_err(|err| ApiError::Unavailable {
-            cause: Unavailable::Actor(ActorUnavailable { actor: "token verifier", source: err }),
-            retry_after_seconds,
-        })?
-        .map_err(ApiError::Unauthorized)?;
+    let token = state.credentials.authenticate(&hawk).map_err(ApiError::Unauthorized)?;
     if token.uid != path_uid {
         return Err(ApiError::UidMismatch);
     }
