@@ -42,6 +42,9 @@ pub struct Settings {
     /// Master secrets shared with the tokenserver, oldest first; the last one signs. Empty means
     /// "use the secret generated in the data directory on first start".
     pub master_secrets: Vec<String>,
+    /// Owner-only TOML file with every node's secrets, accepted or signing (src/secrets.rs);
+    /// empty: `master_secrets` and `[[nodes]] master_secrets`. Re-read on reload.
+    pub secrets_file: String,
     /// Run the embedded migrations at start.
     pub run_migrations: bool,
     /// Trust `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` (only behind a proxy you run).
@@ -163,6 +166,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./weft-data"),
             database_url: String::new(),
             master_secrets: vec![],
+            secrets_file: String::new(),
             run_migrations: true,
             trust_proxy_headers: false,
             log_format: "human".into(),
@@ -447,6 +451,30 @@ impl Settings {
             return Err(invalid("batch.ttl_seconds", "must be at least 1"));
         }
         self.validate_tokenserver()?;
+        self.validate_secrets_file()?;
+        Ok(())
+    }
+
+    /// With a secrets file, every secret lives there: a secret also left in this file would be
+    /// one that `weft secret` rotations never touch.
+    fn validate_secrets_file(&self) -> Result<(), ConfigError> {
+        if self.secrets_file.is_empty() {
+            return Ok(());
+        }
+        let move_it = "with secrets_file set, move these secrets into it (`weft secret init` does, \
+                       before secrets_file is set) and delete them here";
+        if !self.master_secrets.is_empty() {
+            return Err(invalid("master_secrets", move_it));
+        }
+        if let Some(i) = self.nodes.iter().position(|n| !n.master_secrets.is_empty()) {
+            return Err(invalid(&format!("nodes[{i}].master_secrets"), move_it));
+        }
+        if !self.tokenserver.fxa_metrics_hash_secret.is_empty() {
+            return Err(invalid(
+                "tokenserver.fxa_metrics_hash_secret",
+                "with secrets_file set, it is the file's metrics_hash_secret",
+            ));
+        }
         Ok(())
     }
 }
@@ -553,6 +581,9 @@ pub fn env_help() -> String {
         let var = format!("WEFT_{}", path.replace('.', "_").to_uppercase());
         help.push_str(&format!("  {path:<36} {var:<44} {default}\n"));
     }
+    help.push_str(
+        "\nsecrets_file names an owner-only file holding every node's secrets (`weft secret --help`).\n",
+    );
     help.push_str("\nStorage nodes besides the primary one are `[[nodes]]` tables in the file (url, aliases, database_url, master_secrets).\n");
     help
 }

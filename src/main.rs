@@ -8,6 +8,9 @@ mod config;
 mod error;
 mod master_secret;
 mod node;
+mod reload;
+mod secret_commands;
+mod secrets;
 mod server;
 mod startup;
 mod telemetry;
@@ -63,6 +66,19 @@ enum Command {
         #[command(subcommand)]
         command: admin::UserCommand,
     },
+    /// Make the running server re-read its configuration and secrets (as SIGHUP does) and
+    /// print the outcome; a configuration that does not load is not sent.
+    Reload {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Rotate master secrets in the secrets file (secrets_file): add, promote, retire.
+    Secret {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: secret_commands::SecretCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -77,14 +93,18 @@ fn main() -> ExitCode {
     | Command::Migrate { config }
     | Command::CheckConfig { config }
     | Command::Node { config, .. }
-    | Command::User { config, .. }) = &cli.command;
+    | Command::User { config, .. }
+    | Command::Reload { config }
+    | Command::Secret { config, .. }) = &cli.command;
+    let config_path = config.clone();
     let settings = match Settings::load(config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
         Err(e) => return fail(e),
     };
     startup::init_logging(&settings);
     match cli.command {
-        Command::Serve { .. } => serve(settings),
+        Command::Serve { .. } => serve(settings, config_path),
+        Command::Reload { .. } => reload::command(&settings).map_or_else(fail, |()| ExitCode::SUCCESS),
         Command::Migrate { .. } => migrate(&settings),
         Command::CheckConfig { .. } => check_config(&settings),
         Command::Node { command, .. } => {
@@ -92,6 +112,9 @@ fn main() -> ExitCode {
         }
         Command::User { command, .. } => {
             admin::run_user(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
+        }
+        Command::Secret { command, .. } => {
+            secret_commands::run(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
         }
     }
 }
@@ -151,8 +174,8 @@ fn migrate(settings: &Settings) -> ExitCode {
     }
 }
 
-fn serve(settings: Settings) -> ExitCode {
-    let (plans, source) = match startup::plan_nodes(&settings) {
+fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
+    let (plans, secrets) = match startup::plan_nodes(&settings) {
         Ok(planned) => planned,
         Err(e) => return fail(e),
     };
@@ -167,7 +190,7 @@ fn serve(settings: Settings) -> ExitCode {
         Vec::new()
     };
     let tokenserver = if settings.tokenserver.enabled {
-        match startup::plan_tokenserver(&settings, &plans, settings.storage.enabled) {
+        match startup::plan_tokenserver(&settings, &plans, &secrets, settings.storage.enabled) {
             Ok(plan) => Some(plan),
             Err(e) => return fail(e),
         }
@@ -182,8 +205,9 @@ fn serve(settings: Settings) -> ExitCode {
     } else {
         println!("weft: storage node disabled (storage.enabled = false)");
     }
-    match &source {
+    match &secrets.source {
         SecretSource::Configured => println!("weft: master secret from configuration"),
+        SecretSource::SecretsFile { path } => println!("weft: secrets from {path}"),
         SecretSource::File { path, generated: true } => {
             println!("weft: master secret generated on first start, stored in {path} (owner-only)")
         }
@@ -192,9 +216,13 @@ fn serve(settings: Settings) -> ExitCode {
     if let Err(e) = telemetry::prometheus::install(&settings) {
         return fail(format!("metrics: {e}"));
     }
+    let applied = startup::node_secrets(&plans, &secrets);
+    if let Err(e) = reload::write_pid(&settings.data_dir) {
+        return fail(format!("data_dir: cannot write {}: {e}", reload::PID_FILE));
+    }
     let settings = Arc::new(settings);
     let result = actix_web::rt::System::new().block_on(async move {
-        let services = startup::start_services(&settings, plans, pools);
+        let services = startup::start_services(&settings, plans, &secrets, pools);
         let tokenserver = match tokenserver {
             Some(plan) => {
                 let (addr, registered) = startup::start_tokenserver(plan, services.verifier.clone())
@@ -227,6 +255,8 @@ fn serve(settings: Settings) -> ExitCode {
             verifier: services.verifier,
             tokenserver,
         });
+        let reloader = reload::Reloader::new(config_path, settings.clone(), state.clone(), applied);
+        reload::on_sighup(reloader).map_err(|e| format!("SIGHUP handler: {e}"))?;
         server::serve(settings, state).await.map_err(|e| format!("listen: {e}"))
     });
     match result {

@@ -193,6 +193,24 @@ impl TestServer {
         &self.db.url
     }
 
+    /// The server's `data_dir` (its config file, if any, is `weft.toml` in it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Runs SQL on the server's database directly, as an operator's tool would (`sqlite3` or
+    /// `mariadb` CLI); panics with the CLI's message on failure.
+    pub fn execute_sql(&self, sql: &str) {
+        match &self.db.mysql {
+            Some((target, name)) => target.execute(&format!("USE {name}; {sql}")),
+            None => {
+                let path = self.db.url.strip_prefix("sqlite:").expect("sqlite URL");
+                let out = Command::new("sqlite3").arg(path).arg(sql).output().expect("run the sqlite3 CLI");
+                assert!(out.status.success(), "sqlite3 {sql}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+
     /// The server process's id (only for kill-by-pid in tests that need it).
     pub fn pid(&self) -> u32 {
         self.child.id()

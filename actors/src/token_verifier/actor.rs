@@ -3,6 +3,11 @@
 //! checks of tokens-and-hawk.md §5.1 (except uid-vs-URL, which the web layer does),
 //! `GetSigningSecret` with the secret the tokenserver must sign with, and `SetSecrets` by
 //! replacing all lists at runtime (rollover without restart, §5.2).
+//!
+//! A list holds the secrets a node *accepts*, oldest first, and the one that *signs* last: a
+//! secret can be accepted everywhere before any tokenserver signs with it. Nodes without a list
+//! of their own use the default list (PY's fixed/derived secrets, REF's single master secret),
+//! so a node registered in the tokenserver database is never left without a signing secret.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -80,13 +85,17 @@ pub struct VerifiedToken {
     pub expires: f64,
 }
 
-/// Replaces every node's secret list and clears the derived-key cache.
+/// Replaces every node's secret list and the default list, and clears the derived-key cache.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SetSecrets(pub Vec<NodeSecrets>);
+pub struct SetSecrets {
+    pub nodes: Vec<NodeSecrets>,
+    /// Signs for nodes without a list of their own (accepted first, the signing one last).
+    pub default: Vec<String>,
+}
 
-/// Asks for the newest secret of `node` (any spelling; it is canonicalised), the one the
-/// tokenserver must sign with. `None` if the node is not configured or has no secrets.
+/// Asks for the signing secret of `node` (any spelling; it is canonicalised): its own list's,
+/// else the default list's. `None` only when both are empty.
 #[derive(Message)]
 #[rtype(result = "Option<String>")]
 pub struct GetSigningSecret {
@@ -96,6 +105,8 @@ pub struct GetSigningSecret {
 pub struct TokenVerifier {
     /// Keyed by canonical url.
     nodes: HashMap<String, Node>,
+    /// Masters of the default list, the signing one last.
+    default_secrets: Vec<String>,
     /// Token string → derived Hawk key. Keying by the token alone is sound: the key is a pure
     /// function of (master secret, token), and a token's signature verifies only under the one
     /// master secret that signed it (or an identical copy of it), so a given token always
@@ -115,16 +126,27 @@ impl TokenVerifier {
     ) -> TokenVerifier {
         TokenVerifier {
             nodes: build_nodes(nodes),
+            default_secrets: Vec::new(),
             derived_keys: HashMap::new(),
             expired_token_grace_seconds,
             max_clock_skew_seconds,
         }
     }
 
-    /// The newest (last) master secret of `node`, the one new tokens are signed with (§1.1).
+    /// Nodes without a list of their own sign with the last secret of `default`.
+    pub fn with_default_secrets(mut self, default: Vec<String>) -> TokenVerifier {
+        self.default_secrets = default;
+        self
+    }
+
+    /// The last master secret of `node`'s list, the one new tokens are signed with (§1.1); for
+    /// a node without a list (one the tokenserver database names but this process does not
+    /// serve), the default list's, as Mozilla's tokenserver signs every node's tokens.
     pub fn newest_secret(&self, node: &str) -> Option<&str> {
-        let node = self.nodes.get(&canonical_node(node))?;
-        node.secrets.last().map(|s| s.master.as_str())
+        match self.nodes.get(&canonical_node(node)) {
+            Some(node) => node.secrets.last().map(|s| s.master.as_str()),
+            None => self.default_secrets.last().map(String::as_str),
+        }
     }
 
     /// The checks of §5.1 in order, against the clock reading `now` (Unix seconds).
@@ -259,7 +281,8 @@ impl Handler<SetSecrets> for TokenVerifier {
     type Result = ();
 
     fn handle(&mut self, msg: SetSecrets, _ctx: &mut Context<Self>) {
-        self.nodes = build_nodes(msg.0);
+        self.nodes = build_nodes(msg.nodes);
+        self.default_secrets = msg.default;
         // Cached keys may belong to secrets that were just removed.
         self.derived_keys.clear();
     }
@@ -439,7 +462,7 @@ mod tests {
         assert_eq!(addr.send(signing).await.unwrap().as_deref(), Some("old"));
 
         // Step 1: verifiers learn the new secret; both tokens work, and "new" now signs.
-        addr.send(SetSecrets(nodes(&["old", "new"]))).await.unwrap();
+        addr.send(SetSecrets { nodes: nodes(&["old", "new"]), default: vec![] }).await.unwrap();
         assert!(auth(&addr, signed(&old_token, &old_key, now())).await.is_ok());
         assert!(auth(&addr, signed(&new_token, &new_key, now())).await.is_ok());
         let signing = GetSigningSecret { node: "HTTPS://sync.example.com:443/".into() };
@@ -447,7 +470,7 @@ mod tests {
 
         // Step 4: the old secret is removed; its tokens stop working even though their derived
         // keys were cached.
-        addr.send(SetSecrets(nodes(&["new"]))).await.unwrap();
+        addr.send(SetSecrets { nodes: nodes(&["new"]), default: vec![] }).await.unwrap();
         assert_eq!(
             auth(&addr, signed(&old_token, &old_key, now())).await.unwrap_err(),
             AuthError::BadSignature
@@ -456,6 +479,25 @@ mod tests {
 
         let signing = GetSigningSecret { node: "https://nowhere.example.com".into() };
         assert_eq!(addr.send(signing).await.unwrap(), None);
+    }
+
+    #[actix::test]
+    async fn nodes_without_a_list_sign_with_the_default_list() {
+        let addr = TokenVerifier::new(nodes(&["own"]), GRACE, SKEW)
+            .with_default_secrets(vec!["default old".into(), "default new".into()])
+            .start();
+        let signing = |node: &str| GetSigningSecret { node: node.into() };
+        assert_eq!(addr.send(signing(NODE)).await.unwrap().as_deref(), Some("own"));
+        let unlisted = "https://sync-9.example.com";
+        assert_eq!(addr.send(signing(unlisted)).await.unwrap().as_deref(), Some("default new"));
+        // The default list changes with the others.
+        addr.send(SetSecrets { nodes: nodes(&["own"]), default: vec!["rotated".into()] }).await.unwrap();
+        assert_eq!(addr.send(signing(unlisted)).await.unwrap().as_deref(), Some("rotated"));
+        // A node that is not served here is still not served: no list, no verification.
+        let (token, key) = mint("rotated", unlisted, (now() + 3600) as f64);
+        let mut req = signed(&token, &key, now());
+        req.node = unlisted.into();
+        assert_eq!(auth(&addr, req).await.unwrap_err(), AuthError::UnknownNode);
     }
 
     #[actix::test]

@@ -1,0 +1,273 @@
+//! A fleet's operations on a running server (issue 12): secrets in their own owner-only file,
+//! rotated live with `weft secret add|promote|retire` and `weft reload` (accepted before
+//! signing, retirement refused before token lifetime + grace); storage nodes added, retuned and
+//! removed by a reload without a restart; a file that does not load changing nothing and
+//! saying why, in the command's output and in the server's reload status.
+
+#[macro_use]
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::engine::general_purpose::URL_SAFE;
+use base64::Engine;
+use common::fxa_mock::{self, FxaMock, Jwt, TestKey};
+use common::*;
+use serde_json::{json, Value};
+
+const NODE_2: &str = "http://node-2.weft.test";
+
+/// 64 hex characters, like `openssl rand -hex 32`.
+fn fresh_secret() -> String {
+    format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>())
+}
+
+/// A secrets file with one signing secret in the default list, owner-only.
+fn write_secrets(path: &Path, secret: &str) {
+    let text = format!("[[default]]\nsecret = \"{secret}\"\nstate = \"signing\"\nadded_at = 1\n");
+    std::fs::write(path, text).expect("write secrets");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// The secrets of `list` (`default` or a node URL) in file order, with their states.
+fn secrets_in(path: &Path, list: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).expect("read secrets");
+    let file: toml::Table = text.parse().expect("secrets file is TOML");
+    let entries = match list {
+        "default" => file.get("default"),
+        node => file.get("nodes").and_then(|n| n.get(node)),
+    };
+    entries
+        .and_then(|e| e.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    (e["secret"].as_str().unwrap().to_string(), e["state"].as_str().unwrap().to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `weft <args> --config <server's weft.toml>` with the server's own variables; (success,
+/// stdout + stderr).
+fn weft(server: &TestServer, args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("WEFT_") {
+            cmd.env_remove(name);
+        }
+    }
+    let out = cmd
+        .args(args)
+        .arg("--config")
+        .arg(config_path(server))
+        .env("WEFT_DATA_DIR", server.data_dir())
+        .env("WEFT_DATABASE_URL", server.database_url())
+        .env("WEFT_PUBLIC_URL", PUBLIC_URL)
+        .env("WEFT_LISTEN", "127.0.0.1:0")
+        .output()
+        .expect("run weft");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[track_caller]
+fn weft_ok(server: &TestServer, args: &[&str]) -> String {
+    let (ok, text) = weft(server, args);
+    assert!(ok, "weft {args:?} failed: {text}\nserver log:\n{}", server.log_tail());
+    text
+}
+
+fn config_path(server: &TestServer) -> PathBuf {
+    server.data_dir().join("weft.toml")
+}
+
+/// A user of `node` (a URL) whose requests say `Host: <node's host>`, token signed with `secret`.
+fn user_on(server: &TestServer, node: &str, secret: &str) -> (User, String) {
+    let mut spec = TokenSpec::new(server);
+    spec.node = node.to_string();
+    spec.secret = secret.to_string();
+    (User::with_token(server, &spec), node.trim_start_matches("http://").to_string())
+}
+
+fn get_on(user: &(User, String), rel: &str) -> Resp {
+    let (user, host) = user;
+    user.req("GET", rel)
+        .header("Host", host)
+        .hawk(|h| {
+            h.host = Some(host.clone());
+            h.port = Some(80);
+        })
+        .send()
+}
+
+fn reload_status(server: &TestServer) -> Value {
+    let text = std::fs::read_to_string(server.data_dir().join("reload-status")).unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// A token request to the server's tokenserver for a fresh account; the token's signature
+/// checked against `secret`.
+fn token_signed_with(server: &TestServer, secret: &str) -> bool {
+    let fxa_uid = format!("{:032x}", rand::random::<u128>());
+    let bearer = Jwt::new(TestKey::Primary, &fxa_uid, Some(1234)).sign();
+    let resp = client::http()
+        .get(format!("{}/1.0/sync/1.5", server.base_url))
+        .header("Authorization", format!("Bearer {bearer}"))
+        .header("X-KeyID", "0000000001234-qqo")
+        .send()
+        .expect("token request");
+    assert_eq!(resp.status(), 200, "token request");
+    let body: Value = resp.json().expect("JSON");
+    let bytes = URL_SAFE.decode(body["id"].as_str().expect("id")).expect("base64url");
+    let (payload, signature) = bytes.split_at(bytes.len() - 32);
+    signature == common::hawk::hmac_sha256(&common::hawk::signing_secret(secret), payload)
+}
+
+#[test]
+fn secret_rotation_on_a_running_server() {
+    let mock = FxaMock::start();
+    let secrets_dir = tempfile::tempdir().expect("temp dir");
+    let secrets = secrets_dir.path().join("secrets.toml");
+    let old = fresh_secret();
+    write_secrets(&secrets, &old);
+    let config = format!("secrets_file = \"{}\"\n", secrets.display());
+    let env = [
+        ("WEFT_FXA_OAUTH_SERVER_URL", mock.url.as_str()),
+        ("WEFT_TOKENSERVER_FXA_OAUTH_ISSUER", fxa_mock::ISSUER),
+    ];
+    let jwk = TestKey::Primary.jwk().to_string();
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    env.push(("WEFT_TOKENSERVER_FXA_OAUTH_PRIMARY_JWK", &jwk));
+    let server = TestServer::start_with_config(Backend::Sqlite, &env, &config, &old);
+    assert!(
+        server.log_tail().contains(&format!("secrets from {}", secrets.display())),
+        "{}",
+        server.log_tail()
+    );
+    let old_user = User::new(&server);
+    old_user.put("/storage/bookmarks/a", &json!({"payload": "before"})).expect(200);
+    assert!(token_signed_with(&server, &old));
+
+    // Step 1: a new accepted secret. Re-running adds nothing.
+    let out = weft_ok(&server, &["secret", "add"]);
+    assert!(out.contains("as accepted"), "{out}");
+    assert!(weft_ok(&server, &["secret", "add"]).contains("already accepted and waiting"));
+    let list = secrets_in(&secrets, "default");
+    assert_eq!(list.len(), 2, "{list:?}");
+    let new = list[1].0.clone();
+    assert_eq!(list[1].1, "accepted");
+    let new_user = {
+        let mut spec = TokenSpec::new(&server);
+        spec.secret = new.clone();
+        User::with_token(&server, &spec)
+    };
+    assert_eq!(new_user.get("/info/collections").status, 401, "not loaded yet");
+    let out = weft_ok(&server, &["reload"]);
+    assert!(out.contains("weft: reloaded process"), "{out}");
+    new_user.get("/info/collections").expect(200);
+    old_user.get("/storage/bookmarks/a").expect(200);
+    assert!(token_signed_with(&server, &old), "accepted is not signing");
+
+    // Step 2: promote; the tokenserver signs with the new secret after the reload.
+    let out = weft_ok(&server, &["secret", "promote"]);
+    assert!(out.contains("signs now"), "{out}");
+    weft_ok(&server, &["reload"]);
+    assert!(token_signed_with(&server, &new));
+    old_user.get("/storage/bookmarks/a").expect(200);
+    assert!(weft_ok(&server, &["secret", "promote"]).contains("nothing changed"));
+
+    // Step 3: too early without --force, and the refusal says when.
+    let (ok, out) = weft(&server, &["secret", "retire"]);
+    assert!(!ok && out.contains("can be retired in") && out.contains("--force"), "{out}");
+    assert_eq!(secrets_in(&secrets, "default").len(), 2);
+
+    // A secrets file readable by others: `weft reload` refuses to send it; a SIGHUP anyway
+    // changes nothing and the server says why.
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (ok, out) = weft(&server, &["reload"]);
+    assert!(!ok && out.contains("chmod 600") && out.contains("nothing sent"), "{out}");
+    let before = reload_status(&server)["generation"].as_u64().expect("generation");
+    assert!(Command::new("kill").arg("-HUP").arg(server.pid().to_string()).status().expect("kill").success());
+    let status = wait_for_generation(&server, before + 1);
+    assert_eq!(status["ok"], json!(false), "{status}");
+    assert!(status["message"].as_str().unwrap().contains("chmod 600"), "{status}");
+    old_user.get("/storage/bookmarks/a").expect(200);
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    let out = weft_ok(&server, &["secret", "retire", "--force"]);
+    assert!(out.contains("retired"), "{out}");
+    weft_ok(&server, &["reload"]);
+    assert_eq!(old_user.get("/storage/bookmarks/a").status, 401, "the old secret is gone");
+    new_user.get("/info/collections").expect(200);
+    assert!(token_signed_with(&server, &new));
+}
+
+fn wait_for_generation(server: &TestServer, generation: u64) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = reload_status(server);
+        if status["generation"].as_u64() >= Some(generation) {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "no reload {generation}: {}", server.log_tail());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn nodes_added_retuned_and_removed_by_a_reload() {
+    let secret = fresh_secret();
+    let base = format!("master_secrets = [\"{secret}\"]\n");
+    let server = TestServer::start_with_config(Backend::Sqlite, &[], &base, &secret);
+    let node_2_db = server.data_dir().join("node-2.db");
+    let with_node_2 = |threads: u32| {
+        format!(
+            "{base}[shard]\nthreads = {threads}\n[[nodes]]\nurl = \"{NODE_2}\"\ndatabase_url = \"sqlite:{}\"\n",
+            node_2_db.display()
+        )
+    };
+    let on_1 = user_on(&server, PUBLIC_URL, &secret);
+    let on_2 = user_on(&server, NODE_2, &secret);
+    get_on(&on_1, "/info/collections").expect(200);
+
+    std::fs::write(config_path(&server), with_node_2(4)).expect("config");
+    let out = weft_ok(&server, &["reload"]);
+    assert!(out.contains(&format!("added {NODE_2}")), "{out}");
+    let (user, host) = &on_2;
+    user.req("PUT", "/storage/tabs/t")
+        .header("Host", host)
+        .hawk(|h| {
+            h.host = Some(host.clone());
+            h.port = Some(80);
+        })
+        .json(&json!({"payload": "on node 2"}))
+        .send()
+        .expect(200);
+    assert_eq!(get_on(&on_2, "/storage/tabs/t").json()["payload"], json!("on node 2"));
+    get_on(&on_1, "/info/collections").expect(200);
+    // A token for node 1 sent to node 2 (same secret, same uid) is refused.
+    let crossed = (on_1.0.clone(), on_2.1.clone());
+    assert_eq!(get_on(&crossed, "/info/collections").status, 401);
+
+    // New shard settings: node 2's data is still there, on a new shard.
+    std::fs::write(config_path(&server), with_node_2(2)).expect("config");
+    let out = weft_ok(&server, &["reload"]);
+    assert!(out.contains("new shard for"), "{out}");
+    assert_eq!(get_on(&on_2, "/storage/tabs/t").json()["payload"], json!("on node 2"));
+
+    // A config that does not load changes nothing.
+    std::fs::write(config_path(&server), format!("{}\nno_such_key = 1\n", with_node_2(2))).expect("config");
+    let (ok, out) = weft(&server, &["reload"]);
+    assert!(!ok && out.contains("no_such_key"), "{out}");
+    get_on(&on_2, "/storage/tabs/t").expect(200);
+
+    std::fs::write(config_path(&server), &base).expect("config");
+    let out = weft_ok(&server, &["reload"]);
+    assert!(out.contains(&format!("removed {NODE_2}")), "{out}");
+    assert_eq!(get_on(&on_2, "/storage/tabs/t").status, 401, "node 2 is no longer served");
+    get_on(&on_1, "/info/collections").expect(200);
+}
