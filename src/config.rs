@@ -508,7 +508,7 @@ impl Settings {
 }
 
 /// A configured secret must be long and must not be one of the published example values.
-fn check_master_secrets(key: &str, secrets: &[String]) -> Result<(), ConfigError> {
+pub(crate) fn check_master_secrets(key: &str, secrets: &[String]) -> Result<(), ConfigError> {
     let placeholders = example_secrets();
     for secret in secrets {
         if secret.len() < MIN_MASTER_SECRET_BYTES {

@@ -54,14 +54,14 @@ enum Command {
     },
     /// Manage the tokenserver's storage nodes (in the tokenserver database).
     Node {
-        #[arg(long, short)]
+        #[arg(long, short, global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: admin::NodeCommand,
     },
     /// Manage the tokenserver's users.
     User {
-        #[arg(long, short)]
+        #[arg(long, short, global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: admin::UserCommand,

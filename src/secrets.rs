@@ -39,10 +39,6 @@ use sha2::{Digest, Sha256};
 
 use crate::node::canonical_origin;
 
-/// Shortest accepted master secret, in bytes: the 32 random bytes `weft secret add` makes
-/// (as 64 hex characters) and `openssl rand -hex 32` prints are well above it.
-pub const MIN_SECRET_BYTES: usize = 32;
-
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
     #[error("secrets file {path}: {source}")]
@@ -104,17 +100,13 @@ pub struct SecretsFile {
     pub nodes: BTreeMap<String, Vec<SecretEntry>>,
 }
 
-/// Refuses a secret shorter than `MIN_SECRET_BYTES` or still holding an example's placeholder.
+/// The rule for every configured master secret (`config::check_master_secrets`): at least 32
+/// bytes, and not a placeholder of an example configuration.
 pub fn check_secret(secret: &str) -> Result<(), String> {
-    if secret.len() < MIN_SECRET_BYTES {
-        return Err(format!(
-            "a secret is shorter than {MIN_SECRET_BYTES} bytes (make one with `openssl rand -hex 32`)"
-        ));
-    }
-    if secret.to_ascii_uppercase().contains("CHANGE-ME") {
-        return Err("a secret is still the example's CHANGE-ME placeholder".into());
-    }
-    Ok(())
+    crate::config::check_master_secrets("secret", &[secret.to_string()]).map_err(|e| match e {
+        crate::config::ConfigError::Invalid { message, .. } => message,
+        other => other.to_string(),
+    })
 }
 
 /// 32 random bytes as 64 hex characters.
@@ -415,7 +407,7 @@ mod tests {
         );
         fs::write(&path, two).unwrap();
         assert!(SecretsFile::read(&path).unwrap_err().to_string().contains("exactly one"));
-        let placeholder = "[[default]]\nsecret = \"CHANGE-ME-64-hex-characters-from-openssl-rand\"\nstate = \"signing\"\nadded_at = 1\n";
+        let placeholder = "[[default]]\nsecret = \"CHANGE-ME-64-hex-characters-from-openssl-rand-hex-32\"\nstate = \"signing\"\nadded_at = 1\n";
         fs::write(&path, placeholder).unwrap();
         assert!(SecretsFile::read(&path).unwrap_err().to_string().contains("placeholder"));
     }

@@ -67,7 +67,7 @@ fn weft(server: &TestServer, args: &[&str]) -> (bool, String) {
         .env("WEFT_DATA_DIR", server.data_dir())
         .env("WEFT_DATABASE_URL", server.database_url())
         .env("WEFT_PUBLIC_URL", PUBLIC_URL)
-        .env("WEFT_LISTEN", "127.0.0.1:0")
+        .env("WEFT_LISTEN", format!("127.0.0.1:{}", server.port))
         .output()
         .expect("run weft");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -270,4 +270,53 @@ fn nodes_added_retuned_and_removed_by_a_reload() {
     assert!(out.contains(&format!("removed {NODE_2}")), "{out}");
     assert_eq!(get_on(&on_2, "/storage/tabs/t").status, 401, "node 2 is no longer served");
     get_on(&on_1, "/info/collections").expect(200);
+}
+
+backend_tests! {
+    /// ops-model.md §3.2 and §3.4 as commands: `weft node provision` creates the database and
+    /// schema, refuses to register a node the server does not serve yet, registers it once the
+    /// server was reloaded (re-running changes nothing); `weft node remove` refuses a node that
+    /// still gets new users; `weft node drain` backs it off and marks its users replaced.
+    fn provision_drain_and_remove_a_node(b: Backend) {
+        let secret = fresh_secret();
+        let base = format!("master_secrets = [\"{secret}\"]\n");
+        let server = TestServer::start_with_config(b, &[], &base, &secret);
+        let (node_2_url, cleanup) = match b {
+            Backend::Sqlite => (format!("sqlite:{}", server.data_dir().join("node-2.db").display()), None),
+            Backend::Mysql => {
+                let target = common::backend::MysqlTarget::from_env();
+                let name = format!("weft_test_fleet_{}", std::process::id());
+                target.execute(&format!("DROP DATABASE IF EXISTS {name}"));
+                (target.url(&name), Some((target, name)))
+            }
+        };
+        std::fs::write(
+            config_path(&server),
+            format!("{base}[[nodes]]\nurl = \"{NODE_2}\"\ndatabase_url = \"{node_2_url}\"\n"),
+        )
+        .expect("config");
+
+        let (ok, out) = weft(&server, &["node", "provision", NODE_2, "100"]);
+        assert!(!ok && out.contains("schema migrated") && out.contains("does not serve"), "{out}");
+        assert!(!weft_ok(&server, &["node", "list"]).contains(NODE_2), "not registered");
+        weft_ok(&server, &["reload"]);
+        let out = weft_ok(&server, &["node", "provision", NODE_2, "100", "--backoff"]);
+        assert!(out.contains(&format!("registered node {NODE_2}")) && out.contains("staged"), "{out}");
+        let out = weft_ok(&server, &["node", "provision", NODE_2, "100"]);
+        assert!(out.contains("already registered (nothing changed)"), "{out}");
+        weft_ok(&server, &["node", "update", NODE_2, "--backoff", "0"]);
+
+        let (ok, out) = weft(&server, &["node", "remove", NODE_2]);
+        assert!(!ok && out.contains("drain it first"), "{out}");
+        weft_ok(&server, &["user", "allocate", "someone@example.com", NODE_2]);
+        let out = weft_ok(&server, &["node", "drain", NODE_2]);
+        assert!(out.contains("1 user record(s) marked replaced"), "{out}");
+        // Re-running is harmless (unassign marks every row of the node again, §10.4).
+        assert!(weft_ok(&server, &["node", "drain", NODE_2]).contains("backoff 1"), "re-run");
+        let out = weft_ok(&server, &["node", "remove", NODE_2]);
+        assert!(out.contains(&format!("removed node {NODE_2}")), "{out}");
+        if let Some((target, name)) = cleanup {
+            target.execute(&format!("DROP DATABASE IF EXISTS {name}"));
+        }
+    }
 }
