@@ -320,3 +320,201 @@ backend_tests! {
         }
     }
 }
+
+/// A token for `fxa_uid` from `server`'s tokenserver (the test JWK); the response body.
+fn token_for(server: &TestServer, fxa_uid: &str) -> Value {
+    let bearer = Jwt::new(TestKey::Primary, fxa_uid, Some(1234)).sign();
+    let resp = client::http()
+        .get(format!("{}/1.0/sync/1.5", server.base_url))
+        .header("Authorization", format!("Bearer {bearer}"))
+        .header("X-KeyID", "0000000001234-qqo")
+        .send()
+        .expect("token request");
+    assert_eq!(resp.status(), 200, "token request to {}", server.base_url);
+    resp.json().expect("JSON")
+}
+
+/// A storage user from a tokenserver response, its requests sent to `via` with the `Host` of
+/// the node the token names.
+fn user_from(via: &TestServer, token: &Value) -> (User, String) {
+    let endpoint = token["api_endpoint"].as_str().expect("api_endpoint");
+    let (node, uid) = endpoint.rsplit_once("/1.5/").expect("endpoint");
+    let user = User {
+        uid: uid.parse().expect("uid"),
+        creds: Credentials {
+            id: token["id"].as_str().unwrap().into(),
+            key: token["key"].as_str().unwrap().into(),
+        },
+        base_url: via.base_url.clone(),
+        port: via.port,
+    };
+    (user, node.trim_start_matches("http://").to_string())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// `weft-loadtest`, built (quietly, incrementally) beside the `weft` binary under test.
+fn loadtest_binary() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "weft-loadtests", "--bin", "weft-loadtest"])
+        .status()
+        .expect("cargo build weft-loadtest");
+    assert!(status.success(), "cargo build -p weft-loadtests failed");
+    Path::new(env!("CARGO_BIN_EXE_weft")).with_file_name("weft-loadtest")
+}
+
+/// Issue 12's "done when", under a bounded `weft-loadtest --scenario sync` load on each of two
+/// webheads sharing one MariaDB database and one secrets file: a secret rotation with the
+/// webheads reloaded at different moments (tokens signed by the one already promoted are
+/// accepted by the other), a storage node added and new users moved to it, and that node
+/// drained and removed. The load must see no failed request, and every acknowledged write must
+/// read back (`--verify`).
+#[cfg(feature = "mysql")]
+#[test]
+fn fleet_operations_under_load() {
+    const LOAD_SECONDS: &str = "30";
+    let loadtest = loadtest_binary();
+    let mock = FxaMock::start();
+    let secrets_dir = tempfile::tempdir().expect("temp dir");
+    let secrets = secrets_dir.path().join("secrets.toml");
+    let old = fresh_secret();
+    write_secrets(&secrets, &old);
+    let target = common::backend::MysqlTarget::from_env();
+    let node_2_db = format!("weft_test_fleet_load_{}", std::process::id());
+    target.execute(&format!("DROP DATABASE IF EXISTS {node_2_db}"));
+    let config = |port: u16, node_2: bool| {
+        let mut text = format!(
+            "secrets_file = \"{}\"\nnode_aliases = [\"http://127.0.0.1:{port}\"]\n",
+            secrets.display()
+        );
+        if node_2 {
+            text.push_str(&format!(
+                "[[nodes]]\nurl = \"{NODE_2}\"\ndatabase_url = \"{}\"\n",
+                target.url(&node_2_db)
+            ));
+        }
+        text
+    };
+    let jwk = TestKey::Primary.jwk().to_string();
+    let (port_a, port_b) = (free_port(), free_port());
+    let env = |port: u16| {
+        vec![
+            ("WEFT_LISTEN".to_string(), format!("127.0.0.1:{port}")),
+            ("WEFT_FXA_OAUTH_SERVER_URL".to_string(), mock.url.clone()),
+            ("WEFT_TOKENSERVER_FXA_OAUTH_ISSUER".to_string(), fxa_mock::ISSUER.to_string()),
+            ("WEFT_TOKENSERVER_FXA_OAUTH_PRIMARY_JWK".to_string(), jwk.clone()),
+        ]
+    };
+    let (env_a, env_b) = (env(port_a), env(port_b));
+    let a = TestServer::start_with_config(Backend::Mysql, &refs(&env_a), &config(port_a, false), &old);
+    let b = TestServer::start_beside(&a, &refs(&env_b), &config(port_b, false), &old);
+    fn refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+
+    let load = |server: &TestServer, first_uid: &str, json: &Path| {
+        Command::new(&loadtest)
+            .args(["--scenario", "sync", "--users", "40", "--concurrency", "4", "--duration", LOAD_SECONDS])
+            .args(["--seed", "12", "--no-progress", "--verify", "--first-uid", first_uid])
+            .args(["--target", &server.base_url, "--master-secret", &old, "--node-url", PUBLIC_URL])
+            .arg("--json")
+            .arg(json)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start weft-loadtest")
+    };
+    let json_a = secrets_dir.path().join("load-a.json");
+    let json_b = secrets_dir.path().join("load-b.json");
+    let load_a = load(&a, "100000000", &json_a);
+    let load_b = load(&b, "200000000", &json_b);
+    let pause = || std::thread::sleep(std::time::Duration::from_secs(2));
+    pause();
+
+    // Rotation, webhead A first, B later.
+    let add = weft_ok(&a, &["secret", "add"]);
+    eprintln!("$ weft secret add\n{add}");
+    eprintln!("$ weft reload (A)\n{}", weft_ok(&a, &["reload"]));
+    pause();
+    eprintln!("$ weft reload (B)\n{}", weft_ok(&b, &["reload"]));
+    let new = secrets_in(&secrets, "default")[1].0.clone();
+    let promote = weft_ok(&a, &["secret", "promote"]);
+    eprintln!("$ weft secret promote\n{promote}");
+    eprintln!("$ weft reload (A)\n{}", weft_ok(&a, &["reload"]));
+    let fxa_uid = format!("{:032x}", rand::random::<u128>());
+    let from_a = token_for(&a, &fxa_uid);
+    assert!(token_signed_with(&a, &new), "A signs with the new secret");
+    assert!(token_signed_with(&b, &old), "B still signs with the old one");
+    // A token A signed with the new secret works on B, which has not been told to promote.
+    let on_b = user_from(&b, &from_a);
+    get_on(&on_b, "/info/collections").expect(200);
+    pause();
+    eprintln!("$ weft reload (B)\n{}", weft_ok(&b, &["reload"]));
+    assert!(token_signed_with(&b, &new));
+    let (ok, retire) = weft(&a, &["secret", "retire"]);
+    assert!(!ok && retire.contains("can be retired in"), "{retire}");
+    eprintln!("$ weft secret retire\n{retire}");
+
+    // A storage node added while the load runs, and new users moved to it.
+    std::fs::write(config_path(&a), config(port_a, true)).expect("config");
+    std::fs::write(config_path(&b), config(port_b, true)).expect("config");
+    let (ok, out) = weft(&a, &["node", "provision", NODE_2, "1000"]);
+    assert!(!ok && out.contains("schema migrated"), "{out}");
+    eprintln!("$ weft node provision {NODE_2} 1000\n{out}");
+    eprintln!("$ weft reload (A)\n{}", weft_ok(&a, &["reload"]));
+    pause();
+    eprintln!("$ weft reload (B)\n{}", weft_ok(&b, &["reload"]));
+    let out = weft_ok(&a, &["node", "provision", NODE_2, "1000"]);
+    eprintln!("$ weft node provision {NODE_2} 1000\n{out}");
+    weft_ok(&a, &["node", "update", PUBLIC_URL, "--backoff", "1"]);
+    let mover = format!("{:032x}", rand::random::<u128>());
+    let token = token_for(&a, &mover);
+    assert!(token["api_endpoint"].as_str().unwrap().starts_with(NODE_2), "{token}");
+    let (user, host) = user_from(&b, &token);
+    user.req("PUT", "/storage/tabs/here")
+        .header("Host", &host)
+        .hawk(|h| {
+            h.host = Some(host.clone());
+            h.port = Some(80);
+        })
+        .json(&json!({"payload": "on node 2"}))
+        .send()
+        .expect(200);
+    assert_eq!(get_on(&(user, host), "/storage/tabs/here").json()["payload"], json!("on node 2"));
+
+    // …and drained: its users move back at their next token request; then it is removed.
+    weft_ok(&a, &["node", "update", PUBLIC_URL, "--backoff", "0"]);
+    let out = weft_ok(&a, &["node", "drain", NODE_2]);
+    eprintln!("$ weft node drain {NODE_2}\n{out}");
+    let moved = token_for(&b, &mover);
+    assert!(moved["api_endpoint"].as_str().unwrap().starts_with(PUBLIC_URL), "{moved}");
+    weft_ok(&a, &["node", "remove", NODE_2]);
+    std::fs::write(config_path(&a), config(port_a, false)).expect("config");
+    std::fs::write(config_path(&b), config(port_b, false)).expect("config");
+    eprintln!("$ weft reload (A)\n{}", weft_ok(&a, &["reload"]));
+    eprintln!("$ weft reload (B)\n{}", weft_ok(&b, &["reload"]));
+
+    for (name, child, json) in [("A", load_a, &json_a), ("B", load_b, &json_b)] {
+        let out = child.wait_with_output().expect("weft-loadtest");
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(json).unwrap_or_default()).unwrap_or(Value::Null);
+        eprintln!(
+            "load on webhead {name}: {} requests in {:.1} s, status counts {}, errors {}, verify {}",
+            report["requests"],
+            report["elapsed_s"].as_f64().unwrap_or_default(),
+            report["status_counts"],
+            report["error_count"],
+            report["verify"]
+        );
+        assert!(
+            out.status.success() && report["error_count"] == json!(0) && report["passed"] == json!(true),
+            "load on webhead {name} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(report["requests"].as_u64().unwrap_or(0) > 100, "a real load: {report}");
+    }
+    target.execute(&format!("DROP DATABASE IF EXISTS {node_2_db}"));
+}

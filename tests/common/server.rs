@@ -70,7 +70,7 @@ impl TestServer {
     /// A server with the default secret and `extra_env` (`WEFT_*` settings) on top of the
     /// harness's own variables.
     pub fn start(backend: Backend, extra_env: &[(&str, &str)]) -> TestServer {
-        Self::launch(backend, extra_env, None, DEFAULT_SECRET)
+        Self::launch(backend, extra_env, None, DEFAULT_SECRET, None)
     }
 
     /// A server configured by a TOML file (e.g. `master_secrets = ["old", "new"]`); no
@@ -82,7 +82,18 @@ impl TestServer {
         config_toml: &str,
         signing_secret: &str,
     ) -> TestServer {
-        Self::launch(backend, extra_env, Some(config_toml), signing_secret)
+        Self::launch(backend, extra_env, Some(config_toml), signing_secret, None)
+    }
+
+    /// A second webhead on `other`'s database (a fleet shares its databases), with its own
+    /// data dir, port and config file; `other` owns (and drops) the database.
+    pub fn start_beside(
+        other: &TestServer,
+        extra_env: &[(&str, &str)],
+        config_toml: &str,
+        signing_secret: &str,
+    ) -> TestServer {
+        Self::launch(other.backend, extra_env, Some(config_toml), signing_secret, Some(other.database_url()))
     }
 
     fn launch(
@@ -90,9 +101,13 @@ impl TestServer {
         extra_env: &[(&str, &str)],
         config_toml: Option<&str>,
         signing_secret: &str,
+        shared_database: Option<&str>,
     ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = Database::create(backend, dir.path());
+        let db = match shared_database {
+            Some(url) => Database { url: url.to_string(), mysql: None },
+            None => Database::create(backend, dir.path()),
+        };
         let mut cmd = serve_command(dir.path(), &db.url);
         match config_toml {
             Some(text) => {
