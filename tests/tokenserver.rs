@@ -613,7 +613,7 @@ backend_tests! {
         let retired = new_fxa_uid();
         let before = ok(request(&s, &jwt(&moved, Some(1234)), &kid(1234, "aaaa")));
         ok(request(&s, &jwt(&retired, Some(MAX_GENERATION)), &kid(1234, "aaaa")));
-        let (success, out) = admin(&s, &["node", "remove", PUBLIC_URL]);
+        let (success, out) = admin(&s, &["node", "remove", PUBLIC_URL, "--force"]);
         assert!(success, "{out}");
         let (success, out) = admin(&s, &["node", "add", PUBLIC_URL, "100", "--available", "100"]);
         assert!(success, "{out}");

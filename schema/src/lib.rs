@@ -10,9 +10,9 @@ pub mod models;
 pub mod pool;
 pub mod provision;
 pub mod queries;
-pub mod schema;
+pub mod retry;
 pub mod timestamp;
 
-pub use error::DbError;
+pub use error::{DbError, DbErrorKind};
 pub use pool::{Backend, DbConnection, DbPool, PoolSettings};
 pub use timestamp::SyncTimestamp;

@@ -216,7 +216,7 @@ impl DbPool {
             #[cfg(feature = "mysql")]
             DbConnection::Mysql(c) => c.run_pending_migrations(MYSQL_MIGRATIONS).map(|v| v.len()),
         };
-        ran.map_err(|e| DbError::Migration(e.to_string()))
+        ran.map_err(DbError::Migration)
     }
 }
 

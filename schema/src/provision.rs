@@ -27,11 +27,9 @@ pub fn create_database(url: &str) -> Result<(), DbError> {
 #[cfg(feature = "mysql")]
 fn create_mysql_database(server_url: &str, name: &str) -> Result<(), DbError> {
     use diesel::{Connection, RunQueryDsl};
-    let mut conn = diesel::mysql::MysqlConnection::establish(server_url)
-        .map_err(|e| DbError::Query(format!("cannot connect to the database server: {e}")))?;
+    let mut conn = diesel::mysql::MysqlConnection::establish(server_url).map_err(DbError::Connect)?;
     diesel::sql_query(format!("CREATE DATABASE IF NOT EXISTS {name} CHARACTER SET utf8mb4"))
-        .execute(&mut conn)
-        .map_err(|e| DbError::Query(e.to_string()))?;
+        .execute(&mut conn)?;
     Ok(())
 }
 
