@@ -146,6 +146,7 @@ fn check_config(settings: &Settings) -> ExitCode {
     if settings.storage.enabled {
         urls.push(settings.effective_database_url());
         urls.extend(settings.nodes.iter().map(|n| n.database_url.clone()));
+        urls.extend(settings.db_nodes.iter().map(|d| d.url.clone()));
     }
     if settings.tokenserver.enabled {
         urls.push(settings.tokenserver_database_url());
@@ -153,7 +154,8 @@ fn check_config(settings: &Settings) -> ExitCode {
     if !cfg!(feature = "mysql") && urls.iter().any(|url| url.starts_with("mysql://")) {
         return fail("a database_url is mysql:// but this weft was built without `--features mysql`");
     }
-    let storage_nodes = if settings.storage.enabled { 1 + settings.nodes.len() } else { 0 };
+    let db_node_names: usize = settings.db_nodes.iter().map(|d| d.nodes.len()).sum();
+    let storage_nodes = if settings.storage.enabled { 1 + settings.nodes.len() + db_node_names } else { 0 };
     let on_off = |on: bool| if on { "on" } else { "off" };
     println!(
         "weft: configuration OK: {storage_nodes} storage node(s), tokenserver {}, metrics {}",

@@ -71,6 +71,8 @@ pub struct NodeEntry {
     pub url: String,
     pub aliases: Vec<String>,
     pub shard: Shard,
+    /// The db node serving it; node names of one db node share one shard.
+    pub db_node: String,
     /// The database and shard settings the shard was started with: a reload keeps the shard
     /// when they are unchanged.
     pub shard_key: String,

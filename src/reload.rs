@@ -148,31 +148,51 @@ impl Reloader {
         plans: &[NodePlan],
     ) -> Result<(Vec<crate::node::NodeEntry>, Vec<String>), String> {
         let current: Vec<_> = self.state.nodes.iter().collect();
-        let mut entries = Vec::with_capacity(plans.len());
-        let mut started = Vec::new();
-        for plan in plans {
+        let kept_entry = |plan: &NodePlan| {
             let key = startup::shard_key(settings, plan);
-            if let Some(kept) = current.iter().find(|e| e.url == plan.url && e.shard_key == key) {
-                let mut kept = kept.clone();
+            current.iter().find(|e| e.url == plan.url && e.shard_key == key).cloned()
+        };
+        // Kept entries first, so that a db node's new database joins the db node's running
+        // shard when its settings did not change.
+        let mut entries: Vec<(usize, crate::node::NodeEntry)> = Vec::with_capacity(plans.len());
+        for (i, plan) in plans.iter().enumerate() {
+            if let Some(mut kept) = kept_entry(plan) {
                 kept.aliases = plan.aliases.clone();
-                entries.push(kept);
-                continue;
+                entries.push((i, kept));
             }
-            let pool = open_pool(settings.clone(), plan.database_url.clone(), plan.key.clone()).await?;
-            entries.push(startup::start_shard(settings, plan, pool));
+        }
+        let mut started = Vec::new();
+        for (i, plan) in plans.iter().enumerate().filter(|(_, p)| kept_entry(p).is_none()) {
+            let pool = open_pool(settings, plan).await?;
+            let sibling = entries
+                .iter()
+                .find(|(_, e)| {
+                    e.db_node == plan.db_node && e.shard_key.ends_with(&db_node_part(settings, plan))
+                })
+                .map(|(_, e)| e.shard.clone());
+            entries.push((i, startup::start_shard(settings, plan, pool, sibling.as_ref())));
             started.push(plan.url.clone());
         }
-        Ok((entries, started))
+        entries.sort_by_key(|(i, _)| *i);
+        Ok((entries.into_iter().map(|(_, e)| e).collect(), started))
     }
 }
 
+/// The part of a shard key every node name of a db node shares (the db node and its settings):
+/// a new database joins a running shard only when this part is unchanged.
+fn db_node_part(settings: &Settings, plan: &NodePlan) -> String {
+    let key = startup::shard_key(settings, plan);
+    key.split_once(" on ").map_or(key.clone(), |(_, rest)| rest.to_string())
+}
+
 /// Connecting and migrating block: done on the blocking pool, never on a worker.
-async fn open_pool(settings: Settings, url: String, key: String) -> Result<DbPool, String> {
-    let shown = key.clone();
+async fn open_pool(settings: &Settings, plan: &NodePlan) -> Result<DbPool, String> {
+    let (key, shown, url) = (plan.key.clone(), plan.key.clone(), plan.database_url.clone());
+    let pool_settings = startup::node_pool_settings(settings, plan);
+    let migrate = settings.run_migrations;
     actix_web::web::block(move || {
-        let pool =
-            DbPool::connect(&url, &startup::pool_settings(&settings)).map_err(|e| format!("{key}: {e}"))?;
-        if settings.run_migrations {
+        let pool = DbPool::connect(&url, &pool_settings).map_err(|e| format!("{key}: {e}"))?;
+        if migrate {
             pool.run_migrations().map_err(|e| format!("{key}: {e}"))?;
         }
         Ok(pool)

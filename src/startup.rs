@@ -52,6 +52,17 @@ pub struct NodePlan {
     pub aliases: Vec<String>,
     pub database_url: String,
     pub secrets: Vec<String>,
+    /// The db node serving it: node names of one db node share its shard.
+    pub db_node: String,
+    pub tuning: ShardTuning,
+}
+
+/// A db node's shard settings: `shard.*`, or its `[[db_nodes]]` overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardTuning {
+    pub threads: usize,
+    pub pool_size: u32,
+    pub queue_limit: usize,
 }
 
 /// What `serve` prints about where the master secret comes from.
@@ -103,9 +114,14 @@ pub fn plan_nodes(settings: &Settings) -> Result<(Vec<NodePlan>, Secrets), Start
         let from_file = file.as_ref().and_then(|f| f.list(Some(url))).map(|list| master_list(list));
         from_file.unwrap_or_else(|| if configured.is_empty() { default.clone() } else { configured.to_vec() })
     };
+    let shard = &settings.shard;
+    let tuning =
+        ShardTuning { threads: shard.threads, pool_size: shard.pool_size, queue_limit: shard.queue_limit };
     let primary = canonical(&settings.public_url);
     let mut plans = vec![NodePlan {
         key: "database_url".into(),
+        db_node: format!("node {primary}"),
+        tuning,
         secrets: own_list(&primary, &[]),
         url: primary,
         aliases: settings.node_aliases.iter().map(|a| canonical(a)).collect(),
@@ -115,11 +131,32 @@ pub fn plan_nodes(settings: &Settings) -> Result<(Vec<NodePlan>, Secrets), Start
         let url = canonical(&node.url);
         plans.push(NodePlan {
             key: format!("nodes[{i}].database_url"),
+            db_node: format!("node {url}"),
+            tuning,
             secrets: own_list(&url, &node.master_secrets),
             url,
             aliases: node.aliases.iter().map(|a| canonical(a)).collect(),
             database_url: node.database_url.clone(),
         });
+    }
+    for (i, db) in settings.db_nodes.iter().enumerate() {
+        let tuning = ShardTuning {
+            threads: db.threads.unwrap_or(tuning.threads),
+            pool_size: db.pool_size.unwrap_or(tuning.pool_size),
+            queue_limit: db.queue_limit.unwrap_or(tuning.queue_limit),
+        };
+        for (j, name) in db.nodes.iter().enumerate() {
+            let url = canonical(&name.url);
+            plans.push(NodePlan {
+                key: format!("db_nodes[{i}].nodes[{j}]"),
+                db_node: format!("db {}", db.name),
+                tuning,
+                secrets: own_list(&url, &[]),
+                url,
+                aliases: name.aliases.iter().map(|a| canonical(a)).collect(),
+                database_url: db.database_url(name),
+            });
+        }
     }
     Ok((plans, Secrets { default, source, file }))
 }
@@ -159,6 +196,11 @@ pub fn metrics_hash_secret(settings: &Settings, secrets: &Secrets) -> Result<Str
         .secret)
 }
 
+/// The pool of one node's database: the db node's `pool_size`, the `shard` timeouts.
+pub fn node_pool_settings(settings: &Settings, plan: &NodePlan) -> PoolSettings {
+    PoolSettings { max_size: plan.tuning.pool_size, ..pool_settings(settings) }
+}
+
 pub fn pool_settings(settings: &Settings) -> PoolSettings {
     PoolSettings {
         max_size: settings.shard.pool_size,
@@ -173,12 +215,12 @@ pub fn open_pools(
     plans: &[NodePlan],
     migrate: bool,
 ) -> Result<Vec<DbPool>, StartupError> {
-    let pool_settings = pool_settings(settings);
     plans
         .iter()
         .map(|plan| {
             let err = |source| StartupError::Database { key: plan.key.clone(), source };
-            let pool = DbPool::connect(&plan.database_url, &pool_settings).map_err(err)?;
+            let pool =
+                DbPool::connect(&plan.database_url, &node_pool_settings(settings, plan)).map_err(err)?;
             if migrate {
                 pool.run_migrations().map_err(err)?;
             }
@@ -195,7 +237,12 @@ pub fn start_services(
     pools: Vec<DbPool>,
 ) -> Services {
     let lists = node_secrets(&plans, secrets);
-    let entries = plans.iter().zip(pools).map(|(plan, pool)| start_shard(settings, plan, pool)).collect();
+    let mut entries: Vec<NodeEntry> = Vec::with_capacity(plans.len());
+    for (plan, pool) in plans.iter().zip(pools) {
+        let sibling = entries.iter().position(|e| e.db_node == plan.db_node);
+        let entry = start_shard(settings, plan, pool, sibling.map(|i| &entries[i].shard));
+        entries.push(entry);
+    }
     let verifier = TokenVerifier::new(
         lists,
         settings.auth.expired_token_grace_seconds,
@@ -209,22 +256,23 @@ pub fn start_services(
 /// What a node's shard was started from: its database and the shard settings. A reload keeps
 /// a running shard whose key is unchanged.
 pub fn shard_key(settings: &Settings, plan: &NodePlan) -> String {
-    let s = &settings.shard;
+    let (s, t) = (&settings.shard, &plan.tuning);
     format!(
-        "{} threads={} pool_size={} queue_limit={} connection_timeout_ms={} sqlite_busy_timeout_ms={}",
+        "{} on {} threads={} pool_size={} queue_limit={} connection_timeout_ms={} sqlite_busy_timeout_ms={}",
         plan.database_url,
-        s.threads,
-        s.pool_size,
-        s.queue_limit,
+        plan.db_node,
+        t.threads,
+        t.pool_size,
+        t.queue_limit,
         s.connection_timeout_ms,
         s.sqlite_busy_timeout_ms
     )
 }
 
-/// Starts the shard actor of one node over its opened pool. Must run inside the actix system.
-pub fn start_shard(settings: &Settings, plan: &NodePlan, pool: DbPool) -> NodeEntry {
-    let shard_config =
-        ShardConfig { threads: settings.shard.threads, queue_limit: settings.shard.queue_limit };
+/// Serves one node over its opened pool: on `sibling`'s shard (another node name of the same
+/// db node), or on a shard of its own. Must run inside the actix system.
+pub fn start_shard(settings: &Settings, plan: &NodePlan, pool: DbPool, sibling: Option<&Shard>) -> NodeEntry {
+    let shard_config = ShardConfig { threads: plan.tuning.threads, queue_limit: plan.tuning.queue_limit };
     let storage_config = StorageConfig {
         max_read_records: settings.limits.max_total_records,
         max_total_records: settings.limits.max_total_records,
@@ -234,8 +282,13 @@ pub fn start_shard(settings: &Settings, plan: &NodePlan, pool: DbPool) -> NodeEn
         quota_limit_bytes: settings.limits.max_quota_limit,
         batch_ttl_ms: settings.batch.ttl_seconds as i64 * 1000,
     };
+    let shard = match sibling {
+        Some(shard) => shard.serve(&plan.url, pool, storage_config),
+        None => Shard::start(&plan.url, pool, shard_config, storage_config),
+    };
     NodeEntry {
-        shard: Shard::start(&plan.url, pool, shard_config, storage_config),
+        shard,
+        db_node: plan.db_node.clone(),
         url: plan.url.clone(),
         aliases: plan.aliases.clone(),
         shard_key: shard_key(settings, plan),
