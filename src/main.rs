@@ -154,6 +154,11 @@ fn check_config(settings: &Settings) -> ExitCode {
     if !cfg!(feature = "mysql") && urls.iter().any(|url| url.starts_with("mysql://")) {
         return fail("a database_url is mysql:// but this weft was built without `--features mysql`");
     }
+    if !settings.secrets_file.is_empty() {
+        if let Err(e) = secrets::SecretsFile::read(std::path::Path::new(&settings.secrets_file)) {
+            return fail(e);
+        }
+    }
     let db_node_names: usize = settings.db_nodes.iter().map(|d| d.nodes.len()).sum();
     let storage_nodes = if settings.storage.enabled { 1 + settings.nodes.len() + db_node_names } else { 0 };
     let on_off = |on: bool| if on { "on" } else { "off" };
