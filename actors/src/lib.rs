@@ -2,7 +2,7 @@
 //! one message to one of these and turn the reply into HTTP.
 //!
 //! * `shard` — one shard actor per storage db node, running on an actix `SyncArbiter`: a thin
-//!   adapter over that node's `weft_storage::Storage`, which owns the pool and every storage
+//!   adapter over that node's `crate::storage::Storage`, which owns the pool and every storage
 //!   rule (preconditions, timestamps, merging, batches, quota).
 //! * `token_verifier` — holds the master secrets of every node (several at once, for rollover),
 //!   verifies tokenlib tokens and Hawk signatures, caches derived keys.
@@ -14,6 +14,7 @@
 //! that never reaches its actor is `ActorUnavailable`, whichever the actor.
 
 pub mod shard;
+pub mod storage;
 pub mod token_verifier;
 pub mod tokenserver;
 mod unavailable;

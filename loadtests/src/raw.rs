@@ -1,5 +1,5 @@
 //! Raw limit mode (`--raw DATABASE_URL`): the scenario's database work done directly through the
-//! storage engine (weft-storage), without HTTP, Hawk or actors, so an HTTP result can be read as
+//! storage engine (`weft_actors::storage`), without HTTP, Hawk or actors, so an HTTP result can be read as
 //! a fraction of what the database itself does on this machine. Each HTTP request of a scenario
 //! is the very `Operation` the storage node's shard runs for it (`GetCollections`, `GetBsos`,
 //! `PostBsos` with or without a batch, `GetBso`) on a `Storage` over the same kind of pool, so
@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use weft_schema::{DbPool, PoolSettings, SyncTimestamp};
-use weft_storage::{
+use weft_actors::storage::{
     BatchMode, BsoInput, BsoQuery, GetBso, GetBsos, GetCollections, Operation, PostBsos, PostOutcome,
     Precondition, Sort, Storage, StorageConfig, StorageError,
 };
+use weft_schema::{DbPool, PoolSettings, SyncTimestamp};
 
 use crate::cli::{Options, Scenario};
 use crate::ledger::{Ledger, StoredRows, VerifyOutcome};

@@ -1,13 +1,14 @@
 //! `ShardActor`: one instance per SyncArbiter thread of a db node's shard, a thin adapter over
-//! the engine: it receives one `Request` per storage operation, naming the `Storage` (one node
-//! name's database) to run it on, runs it and replies. The engine runs each operation in its
-//! transaction, retries it and measures it. A thread holds at most one connection at a time, so
-//! the shard's threads are the db node's connection budget, shared by all of its databases.
+//! the storage engine (`crate::storage`): it receives one `Request` per storage operation,
+//! naming the `Storage` (one node name's database) to run it on, runs it and replies. The engine
+//! runs each operation in its transaction, retries it and measures it. A thread holds at most
+//! one connection at a time, so the shard's threads are the db node's connection budget, shared
+//! by all of its databases.
 
 use std::sync::Arc;
 
+use crate::storage::{Operation, Storage, StorageError};
 use actix::{Actor, Handler, Message, SyncContext};
-use weft_storage::{Operation, Storage, StorageError};
 
 /// Settings of one shard: its threads and admission bound; the storage settings go to the
 /// engine.

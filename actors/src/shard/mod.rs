@@ -1,26 +1,26 @@
 //! The shard actor: one per storage db node. It runs on an actix `SyncArbiter` (one OS thread
 //! per configured thread) and answers one `Request` per protocol operation on the `Storage`
-//! (the weft-storage engine, which owns a database's pool and every storage rule) of the node
-//! name the request is for: a db node serving several node names, each with its own database,
-//! runs them all on the same threads under one admission bound. `Shard` is the handle the HTTP
-//! layer holds for one node name: it bounds how many requests may queue for the db node and
-//! sheds the rest at once, counting what it sheds (`weft_shard_shed_total`).
+//! (the storage engine in `crate::storage`, which owns a database's pool and every storage
+//! rule) of the node name the request is for: a db node serving several node names, each with
+//! its own database, runs them all on the same threads under one admission bound. `Shard` is
+//! the handle the HTTP layer holds for one node name: it bounds how many requests may queue for
+//! the db node and sheds the rest at once, counting what it sheds (`weft_shard_shed_total`).
 
 mod actor;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::storage::Storage;
 use actix::{Addr, Handler, Message, SyncArbiter};
 use weft_schema::DbPool;
-use weft_storage::Storage;
 
 use self::actor::{CheckHealth, Request};
 pub use self::actor::{ShardActor, ShardConfig};
 use crate::ActorUnavailable;
 // The operations' requests and replies, so that callers name what they send a shard here.
-pub use weft_storage::requests::*;
-pub use weft_storage::{Operation, ShedReason, StorageConfig, StorageError};
+pub use crate::storage::requests::*;
+pub use crate::storage::{Operation, ShedReason, StorageConfig, StorageError};
 
 /// How a request to a shard can fail: the engine's outcome, or the actor never answered.
 #[derive(Debug, thiserror::Error)]

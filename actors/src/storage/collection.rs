@@ -7,10 +7,10 @@ use weft_schema::pool::Tx;
 use weft_schema::queries::storage::{self, BsoFilter, Lock, Order};
 use weft_schema::SyncTimestamp;
 
-use crate::requests::*;
-use crate::rules::{check_precondition, settle_quota, write_timestamp};
-use crate::Storage;
-use crate::StorageError;
+use crate::storage::requests::*;
+use crate::storage::rules::{check_precondition, settle_quota, write_timestamp};
+use crate::storage::Storage;
+use crate::storage::StorageError;
 
 pub fn get_bsos(ctx: &Storage, tx: &mut Tx<'_>, msg: &GetBsos) -> Result<Timestamped<BsoPage>, StorageError> {
     let uid = msg.uid as i64;

@@ -1,4 +1,4 @@
-//! The storage engine's conformance suite: every operation of weft-storage run directly on every
+//! The storage engine's conformance suite: every operation of `weft_actors::storage` run directly on every
 //! backend (no HTTP, no actors), each test on a fresh database. It pins the storage rules —
 //! timestamps, preconditions, paging and offsets, sort orders, expiry, the batch lifecycle and
 //! its limits, quota bookkeeping, concurrent writers — so that a new backend (or a cache in
@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use weft_actors::storage::*;
 use weft_schema::PoolSettings;
-use weft_storage::*;
 
 /// The storage settings of most tests: the server's defaults, with small batch totals so that
 /// the limits are reachable.

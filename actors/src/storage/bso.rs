@@ -5,11 +5,11 @@ use weft_schema::pool::Tx;
 use weft_schema::queries::storage::{self, Lock};
 use weft_schema::SyncTimestamp;
 
-use crate::apply::{apply_bsos, Touch};
-use crate::requests::*;
-use crate::rules::{check_precondition, check_quota, settle_quota, write_timestamp};
-use crate::Storage;
-use crate::StorageError;
+use crate::storage::apply::{apply_bsos, Touch};
+use crate::storage::requests::*;
+use crate::storage::rules::{check_precondition, check_quota, settle_quota, write_timestamp};
+use crate::storage::Storage;
+use crate::storage::StorageError;
 
 /// The live item's timestamp (0 when missing or expired).
 fn item_timestamp(

@@ -7,10 +7,10 @@ use weft_schema::pool::Tx;
 use weft_schema::queries::storage;
 use weft_schema::SyncTimestamp;
 
-use crate::requests::*;
-use crate::rules::{check_precondition, write_timestamp};
-use crate::Storage;
-use crate::StorageError;
+use crate::storage::requests::*;
+use crate::storage::rules::{check_precondition, write_timestamp};
+use crate::storage::Storage;
+use crate::storage::StorageError;
 
 /// The storage timestamp, after checking the request's precondition against it.
 fn storage_timestamp(

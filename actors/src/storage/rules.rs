@@ -7,9 +7,9 @@ use weft_schema::pool::Tx;
 use weft_schema::queries::storage;
 use weft_schema::SyncTimestamp;
 
-use crate::requests::Precondition;
-use crate::Storage;
-use crate::StorageError;
+use crate::storage::requests::Precondition;
+use crate::storage::Storage;
+use crate::storage::StorageError;
 
 /// "Never expires": the write time plus 2 100 000 000 s, as REF writes for PUT/POST. (REF's
 /// batch commits write the absolute 2 100 000 000 000 ms instead, which falls in 2036; one rule

@@ -13,11 +13,11 @@ use weft_schema::queries::storage::{self, Lock};
 use weft_schema::timestamp::unix_millis;
 use weft_schema::SyncTimestamp;
 
-use crate::apply::{apply_bsos, Touch};
-use crate::requests::*;
-use crate::rules::{check_precondition, check_quota, settle_quota, write_timestamp};
-use crate::Storage;
-use crate::StorageError;
+use crate::storage::apply::{apply_bsos, Touch};
+use crate::storage::requests::*;
+use crate::storage::rules::{check_precondition, check_quota, settle_quota, write_timestamp};
+use crate::storage::Storage;
+use crate::storage::StorageError;
 
 /// How many successive ids batch creation tries when one is taken. REF tries 5; a client that
 /// opens batches back to back can open more than 5 in one millisecond, and a taken id costs only

@@ -13,8 +13,8 @@ use weft_schema::queries::storage;
 use weft_schema::retry::with_retries;
 use weft_schema::{DbConnection, DbPool, SyncTimestamp};
 
-use crate::requests::*;
-use crate::{batch, bso, collection, info, StorageError};
+use crate::storage::requests::*;
+use crate::storage::{batch, bso, collection, info, StorageError};
 
 /// Settings of one node's storage, from the `limits`, `quota` and `batch` configuration.
 #[derive(Debug, Clone)]
