@@ -1,8 +1,10 @@
 //! `weft`: a Firefox Sync server — tokenserver and SyncStorage 1.5 storage node — in one
 //! binary. Subcommands: `serve` runs the server, `migrate` applies the embedded migrations and
-//! exits, `node …` and `user allocate` manage the tokenserver's nodes and users (`admin`).
+//! exits, `node …` and `user allocate` manage the tokenserver's nodes and users (`admin`),
+//! `account …` local accounts (`accounts::admin`).
 //! See README.md for configuration and ARCHITECTURE.md for the code map.
 
+mod accounts;
 mod admin;
 mod config;
 mod error;
@@ -66,6 +68,13 @@ enum Command {
         #[command(subcommand)]
         command: admin::UserCommand,
     },
+    /// Manage local accounts (accounts.enabled): invites, accounts, the signing key.
+    Account {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: accounts::admin::AccountCommand,
+    },
     /// Make the running server re-read its configuration and secrets (as SIGHUP does) and
     /// print the outcome; a configuration that does not load is not sent.
     Reload {
@@ -94,6 +103,7 @@ fn main() -> ExitCode {
     | Command::CheckConfig { config }
     | Command::Node { config, .. }
     | Command::User { config, .. }
+    | Command::Account { config, .. }
     | Command::Reload { config }
     | Command::Secret { config, .. }) = &cli.command;
     let config_path = config.clone();
@@ -112,6 +122,9 @@ fn main() -> ExitCode {
         }
         Command::User { command, .. } => {
             admin::run_user(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
+        }
+        Command::Account { command, .. } => {
+            accounts::admin::run(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
         }
         Command::Secret { command, .. } => {
             secret_commands::run(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
@@ -163,8 +176,9 @@ fn check_config(settings: &Settings) -> ExitCode {
     let storage_nodes = if settings.storage.enabled { 1 + settings.nodes.len() + db_node_names } else { 0 };
     let on_off = |on: bool| if on { "on" } else { "off" };
     println!(
-        "weft: configuration OK: {storage_nodes} storage node(s), tokenserver {}, metrics {}",
+        "weft: configuration OK: {storage_nodes} storage node(s), tokenserver {}, local accounts {}, metrics {}",
         on_off(settings.tokenserver.enabled),
+        on_off(settings.accounts.enabled),
         if settings.metrics.enabled { settings.metrics.listen.as_str() } else { "off" },
     );
     ExitCode::SUCCESS
@@ -211,8 +225,22 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
     } else {
         Vec::new()
     };
+    let accounts = if settings.accounts.enabled {
+        match startup::plan_accounts(&settings) {
+            Ok(plan) => Some(plan),
+            Err(e) => return fail(e),
+        }
+    } else {
+        None
+    };
     let tokenserver = if settings.tokenserver.enabled {
-        match startup::plan_tokenserver(&settings, &plans, &secrets, settings.storage.enabled) {
+        match startup::plan_tokenserver(
+            &settings,
+            &plans,
+            &secrets,
+            settings.storage.enabled,
+            accounts.as_ref(),
+        ) {
             Ok(plan) => Some(plan),
             Err(e) => return fail(e),
         }
@@ -244,8 +272,31 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
         return fail(format!("data_dir: cannot write {}: {e}", reload::PID_FILE));
     }
     let settings = Arc::new(settings);
+    if let Some(plan) = &accounts {
+        let path = settings.accounts_signing_key_file();
+        let how = if plan.keys.generated { "generated on first start, stored in" } else { "read from" };
+        println!(
+            "weft: local accounts on; signing key {} {how} {} (owner-only)",
+            plan.keys.signing.kid,
+            path.display()
+        );
+        println!(
+            "weft: in Firefox (about:config) set identity.fxaccounts.autoconfig.uri = {}",
+            settings.public_url.trim_end_matches('/')
+        );
+    }
+    let accounts_pool = tokenserver.as_ref().map(startup::TokenserverPlan::pool);
     let result = actix_web::rt::System::new().block_on(async move {
         let services = startup::start_services(&settings, plans, &secrets, pools);
+        let accounts = match (accounts, accounts_pool) {
+            (Some(plan), Some(pool)) => Some(actix_web::web::Data::new(accounts::AccountsState::new(
+                plan.start(pool).map_err(|e| e.to_string())?,
+                &settings.public_url,
+                plan.keys.jwks(),
+                settings.trust_proxy_headers,
+            ))),
+            _ => None,
+        };
         let tokenserver = match tokenserver {
             Some(plan) => {
                 let (addr, registered) = startup::start_tokenserver(plan, services.verifier.clone())
@@ -277,6 +328,7 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
             nodes: services.nodes,
             verifier: services.verifier,
             tokenserver,
+            accounts,
         });
         let reloader = reload::Reloader::new(config_path, settings.clone(), state.clone(), applied);
         reload::on_sighup(reloader).map_err(|e| format!("SIGHUP handler: {e}"))?;

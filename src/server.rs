@@ -28,6 +28,8 @@ pub async fn serve(settings: Arc<Settings>, state: Data<AppState>) -> std::io::R
             .app_data(app_state.clone())
             .app_data(saturation.clone())
             .configure(|cfg| configure_extractors(cfg, max_request_bytes))
+            // Before the storage routes: with local accounts, `GET /` is the sign-in page.
+            .configure(|cfg| crate::accounts::configure(cfg, app_state.accounts.as_ref()))
             .configure(|cfg| configure(cfg, storage_enabled))
             .configure(|cfg| crate::tokenserver::configure(cfg, app_state.tokenserver.as_ref()))
             .wrap(from_fn(weave_timestamp))

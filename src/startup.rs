@@ -30,6 +30,10 @@ pub enum StartupError {
     Database { key: String, source: DbError },
     #[error("{key}: {source}")]
     Tokenserver { key: String, source: TokenserverSetupError },
+    #[error(transparent)]
+    SigningKey(#[from] crate::accounts::signing_key::SigningKeyError),
+    #[error("accounts.signing_key_file: {0}")]
+    AccessTokens(weft_actors::accounts::JwtError),
 }
 
 /// Why the tokenserver cannot start from its configuration.
@@ -333,6 +337,7 @@ pub fn plan_tokenserver(
     plans: &[NodePlan],
     secrets: &Secrets,
     serves_storage: bool,
+    accounts: Option<&AccountsPlan>,
 ) -> Result<TokenserverPlan, StartupError> {
     let t = &settings.tokenserver;
     let pool = tokenserver_pool(settings, settings.run_migrations)?;
@@ -357,6 +362,7 @@ pub fn plan_tokenserver(
         issuer: (!t.fxa_oauth_issuer.is_empty()).then(|| t.fxa_oauth_issuer.clone()),
         cache_ttl: Duration::from_secs(t.fxa_oauth_cache_ttl_seconds),
         cache_size: usize::try_from(t.fxa_oauth_cache_size).unwrap_or(usize::MAX),
+        local: accounts.map(|a| a.local_issuer(settings)),
     };
     let metrics_secret = metrics_hash_secret(settings, secrets)?;
     let node_type = if !t.node_type.is_empty() {
@@ -381,6 +387,14 @@ pub fn plan_tokenserver(
         _ => None,
     };
     Ok(TokenserverPlan { pool, db: tokenserver_db_config(settings), oauth, config, initial_node })
+}
+
+impl TokenserverPlan {
+    /// The tokenserver database, which local accounts share (one transaction deletes an
+    /// account and retires its tokenserver user).
+    pub fn pool(&self) -> DbPool {
+        self.pool.clone()
+    }
 }
 
 /// A JWK given inline (JSON text) or as the path of a file holding it.
@@ -420,6 +434,61 @@ pub async fn start_tokenserver(
         source: err.into(),
     })?;
     Ok((Tokenserver::new(plan.config, oauth, db, verifier).start(), registered))
+}
+
+/// Local accounts, prepared before the actix system runs: the signing keys (generated on
+/// first start), the actor's configuration and the local issuer the tokenserver trusts.
+pub struct AccountsPlan {
+    pub keys: crate::accounts::signing_key::SigningKeys,
+    pub config: weft_actors::accounts::AccountsConfig,
+    pub issuer: String,
+}
+
+pub fn plan_accounts(settings: &Settings) -> Result<AccountsPlan, StartupError> {
+    let a = &settings.accounts;
+    let keys = crate::accounts::signing_key::load_or_generate(&settings.accounts_signing_key_file())?;
+    let config = weft_actors::accounts::AccountsConfig {
+        threads: usize::try_from(a.threads).unwrap_or(1),
+        scrypt_log_n: u8::try_from(a.scrypt_log_n).unwrap_or(16),
+        max_concurrent_stretches: usize::try_from(a.max_concurrent_stretches).unwrap_or(1),
+        retry_after_seconds: u64::from(settings.shard.retry_after_seconds),
+        access_token_ttl_seconds: i64::try_from(a.access_token_ttl_seconds).unwrap_or(3600),
+        // §6: authorization codes live at most 10 minutes.
+        code_ttl_ms: 10 * 60 * 1000,
+        hawk_window_seconds: 60,
+        rate_limit_per_address: u32::try_from(a.rate_limit_per_address).unwrap_or(u32::MAX),
+        rate_limit_per_email: u32::try_from(a.rate_limit_per_email).unwrap_or(u32::MAX),
+        rate_limit_window: Duration::from_secs(a.rate_limit_window_seconds),
+        fxa_email_domain: settings.tokenserver.fxa_email_domain.clone(),
+    };
+    Ok(AccountsPlan { keys, config, issuer: settings.public_url.trim_end_matches('/').to_string() })
+}
+
+impl AccountsPlan {
+    /// What the tokenserver's OAuth verifier trusts besides (or instead of) Mozilla accounts.
+    pub fn local_issuer(&self, settings: &Settings) -> weft_actors::tokenserver::LocalIssuer {
+        weft_actors::tokenserver::LocalIssuer {
+            issuer: self.issuer.clone(),
+            jwks: self
+                .keys
+                .published
+                .iter()
+                .map(|k| Jwk { kty: "RSA".into(), n: k.n.clone(), e: k.e.clone() })
+                .collect(),
+            trust_fxa: settings.accounts.trust_mozilla_accounts,
+        }
+    }
+
+    /// Starts the accounts actor on the tokenserver database. Must run inside the actix system.
+    pub fn start(&self, pool: DbPool) -> Result<actix::Addr<weft_actors::accounts::Accounts>, StartupError> {
+        let tokens = weft_actors::accounts::AccessTokens::new(
+            self.issuer.clone(),
+            &self.keys.signing,
+            &self.keys.published,
+        )
+        .map_err(StartupError::AccessTokens)?;
+        Ok(weft_actors::accounts::Accounts::start(pool, self.config.clone(), tokens))
+    }
 }
 
 /// Logs go to stderr: one human-readable or JSON line per event, filtered by `WEFT_LOG`

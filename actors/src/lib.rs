@@ -9,10 +9,14 @@
 //! * `tokenserver` — the token endpoint's actors: OAuth verification and token minting, and a
 //!   SyncArbiter actor owning the tokenserver database (users, nodes, node management).
 //!
+//! * `accounts` — local accounts (Weft as its own account server): a SyncArbiter actor owning
+//!   the account tables, Hawk for FxA tokens, the slow password stretch, the local issuer's JWTs.
+//!
 //! This crate knows nothing about HTTP: it speaks in protocol terms (bso, collection, batch,
 //! node, precondition) and reports typed errors that the binary maps to status codes. A message
 //! that never reaches its actor is `ActorUnavailable`, whichever the actor.
 
+pub mod accounts;
 pub mod shard;
 pub mod storage;
 pub mod token_verifier;

@@ -92,4 +92,5 @@ pub(crate) struct Totals {
     pub bytes: i64,
 }
 
+pub mod accounts;
 pub mod tokenserver;

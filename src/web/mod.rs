@@ -26,6 +26,8 @@ pub struct AppState {
     pub verifier: actix::Addr<TokenVerifier>,
     /// The built-in tokenserver, when it runs in this process.
     pub tokenserver: Option<actix::Addr<weft_actors::tokenserver::Tokenserver>>,
+    /// Local accounts, when on (`accounts.enabled`).
+    pub accounts: Option<web::Data<crate::accounts::AccountsState>>,
 }
 
 /// Name of the `info/collections` route: the one route that accepts expired tokens (§2).

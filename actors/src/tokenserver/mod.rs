@@ -15,4 +15,6 @@ pub use self::db::{
     TokenserverDb, TokenserverDbConfig, UnassignNode, UpdateNode, MAX_GENERATION,
 };
 pub use self::error::TokenserverError;
-pub use self::oauth::{Jwk, OAuthConfig, OAuthIdentity, OAuthSetupError, OAuthVerifier, SYNC_SCOPE};
+pub use self::oauth::{
+    Jwk, LocalIssuer, OAuthConfig, OAuthIdentity, OAuthSetupError, OAuthVerifier, SYNC_SCOPE,
+};

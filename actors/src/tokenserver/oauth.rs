@@ -3,6 +3,8 @@
 //! when none are configured, against the keys FxA publishes; remote verification with FxA's
 //! verify endpoint for every token local verification cannot judge; the scope check; and a
 //! bounded cache of verified tokens so that a client's retries do not each cost a round trip.
+//! With local accounts on, tokens whose `iss` is Weft's own issuer are judged with its keys
+//! alone (never sent to FxA), and Mozilla's tokens only when still trusted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +35,19 @@ pub struct OAuthConfig {
     /// How long a verified token is remembered (never past a JWT's `exp`).
     pub cache_ttl: Duration,
     pub cache_size: usize,
+    /// Local accounts' issuer (local-accounts.md §5), when they are on.
+    pub local: Option<LocalIssuer>,
+}
+
+/// A second issuer trusted beside FxA: Weft's own accounts. A JWT whose `iss` names it is
+/// judged with its keys alone, never sent to FxA.
+#[derive(Debug, Clone)]
+pub struct LocalIssuer {
+    pub issuer: String,
+    /// Every published key (accepted and signing).
+    pub jwks: Vec<Jwk>,
+    /// Whether tokens of other issuers (Mozilla accounts) are still verified; off, they are 401.
+    pub trust_fxa: bool,
 }
 
 /// An RSA public key in JWK form (`kty` RSA, base64url `n` and `e`); other members ignored.
@@ -120,6 +135,7 @@ struct CacheEntry {
 pub struct OAuthVerifier {
     config: Arc<OAuthConfig>,
     keys: Arc<Vec<DecodingKey>>,
+    local_keys: Arc<Vec<DecodingKey>>,
     http: reqwest::Client,
     /// SHA-256 of the token → identity. Hashing bounds the memory per entry whatever the
     /// token's length.
@@ -129,13 +145,23 @@ pub struct OAuthVerifier {
 impl OAuthVerifier {
     pub fn new(config: OAuthConfig) -> Result<OAuthVerifier, OAuthSetupError> {
         let keys = config.jwks.iter().map(Jwk::decoding_key).collect::<Result<Vec<_>, _>>()?;
+        let local_keys = match &config.local {
+            Some(local) => local.jwks.iter().map(Jwk::decoding_key).collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .user_agent(concat!("weft/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(OAuthSetupError::HttpClient)?;
-        Ok(OAuthVerifier { config: Arc::new(config), keys: Arc::new(keys), http, cache: Arc::default() })
+        Ok(OAuthVerifier {
+            config: Arc::new(config),
+            keys: Arc::new(keys),
+            local_keys: Arc::new(local_keys),
+            http,
+            cache: Arc::default(),
+        })
     }
 
     /// Verifies `token` and checks the sync scope. Errors: `InvalidCredentials` (401) when the
@@ -145,7 +171,14 @@ impl OAuthVerifier {
         if let Some(identity) = self.cached(&digest) {
             return Ok(identity);
         }
-        let (identity, expires) = match self.verify_locally(token).await? {
+        let verdict = match &self.config.local {
+            Some(local) if issuer_of(token).as_deref() == Some(local.issuer.as_str()) => {
+                judge(token, &self.local_keys, Some(&local.issuer))?
+            }
+            Some(local) if !local.trust_fxa => return Err(invalid("not a token of the local issuer")),
+            _ => self.verify_locally(token).await?,
+        };
+        let (identity, expires) = match verdict {
             Local::Verified { claims, expires } => {
                 require_scope(&claims.scope)?;
                 (OAuthIdentity { fxa_uid: claims.sub, generation: reported(claims.generation) }, expires)
@@ -191,7 +224,9 @@ impl OAuthVerifier {
     /// usable key exists; a positive rejection (bad signature with every key, expired, wrong
     /// `typ`, `alg` or issuer) is final.
     async fn verify_locally(&self, token: &str) -> Result<Local, TokenserverError> {
-        let Some(header) = jwt_shape(token) else { return Ok(Local::Undecided) };
+        if jwt_shape(token).is_none() {
+            return Ok(Local::Undecided);
+        }
         let fetched;
         let keys: &[DecodingKey] = if self.keys.is_empty() {
             fetched = self.fetch_jwks().await;
@@ -202,37 +237,7 @@ impl OAuthVerifier {
         if keys.is_empty() {
             return Ok(Local::Undecided);
         }
-        let typ = header.typ.as_deref().unwrap_or_default();
-        let typ = if typ.contains('/') {
-            typ.to_ascii_lowercase()
-        } else {
-            format!("application/{}", typ.to_ascii_lowercase())
-        };
-        if header.typ.is_none() || typ != "application/at+jwt" {
-            return Err(invalid("JWT typ is not at+jwt"));
-        }
-        if header.alg != Algorithm::RS256 {
-            return Err(invalid("JWT is not signed with RS256"));
-        }
-        let mut validation = Validation::new(Algorithm::RS256);
-        // [REF-CHOICE] §3.1: `aud` is not checked; the scope decides what the token is for.
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp"]);
-        if let Some(issuer) = &self.config.issuer {
-            validation.set_issuer(&[issuer]);
-        }
-        for key in keys {
-            match jsonwebtoken::decode::<ExpClaims>(token, key, &validation) {
-                Ok(data) => {
-                    // The shape was checked by `jwt_shape`; these are the same bytes.
-                    let claims = claims_of(token).ok_or_else(|| invalid("JWT claims"))?;
-                    return Ok(Local::Verified { claims, expires: Some(data.claims.exp) });
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
-                Err(e) => return Err(invalid(&format!("JWT rejected: {e}"))),
-            }
-        }
-        Err(invalid("JWT signature does not verify with any key"))
+        judge(token, keys, self.config.issuer.as_deref())
     }
 
     /// `GET {server}/v1/jwks`, per request, as REF does ([REF-CHOICE] §3.1: a key FxA has just
@@ -286,6 +291,42 @@ impl OAuthVerifier {
     }
 }
 
+/// The verdict on a structurally valid JWT with `keys` (not empty) and the required issuer.
+fn judge(token: &str, keys: &[DecodingKey], issuer: Option<&str>) -> Result<Local, TokenserverError> {
+    let header = jwt_shape(token).ok_or_else(|| invalid("not a JWT"))?;
+    let typ = header.typ.as_deref().unwrap_or_default();
+    let typ = if typ.contains('/') {
+        typ.to_ascii_lowercase()
+    } else {
+        format!("application/{}", typ.to_ascii_lowercase())
+    };
+    if header.typ.is_none() || typ != "application/at+jwt" {
+        return Err(invalid("JWT typ is not at+jwt"));
+    }
+    if header.alg != Algorithm::RS256 {
+        return Err(invalid("JWT is not signed with RS256"));
+    }
+    let mut validation = Validation::new(Algorithm::RS256);
+    // [REF-CHOICE] §3.1: `aud` is not checked; the scope decides what the token is for.
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp"]);
+    if let Some(issuer) = issuer {
+        validation.set_issuer(&[issuer]);
+    }
+    for key in keys {
+        match jsonwebtoken::decode::<ExpClaims>(token, key, &validation) {
+            Ok(data) => {
+                // The shape was checked by `jwt_shape`; these are the same bytes.
+                let claims = claims_of(token).ok_or_else(|| invalid("JWT claims"))?;
+                return Ok(Local::Verified { claims, expires: Some(data.claims.exp) });
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
+            Err(e) => return Err(invalid(&format!("JWT rejected: {e}"))),
+        }
+    }
+    Err(invalid("JWT signature does not verify with any key"))
+}
+
 /// The one claim `jsonwebtoken` is asked to deserialise; the rest are read by `claims_of`.
 #[derive(Debug, Deserialize)]
 struct ExpClaims {
@@ -301,6 +342,17 @@ fn jwt_shape(token: &str) -> Option<jsonwebtoken::Header> {
     let header = jsonwebtoken::decode_header(token).ok()?;
     claims_of(token)?;
     Some(header)
+}
+
+/// The unverified `iss` claim, to choose which issuer's keys judge the token.
+fn issuer_of(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Iss {
+        iss: String,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<Iss>(&bytes).ok().map(|c| c.iss)
 }
 
 fn claims_of(token: &str) -> Option<Claims> {

@@ -2,6 +2,7 @@
 //! and does one thing; the rules that combine them (preconditions, timestamps, merging) live
 //! in the shard actor and the tokenserver actor.
 
+pub mod accounts;
 mod dialect;
 mod sql;
 pub mod storage;

@@ -231,3 +231,13 @@ pub fn update_node(tx: &mut Tx<'_>, node_id: i64, fields: &NodeFields) -> QueryR
 pub fn delete_node(tx: &mut Tx<'_>, node_id: i64) -> QueryResult<usize> {
     Sql::new("DELETE FROM nodes WHERE id = ?").arg(Arg::I64(node_id)).execute(tx)
 }
+
+/// Retires an account (tokenserver-api.md §6.1): every row gets MAX generation, so no token is
+/// issued again and the storage purge may delete its data. Used when a local account is deleted.
+pub fn retire_user(tx: &mut Tx<'_>, service: i32, email: &str) -> QueryResult<usize> {
+    Sql::new("UPDATE users SET generation = ? WHERE service = ? AND email = ?")
+        .arg(Arg::I64(i64::MAX))
+        .arg(Arg::I32(service))
+        .arg(Arg::Str(email))
+        .execute(tx)
+}

@@ -1,0 +1,757 @@
+//! The operations of local accounts (local-accounts.md §5, §6) as plain functions over the
+//! database: what each route checks, stores and answers. Response bodies use FxA's member
+//! names so that Firefox and the page read them as they read FxA's.
+
+use serde_json::{json, Value};
+use weft_schema::models::accounts::{AccountRow, CodeRow, DeviceRow, InviteRow, RefreshTokenRow, TokenRow};
+use weft_schema::pool::Tx;
+use weft_schema::queries::accounts as q;
+use weft_schema::queries::tokenserver as ts;
+use weft_schema::DbPool;
+
+use super::actor::{
+    check_hawk_freshness, now_ms, verify_hawk, AccountSummary, AccountsRequest, AdminOp, AdminReply,
+    Credentials, Op, Shared, TokenKind,
+};
+use super::error::AccountError;
+use super::onepw::{hex, key_bundle, pkce_challenge, random_bytes, sha256_hex, stretch, token_keys, unhex};
+use super::{FIREFOX_CLIENT_ID, OLDSYNC_SCOPE};
+
+/// The quick stretch the page used (`accounts.kdf_version`, local-accounts.md §4): version 1
+/// is email-salted PBKDF2 with 1000 rounds, version 2 FxA's 650,000 rounds salted with
+/// `NS + "quickStretchV2:" + <32 hex>`. The server stores scrypt(authPW) either way.
+const KDF_V1: i32 = 1;
+const KDF_V2: i32 = 2;
+const CLIENT_SALT_PREFIX: &str = "identity.mozilla.com/picl/v1/quickStretchV2:";
+
+/// (kdf_version, the 32 hex stored) of a create or reset body's `clientSalt`.
+fn quick_stretch_version(client_salt: Option<&str>) -> Result<(i32, Option<String>), AccountError> {
+    let Some(salt) = client_salt else { return Ok((KDF_V1, None)) };
+    let hex = salt.strip_prefix(CLIENT_SALT_PREFIX).unwrap_or_default();
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(AccountError::InvalidParameter("clientSalt".into()));
+    }
+    Ok((KDF_V2, Some(hex.to_string())))
+}
+
+/// The `redirect` of an authorization answer for a WebChannel flow (there is no redirect).
+const OOB_REDIRECT: &str = "urn:ietf:wg:oauth:2.0:oob";
+
+/// Scopes local accounts grant: the Sync key scope and the profile (with its sub-scopes).
+fn scope_allowed(scope: &str) -> bool {
+    scope == OLDSYNC_SCOPE || scope == "profile" || scope.starts_with("profile:")
+}
+
+/// A neutral avatar inline, so showing it costs Firefox no request to any server.
+const AVATAR: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 1 1'%3E%3Crect width='1' height='1' fill='%23888'/%3E%3C/svg%3E";
+
+pub(super) fn run(pool: &DbPool, shared: &Shared, msg: AccountsRequest) -> Result<Value, AccountError> {
+    let AccountsRequest { client, credentials, op } = msg;
+    if let Credentials::Hawk(hawk) = &credentials {
+        check_hawk_freshness(shared, hawk)?;
+    }
+    match op {
+        Op::Create { email, auth_pw, invite, client_salt, keys } => create(
+            pool,
+            shared,
+            &client,
+            NewPassword::new(&email, &auth_pw, client_salt.as_deref())?,
+            &invite,
+            keys,
+        ),
+        Op::CredentialsStatus { email } => {
+            let email = normalize_email(&email)?;
+            limit(shared, &client, Some(&email))?;
+            let account = read(pool, |tx| q::account_by_email(tx, &email).map_err(AccountError::from))?
+                .ok_or(AccountError::UnknownAccount)?;
+            Ok(match account.client_salt {
+                Some(salt) if account.kdf_version == KDF_V2 => json!({
+                    "currentVersion": "v2",
+                    "clientSalt": format!("{CLIENT_SALT_PREFIX}{salt}"),
+                    "upgradeNeeded": false,
+                }),
+                _ => json!({ "currentVersion": "v1", "upgradeNeeded": false }),
+            })
+        }
+        Op::Login { email, auth_pw, keys } => login(pool, shared, &client, &email, &auth_pw, keys),
+        Op::Reset { email, auth_pw, invite, client_salt } => {
+            reset(pool, shared, &client, NewPassword::new(&email, &auth_pw, client_salt.as_deref())?, &invite)
+        }
+        Op::Token(body) => {
+            limit(shared, &client, None)?;
+            write(pool, |tx| token(shared, tx, &credentials, &body))
+        }
+        Op::Destroy(body) => write(pool, |tx| {
+            for member in ["token", "refresh_token"] {
+                if let Some(token) = body.get(member).and_then(Value::as_str) {
+                    q::delete_refresh_token(tx, &sha256_hex(token))?;
+                }
+            }
+            Ok(json!({}))
+        }),
+        Op::Profile => read(pool, |tx| profile(shared, tx, &credentials)),
+        Op::AccountStatus { uid } => {
+            limit(shared, &client, None)?;
+            read(pool, |tx| Ok(json!({ "exists": q::account_by_uid(tx, &uid)?.is_some() })))
+        }
+        Op::Keys => write(pool, |tx| {
+            let Credentials::Hawk(hawk) = &credentials else {
+                return Err(AccountError::InvalidToken("no Hawk credentials"));
+            };
+            let token = verify_hawk(tx, hawk, TokenKind::KeyFetch)?;
+            let fetch = q::key_fetch(tx, &token.token_id)?.ok_or(AccountError::InvalidToken("used"))?;
+            // Single use: only the caller whose DELETE removed the row gets the bundle.
+            if q::delete_key_fetch(tx, &token.token_id)? != 1 {
+                return Err(AccountError::InvalidToken("used"));
+            }
+            Ok(json!({ "bundle": fetch.bundle }))
+        }),
+        op => write(pool, |tx| {
+            let Credentials::Hawk(hawk) = &credentials else {
+                return Err(AccountError::InvalidToken("no Hawk credentials"));
+            };
+            let session = verify_hawk(tx, hawk, TokenKind::Session)?;
+            let account = live_account(tx, &session.uid)?;
+            q::touch_session(tx, &session.token_id, now_ms())?;
+            session_op(shared, tx, &session, &account, op.clone())
+        }),
+    }
+}
+
+/// Transactions run again as a whole when the database reports a deadlock.
+const DEADLOCK_ATTEMPTS: u32 = 5;
+
+/// Runs `op` in a write transaction, again on deadlock.
+fn write<T>(pool: &DbPool, op: impl Fn(&mut Tx<'_>) -> Result<T, AccountError>) -> Result<T, AccountError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match pool.get()?.write_transaction(&op) {
+            Err(AccountError::Database(e)) if e.is_retryable() && tries < DEADLOCK_ATTEMPTS => {
+                tracing::warn!(attempt = tries, error = %e, "accounts transaction deadlocked; retrying");
+                std::thread::sleep(std::time::Duration::from_millis(5 * u64::from(tries)));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs `op` in a read transaction (no write lock, which SQLite takes at BEGIN for writes).
+fn read<T>(
+    pool: &DbPool,
+    op: impl FnOnce(&mut Tx<'_>) -> Result<T, AccountError>,
+) -> Result<T, AccountError> {
+    pool.get()?.read_transaction(op)
+}
+
+/// Rate limits per client address and, when given, per email (§6).
+fn limit(shared: &Shared, client: &str, email: Option<&str>) -> Result<(), AccountError> {
+    shared.per_address.check(client).map_err(|retry_after| AccountError::TooManyRequests { retry_after })?;
+    if let Some(email) = email {
+        shared.per_email.check(email).map_err(|retry_after| AccountError::TooManyRequests { retry_after })?;
+    }
+    Ok(())
+}
+
+/// Emails are compared lower-cased; the page lower-cases before the quick stretch too, so the
+/// salt of §4 is the same whatever case the user typed.
+fn normalize_email(email: &str) -> Result<String, AccountError> {
+    let email = email.trim().to_lowercase();
+    if email.len() > 255 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
+        return Err(AccountError::InvalidParameter("email".into()));
+    }
+    Ok(email)
+}
+
+fn auth_pw(text: &str) -> Result<[u8; 32], AccountError> {
+    unhex::<32>(text).ok_or_else(|| AccountError::InvalidParameter("authPW".into()))
+}
+
+/// The slow stretch under the concurrency bound: beyond it, 503 + Retry-After at once.
+fn bounded_stretch(shared: &Shared, auth_pw: &[u8; 32], salt: &[u8; 32]) -> Result<[u8; 32], AccountError> {
+    let _permit = shared
+        .stretches
+        .try_acquire()
+        .ok_or(AccountError::Busy { retry_after: shared.config.retry_after_seconds })?;
+    Ok(stretch(auth_pw, salt, shared.config.scrypt_log_n))
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A usable invite (unused, unexpired, for this email when it names one) of the given kind:
+/// `reset_of` is the account a reset link must belong to, `None` for a new-account invite.
+fn check_invite(
+    tx: &mut Tx<'_>,
+    code: &str,
+    email: &str,
+    reset_of: Option<&str>,
+    now: i64,
+) -> Result<InviteRow, AccountError> {
+    let invite = q::invite(tx, &sha256_hex(code))?.ok_or(AccountError::InvalidInvite)?;
+    let usable = invite.used_at.is_none()
+        && invite.expires_at > now
+        && invite.email.as_deref().is_none_or(|e| e == email)
+        && invite.uid.as_deref() == reset_of;
+    if usable {
+        Ok(invite)
+    } else {
+        Err(AccountError::InvalidInvite)
+    }
+}
+
+/// A new password as a create or reset body carries it.
+struct NewPassword<'a> {
+    email: &'a str,
+    auth_pw: &'a str,
+    kdf_version: i32,
+    client_salt: Option<String>,
+}
+
+impl<'a> NewPassword<'a> {
+    fn new(email: &'a str, auth_pw: &'a str, client_salt: Option<&str>) -> Result<Self, AccountError> {
+        let (kdf_version, client_salt) = quick_stretch_version(client_salt)?;
+        Ok(NewPassword { email, auth_pw, kdf_version, client_salt })
+    }
+}
+
+fn create(
+    pool: &DbPool,
+    shared: &Shared,
+    client: &str,
+    password: NewPassword<'_>,
+    invite: &str,
+    keys: bool,
+) -> Result<Value, AccountError> {
+    let email = normalize_email(password.email)?;
+    let auth_pw_hex = password.auth_pw;
+    limit(shared, client, Some(&email))?;
+    let auth_pw = auth_pw(auth_pw_hex)?;
+    let now = now_ms();
+    // Checked before the stretch so that a bad invite costs no CPU, and again (atomically) below.
+    read(pool, |tx| check_invite(tx, invite, &email, None, now))?;
+    let salt = random_bytes::<32>();
+    let verify_hash = bounded_stretch(shared, &auth_pw, &salt)?;
+    let account = AccountRow {
+        uid: hex(&random_bytes::<16>()),
+        email,
+        auth_salt: hex(&salt),
+        verify_hash: hex(&verify_hash),
+        kdf_version: password.kdf_version,
+        client_salt: password.client_salt,
+        ka: hex(&random_bytes::<32>()),
+        wrap_kb: hex(&random_bytes::<32>()),
+        verifier_set_at: now,
+        keys_changed_at: now,
+        created_at: now,
+        disabled_at: None,
+    };
+    write(pool, |tx| {
+        let invite = check_invite(tx, invite, &account.email, None, now)?;
+        if q::account_by_email(tx, &account.email)?.is_some() {
+            return Err(AccountError::AccountExists);
+        }
+        if q::use_invite(tx, &invite.code_hash, now)? != 1 {
+            return Err(AccountError::InvalidInvite);
+        }
+        q::insert_account(tx, &account)?;
+        start_session(tx, &account, keys, now)
+    })
+}
+
+fn login(
+    pool: &DbPool,
+    shared: &Shared,
+    client: &str,
+    email: &str,
+    auth_pw_hex: &str,
+    keys: bool,
+) -> Result<Value, AccountError> {
+    let email = normalize_email(email)?;
+    limit(shared, client, Some(&email))?;
+    let auth_pw = auth_pw(auth_pw_hex)?;
+    let account = read(pool, |tx| q::account_by_email(tx, &email).map_err(AccountError::from))?
+        .ok_or(AccountError::UnknownAccount)?;
+    if account.disabled_at.is_some() {
+        return Err(AccountError::AccountDisabled);
+    }
+    let salt = unhex::<32>(&account.auth_salt).ok_or(AccountError::InvalidToken("stored salt"))?;
+    let verify_hash = bounded_stretch(shared, &auth_pw, &salt)?;
+    if !ct_eq(&hex(&verify_hash).into_bytes(), account.verify_hash.as_bytes()) {
+        return Err(AccountError::IncorrectPassword);
+    }
+    write(pool, |tx| start_session(tx, &account, keys, now_ms()))
+}
+
+/// A new password from a reset link: new salt and verifier and new keys (a new kB, since the
+/// old one is lost with the password), generation and keys_changed_at bumped, sessions revoked.
+fn reset(
+    pool: &DbPool,
+    shared: &Shared,
+    client: &str,
+    password: NewPassword<'_>,
+    code: &str,
+) -> Result<Value, AccountError> {
+    let email = normalize_email(password.email)?;
+    let auth_pw_hex = password.auth_pw;
+    limit(shared, client, Some(&email))?;
+    let auth_pw = auth_pw(auth_pw_hex)?;
+    let now = now_ms();
+    let account = read(pool, |tx| {
+        let account = q::account_by_email(tx, &email)?.ok_or(AccountError::InvalidInvite)?;
+        check_invite(tx, code, &email, Some(&account.uid), now)?;
+        Ok(account)
+    })?;
+    let salt = random_bytes::<32>();
+    let verify_hash = bounded_stretch(shared, &auth_pw, &salt)?;
+    let updated = AccountRow {
+        auth_salt: hex(&salt),
+        verify_hash: hex(&verify_hash),
+        kdf_version: password.kdf_version,
+        client_salt: password.client_salt,
+        ka: hex(&random_bytes::<32>()),
+        wrap_kb: hex(&random_bytes::<32>()),
+        verifier_set_at: now,
+        keys_changed_at: now,
+        ..account
+    };
+    write(pool, |tx| {
+        let invite = check_invite(tx, code, &email, Some(&updated.uid), now)?;
+        if q::use_invite(tx, &invite.code_hash, now)? != 1 {
+            return Err(AccountError::InvalidInvite);
+        }
+        q::set_password(tx, &updated)?;
+        q::delete_sessions(tx, &updated.uid)?;
+        start_session(tx, &updated, true, now)
+    })
+}
+
+/// A new session token (and key-fetch token when `keys`): only their Hawk credentials and the
+/// already-encrypted key bundle are stored.
+fn start_session(tx: &mut Tx<'_>, account: &AccountRow, keys: bool, now: i64) -> Result<Value, AccountError> {
+    let session_token = random_bytes::<32>();
+    let derived = token_keys(&session_token, "sessionToken");
+    let row = TokenRow {
+        token_id: hex(&derived.token_id),
+        uid: account.uid.clone(),
+        hmac_key: hex(&derived.hmac_key),
+    };
+    q::insert_session(tx, &row, now)?;
+    let mut answer = json!({
+        "uid": account.uid,
+        "sessionToken": hex(&session_token),
+        "verified": true,
+        "authAt": now / 1000,
+    });
+    if keys {
+        let key_fetch_token = random_bytes::<32>();
+        let derived = token_keys(&key_fetch_token, "keyFetchToken");
+        let stored = |name: &str| unhex::<32>(name).ok_or(AccountError::InvalidToken("stored keys"));
+        let bundle = key_bundle(&derived.key_request_key, &stored(&account.ka)?, &stored(&account.wrap_kb)?);
+        let row = TokenRow {
+            token_id: hex(&derived.token_id),
+            uid: account.uid.clone(),
+            hmac_key: hex(&derived.hmac_key),
+        };
+        q::insert_key_fetch(tx, &row, &bundle, now)?;
+        answer["keyFetchToken"] = json!(hex(&key_fetch_token));
+    }
+    Ok(answer)
+}
+
+fn live_account(tx: &mut Tx<'_>, uid: &str) -> Result<AccountRow, AccountError> {
+    let account = q::account_by_uid(tx, uid)?.ok_or(AccountError::InvalidToken("account gone"))?;
+    if account.disabled_at.is_some() {
+        return Err(AccountError::AccountDisabled);
+    }
+    Ok(account)
+}
+
+fn str_member<'a>(body: &'a Value, name: &str) -> Result<&'a str, AccountError> {
+    body.get(name).and_then(Value::as_str).ok_or_else(|| AccountError::InvalidParameter(name.into()))
+}
+
+fn check_client(client_id: &str) -> Result<(), AccountError> {
+    if client_id == FIREFOX_CLIENT_ID {
+        Ok(())
+    } else {
+        Err(AccountError::UnknownClient)
+    }
+}
+
+/// The granted scopes of a space-separated request; none allowed is an error.
+fn granted_scope(requested: &str) -> Result<String, AccountError> {
+    let granted: Vec<&str> = requested.split(' ').filter(|s| scope_allowed(s)).collect();
+    if granted.is_empty() {
+        return Err(AccountError::InvalidParameter("scope".into()));
+    }
+    Ok(granted.join(" "))
+}
+
+fn session_op(
+    shared: &Shared,
+    tx: &mut Tx<'_>,
+    session: &TokenRow,
+    account: &AccountRow,
+    op: Op,
+) -> Result<Value, AccountError> {
+    let now = now_ms();
+    match op {
+        Op::ScopedKeyData { client_id, scope } => {
+            check_client(&client_id)?;
+            let mut answer = json!({});
+            if scope.split(' ').any(|s| s == OLDSYNC_SCOPE) {
+                answer[OLDSYNC_SCOPE] = json!({
+                    "identifier": OLDSYNC_SCOPE,
+                    // FxA's value for accounts that never rotated their scoped keys.
+                    "keyRotationSecret": "0".repeat(64),
+                    "keyRotationTimestamp": account.keys_changed_at,
+                });
+            }
+            Ok(answer)
+        }
+        Op::Authorization(body) => {
+            check_client(str_member(&body, "client_id")?)?;
+            if str_member(&body, "response_type").unwrap_or("code") != "code" {
+                return Err(AccountError::InvalidParameter("response_type".into()));
+            }
+            // PKCE is required, and only S256 (§6).
+            if str_member(&body, "code_challenge_method")? != "S256" {
+                return Err(AccountError::InvalidParameter("code_challenge_method".into()));
+            }
+            let challenge = str_member(&body, "code_challenge")?;
+            if challenge.len() != 43 {
+                return Err(AccountError::InvalidParameter("code_challenge".into()));
+            }
+            let code = hex(&random_bytes::<32>());
+            q::delete_expired_codes(tx, now)?;
+            q::insert_code(
+                tx,
+                &CodeRow {
+                    code_hash: sha256_hex(&code),
+                    uid: account.uid.clone(),
+                    session_token_id: session.token_id.clone(),
+                    scope: granted_scope(str_member(&body, "scope")?)?,
+                    code_challenge: challenge.into(),
+                    keys_jwe: body.get("keys_jwe").and_then(Value::as_str).unwrap_or_default().into(),
+                    auth_at: now,
+                    expires_at: now + shared.config.code_ttl_ms,
+                },
+            )?;
+            Ok(
+                json!({ "code": code, "state": body.get("state").cloned().unwrap_or(Value::Null), "redirect": OOB_REDIRECT }),
+            )
+        }
+        Op::Token(body) => {
+            // `fxa-credentials`: the session itself is the grant.
+            check_client(str_member(&body, "client_id")?)?;
+            let scope = granted_scope(str_member(&body, "scope")?)?;
+            let ttl = body.get("ttl").and_then(Value::as_i64).unwrap_or(i64::MAX);
+            let ttl = ttl.clamp(1, shared.config.access_token_ttl_seconds);
+            let access_token = issue(shared, account, &scope, now, ttl)?;
+            Ok(json!({
+                "access_token": access_token,
+                "token_type": "bearer",
+                "scope": scope,
+                "expires_in": ttl,
+                "auth_at": now / 1000,
+            }))
+        }
+        Op::Device(body) => register_device(tx, session, account, &body, now),
+        Op::Devices => {
+            let devices = q::devices(tx, &account.uid)?;
+            Ok(Value::Array(
+                devices
+                    .iter()
+                    .map(|d| device_json(d, Some(d.session_token_id == session.token_id)))
+                    .collect(),
+            ))
+        }
+        Op::AttachedClients => Ok(json!([])),
+        Op::SessionStatus => Ok(json!({ "state": "verified", "uid": account.uid })),
+        Op::EmailStatus => Ok(json!({
+            "email": account.email,
+            "verified": true,
+            "sessionVerified": true,
+            "emailVerified": true,
+        })),
+        Op::SessionDestroy => {
+            q::delete_session(tx, &session.token_id)?;
+            Ok(json!({}))
+        }
+        Op::SessionStub(body) => Ok(body),
+        // Routed by `run` before a session is looked up.
+        Op::Create { .. }
+        | Op::Login { .. }
+        | Op::Reset { .. }
+        | Op::Keys
+        | Op::Destroy(_)
+        | Op::Profile
+        | Op::AccountStatus { .. }
+        | Op::CredentialsStatus { .. } => Err(AccountError::InvalidToken("not a session operation")),
+    }
+}
+
+fn issue(
+    shared: &Shared,
+    account: &AccountRow,
+    scope: &str,
+    now_ms: i64,
+    ttl: i64,
+) -> Result<String, AccountError> {
+    shared
+        .tokens
+        .issue(&account.uid, scope, account.verifier_set_at, FIREFOX_CLIENT_ID, now_ms / 1000, ttl)
+        .map_err(AccountError::Signing)
+}
+
+/// `POST /v1/oauth/token` for every grant type.
+fn token(
+    shared: &Shared,
+    tx: &mut Tx<'_>,
+    credentials: &Credentials,
+    body: &Value,
+) -> Result<Value, AccountError> {
+    let now = now_ms();
+    match str_member(body, "grant_type")? {
+        "authorization_code" => {
+            check_client(str_member(body, "client_id")?)?;
+            let code_hash = sha256_hex(str_member(body, "code")?);
+            let code = q::code(tx, &code_hash)?.ok_or(AccountError::InvalidToken("unknown or used code"))?;
+            if code.expires_at <= now {
+                return Err(AccountError::InvalidToken("expired code"));
+            }
+            if pkce_challenge(str_member(body, "code_verifier")?) != code.code_challenge {
+                return Err(AccountError::MismatchedCodeChallenge);
+            }
+            // Single use: only the caller whose DELETE removed the row gets tokens.
+            if q::delete_code(tx, &code_hash)? != 1 {
+                return Err(AccountError::InvalidToken("unknown or used code"));
+            }
+            if let Credentials::Hawk(hawk) = credentials {
+                let session = verify_hawk(tx, hawk, TokenKind::Session)?;
+                if session.token_id != code.session_token_id {
+                    return Err(AccountError::InvalidToken("code of another session"));
+                }
+            }
+            let account = live_account(tx, &code.uid)?;
+            let ttl = shared.config.access_token_ttl_seconds;
+            let access_token = issue(shared, &account, &code.scope, now, ttl)?;
+            let refresh_token = hex(&random_bytes::<32>());
+            let row = RefreshTokenRow {
+                uid: account.uid.clone(),
+                session_token_id: code.session_token_id.clone(),
+                scope: code.scope.clone(),
+            };
+            q::insert_refresh_token(tx, &sha256_hex(&refresh_token), &row, now)?;
+            let mut answer = json!({
+                "access_token": access_token,
+                "refresh_token": refresh_token,
+                "scope": code.scope,
+                "token_type": "bearer",
+                "expires_in": ttl,
+                "auth_at": code.auth_at / 1000,
+            });
+            if !code.keys_jwe.is_empty() {
+                answer["keys_jwe"] = json!(code.keys_jwe);
+            }
+            Ok(answer)
+        }
+        "fxa-credentials" => {
+            let Credentials::Hawk(hawk) = credentials else {
+                return Err(AccountError::InvalidToken("no Hawk credentials"));
+            };
+            let session = verify_hawk(tx, hawk, TokenKind::Session)?;
+            let account = live_account(tx, &session.uid)?;
+            session_op(shared, tx, &session, &account, Op::Token(body.clone()))
+        }
+        "refresh_token" => {
+            check_client(str_member(body, "client_id")?)?;
+            let stored = q::refresh_token(tx, &sha256_hex(str_member(body, "refresh_token")?))?
+                .ok_or(AccountError::InvalidToken("unknown refresh token"))?;
+            let account = live_account(tx, &stored.uid)?;
+            let requested = body.get("scope").and_then(Value::as_str).unwrap_or(&stored.scope);
+            let scope: Vec<&str> =
+                requested.split(' ').filter(|s| stored.scope.split(' ').any(|g| g == *s)).collect();
+            if scope.is_empty() {
+                return Err(AccountError::InvalidParameter("scope".into()));
+            }
+            let scope = scope.join(" ");
+            let ttl = shared.config.access_token_ttl_seconds;
+            Ok(json!({
+                "access_token": issue(shared, &account, &scope, now, ttl)?,
+                "token_type": "bearer",
+                "scope": scope,
+                "expires_in": ttl,
+            }))
+        }
+        _ => Err(AccountError::InvalidParameter("grant_type".into())),
+    }
+}
+
+fn profile(shared: &Shared, tx: &mut Tx<'_>, credentials: &Credentials) -> Result<Value, AccountError> {
+    let Credentials::Bearer(token) = credentials else {
+        return Err(AccountError::InvalidToken("no bearer token"));
+    };
+    let claims = shared.tokens.verify(token).ok_or(AccountError::InvalidToken("access token"))?;
+    if !claims.scope.split(' ').any(|s| s == "profile" || s.starts_with("profile:")) {
+        return Err(AccountError::InvalidToken("no profile scope"));
+    }
+    let account = live_account(tx, &claims.sub)?;
+    Ok(json!({
+        "uid": account.uid,
+        "email": account.email,
+        "displayName": null,
+        "avatar": AVATAR,
+        "avatarDefault": true,
+    }))
+}
+
+/// The device members Weft keeps besides name and type, as the client sent them.
+const DEVICE_DETAILS: [&str; 4] = ["availableCommands", "pushCallback", "pushPublicKey", "pushAuthKey"];
+
+fn register_device(
+    tx: &mut Tx<'_>,
+    session: &TokenRow,
+    account: &AccountRow,
+    body: &Value,
+    now: i64,
+) -> Result<Value, AccountError> {
+    let existing = match body.get("id").and_then(Value::as_str) {
+        Some(id) => {
+            Some(q::device(tx, &account.uid, id)?.ok_or(AccountError::InvalidParameter("id".into()))?)
+        }
+        None => q::device_of_session(tx, &session.token_id)?,
+    };
+    let mut details: serde_json::Map<String, Value> =
+        existing.as_ref().and_then(|d| serde_json::from_str(&d.details).ok()).unwrap_or_default();
+    for name in DEVICE_DETAILS {
+        if let Some(value) = body.get(name) {
+            details.insert(name.into(), value.clone());
+        }
+    }
+    let text = |name: &str, old: Option<&String>, default: &str| -> Result<String, AccountError> {
+        let value = match body.get(name) {
+            Some(v) => v.as_str().ok_or_else(|| AccountError::InvalidParameter(name.into()))?.to_string(),
+            None => old.cloned().unwrap_or_else(|| default.into()),
+        };
+        if value.len() > 255 {
+            return Err(AccountError::InvalidParameter(name.into()));
+        }
+        Ok(value)
+    };
+    let device = DeviceRow {
+        id: existing.as_ref().map_or_else(|| hex(&random_bytes::<16>()), |d| d.id.clone()),
+        uid: account.uid.clone(),
+        session_token_id: session.token_id.clone(),
+        name: text("name", existing.as_ref().map(|d| &d.name), "")?,
+        device_type: text("type", existing.as_ref().map(|d| &d.device_type), "desktop")?,
+        details: Value::Object(details).to_string(),
+        created_at: existing.as_ref().map_or(now, |d| d.created_at),
+        last_access_at: now,
+    };
+    if existing.is_some() {
+        q::update_device(tx, &device)?;
+    } else {
+        q::insert_device(tx, &device)?;
+    }
+    Ok(device_json(&device, None))
+}
+
+fn device_json(device: &DeviceRow, current: Option<bool>) -> Value {
+    let mut answer = json!({
+        "id": device.id,
+        "name": device.name,
+        "type": device.device_type,
+        "pushEndpointExpired": false,
+        "lastAccessTime": device.last_access_at,
+    });
+    if let Ok(Value::Object(details)) = serde_json::from_str::<Value>(&device.details) {
+        for (k, v) in details {
+            answer[k] = v;
+        }
+    }
+    if answer.get("availableCommands").is_none() {
+        answer["availableCommands"] = json!({});
+    }
+    if let Some(current) = current {
+        answer["isCurrentDevice"] = json!(current);
+    }
+    answer
+}
+
+pub(super) fn admin(pool: &DbPool, shared: &Shared, op: AdminOp) -> Result<AdminReply, AccountError> {
+    let now = now_ms();
+    write(pool, |tx| match op.clone() {
+        AdminOp::Invite { email, ttl_ms } => {
+            let email = email.as_deref().map(normalize_email).transpose()?;
+            new_code(tx, email, None, now, ttl_ms)
+        }
+        AdminOp::ResetLink { who, ttl_ms } => {
+            let account = find(tx, &who)?;
+            new_code(tx, Some(account.email), Some(account.uid), now, ttl_ms)
+        }
+        AdminOp::List => Ok(AdminReply::Accounts(
+            q::list_accounts(tx)?
+                .into_iter()
+                .map(|a| AccountSummary {
+                    uid: a.uid,
+                    email: a.email,
+                    created_at: a.created_at,
+                    disabled: a.disabled_at.is_some(),
+                })
+                .collect(),
+        )),
+        AdminOp::Disable { who } => {
+            let account = find(tx, &who)?;
+            q::set_disabled(tx, &account.uid, Some(now))?;
+            q::delete_sessions(tx, &account.uid)?;
+            Ok(AdminReply::Done { uid: account.uid })
+        }
+        AdminOp::Enable { who } => {
+            let account = find(tx, &who)?;
+            q::set_disabled(tx, &account.uid, None)?;
+            Ok(AdminReply::Done { uid: account.uid })
+        }
+        AdminOp::Delete { who } => {
+            let account = find(tx, &who)?;
+            q::delete_account(tx, &account.uid)?;
+            // Retired in the same transaction: no token is issued for the account again, and the
+            // storage purge may delete its data (tokenserver-api.md §6.1).
+            if let Some(service) = ts::service_id(tx, ts::SYNC_SERVICE)? {
+                ts::retire_user(tx, service, &format!("{}@{}", account.uid, shared.config.fxa_email_domain))?;
+            }
+            Ok(AdminReply::Done { uid: account.uid })
+        }
+    })
+}
+
+fn find(tx: &mut Tx<'_>, who: &str) -> Result<AccountRow, AccountError> {
+    let found = if who.contains('@') {
+        q::account_by_email(tx, &who.trim().to_lowercase())?
+    } else {
+        q::account_by_uid(tx, &who.trim().to_lowercase())?
+    };
+    found.ok_or(AccountError::UnknownAccount)
+}
+
+fn new_code(
+    tx: &mut Tx<'_>,
+    email: Option<String>,
+    uid: Option<String>,
+    now: i64,
+    ttl_ms: i64,
+) -> Result<AdminReply, AccountError> {
+    let code = hex(&random_bytes::<16>());
+    let row = InviteRow {
+        code_hash: sha256_hex(&code),
+        email: email.clone(),
+        uid,
+        created_at: now,
+        expires_at: now.saturating_add(ttl_ms),
+        used_at: None,
+    };
+    q::insert_invite(tx, &row)?;
+    Ok(AdminReply::Code { code, email, expires_at: row.expires_at })
+}

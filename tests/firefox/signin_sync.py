@@ -1,0 +1,569 @@
+#!/usr/bin/env python3
+"""Local accounts with a real Firefox (local-accounts.md §7), loopback only, bounded in time.
+
+Starts `weft serve` with local accounts on (SQLite or MariaDB), makes an invite, and drives a
+headless Debian firefox-esr through Marionette:
+
+1. profile A opens Weft's sign-in page the way Firefox's "Sign in to sync" does, runs the onepw
+   test vectors (local-accounts.md §8) through the page's own script, then types an email, a
+   password and the invite into the page; the page creates the account and hands the session
+   to Firefox over the WebChannel; Firefox syncs. A bookmark and a history visit are added and
+   synced.
+2. profile B (fresh) signs in with the same password and must get both back.
+3. Firefox's kSync is compared with one derived independently here, a login is timed for the
+   server's CPU cost of the stretch, and a dump of the whole database must contain neither kB
+   nor kSync (nor the password).
+4. A loopback proxy receives every non-loopback request Firefox makes; it must record none.
+
+Prints the request sequence Firefox made during sign-in and first sync, and the measured CPU
+time of one sign-in. Exit status 0 on success. Stops only the processes it started.
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import socketserver
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+from marionette_driver.by import By
+from marionette_driver.marionette import Marionette
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OLDSYNC = "https://identity.mozilla.com/apps/oldsync"
+NS = b"identity.mozilla.com/picl/v1/"
+EMAIL = "firefox-test@example.org"
+PASSWORD = "correct horse battery staple"
+BOOKMARK_URL = "https://weft.example/bookmarked-by-profile-a"
+VISIT_URL = "https://weft.example/visited-by-profile-a"
+TEST_DEADLINE_S = 300
+
+
+def log(*args):
+    print("[firefox-test]", *args, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, predicate, timeout, interval=0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# ---------------------------------------------------------------- stray-request proxy
+
+class StrayProxy(socketserver.ThreadingTCPServer):
+    """Answers every request 502 and records its request line: Firefox must send none."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self):
+        self.recorded = []
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(inner):
+                inner.connection.settimeout(5)
+                try:
+                    line = inner.rfile.readline(4096).decode("latin-1").strip()
+                except OSError:
+                    return
+                if line:
+                    self.recorded.append(line)
+                try:
+                    inner.wfile.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                except OSError:
+                    pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def port(self):
+        return self.server_address[1]
+
+
+# ---------------------------------------------------------------- onepw, independently
+
+def hkdf(ikm, info, length):
+    prk = hmac.new(b"\0" * 32, ikm, hashlib.sha256).digest()
+    out, block, i = b"", b"", 1
+    while len(out) < length:
+        block = hmac.new(prk, block + NS + info + bytes([i]), hashlib.sha256).digest()
+        out += block
+        i += 1
+    return out[:length]
+
+
+def derive(email, password, client_salt=None):
+    """(authPW, unwrapBKey): quick stretch v1, or v2 with the account's clientSalt."""
+    if client_salt:
+        qs = hashlib.pbkdf2_hmac("sha256", password.encode(), client_salt.encode(), 650000, 32)
+    else:
+        qs = hashlib.pbkdf2_hmac("sha256", password.encode(), NS + b"quickStretch:" + email.encode(), 1000, 32)
+    return hkdf(qs, b"authPW", 32), hkdf(qs, b"unwrapBkey", 32)
+
+
+def hawk_header(method, url, token_hex, kind):
+    out = hkdf(bytes.fromhex(token_hex), kind.encode(), 96)
+    token_id, key = out[:32].hex(), out[32:64]
+    parsed = urllib.parse.urlsplit(url)
+    ts, nonce = str(int(time.time())), base64.b64encode(secrets.token_bytes(6)).decode()
+    target = parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    normalized = f"hawk.1.header\n{ts}\n{nonce}\n{method}\n{target}\n{parsed.hostname}\n{parsed.port}\n\n\n"
+    mac = base64.b64encode(hmac.new(key, normalized.encode(), hashlib.sha256).digest()).decode()
+    return f'Hawk id="{token_id}", ts="{ts}", nonce="{nonce}", mac="{mac}"', out[64:]
+
+
+def http_json(method, url, body=None, headers=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+# ---------------------------------------------------------------- weft
+
+class Weft:
+    def __init__(self, binary, backend, mysql_url, workdir):
+        self.binary, self.backend, self.workdir = binary, backend, workdir
+        self.port = free_port()
+        self.origin = f"http://localhost:{self.port}"
+        self.mysql = None
+        if backend == "mysql":
+            self.mysql_db = f"weft_test_firefox_{os.getpid()}"
+            m = re.match(r"mysql://([^:@/]+)(?::([^@/]*))?@([^:/]+)(?::(\d+))?", mysql_url)
+            self.mysql = dict(user=m.group(1), password=m.group(2), host=m.group(3), port=m.group(4) or "3306")
+            self.mariadb(f"DROP DATABASE IF EXISTS {self.mysql_db}; CREATE DATABASE {self.mysql_db}")
+            self.database_url = f"{mysql_url.rstrip('/')}/{self.mysql_db}"
+        else:
+            self.database_url = f"sqlite:{workdir}/weft.db"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("WEFT_")}
+        self.env.update(
+            WEFT_LISTEN=f"127.0.0.1:{self.port}",
+            WEFT_PUBLIC_URL=self.origin,
+            WEFT_DATA_DIR=f"{workdir}/data",
+            WEFT_DATABASE_URL=self.database_url,
+            WEFT_ACCOUNTS_ENABLED="true",
+            WEFT_LOG_FORMAT="json",
+        )
+        self.log_path = f"{workdir}/weft.log"
+        self.proc = None
+
+    def mariadb_args(self, tool):
+        args = [tool, "-h", self.mysql["host"], "-P", self.mysql["port"], "-u", self.mysql["user"]]
+        if self.mysql["password"]:
+            args.append(f"-p{self.mysql['password']}")
+        return args
+
+    def mariadb(self, sql):
+        subprocess.run(self.mariadb_args("mariadb") + ["-e", sql], check=True, timeout=30)
+
+    def command(self, *args):
+        out = subprocess.run([self.binary, *args], env=self.env, capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise AssertionError(f"weft {' '.join(args)} failed: {out.stderr}")
+        return out.stdout
+
+    def start(self):
+        self.log_file = open(self.log_path, "w")
+        self.proc = subprocess.Popen([self.binary, "serve"], env=self.env, stdout=self.log_file, stderr=self.log_file)
+        wait_for("weft to listen", lambda: "listening on" in open(self.log_path).read(), 30)
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def requests(self):
+        """(method, route, status) of every request logged so far, in order."""
+        out = []
+        for line in open(self.log_path):
+            if not line.startswith("{"):
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("message") == "request":
+                out.append((event.get("method"), event.get("route"), event.get("status")))
+        return out
+
+    def dump(self):
+        if self.backend == "mysql":
+            out = subprocess.run(self.mariadb_args("mariadb-dump") + ["--skip-comments", self.mysql_db],
+                                 capture_output=True, timeout=60, check=True)
+            return out.stdout
+        db = sqlite3.connect(self.database_url[len("sqlite:"):])
+        try:
+            return "\n".join(db.iterdump()).encode()
+        finally:
+            db.close()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.mysql:
+            try:
+                self.mariadb(f"DROP DATABASE IF EXISTS {self.mysql_db}")
+            except (subprocess.SubprocessError, OSError) as e:
+                log("could not drop", self.mysql_db, e)
+
+
+# ---------------------------------------------------------------- firefox
+
+ASYNC = """
+const resolve = arguments[arguments.length - 1];
+(async () => { %s })().then(v => resolve({ok: v === undefined ? null : v}), e => resolve({error: String(e) + "\\n" + (e && e.stack)}));
+"""
+
+
+class Firefox:
+    def __init__(self, name, weft, proxy, workdir):
+        self.name = name
+        self.profile = os.path.join(workdir, f"profile-{name}")
+        self.home = os.path.join(workdir, f"home-{name}")
+        os.makedirs(self.profile)
+        os.makedirs(self.home)
+        self.port = free_port()
+        prefs = open(os.path.join(HERE, "hermetic-user.js")).read()
+        prefs += "\n".join([
+            f'user_pref("marionette.port", {self.port});',
+            f'user_pref("identity.fxaccounts.autoconfig.uri", "{weft.origin}");',
+            'user_pref("identity.fxaccounts.allowHttp", true);',
+            f'user_pref("network.proxy.http_port", {proxy.port});',
+            f'user_pref("network.proxy.ssl_port", {proxy.port});',
+            f'user_pref("network.security.ports.banned.override", "{weft.port}");',
+            # Not in the shared hermetic profile: Firefox 153 fetches the Widevine CDM from
+            # Google's update service (seen by the stray-request proxy).
+            'user_pref("media.gmp-manager.chromium-update-url", "http://127.0.0.1:9/");',
+            'user_pref("media.gmp-manager.updateEnabled", false);',
+        ]) + "\n"
+        with open(os.path.join(self.profile, "user.js"), "w") as f:
+            f.write(prefs)
+        env = dict(os.environ, HOME=self.home, MOZ_HEADLESS="1", MOZ_CRASHREPORTER_DISABLE="1",
+                   MOZ_DISABLE_AUTO_SAFE_MODE="1", MOZ_REMOTE_SETTINGS_DEVTOOLS="1")
+        self.log_path = os.path.join(workdir, f"firefox-{name}.log")
+        self.log_file = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            ["firefox-esr", "--headless", "--marionette", "--remote-allow-system-access", "--no-remote",
+             "--profile", self.profile],
+            env=env, stdout=self.log_file, stderr=self.log_file)
+
+        def port_open():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(f"Firefox {name}'s Marionette port", port_open, 60)
+        self.m = Marionette(host="127.0.0.1", port=self.port)
+        self.m.start_session()
+        self.m.timeout.script = 90
+        self.m.timeout.page_load = 30
+
+    def chrome(self, body, *args):
+        self.m.set_context(self.m.CONTEXT_CHROME)
+        result = self.m.execute_async_script(ASYNC % body, script_args=args)
+        if "error" in result:
+            raise AssertionError(f"chrome script failed in profile {self.name}: {result['error']}")
+        return result["ok"]
+
+    def content(self, body, *args):
+        self.m.set_context(self.m.CONTEXT_CONTENT)
+        result = self.m.execute_async_script(ASYNC % body, script_args=args)
+        if "error" in result:
+            raise AssertionError(f"page script failed in profile {self.name}: {result['error']}")
+        return result["ok"]
+
+    def connect_url(self):
+        # What Firefox's "Sign in to sync" opens; with the autoconfig pref set it first fetches
+        # /.well-known/fxa-client-configuration from Weft (local-accounts.md §2).
+        return self.chrome("""
+            const { FxAccountsConfig } = ChromeUtils.importESModule("resource://gre/modules/FxAccountsConfig.sys.mjs");
+            return await FxAccountsConfig.promiseConnectAccountURI("weft-test");
+        """)
+
+    def sign_in(self, email, password, invite=None, screenshot=None):
+        url = self.connect_url()
+        log(f"profile {self.name}: sign-in page {url.split('?')[0]}")
+        self.m.set_context(self.m.CONTEXT_CONTENT)
+        self.m.navigate(url)
+        wait_for("the sign-in form", lambda: self.m.find_elements(By.ID, "email"), 20)
+        if invite:
+            if self.m.find_element(By.ID, "invite").is_displayed() is False:
+                self.m.find_element(By.ID, "toggle").click()
+            self.m.find_element(By.ID, "invite").send_keys(invite)
+        self.m.find_element(By.ID, "email").send_keys(email)
+        self.m.find_element(By.ID, "password").send_keys(password)
+        if invite:
+            self.m.find_element(By.ID, "password2").send_keys(password)
+        if screenshot:
+            with open(screenshot, "wb") as f:
+                f.write(self.m.screenshot(format="binary"))
+            log(f"screenshot of the sign-in page: {screenshot}")
+        self.m.find_element(By.ID, "submit").click()
+
+        def outcome():
+            state = self.m.execute_script(
+                "return [document.body.dataset.weftSignedIn || '', document.getElementById('status').className,"
+                " document.getElementById('status').textContent]")
+            if state[1] == "error":
+                raise AssertionError(f"profile {self.name}: the page reports: {state[2]}")
+            return state[0] == "true"
+
+        wait_for(f"profile {self.name} to sign in", outcome, 90, interval=0.5)
+
+    def wait_first_sync(self):
+        return self.chrome("""
+            const { Weave } = ChromeUtils.importESModule("resource://services-sync/main.sys.mjs");
+            const deadline = Date.now() + 80000;
+            while (Date.now() < deadline) {
+              const last = Services.prefs.getStringPref("services.sync.lastSync", "");
+              if (last && Weave.Status.sync === "success.sync") return last;
+              await new Promise(r => setTimeout(r, 250));
+            }
+            throw new Error("no first sync: status " + Weave.Status.service + " / " + Weave.Status.sync + " / login " + Weave.Status.login);
+        """)
+
+    def sync(self):
+        return self.chrome("""
+            const { Weave } = ChromeUtils.importESModule("resource://services-sync/main.sys.mjs");
+            await new Promise((resolve, reject) => {
+              const topics = ["weave:service:sync:finish", "weave:service:sync:error"];
+              const observer = (subject, topic) => {
+                for (const t of topics) Services.obs.removeObserver(observer, t);
+                topic.endsWith("finish") ? resolve() : reject(new Error("sync error: " + Weave.Status.sync));
+              };
+              for (const t of topics) Services.obs.addObserver(observer, t);
+              Weave.Service.sync({ why: "user" });
+            });
+        """)
+
+    def quit(self):
+        try:
+            self.m.delete_session()
+        except Exception:  # noqa: BLE001 - the browser may already be gone
+            pass
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+VECTORS_SCRIPT = """
+const W = (window.wrappedJSObject || window).WeftOnepw;
+const c = await W.deriveCredentials("andr\\u00e9@example.org", "p\\u00e4ssw\\u00f6rd");
+const kft = await W.tokenKeys("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f", "keyFetchToken");
+const st = await W.tokenKeys("a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf", "sessionToken");
+const bundle = "ee5c58845c7c9412b11bbd20920c2fddd83c33c9cd2c2de2d66b222613364636"
+  + "c2c0f8cfbb7c630472c0bd88451342c6c05b14ce342c5ad46ad89e84464c993c"
+  + "3927d30230157d0817a077eef4b20d976f7a97363faf3f064c003ada7d01aa70";
+const keys = await W.unbundle(kft.keyRequestKey, bundle);
+const sync = await W.syncKeys(W.unhex("85c4f8c1d8e3e2186824c127af786891dd03c6e05b1b45f28f7181211bf2affb"));
+return {
+  quickStretchedPW: W.hex(c.quickStretchedPW), authPW: W.hex(c.authPW), unwrapBKey: W.hex(c.unwrapBKey),
+  kftTokenId: kft.id, kftHmacKey: W.hex(kft.hmacKey), keyRequestKey: W.hex(kft.keyRequestKey),
+  stTokenId: st.id, stHmacKey: W.hex(st.hmacKey), kA: W.hex(keys.kA), wrapKb: W.hex(keys.wrapKb),
+  kSync: W.hex(sync.kSync), kXCS: W.hex(sync.kXCS), kXCSb64: W.b64url(sync.kXCS),
+};
+"""
+
+EXPECTED_VECTORS = {
+    "quickStretchedPW": "e4e8889bd8bd61ad6de6b95c059d56e7b50dacdaf62bd84644af7e2add84345d",
+    "authPW": "247b675ffb4c46310bc87e26d712153abe5e1c90ef00a4784594f97ef54f2375",
+    "unwrapBKey": "de6a2648b78284fcb9ffa81ba95803309cfba7af583c01a8a1a63e567234dd28",
+    "kftTokenId": "3d0a7c02a15a62a2882f76e39b6494b500c022a8816e048625a495718998ba60",
+    "kftHmacKey": "87b8937f61d38d0e29cd2d5600b3f4da0aa48ac41de36a0efe84bb4a9872ceb7",
+    "keyRequestKey": "14f338a9e8c6324d9e102d4e6ee83b209796d5c74bb734a410e729e014a4a546",
+    "stTokenId": "c0a29dcf46174973da1378696e4c82ae10f723cf4f4d9f75e39f4ae3851595ab",
+    "stHmacKey": "9d8f22998ee7f5798b887042466b72d53e56ab0c094388bf65831f702d2febc0",
+    "kA": bytes(range(0x20, 0x40)).hex(),
+    "wrapKb": bytes(range(0x40, 0x60)).hex(),
+    "kSync": "d63eb2610f1e5edc21b37fed22b93b0f9ea379840fb5c3c5eb95991b9b3bfab6"
+             "9cbabfda0762bdf0b27431d81960c8cf5dab7d482901213a5a1b003eb0081ed0",
+    "kXCS": "518fef27c6bbc0220aab0f00b1a37308",
+    "kXCSb64": "UY_vJ8a7wCIKqw8AsaNzCA",
+}
+
+
+def run(args, workdir):
+    weft = Weft(args.weft, args.backend, args.mysql_url, workdir)
+    proxy = StrayProxy()
+    browsers = []
+    try:
+        weft.start()
+        invite = re.search(r"invite=([0-9a-f]+)", weft.command("account", "invite", "--email", EMAIL)).group(1)
+
+        a = Firefox("a", weft, proxy, workdir)
+        browsers.append(a)
+        # The page's own script against the published vectors, in this browser.
+        a.m.set_context(a.m.CONTEXT_CONTENT)
+        a.m.navigate(weft.origin + "/")
+        got = a.content(VECTORS_SCRIPT)
+        wrong = {k: (got.get(k), v) for k, v in EXPECTED_VECTORS.items() if got.get(k) != v}
+        assert not wrong, f"the page's onepw derivations differ from the vectors: {wrong}"
+        log(f"onepw vectors: {len(EXPECTED_VECTORS)} values match in the page's script")
+
+        before = len(weft.requests())
+        a.sign_in(EMAIL, PASSWORD, invite=invite, screenshot=args.screenshot)
+        a.wait_first_sync()
+        sequence = weft.requests()[before:]
+        log("profile a signed in and synced; requests Weft received during sign-in and first sync:")
+        for method, route, status in sequence:
+            log(f"    {status} {method} {route}")
+
+        a.chrome(f"""
+            const {{ PlacesUtils }} = ChromeUtils.importESModule("resource://gre/modules/PlacesUtils.sys.mjs");
+            await PlacesUtils.bookmarks.insert({{ parentGuid: PlacesUtils.bookmarks.toolbarGuid,
+              url: "{BOOKMARK_URL}", title: "Weft test bookmark" }});
+            await PlacesUtils.history.insert({{ url: "{VISIT_URL}", title: "Weft test visit",
+              visits: [{{ date: new Date(), transition: PlacesUtils.history.TRANSITIONS.TYPED }}] }});
+        """)
+        a.sync()
+        firefox_key = a.chrome(f"""
+            const {{ getFxAccountsSingleton }} = ChromeUtils.importESModule("resource://gre/modules/FxAccounts.sys.mjs");
+            return await getFxAccountsSingleton().keys.getKeyForScope("{OLDSYNC}");
+        """)
+        log("profile a: bookmark and history visit synced")
+
+        b = Firefox("b", weft, proxy, workdir)
+        browsers.append(b)
+        b.sign_in(EMAIL, PASSWORD)
+        b.wait_first_sync()
+
+        def restored():
+            found = b.chrome(f"""
+                const {{ PlacesUtils }} = ChromeUtils.importESModule("resource://gre/modules/PlacesUtils.sys.mjs");
+                const bookmark = await PlacesUtils.bookmarks.fetch({{ url: "{BOOKMARK_URL}" }});
+                const visit = await PlacesUtils.history.fetch("{VISIT_URL}");
+                return {{ bookmark: !!bookmark, visit: !!visit }};
+            """)
+            if not (found["bookmark"] and found["visit"]):
+                b.sync()
+            return found["bookmark"] and found["visit"]
+
+        wait_for("profile b to restore the bookmark and the visit", restored, 90, interval=1)
+        log("profile b (fresh, same password) restored the bookmark and the history visit")
+
+        # The key Firefox holds, against an independent derivation from the password; and the
+        # server's CPU cost of one sign-in (the scrypt stretch dominates it).
+        status = http_json("POST", f"{weft.origin}/v1/account/credentials/status", {"email": EMAIL})
+        assert status["currentVersion"] == "v2", f"a new account gets the v2 quick stretch: {status}"
+        auth_pw, unwrap_b_key = derive(EMAIL, PASSWORD, status["clientSalt"])
+        cpu_before = weft.cpu_seconds()
+        session = http_json("POST", f"{weft.origin}/v1/account/login?keys=true",
+                            {"email": EMAIL, "authPW": auth_pw.hex()})
+        cpu_login = weft.cpu_seconds() - cpu_before
+        header, key_request_key = hawk_header("GET", f"{weft.origin}/v1/account/keys",
+                                              session["keyFetchToken"], "keyFetchToken")
+        bundle = bytes.fromhex(http_json("GET", f"{weft.origin}/v1/account/keys",
+                                         headers={"Authorization": header})["bundle"])
+        resp_keys = hkdf(key_request_key, b"account/keys", 96)
+        assert hmac.compare_digest(hmac.new(resp_keys[:32], bundle[:64], hashlib.sha256).digest(), bundle[64:])
+        wrap_kb = bytes(x ^ y for x, y in zip(bundle[32:64], resp_keys[64:96]))
+        k_b = bytes(x ^ y for x, y in zip(wrap_kb, unwrap_b_key))
+        k_sync = hkdf(k_b, b"oldsync", 64)
+        assert firefox_key["k"] == base64.urlsafe_b64encode(k_sync).rstrip(b"=").decode(), \
+            "Firefox's kSync differs from the one derived from the password"
+        log(f"server CPU time of one sign-in (login with the scrypt stretch): {cpu_login * 1000:.0f} ms")
+
+        dump = weft.dump()
+        forbidden = {
+            "kB (hex)": k_b.hex().encode(),
+            "kB (base64url)": base64.urlsafe_b64encode(k_b).rstrip(b"="),
+            "kB (base64)": base64.b64encode(k_b).rstrip(b"="),
+            "kSync (hex)": k_sync.hex().encode(),
+            "kSync (base64url)": base64.urlsafe_b64encode(k_sync).rstrip(b"="),
+            "kSync (base64)": base64.b64encode(k_sync).rstrip(b"="),
+            "kSync enc half (hex)": k_sync[:32].hex().encode(),
+            "unwrapBKey (hex)": unwrap_b_key.hex().encode(),
+            "the password": PASSWORD.encode(),
+        }
+        leaked = [name for name, needle in forbidden.items() if needle.lower() in dump.lower()]
+        assert not leaked, f"the database dump contains {leaked}"
+        assert len(dump) > 1000 and b"account_sessions" in dump, "the dump looks empty"
+        log(f"database dump ({len(dump)} bytes) contains neither kB nor kSync")
+
+        assert not proxy.recorded, f"Firefox tried to reach non-loopback hosts: {proxy.recorded}"
+        log("no request left loopback")
+        return sequence, cpu_login
+    except BaseException:
+        for browser in browsers:
+            log(f"--- tail of {browser.log_path}")
+            print(open(browser.log_path, errors="replace").read()[-4000:], file=sys.stderr)
+        log(f"--- tail of {weft.log_path}")
+        print(open(weft.log_path, errors="replace").read()[-6000:], file=sys.stderr)
+        raise
+    finally:
+        for browser in browsers:
+            browser.quit()
+        weft.stop()
+        proxy.shutdown()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--weft", required=True, help="the weft binary")
+    parser.add_argument("--backend", choices=["sqlite", "mysql"], default="sqlite")
+    parser.add_argument("--mysql-url", default=os.environ.get("WEFT_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306"))
+    parser.add_argument("--screenshot", help="write a PNG of the filled-in sign-in page here")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+
+    def overtime(*_):
+        raise TimeoutError(f"the Firefox test took longer than {TEST_DEADLINE_S}s")
+
+    signal.signal(signal.SIGALRM, overtime)
+    signal.alarm(TEST_DEADLINE_S)
+    workdir = tempfile.mkdtemp(prefix="weft-firefox-")
+    started = time.monotonic()
+    try:
+        run(args, workdir)
+    except BaseException:
+        print("0 passed, 1 failed", flush=True)
+        raise
+    finally:
+        signal.alarm(0)
+        if args.keep:
+            log("work directory kept:", workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    log(f"passed on {args.backend} in {time.monotonic() - started:.1f}s")
+    print("1 passed, 0 failed", flush=True)
+
+
+if __name__ == "__main__":
+    main()
