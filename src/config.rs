@@ -47,6 +47,9 @@ pub struct Settings {
     /// Master secrets shared with the tokenserver, oldest first; the last one signs. Empty means
     /// "use the secret generated in the data directory on first start".
     pub master_secrets: Vec<String>,
+    /// Owner-only TOML file with every node's secrets, accepted or signing (src/secrets.rs);
+    /// empty: `master_secrets` and `[[nodes]] master_secrets`. Re-read on reload.
+    pub secrets_file: String,
     /// Run the embedded migrations at start.
     pub run_migrations: bool,
     /// Trust `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` (only behind a proxy you run).
@@ -57,6 +60,9 @@ pub struct Settings {
     pub shutdown_timeout_seconds: u64,
     /// Extra storage nodes served by this process, each with its own database and secrets.
     pub nodes: Vec<NodeSettings>,
+    /// Database servers each serving several node names, one database per name, under one
+    /// shard (one connection budget and queue per db node).
+    pub db_nodes: Vec<DbNodeSettings>,
     pub shard: ShardSettings,
     pub limits: Limits,
     pub quota: QuotaSettings,
@@ -102,6 +108,46 @@ pub struct NodeSettings {
     pub aliases: Vec<String>,
     pub database_url: String,
     pub master_secrets: Vec<String>,
+}
+
+/// A database server with the node names it serves. Its shard's threads (each holding at most
+/// one connection at a time) are the connection budget of all its databases; `pool_size` caps
+/// each database's pool.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DbNodeSettings {
+    /// Names the db node in messages and plans.
+    pub name: String,
+    /// `mysql://user:pass@host:port` (no database), or `sqlite:DIRECTORY` for SQLite files.
+    pub url: String,
+    /// Override `shard.threads`, `shard.pool_size`, `shard.queue_limit` for this db node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool_size: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_limit: Option<usize>,
+    pub nodes: Vec<DbNodeName>,
+}
+
+/// One node name (public origin) of a db node and its database there.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DbNodeName {
+    pub url: String,
+    pub aliases: Vec<String>,
+    /// The MySQL database, or the SQLite file name (`.db` added) in the db node's directory.
+    pub database: String,
+}
+
+impl DbNodeSettings {
+    /// The database URL of one of its node names.
+    pub fn database_url(&self, name: &DbNodeName) -> String {
+        match self.url.strip_prefix("sqlite:") {
+            Some(dir) => format!("sqlite:{}/{}.db", dir.trim_end_matches('/'), name.database),
+            None => format!("{}/{}", self.url.trim_end_matches('/'), name.database),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,11 +241,13 @@ impl Default for Settings {
             data_dir: PathBuf::from("./weft-data"),
             database_url: String::new(),
             master_secrets: vec![],
+            secrets_file: String::new(),
             run_migrations: true,
             trust_proxy_headers: false,
             log_format: "human".into(),
             shutdown_timeout_seconds: 30,
             nodes: vec![],
+            db_nodes: vec![],
             shard: ShardSettings::default(),
             limits: Limits::default(),
             quota: QuotaSettings::default(),
@@ -535,8 +583,81 @@ impl Settings {
             return Err(invalid("batch.ttl_seconds", "must be at least 1"));
         }
         self.validate_tokenserver()?;
+        self.validate_secrets_file()?;
+        self.validate_db_nodes()?;
         self.validate_accounts()?;
         self.cache.validate()?;
+        Ok(())
+    }
+
+    fn validate_db_nodes(&self) -> Result<(), ConfigError> {
+        let mut urls: Vec<String> = std::iter::once(self.public_url.as_str())
+            .chain(self.nodes.iter().map(|n| n.url.as_str()))
+            .filter_map(crate::node::canonical_origin)
+            .collect();
+        for (i, db) in self.db_nodes.iter().enumerate() {
+            let key = |field: &str| format!("db_nodes[{i}].{field}");
+            if db.name.is_empty() || self.db_nodes[..i].iter().any(|d| d.name == db.name) {
+                return Err(invalid(&key("name"), "must be set and differ from every other db node's"));
+            }
+            if !(db.url.starts_with("sqlite:") || db.url.starts_with("mysql://")) {
+                return Err(invalid(&key("url"), "must start with sqlite: or mysql://"));
+            }
+            if [db.threads, db.queue_limit].contains(&Some(0)) || db.pool_size == Some(0) {
+                return Err(invalid(
+                    &key("threads"),
+                    "threads, pool_size and queue_limit must be at least 1",
+                ));
+            }
+            if db.nodes.is_empty() {
+                return Err(invalid(&key("nodes"), "a db node serves at least one node name"));
+            }
+            for (j, name) in db.nodes.iter().enumerate() {
+                let url = crate::node::canonical_origin(&name.url).ok_or_else(|| {
+                    invalid(
+                        &key(&format!("nodes[{j}].url")),
+                        format!("{:?} is not an http(s) origin", name.url),
+                    )
+                })?;
+                if urls.contains(&url) {
+                    return Err(invalid(
+                        &key(&format!("nodes[{j}].url")),
+                        format!("{url} is configured twice"),
+                    ));
+                }
+                urls.push(url);
+                let plain = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+                if name.database.is_empty() || !name.database.chars().all(plain) {
+                    return Err(invalid(
+                        &key(&format!("nodes[{j}].database")),
+                        "must be a plain name (letters, digits, _ and -)",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// With a secrets file, every secret lives there: a secret also left in this file would be
+    /// one that `weft secret` rotations never touch.
+    fn validate_secrets_file(&self) -> Result<(), ConfigError> {
+        if self.secrets_file.is_empty() {
+            return Ok(());
+        }
+        let move_it = "with secrets_file set, move these secrets into it (`weft secret init` does, \
+                       before secrets_file is set) and delete them here";
+        if !self.master_secrets.is_empty() {
+            return Err(invalid("master_secrets", move_it));
+        }
+        if let Some(i) = self.nodes.iter().position(|n| !n.master_secrets.is_empty()) {
+            return Err(invalid(&format!("nodes[{i}].master_secrets"), move_it));
+        }
+        if !self.tokenserver.fxa_metrics_hash_secret.is_empty() {
+            return Err(invalid(
+                "tokenserver.fxa_metrics_hash_secret",
+                "with secrets_file set, it is the file's metrics_hash_secret",
+            ));
+        }
         Ok(())
     }
 }
@@ -641,7 +762,7 @@ impl Settings {
 }
 
 /// A configured secret must be long and must not be one of the published example values.
-fn check_master_secrets(key: &str, secrets: &[String]) -> Result<(), ConfigError> {
+pub(crate) fn check_master_secrets(key: &str, secrets: &[String]) -> Result<(), ConfigError> {
     let placeholders = example_secrets();
     for secret in secrets {
         if secret.len() < MIN_MASTER_SECRET_BYTES {
@@ -690,7 +811,7 @@ fn known_keys() -> BTreeMap<String, toml::Value> {
             let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
             match v {
                 // `[[nodes]]` tables only come from the file.
-                _ if path == "nodes" => {}
+                _ if path == "nodes" || path == "db_nodes" => {}
                 toml::Value::Table(t) => walk(&path, t, out),
                 other => {
                     out.insert(path, other.clone());
@@ -818,6 +939,9 @@ pub fn env_help() -> String {
         let var = format!("WEFT_{}", path.replace('.', "_").to_uppercase());
         help.push_str(&format!("  {path:<36} {var:<44} {default}\n"));
     }
+    help.push_str(
+        "\nsecrets_file names an owner-only file holding every node's secrets (`weft secret --help`).\n",
+    );
     help.push_str("\nStorage nodes besides the primary one are `[[nodes]]` tables in the file (url, aliases, database_url, master_secrets).\n");
     help
 }

@@ -10,6 +10,9 @@ mod config;
 mod error;
 mod master_secret;
 mod node;
+mod reload;
+mod secret_commands;
+mod secrets;
 mod server;
 mod startup;
 mod telemetry;
@@ -53,14 +56,14 @@ enum Command {
     },
     /// Manage the tokenserver's storage nodes (in the tokenserver database).
     Node {
-        #[arg(long, short)]
+        #[arg(long, short, global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: admin::NodeCommand,
     },
     /// Manage the tokenserver's users.
     User {
-        #[arg(long, short)]
+        #[arg(long, short, global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: admin::UserCommand,
@@ -71,6 +74,19 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: accounts::admin::AccountCommand,
+    },
+    /// Make the running server re-read its configuration and secrets (as SIGHUP does) and
+    /// print the outcome; a configuration that does not load is not sent.
+    Reload {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Rotate master secrets in the secrets file (secrets_file): add, promote, retire.
+    Secret {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: secret_commands::SecretCommand,
     },
 }
 
@@ -87,14 +103,18 @@ fn main() -> ExitCode {
     | Command::CheckConfig { config }
     | Command::Node { config, .. }
     | Command::User { config, .. }
-    | Command::Account { config, .. }) = &cli.command;
+    | Command::Account { config, .. }
+    | Command::Reload { config }
+    | Command::Secret { config, .. }) = &cli.command;
+    let config_path = config.clone();
     let settings = match Settings::load(config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
         Err(e) => return fail(e),
     };
     startup::init_logging(&settings);
     match cli.command {
-        Command::Serve { .. } => serve(settings),
+        Command::Serve { .. } => serve(settings, config_path),
+        Command::Reload { .. } => reload::command(&settings).map_or_else(fail, |()| ExitCode::SUCCESS),
         Command::Migrate { .. } => migrate(&settings),
         Command::CheckConfig { .. } => check_config(&settings),
         Command::Node { command, .. } => {
@@ -105,6 +125,9 @@ fn main() -> ExitCode {
         }
         Command::Account { command, .. } => {
             accounts::admin::run(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
+        }
+        Command::Secret { command, .. } => {
+            secret_commands::run(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
         }
     }
 }
@@ -136,6 +159,7 @@ fn check_config(settings: &Settings) -> ExitCode {
     if settings.storage.enabled {
         urls.push(settings.effective_database_url());
         urls.extend(settings.nodes.iter().map(|n| n.database_url.clone()));
+        urls.extend(settings.db_nodes.iter().map(|d| d.url.clone()));
     }
     if settings.tokenserver.enabled {
         urls.push(settings.tokenserver_database_url());
@@ -143,7 +167,13 @@ fn check_config(settings: &Settings) -> ExitCode {
     if !cfg!(feature = "mysql") && urls.iter().any(|url| url.starts_with("mysql://")) {
         return fail("a database_url is mysql:// but this weft was built without `--features mysql`");
     }
-    let storage_nodes = if settings.storage.enabled { 1 + settings.nodes.len() } else { 0 };
+    if !settings.secrets_file.is_empty() {
+        if let Err(e) = secrets::SecretsFile::read(std::path::Path::new(&settings.secrets_file)) {
+            return fail(e);
+        }
+    }
+    let db_node_names: usize = settings.db_nodes.iter().map(|d| d.nodes.len()).sum();
+    let storage_nodes = if settings.storage.enabled { 1 + settings.nodes.len() + db_node_names } else { 0 };
     let on_off = |on: bool| if on { "on" } else { "off" };
     println!(
         "weft: configuration OK: {storage_nodes} storage node(s), tokenserver {}, local accounts {}, metrics {}",
@@ -180,8 +210,8 @@ fn migrate(settings: &Settings) -> ExitCode {
     }
 }
 
-fn serve(settings: Settings) -> ExitCode {
-    let (plans, source) = match startup::plan_nodes(&settings) {
+fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
+    let (plans, secrets) = match startup::plan_nodes(&settings) {
         Ok(planned) => planned,
         Err(e) => return fail(e),
     };
@@ -204,7 +234,13 @@ fn serve(settings: Settings) -> ExitCode {
         None
     };
     let tokenserver = if settings.tokenserver.enabled {
-        match startup::plan_tokenserver(&settings, &plans, settings.storage.enabled, accounts.as_ref()) {
+        match startup::plan_tokenserver(
+            &settings,
+            &plans,
+            &secrets,
+            settings.storage.enabled,
+            accounts.as_ref(),
+        ) {
             Ok(plan) => Some(plan),
             Err(e) => return fail(e),
         }
@@ -220,8 +256,9 @@ fn serve(settings: Settings) -> ExitCode {
     } else {
         println!("weft: storage node disabled (storage.enabled = false)");
     }
-    match &source {
+    match &secrets.source {
         SecretSource::Configured => println!("weft: master secret from configuration"),
+        SecretSource::SecretsFile { path } => println!("weft: secrets from {path}"),
         SecretSource::File { path, generated: true } => {
             println!("weft: master secret generated on first start, stored in {path} (owner-only)")
         }
@@ -239,6 +276,10 @@ fn serve(settings: Settings) -> ExitCode {
             println!("{line}");
         }
     }
+    let applied = startup::node_secrets(&plans, &secrets);
+    if let Err(e) = reload::write_pid(&settings.data_dir) {
+        return fail(format!("data_dir: cannot write {}: {e}", reload::PID_FILE));
+    }
     let settings = Arc::new(settings);
     if let Some(plan) = &accounts {
         let path = settings.accounts_signing_key_file();
@@ -255,7 +296,7 @@ fn serve(settings: Settings) -> ExitCode {
     }
     let accounts_pool = tokenserver.as_ref().map(startup::TokenserverPlan::pool);
     let result = actix_web::rt::System::new().block_on(async move {
-        let services = startup::start_services(&settings, plans, pools, cache);
+        let services = startup::start_services(&settings, plans, &secrets, pools, cache.clone());
         let accounts = match (accounts, accounts_pool) {
             (Some(plan), Some(pool)) => Some(actix_web::web::Data::new(accounts::AccountsState::new(
                 plan.start(pool).map_err(|e| e.to_string())?,
@@ -298,6 +339,15 @@ fn serve(settings: Settings) -> ExitCode {
             tokenserver,
             accounts,
         });
+        let reloader = reload::Reloader::new(
+            config_path,
+            settings.clone(),
+            state.clone(),
+            services.verifier,
+            cache,
+            applied,
+        );
+        reload::on_sighup(reloader).map_err(|e| format!("SIGHUP handler: {e}"))?;
         server::serve(settings, state).await.map_err(|e| format!("listen: {e}"))
     });
     match result {

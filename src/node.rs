@@ -1,7 +1,10 @@
 //! Node identity: validating configured node origins, and the table that maps the origin a
-//! request was sent to onto the configured storage node serving it. The canonical form itself
+//! request was sent to onto the configured storage node serving it. A reload replaces the
+//! table's entries at once; a request keeps the entry it resolved until it is answered. The canonical form itself
 //! (tokens-and-hawk.md §5.3) is the token verifier's `canonical_node`, so that configuration,
 //! routing and token checks can never disagree about spelling.
+
+use std::sync::{Arc, PoisonError, RwLock};
 
 use weft_actors::shard::Shard;
 use weft_actors::token_verifier::token::canonical_node;
@@ -68,30 +71,49 @@ pub struct NodeEntry {
     pub url: String,
     pub aliases: Vec<String>,
     pub shard: Shard,
+    /// The db node serving it; node names of one db node share one shard.
+    pub db_node: String,
+    /// The database and shard settings the shard was started with: a reload keeps the shard
+    /// when they are unchanged.
+    pub shard_key: String,
 }
 
 /// Every node this process serves, looked up by the origin a request was sent to.
 pub struct NodeTable {
-    entries: Vec<NodeEntry>,
+    /// Swapped whole by a reload; readers clone the `Arc` and never wait for a reload.
+    entries: RwLock<Arc<Vec<NodeEntry>>>,
 }
 
 impl NodeTable {
     pub fn new(entries: Vec<NodeEntry>) -> NodeTable {
-        NodeTable { entries }
+        NodeTable { entries: RwLock::new(Arc::new(entries)) }
+    }
+
+    fn snapshot(&self) -> Arc<Vec<NodeEntry>> {
+        // Only an `Arc` is swapped under the lock, which cannot panic half-way.
+        self.entries.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Serves `entries` from now on. Requests already routed finish on the shards they hold.
+    pub fn replace(&self, entries: Vec<NodeEntry>) {
+        *self.entries.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(entries);
     }
 
     /// The node for a canonical request origin. With a single node every origin maps to it:
     /// the token's `node` is still checked against that node's url and aliases, and the Hawk
     /// MAC binds the host the client used, so a self-hoster reaching the server by another
     /// name (127.0.0.1 for localhost) loses nothing.
-    pub fn resolve(&self, origin: &str) -> Option<&NodeEntry> {
-        if let [only] = self.entries.as_slice() {
-            return Some(only);
+    pub fn resolve(&self, origin: &str) -> Option<NodeEntry> {
+        let entries = self.snapshot();
+        if let [only] = entries.as_slice() {
+            return Some(only.clone());
         }
-        self.entries.iter().find(|n| n.url == origin || n.aliases.iter().any(|a| a == origin))
+        entries.iter().find(|n| n.url == origin || n.aliases.iter().any(|a| a == origin)).cloned()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &NodeEntry> {
-        self.entries.iter()
+    /// The entries served now.
+    pub fn iter(&self) -> impl Iterator<Item = NodeEntry> {
+        let entries = self.snapshot();
+        (0..entries.len()).map(move |i| entries[i].clone())
     }
 }

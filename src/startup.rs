@@ -19,11 +19,14 @@ use weft_schema::{DbError, DbPool, PoolSettings};
 use crate::config::Settings;
 use crate::master_secret::{self, MasterSecretError};
 use crate::node::{canonical_origin, NodeEntry, NodeTable};
+use crate::secrets::{master_list, SecretsError, SecretsFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
     MasterSecret(#[from] MasterSecretError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
     #[error("{key}: {source}")]
     Database { key: String, source: DbError },
     #[error("cache.servers: {0}")]
@@ -56,12 +59,33 @@ pub struct NodePlan {
     pub aliases: Vec<String>,
     pub database_url: String,
     pub secrets: Vec<String>,
+    /// The db node serving it: node names of one db node share its shard.
+    pub db_node: String,
+    pub tuning: ShardTuning,
+}
+
+/// A db node's shard settings: `shard.*`, or its `[[db_nodes]]` overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardTuning {
+    pub threads: usize,
+    pub pool_size: u32,
+    pub queue_limit: usize,
 }
 
 /// What `serve` prints about where the master secret comes from.
 pub enum SecretSource {
     Configured,
     File { path: String, generated: bool },
+    SecretsFile { path: String },
+}
+
+/// Where the secrets came from, and the default list (accepted first, the signing one last)
+/// that every node without a list of its own uses.
+pub struct Secrets {
+    pub default: Vec<String>,
+    pub source: SecretSource,
+    /// The secrets file as read, when `secrets_file` is set.
+    pub file: Option<SecretsFile>,
 }
 
 pub struct Services {
@@ -71,40 +95,119 @@ pub struct Services {
     pub credentials: PublishedCredentials,
 }
 
-/// Every node this process serves, the primary first. Resolves the primary node's secrets,
-/// generating the default secret file when none is configured.
-pub fn plan_nodes(settings: &Settings) -> Result<(Vec<NodePlan>, SecretSource), StartupError> {
-    let (secrets, source) = if settings.master_secrets.is_empty() {
-        let stored = master_secret::load_or_generate(&settings.data_dir)?;
-        let source =
-            SecretSource::File { path: stored.path.display().to_string(), generated: stored.generated };
-        (vec![stored.secret], source)
-    } else {
-        (settings.master_secrets.clone(), SecretSource::Configured)
+/// Every node this process serves, the primary first, with the secrets each verifies with. A
+/// node's list comes from the secrets file, else its `[[nodes]] master_secrets`, else it is
+/// the default list: the secrets file's `default`, else `master_secrets`, else the secret
+/// generated in the data directory on first start.
+pub fn plan_nodes(settings: &Settings) -> Result<(Vec<NodePlan>, Secrets), StartupError> {
+    let file = match settings.secrets_file.as_str() {
+        "" => None,
+        path => Some(SecretsFile::read(std::path::Path::new(path))?),
+    };
+    let (default, source) = match &file {
+        Some(file) if !file.default.is_empty() => {
+            (master_list(&file.default), SecretSource::SecretsFile { path: settings.secrets_file.clone() })
+        }
+        _ if !settings.master_secrets.is_empty() => {
+            (settings.master_secrets.clone(), SecretSource::Configured)
+        }
+        _ => {
+            let stored = master_secret::load_or_generate(&settings.data_dir)?;
+            let source =
+                SecretSource::File { path: stored.path.display().to_string(), generated: stored.generated };
+            (vec![stored.secret], source)
+        }
     };
     let canonical = |url: &str| canonical_origin(url).unwrap_or_else(|| url.to_string());
+    let own_list = |url: &str, configured: &[String]| {
+        let from_file = file.as_ref().and_then(|f| f.list(Some(url))).map(|list| master_list(list));
+        from_file.unwrap_or_else(|| if configured.is_empty() { default.clone() } else { configured.to_vec() })
+    };
+    let shard = &settings.shard;
+    let tuning =
+        ShardTuning { threads: shard.threads, pool_size: shard.pool_size, queue_limit: shard.queue_limit };
+    let primary = canonical(&settings.public_url);
     let mut plans = vec![NodePlan {
         key: "database_url".into(),
-        url: canonical(&settings.public_url),
+        db_node: format!("node {primary}"),
+        tuning,
+        secrets: own_list(&primary, &[]),
+        url: primary,
         aliases: settings.node_aliases.iter().map(|a| canonical(a)).collect(),
         database_url: settings.effective_database_url(),
-        secrets,
     }];
     for (i, node) in settings.nodes.iter().enumerate() {
+        let url = canonical(&node.url);
         plans.push(NodePlan {
             key: format!("nodes[{i}].database_url"),
-            url: canonical(&node.url),
+            db_node: format!("node {url}"),
+            tuning,
+            secrets: own_list(&url, &node.master_secrets),
+            url,
             aliases: node.aliases.iter().map(|a| canonical(a)).collect(),
             database_url: node.database_url.clone(),
-            // A node without its own list shares the primary's secrets.
-            secrets: if node.master_secrets.is_empty() {
-                plans[0].secrets.clone()
-            } else {
-                node.master_secrets.clone()
-            },
         });
     }
-    Ok((plans, source))
+    for (i, db) in settings.db_nodes.iter().enumerate() {
+        let tuning = ShardTuning {
+            threads: db.threads.unwrap_or(tuning.threads),
+            pool_size: db.pool_size.unwrap_or(tuning.pool_size),
+            queue_limit: db.queue_limit.unwrap_or(tuning.queue_limit),
+        };
+        for (j, name) in db.nodes.iter().enumerate() {
+            let url = canonical(&name.url);
+            plans.push(NodePlan {
+                key: format!("db_nodes[{i}].nodes[{j}]"),
+                db_node: format!("db {}", db.name),
+                tuning,
+                secrets: own_list(&url, &[]),
+                url,
+                aliases: name.aliases.iter().map(|a| canonical(a)).collect(),
+                database_url: db.database_url(name),
+            });
+        }
+    }
+    Ok((plans, Secrets { default, source, file }))
+}
+
+/// Every list the token verifier holds: the served nodes' and the secrets file's other nodes
+/// (served elsewhere, but this process's tokenserver signs for them).
+pub fn node_secrets(plans: &[NodePlan], secrets: &Secrets) -> Vec<NodeSecrets> {
+    let mut lists: Vec<NodeSecrets> = plans
+        .iter()
+        .map(|p| NodeSecrets { url: p.url.clone(), aliases: p.aliases.clone(), secrets: p.secrets.clone() })
+        .collect();
+    if let Some(file) = &secrets.file {
+        for (url, list) in file.node_lists() {
+            if !lists.iter().any(|n| n.url == url) {
+                lists.push(NodeSecrets { url, aliases: vec![], secrets: master_list(list) });
+            }
+        }
+    }
+    lists
+}
+
+/// The key of the metrics hashes: configured, else the secrets file's, else the one stored in
+/// the data directory. That one is created on first start: random on a new install; on an
+/// install that already had master secrets, a copy of the oldest default secret, which keyed
+/// the hashes before it had a file of its own, so that no user's `hashed_fxa_uid` changes at
+/// the upgrade and none changes when that secret is later rotated out.
+pub fn metrics_hash_secret(settings: &Settings, secrets: &Secrets) -> Result<String, StartupError> {
+    if !settings.tokenserver.fxa_metrics_hash_secret.is_empty() {
+        return Ok(settings.tokenserver.fxa_metrics_hash_secret.clone());
+    }
+    if let Some(file) = secrets.file.as_ref().filter(|f| !f.metrics_hash_secret.is_empty()) {
+        return Ok(file.metrics_hash_secret.clone());
+    }
+    let new_install = matches!(secrets.source, SecretSource::File { generated: true, .. });
+    let initial = if new_install { None } else { secrets.default.first().map(String::as_str) };
+    Ok(master_secret::load_or_create(&settings.data_dir, master_secret::METRICS_HASH_FILE_NAME, initial)?
+        .secret)
+}
+
+/// The pool of one node's database: the db node's `pool_size`, the `shard` timeouts.
+pub fn node_pool_settings(settings: &Settings, plan: &NodePlan) -> PoolSettings {
+    PoolSettings { max_size: plan.tuning.pool_size, ..pool_settings(settings) }
 }
 
 pub fn pool_settings(settings: &Settings) -> PoolSettings {
@@ -121,12 +224,12 @@ pub fn open_pools(
     plans: &[NodePlan],
     migrate: bool,
 ) -> Result<Vec<DbPool>, StartupError> {
-    let pool_settings = pool_settings(settings);
     plans
         .iter()
         .map(|plan| {
             let err = |source| StartupError::Database { key: plan.key.clone(), source };
-            let pool = DbPool::connect(&plan.database_url, &pool_settings).map_err(err)?;
+            let pool =
+                DbPool::connect(&plan.database_url, &node_pool_settings(settings, plan)).map_err(err)?;
             if migrate {
                 pool.run_migrations().map_err(err)?;
             }
@@ -189,11 +292,53 @@ pub fn describe_cache(
 pub fn start_services(
     settings: &Settings,
     plans: Vec<NodePlan>,
+    secrets: &Secrets,
     pools: Vec<DbPool>,
     cache: Option<Arc<dyn Store>>,
 ) -> Services {
-    let shard_config =
-        ShardConfig { threads: settings.shard.threads, queue_limit: settings.shard.queue_limit };
+    let lists = node_secrets(&plans, secrets);
+    let mut entries: Vec<NodeEntry> = Vec::with_capacity(plans.len());
+    for (plan, pool) in plans.iter().zip(pools) {
+        let sibling = entries.iter().position(|e| e.db_node == plan.db_node);
+        let entry = start_shard(settings, plan, pool, sibling.map(|i| &entries[i].shard), cache.as_ref());
+        entries.push(entry);
+    }
+    let verifier = TokenVerifier::new(
+        lists,
+        settings.auth.expired_token_grace_seconds,
+        settings.auth.max_clock_skew_seconds,
+    )
+    .with_default_secrets(secrets.default.clone());
+    let credentials = verifier.credentials();
+    Services { nodes: Arc::new(NodeTable::new(entries)), verifier: verifier.start(), credentials }
+}
+
+/// What a node's shard was started from: its database and the shard settings. A reload keeps
+/// a running shard whose key is unchanged.
+pub fn shard_key(settings: &Settings, plan: &NodePlan) -> String {
+    let (s, t) = (&settings.shard, &plan.tuning);
+    format!(
+        "{} on {} threads={} pool_size={} queue_limit={} connection_timeout_ms={} sqlite_busy_timeout_ms={}",
+        plan.database_url,
+        plan.db_node,
+        t.threads,
+        t.pool_size,
+        t.queue_limit,
+        s.connection_timeout_ms,
+        s.sqlite_busy_timeout_ms
+    )
+}
+
+/// Serves one node over its opened pool: on `sibling`'s shard (another node name of the same
+/// db node), or on a shard of its own. Must run inside the actix system.
+pub fn start_shard(
+    settings: &Settings,
+    plan: &NodePlan,
+    pool: DbPool,
+    sibling: Option<&Shard>,
+    cache: Option<&Arc<dyn Store>>,
+) -> NodeEntry {
+    let shard_config = ShardConfig { threads: plan.tuning.threads, queue_limit: plan.tuning.queue_limit };
     let storage_config = StorageConfig {
         max_read_records: settings.limits.max_total_records,
         max_total_records: settings.limits.max_total_records,
@@ -203,36 +348,23 @@ pub fn start_services(
         quota_limit_bytes: settings.limits.max_quota_limit,
         batch_ttl_ms: settings.batch.ttl_seconds as i64 * 1000,
     };
-    let secrets = plans
-        .iter()
-        .map(|p| NodeSecrets { url: p.url.clone(), aliases: p.aliases.clone(), secrets: p.secrets.clone() })
-        .collect();
-    let entries = plans
-        .into_iter()
-        .zip(pools)
-        .map(|(plan, pool)| NodeEntry {
-            shard: Shard::start(
-                &plan.url,
-                pool,
-                shard_config.clone(),
-                storage_config.clone(),
-                cache.as_ref().map(|store| {
-                    let cache = Cache::for_node(store.clone(), &settings.cache.key_prefix, &plan.url);
-                    cache.register_metrics();
-                    cache
-                }),
-            ),
-            url: plan.url,
-            aliases: plan.aliases,
-        })
-        .collect();
-    let verifier = TokenVerifier::new(
-        secrets,
-        settings.auth.expired_token_grace_seconds,
-        settings.auth.max_clock_skew_seconds,
-    );
-    let credentials = verifier.credentials();
-    Services { nodes: Arc::new(NodeTable::new(entries)), verifier: verifier.start(), credentials }
+    // Keys carry the node: the same uid on two nodes is two users.
+    let cache = cache.map(|store| {
+        let cache = Cache::for_node(store.clone(), &settings.cache.key_prefix, &plan.url);
+        cache.register_metrics();
+        cache
+    });
+    let shard = match sibling {
+        Some(shard) => shard.serve(&plan.url, pool, storage_config, cache),
+        None => Shard::start(&plan.url, pool, shard_config, storage_config, cache),
+    };
+    NodeEntry {
+        shard,
+        db_node: plan.db_node.clone(),
+        url: plan.url.clone(),
+        aliases: plan.aliases.clone(),
+        shard_key: shard_key(settings, plan),
+    }
 }
 
 /// The tokenserver's database, with the embedded migrations applied when `migrate`. Used by
@@ -271,6 +403,7 @@ pub struct TokenserverPlan {
 pub fn plan_tokenserver(
     settings: &Settings,
     plans: &[NodePlan],
+    secrets: &Secrets,
     serves_storage: bool,
     accounts: Option<&AccountsPlan>,
 ) -> Result<TokenserverPlan, StartupError> {
@@ -299,13 +432,7 @@ pub fn plan_tokenserver(
         cache_size: usize::try_from(t.fxa_oauth_cache_size).unwrap_or(usize::MAX),
         local: accounts.map(|a| a.local_issuer(settings)),
     };
-    // The metrics hash only needs to be secret and stable; the primary node's first master
-    // secret is both, so a default install needs no extra secret.
-    let metrics_secret = if t.fxa_metrics_hash_secret.is_empty() {
-        plans.first().and_then(|p| p.secrets.first()).cloned().unwrap_or_default()
-    } else {
-        t.fxa_metrics_hash_secret.clone()
-    };
+    let metrics_secret = metrics_hash_secret(settings, secrets)?;
     let node_type = if !t.node_type.is_empty() {
         t.node_type.clone()
     } else if settings.effective_database_url().starts_with("mysql://") {

@@ -399,6 +399,34 @@ backend_tests! {
         expect_error(&r, 404, "error", "url", "1.1", "Unsupported application version");
     }
 
+    // ---- nodes the tokenserver database names but the configuration does not ----
+
+    /// An existing deployment's tables, seeded directly: a node no `[[nodes]]` entry or
+    /// secrets list names, and a user assigned to it. Its tokens are signed with the default
+    /// secrets (Mozilla's tokenserver signs every node's tokens with its master secret), not a
+    /// 500; the user lands on that node; the token verifies with the default secret.
+    fn node_absent_from_the_config_signs_with_the_default_secrets(b: Backend) {
+        let s = ts(b);
+        let node = format!("https://sync-legacy-{}.example.com", random_uid());
+        let fxa_uid = new_fxa_uid();
+        s.execute_sql(&format!(
+            "INSERT INTO nodes (service, node, available, current_load, capacity, downed, backoff) \
+             VALUES ((SELECT id FROM services WHERE service = 'sync-1.5'), '{node}', 10, 1, 100, 0, 0); \
+             INSERT INTO users (service, email, generation, client_state, created_at, replaced_at, nodeid, keys_changed_at) \
+             VALUES ((SELECT id FROM services WHERE service = 'sync-1.5'), '{fxa_uid}@api-accounts.stage.mozaws.net', \
+                     1234, 'aaaa', 1600000000000, NULL, (SELECT id FROM nodes WHERE node = '{node}'), 1234);"
+        ));
+        let body = request(s, &jwt(&fxa_uid, Some(1234)), &kid(1234, "aaaa")).expect(200).json();
+        let uid = body["uid"].as_i64().expect("uid");
+        assert_eq!(body["api_endpoint"], json!(format!("{node}/1.5/{uid}")));
+        let token = body["id"].as_str().expect("id");
+        let bytes = URL_SAFE.decode(token).expect("base64url");
+        let (payload, signature) = bytes.split_at(bytes.len() - 32);
+        let expected = common::hawk::hmac_sha256(&common::hawk::signing_secret(DEFAULT_SECRET), payload);
+        assert_eq!(signature, expected, "signed with the default secret");
+        assert_eq!(token_payload(token)["node"], json!(node));
+    }
+
     // ---- §4 success, and the token used end to end ----
 
     fn token_response_and_end_to_end_hawk(b: Backend) {
@@ -585,7 +613,7 @@ backend_tests! {
         let retired = new_fxa_uid();
         let before = ok(request(&s, &jwt(&moved, Some(1234)), &kid(1234, "aaaa")));
         ok(request(&s, &jwt(&retired, Some(MAX_GENERATION)), &kid(1234, "aaaa")));
-        let (success, out) = admin(&s, &["node", "remove", PUBLIC_URL]);
+        let (success, out) = admin(&s, &["node", "remove", PUBLIC_URL, "--force"]);
         assert!(success, "{out}");
         let (success, out) = admin(&s, &["node", "add", PUBLIC_URL, "100", "--available", "100"]);
         assert!(success, "{out}");

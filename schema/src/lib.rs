@@ -8,6 +8,7 @@
 pub mod error;
 pub mod models;
 pub mod pool;
+pub mod provision;
 pub mod queries;
 pub mod retry;
 pub mod timestamp;

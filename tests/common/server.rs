@@ -70,7 +70,7 @@ impl TestServer {
     /// A server with the default secret and `extra_env` (`WEFT_*` settings) on top of the
     /// harness's own variables.
     pub fn start(backend: Backend, extra_env: &[(&str, &str)]) -> TestServer {
-        Self::launch(backend, extra_env, None, DEFAULT_SECRET)
+        Self::launch(backend, extra_env, None, DEFAULT_SECRET, None)
     }
 
     /// A server configured by a TOML file (e.g. `master_secrets = ["old", "new"]`); no
@@ -82,7 +82,18 @@ impl TestServer {
         config_toml: &str,
         signing_secret: &str,
     ) -> TestServer {
-        Self::launch(backend, extra_env, Some(config_toml), signing_secret)
+        Self::launch(backend, extra_env, Some(config_toml), signing_secret, None)
+    }
+
+    /// A second webhead on `other`'s database (a fleet shares its databases), with its own
+    /// data dir, port and config file; `other` owns (and drops) the database.
+    pub fn start_beside(
+        other: &TestServer,
+        extra_env: &[(&str, &str)],
+        config_toml: &str,
+        signing_secret: &str,
+    ) -> TestServer {
+        Self::launch(other.backend, extra_env, Some(config_toml), signing_secret, Some(other.database_url()))
     }
 
     fn launch(
@@ -90,9 +101,13 @@ impl TestServer {
         extra_env: &[(&str, &str)],
         config_toml: Option<&str>,
         signing_secret: &str,
+        shared_database: Option<&str>,
     ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = Database::create(backend, dir.path());
+        let db = match shared_database {
+            Some(url) => Database { url: url.to_string(), mysql: None },
+            None => Database::create(backend, dir.path()),
+        };
         let mut cmd = serve_command(dir.path(), &db.url);
         match config_toml {
             Some(text) => {
@@ -191,6 +206,24 @@ impl TestServer {
     /// admin commands or hold locks on it.
     pub fn database_url(&self) -> &str {
         &self.db.url
+    }
+
+    /// The server's `data_dir` (its config file, if any, is `weft.toml` in it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Runs SQL on the server's database directly, as an operator's tool would (`sqlite3` or
+    /// `mariadb` CLI); panics with the CLI's message on failure.
+    pub fn execute_sql(&self, sql: &str) {
+        match &self.db.mysql {
+            Some((target, name)) => target.execute(&format!("USE {name}; {sql}")),
+            None => {
+                let path = self.db.url.strip_prefix("sqlite:").expect("sqlite URL");
+                let out = Command::new("sqlite3").arg(path).arg(sql).output().expect("run the sqlite3 CLI");
+                assert!(out.status.success(), "sqlite3 {sql}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
     }
 
     /// The server process's id (only for kill-by-pid in tests that need it).

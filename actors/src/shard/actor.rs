@@ -1,7 +1,9 @@
-//! `ShardActor`: one instance per SyncArbiter thread of a shard, a thin adapter over the node's
-//! `Storage` (the storage engine, `crate::storage`): it receives one `Request` per storage operation, runs it on the
-//! engine and replies. The engine runs each operation in its transaction, retries it and
-//! measures it.
+//! `ShardActor`: one instance per SyncArbiter thread of a db node's shard, a thin adapter over
+//! the storage engine (`crate::storage`): it receives one `Request` per storage operation,
+//! naming the `Storage` (one node name's database) to run it on, runs it and replies. The engine
+//! runs each operation in its transaction, retries it and measures it. A thread holds at most
+//! one connection at a time, so the shard's threads are the db node's connection budget, shared
+//! by all of its databases.
 
 use std::sync::Arc;
 
@@ -16,8 +18,8 @@ pub struct ShardConfig {
     pub queue_limit: usize,
 }
 
-/// The message carrying one storage operation to a shard.
-pub struct Request<Q>(pub Q);
+/// The message carrying one storage operation to a shard, with the database it is for.
+pub struct Request<Q>(pub Arc<Storage>, pub Q);
 
 impl<Q> Message for Request<Q>
 where
@@ -27,20 +29,15 @@ where
     type Result = Result<Q::Output, StorageError>;
 }
 
-/// `/__heartbeat__`: runs `SELECT 1` on a pooled connection.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), StorageError>")]
-pub struct CheckHealth;
+/// `/__heartbeat__`: runs `SELECT 1` on a pooled connection of the database.
+pub struct CheckHealth(pub Arc<Storage>);
 
-pub struct ShardActor {
-    storage: Arc<Storage>,
+impl Message for CheckHealth {
+    type Result = Result<(), StorageError>;
 }
 
-impl ShardActor {
-    pub(super) fn new(storage: Arc<Storage>) -> Self {
-        ShardActor { storage }
-    }
-}
+/// Holds nothing: what an operation runs on comes with it.
+pub struct ShardActor;
 
 impl Actor for ShardActor {
     type Context = SyncContext<Self>;
@@ -53,15 +50,15 @@ where
 {
     type Result = Result<Q::Output, StorageError>;
 
-    fn handle(&mut self, Request(op): Request<Q>, _: &mut Self::Context) -> Self::Result {
-        self.storage.run(&op)
+    fn handle(&mut self, Request(storage, op): Request<Q>, _: &mut Self::Context) -> Self::Result {
+        storage.run(&op)
     }
 }
 
 impl Handler<CheckHealth> for ShardActor {
     type Result = Result<(), StorageError>;
 
-    fn handle(&mut self, _: CheckHealth, _: &mut Self::Context) -> Self::Result {
-        self.storage.check()
+    fn handle(&mut self, CheckHealth(storage): CheckHealth, _: &mut Self::Context) -> Self::Result {
+        storage.check()
     }
 }

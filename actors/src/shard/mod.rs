@@ -1,8 +1,10 @@
 //! The shard actor: one per storage db node. It runs on an actix `SyncArbiter` (one OS thread
-//! per configured thread) over the node's `Storage` (the storage engine in `crate::storage`, which owns the
-//! pool and every storage rule) and answers one `Request` per protocol operation. `Shard` is the
-//! handle the HTTP layer holds: it bounds how many requests may queue for the node and sheds the
-//! rest at once, counting what it sheds (`weft_shard_shed_total`).
+//! per configured thread) and answers one `Request` per protocol operation on the `Storage`
+//! (the storage engine in `crate::storage`, which owns a database's pool and every storage
+//! rule) of the node name the request is for: a db node serving several node names, each with
+//! its own database, runs them all on the same threads under one admission bound. `Shard` is
+//! the handle the HTTP layer holds for one node name: it bounds how many requests may queue for
+//! the db node and sheds the rest at once, counting what it sheds (`weft_shard_shed_total`).
 
 mod actor;
 
@@ -40,6 +42,16 @@ pub struct Shard {
     threads: usize,
 }
 
+fn new_storage(node: &str, pool: DbPool, config: StorageConfig, cache: Option<Cache>) -> Arc<Storage> {
+    // Exported at 0 from the start, so that rates and alerts see the series before the first
+    // shed request.
+    for reason in ShedReason::ALL {
+        metrics::counter!("weft_shard_shed_total", "node" => node.to_string(), "reason" => reason.label())
+            .absolute(0);
+    }
+    Arc::new(Storage::new(node, pool, config).with_cache(cache))
+}
+
 /// Decrements the in-flight count however the request ends (success, error, cancellation).
 struct Admission(Arc<AtomicUsize>);
 
@@ -59,22 +71,21 @@ impl Shard {
         storage: StorageConfig,
         cache: Option<Cache>,
     ) -> Shard {
-        let storage = Arc::new(Storage::new(node, pool, storage).with_cache(cache));
-        let actor_storage = storage.clone();
-        let addr = SyncArbiter::start(config.threads, move || ShardActor::new(actor_storage.clone()));
-        // Exported at 0 from the start, so that rates and alerts see the series before the
-        // first shed request.
-        for reason in ShedReason::ALL {
-            metrics::counter!("weft_shard_shed_total", "node" => node.to_string(), "reason" => reason.label())
-                .absolute(0);
-        }
+        let addr = SyncArbiter::start(config.threads, || ShardActor);
         Shard {
             addr,
-            storage,
+            storage: new_storage(node, pool, storage, cache),
             in_flight: Arc::new(AtomicUsize::new(0)),
             queue_limit: config.queue_limit,
             threads: config.threads,
         }
+    }
+
+    /// Another node name of the same db node, on its own database (`pool`): served by this
+    /// shard's threads under this shard's admission bound, so that a db node has one
+    /// connection budget and one queue whatever the number of its databases.
+    pub fn serve(&self, node: &str, pool: DbPool, storage: StorageConfig, cache: Option<Cache>) -> Shard {
+        Shard { storage: new_storage(node, pool, storage, cache), ..self.clone() }
     }
 
     /// Runs one storage operation on a shard thread, unless the in-process cache answers it
@@ -87,12 +98,12 @@ impl Shard {
         if let Some(hit) = op.local_hit(&self.storage) {
             return Ok(hit?);
         }
-        self.ask(Request(op)).await
+        self.ask(Request(self.storage.clone(), op)).await
     }
 
     /// `SELECT 1` on a shard thread, for heartbeats.
     pub async fn check_health(&self) -> Result<(), ShardError> {
-        self.ask(CheckHealth).await
+        self.ask(CheckHealth(self.storage.clone())).await
     }
 
     /// Sends `msg` to the actor; answers `Overloaded(QueueFull)` at once when `queue_limit`

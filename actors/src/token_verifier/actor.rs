@@ -9,6 +9,11 @@
 //! The bounded cache of derived Hawk keys belongs to the snapshot it was filled under: a new
 //! snapshot starts with an empty cache, so a key derived from a removed secret can never be used
 //! after `SetSecrets` returned.
+//!
+//! A list holds the secrets a node *accepts*, oldest first, and the one that *signs* last: a
+//! secret can be accepted everywhere before any tokenserver signs with it. Nodes without a list
+//! of their own use the default list (PY's fixed/derived secrets, REF's single master secret),
+//! so a node registered in the tokenserver database is never left without a signing secret.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -37,11 +42,13 @@ pub struct NodeSecrets {
 }
 
 /// A master secret with its signing secret, derived once when the list is installed.
+#[derive(Clone)]
 struct Secret {
     master: String,
     signing: [u8; 32],
 }
 
+#[derive(Clone)]
 struct Node {
     url: String,
     aliases: Vec<String>,
@@ -82,13 +89,18 @@ pub struct VerifiedToken {
     pub expires: f64,
 }
 
-/// Replaces every node's secret list: publishes a new snapshot, with an empty derived-key cache.
+/// Replaces every node's secret list and the default list: publishes a new snapshot, with an
+/// empty derived-key cache.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SetSecrets(pub Vec<NodeSecrets>);
+pub struct SetSecrets {
+    pub nodes: Vec<NodeSecrets>,
+    /// Signs for nodes without a list of their own (accepted first, the signing one last).
+    pub default: Vec<String>,
+}
 
-/// Asks for the newest secret of `node` (any spelling; it is canonicalised), the one the
-/// tokenserver must sign with. `None` if the node is not configured or has no secrets.
+/// Asks for the signing secret of `node` (any spelling; it is canonicalised): its own list's,
+/// else the default list's. `None` only when both are empty.
 #[derive(Message)]
 #[rtype(result = "Option<String>")]
 pub struct GetSigningSecret {
@@ -127,6 +139,8 @@ impl PublishedCredentials {
 pub struct Credentials {
     /// Keyed by canonical url.
     nodes: HashMap<String, Node>,
+    /// Masters of the default list, the signing one last.
+    default_secrets: Vec<String>,
     /// Token string → derived Hawk key. Keying by the token alone is sound: the key is a pure
     /// function of (master secret, token), and a token's signature verifies only under the one
     /// master secret that signed it (or an identical copy of it), so a given token always
@@ -145,12 +159,19 @@ impl TokenVerifier {
         expired_token_grace_seconds: u64,
         max_clock_skew_seconds: u64,
     ) -> TokenVerifier {
-        let credentials = Credentials::new(nodes, expired_token_grace_seconds, max_clock_skew_seconds);
+        let credentials =
+            Credentials::new(nodes, Vec::new(), expired_token_grace_seconds, max_clock_skew_seconds);
         TokenVerifier {
             published: PublishedCredentials(Arc::new(RwLock::new(Arc::new(credentials)))),
             expired_token_grace_seconds,
             max_clock_skew_seconds,
         }
+    }
+
+    /// Nodes without a list of their own sign with the last secret of `default`.
+    pub fn with_default_secrets(self, default: Vec<String>) -> TokenVerifier {
+        self.published.publish(self.published.current().with_default(default));
+        self
     }
 
     /// The handle request workers verify with; it follows every later `SetSecrets`.
@@ -162,21 +183,38 @@ impl TokenVerifier {
 impl Credentials {
     fn new(
         nodes: Vec<NodeSecrets>,
+        default_secrets: Vec<String>,
         expired_token_grace_seconds: u64,
         max_clock_skew_seconds: u64,
     ) -> Credentials {
         Credentials {
             nodes: build_nodes(nodes),
+            default_secrets,
             derived_keys: Mutex::new(HashMap::new()),
             expired_token_grace_seconds,
             max_clock_skew_seconds,
         }
     }
 
-    /// The newest (last) master secret of `node`, the one new tokens are signed with (§1.1).
+    /// The same secrets with `default` as the default list, and an empty derived-key cache.
+    fn with_default(&self, default: Vec<String>) -> Credentials {
+        Credentials {
+            nodes: self.nodes.clone(),
+            default_secrets: default,
+            derived_keys: Mutex::new(HashMap::new()),
+            expired_token_grace_seconds: self.expired_token_grace_seconds,
+            max_clock_skew_seconds: self.max_clock_skew_seconds,
+        }
+    }
+
+    /// The last master secret of `node`'s list, the one new tokens are signed with (§1.1); for
+    /// a node without a list (one the tokenserver database names but this process does not
+    /// serve), the default list's, as Mozilla's tokenserver signs every node's tokens.
     fn newest_secret(&self, node: &str) -> Option<&str> {
-        let node = self.nodes.get(&canonical_node(node))?;
-        node.secrets.last().map(|s| s.master.as_str())
+        match self.nodes.get(&canonical_node(node)) {
+            Some(node) => node.secrets.last().map(|s| s.master.as_str()),
+            None => self.default_secrets.last().map(String::as_str),
+        }
     }
 
     /// The checks of §5.1 in order, against the clock reading `now` (Unix seconds).
@@ -313,7 +351,8 @@ impl Handler<SetSecrets> for TokenVerifier {
     fn handle(&mut self, msg: SetSecrets, _ctx: &mut Context<Self>) {
         // A fresh snapshot also drops the cached keys, which may belong to removed secrets.
         self.published.publish(Credentials::new(
-            msg.0,
+            msg.nodes,
+            msg.default,
             self.expired_token_grace_seconds,
             self.max_clock_skew_seconds,
         ));
@@ -513,7 +552,7 @@ mod tests {
         assert_eq!(addr.send(signing).await.unwrap().as_deref(), Some("old"));
 
         // Step 1: verifiers learn the new secret; both tokens work, and "new" now signs.
-        addr.send(SetSecrets(nodes(&["old", "new"]))).await.unwrap();
+        addr.send(SetSecrets { nodes: nodes(&["old", "new"]), default: vec![] }).await.unwrap();
         assert!(auth(&addr, signed(&old_token, &old_key, now())).await.is_ok());
         assert!(auth(&addr, signed(&new_token, &new_key, now())).await.is_ok());
         let signing = GetSigningSecret { node: "HTTPS://sync.example.com:443/".into() };
@@ -521,7 +560,7 @@ mod tests {
 
         // Step 4: the old secret is removed; its tokens stop working even though their derived
         // keys were cached.
-        addr.send(SetSecrets(nodes(&["new"]))).await.unwrap();
+        addr.send(SetSecrets { nodes: nodes(&["new"]), default: vec![] }).await.unwrap();
         assert_eq!(
             auth(&addr, signed(&old_token, &old_key, now())).await.unwrap_err(),
             AuthError::BadSignature
@@ -530,6 +569,26 @@ mod tests {
 
         let signing = GetSigningSecret { node: "https://nowhere.example.com".into() };
         assert_eq!(addr.send(signing).await.unwrap(), None);
+    }
+
+    #[actix::test]
+    async fn nodes_without_a_list_sign_with_the_default_list() {
+        let verifier = TokenVerifier::new(nodes(&["own"]), GRACE, SKEW)
+            .with_default_secrets(vec!["default old".into(), "default new".into()]);
+        let credentials = verifier.credentials();
+        let addr = Started { addr: verifier.start(), credentials };
+        let signing = |node: &str| GetSigningSecret { node: node.into() };
+        assert_eq!(addr.send(signing(NODE)).await.unwrap().as_deref(), Some("own"));
+        let unlisted = "https://sync-9.example.com";
+        assert_eq!(addr.send(signing(unlisted)).await.unwrap().as_deref(), Some("default new"));
+        // The default list changes with the others.
+        addr.send(SetSecrets { nodes: nodes(&["own"]), default: vec!["rotated".into()] }).await.unwrap();
+        assert_eq!(addr.send(signing(unlisted)).await.unwrap().as_deref(), Some("rotated"));
+        // A node that is not served here is still not served: no list, no verification.
+        let (token, key) = mint("rotated", unlisted, (now() + 3600) as f64);
+        let mut req = signed(&token, &key, now());
+        req.node = unlisted.into();
+        assert_eq!(auth(&addr, req).await.unwrap_err(), AuthError::UnknownNode);
     }
 
     #[actix::test]
@@ -634,6 +693,7 @@ mod tests {
                 aliases: vec![],
                 secrets: vec!["wibble".into(), "Ted Koppel is a robot".into()],
             }],
+            Vec::new(),
             GRACE,
             fifty_two_weeks,
         );
@@ -670,6 +730,7 @@ mod tests {
                 aliases: vec![],
                 secrets: vec!["wibble".into()],
             }],
+            Vec::new(),
             GRACE,
             fifty_two_weeks,
         );
@@ -693,7 +754,7 @@ mod tests {
 
     #[test]
     fn derived_key_cache_is_bounded() {
-        let verifier = Credentials::new(nodes(&["new"]), GRACE, SKEW);
+        let verifier = Credentials::new(nodes(&["new"]), Vec::new(), GRACE, SKEW);
         let now = now_secs();
         for i in 0..=DERIVED_KEY_CACHE_LIMIT {
             let (token, key) = mint("new", NODE, (now + 3600 + i as u64) as f64);
