@@ -23,9 +23,17 @@ impl From<diesel::result::Error> for DbError {
         let text = err.to_string();
         // MySQL/MariaDB: 1213 "Deadlock found", 1205 "Lock wait timeout exceeded".
         // SQLite: "database is locked" once busy_timeout has run out.
-        if text.contains("Deadlock found")
+        // PostgreSQL: 40P01 "deadlock detected", 40001 serialization failure, 55P03 lock timeout.
+        let serialization = matches!(
+            err,
+            diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::SerializationFailure, _)
+        );
+        if serialization
+            || text.contains("Deadlock found")
             || text.contains("Lock wait timeout")
             || text.contains("database is locked")
+            || text.contains("deadlock detected")
+            || text.contains("canceling statement due to lock timeout")
         {
             DbError::Deadlock(text)
         } else {

@@ -123,7 +123,7 @@ impl ShardActor {
     ) -> Result<T, ShardError> {
         let _writer = match self.pool.backend() {
             Backend::Sqlite => Some(self.context.sqlite_writer.lock().unwrap_or_else(|e| e.into_inner())),
-            Backend::Mysql => None,
+            Backend::Mysql | Backend::Postgres => None,
         };
         self.with_retries(|| self.connection()?.write_transaction(|tx| op(&self.context, tx)))
     }
