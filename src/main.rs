@@ -1,6 +1,7 @@
 //! `weft`: a Firefox Sync server — tokenserver and SyncStorage 1.5 storage node — in one
 //! binary. Subcommands: `serve` runs the server, `migrate` applies the embedded migrations and
-//! exits, `node …` and `user allocate` manage the tokenserver's nodes and users (`admin`).
+//! exits, `node …` and `user allocate` manage the tokenserver's nodes and users (`admin`),
+//! `export` and `import` move users' data between databases (`transfer`).
 //! See README.md for configuration and ARCHITECTURE.md for the code map.
 
 mod admin;
@@ -12,6 +13,7 @@ mod server;
 mod startup;
 mod telemetry;
 mod tokenserver;
+mod transfer;
 mod web;
 
 use std::path::PathBuf;
@@ -63,6 +65,20 @@ enum Command {
         #[command(subcommand)]
         command: admin::UserCommand,
     },
+    /// Write users' sync data (one user, a list, or the whole node) to a weft-export file.
+    Export {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: transfer::ExportArgs,
+    },
+    /// Read a weft-export file (or a Mozilla syncstorage-rs database) into a database.
+    Import {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: transfer::ImportArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -77,7 +93,9 @@ fn main() -> ExitCode {
     | Command::Migrate { config }
     | Command::CheckConfig { config }
     | Command::Node { config, .. }
-    | Command::User { config, .. }) = &cli.command;
+    | Command::User { config, .. }
+    | Command::Export { config, .. }
+    | Command::Import { config, .. }) = &cli.command;
     let settings = match Settings::load(config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
         Err(e) => return fail(e),
@@ -92,6 +110,12 @@ fn main() -> ExitCode {
         }
         Command::User { command, .. } => {
             admin::run_user(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
+        }
+        Command::Export { args, .. } => {
+            transfer::run_export(&settings, args).map_or_else(fail, |()| ExitCode::SUCCESS)
+        }
+        Command::Import { args, .. } => {
+            transfer::run_import(&settings, args).map_or_else(fail, |()| ExitCode::SUCCESS)
         }
     }
 }

@@ -6,3 +6,4 @@ mod dialect;
 mod sql;
 pub mod storage;
 pub mod tokenserver;
+pub mod transfer;
