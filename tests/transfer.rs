@@ -21,12 +21,7 @@ fn weft(dir: &Path, args: &[&str]) -> String {
             cmd.env_remove(name);
         }
     }
-    let out = cmd
-        .env("WEFT_DATA_DIR", dir)
-        .env("WEFT_MASTER_SECRET", "transfer-test-secret")
-        .args(args)
-        .output()
-        .expect("run weft");
+    let out = cmd.env("WEFT_DATA_DIR", dir).args(args).output().expect("run weft");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "weft {args:?} failed:\n{text}");
     text
@@ -200,7 +195,6 @@ fn an_interrupted_import_resumes_from_its_journal() {
     let out = Command::new(env!("CARGO_BIN_EXE_weft"))
         .env_clear()
         .env("WEFT_DATA_DIR", dir.path())
-        .env("WEFT_MASTER_SECRET", "transfer-test-secret")
         .args([
             "import",
             "--no-progress",

@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use weft_actors::shard::{CheckHealth, Shard, ShardError};
+use weft_actors::shard::{Shard, ShardError, StorageError};
 
 use crate::config::Settings;
 use crate::node::NodeTable;
@@ -34,7 +34,7 @@ pub async fn check_nodes(nodes: &NodeTable, timeout: Duration) -> Vec<NodeHealth
             let shard = node.shard.clone();
             let url = node.url.clone();
             let check = actix_web::rt::spawn(async move {
-                actix_web::rt::time::timeout(timeout, shard.send(CheckHealth)).await
+                actix_web::rt::time::timeout(timeout, shard.check_health()).await
             });
             (url, check)
         })
@@ -43,7 +43,7 @@ pub async fn check_nodes(nodes: &NodeTable, timeout: Duration) -> Vec<NodeHealth
     for (url, check) in checks {
         let failure = match check.await {
             Ok(Ok(Ok(()))) => None,
-            Ok(Ok(Err(ShardError::Overloaded(reason)))) => {
+            Ok(Ok(Err(ShardError::Storage(StorageError::Overloaded(reason))))) => {
                 tracing::warn!(node = %url, "database check: no connection: {reason}");
                 Some("no connection")
             }

@@ -6,6 +6,7 @@ pub mod cors;
 pub mod extract;
 pub mod handlers;
 pub mod weave_timestamp;
+pub mod wire;
 
 use std::sync::Arc;
 

@@ -53,19 +53,11 @@ pub(crate) fn lock_clause(backend: Backend, lock: Lock) -> &'static str {
     }
 }
 
-/// The two-argument maximum / minimum: MySQL's and PostgreSQL's GREATEST/LEAST are SQLite's
-/// scalar MAX/MIN.
+/// The two-argument maximum: MySQL's and PostgreSQL's GREATEST is SQLite's scalar MAX.
 pub(crate) fn greatest(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "MAX",
         Backend::Mysql | Backend::Postgres => "GREATEST",
-    }
-}
-
-pub(crate) fn least(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "MIN",
-        Backend::Mysql | Backend::Postgres => "LEAST",
     }
 }
 
