@@ -336,3 +336,66 @@ fn a_reference_postgres_database_is_imported_and_served() {
         }
     }
 }
+
+/// Runs `weft <args>` with `WEFT_DATABASE_URL` (storage and tokenserver) set to `url`.
+fn weft_on(dir: &Path, url: &str, args: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("WEFT_") {
+            cmd.env_remove(name);
+        }
+    }
+    let out =
+        cmd.env("WEFT_DATA_DIR", dir).env("WEFT_DATABASE_URL", url).args(args).output().expect("run weft");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "weft {args:?} failed:\n{text}");
+    text
+}
+
+#[test]
+fn tokenserver_nodes_and_users_move_with_their_uids() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = format!("sqlite:{}", dir.path().join("source.db").display());
+    weft_on(dir.path(), &source, &["migrate"]);
+    weft_on(dir.path(), &source, &["node", "add", "https://sync-1.example.com", "100", "--available", "50"]);
+    weft_on(dir.path(), &source, &["node", "add", "https://sync-2.example.com", "10", "--backoff"]);
+    let first = weft_on(dir.path(), &source, &["user", "allocate", "aaaa@api.accounts.firefox.com"]);
+    let second = weft_on(
+        dir.path(),
+        &source,
+        &["user", "allocate", "bbbb@api.accounts.firefox.com", "https://sync-2.example.com"],
+    );
+    let nodes_before = weft_on(dir.path(), &source, &["node", "list"]);
+
+    let export = dir.path().join("with-tokenserver.jsonl");
+    let summary =
+        weft_on(dir.path(), &source, &["export", "--no-progress", "--tokenserver", "-o", path(&export)]);
+    assert!(summary.contains("and 2 tokenserver users"), "{summary}");
+
+    let postgres = Database::create_postgres();
+    let _drop = DropDatabase(postgres.drop_command());
+    let summary = weft_on(dir.path(), &postgres.url, &["import", "--no-progress", "-i", path(&export)]);
+    assert!(summary.contains("tokenserver: 2 nodes, 2 users"), "{summary}");
+    // Importing twice changes nothing.
+    weft_on(
+        dir.path(),
+        &postgres.url,
+        &["import", "--no-progress", "-i", path(&export), "--journal", path(&dir.path().join("j2"))],
+    );
+    let nodes_after = weft_on(dir.path(), &postgres.url, &["node", "list"]);
+    let columns = |text: &str| -> Vec<String> {
+        // Node ids may differ between databases; everything else must not.
+        text.lines().map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")).collect()
+    };
+    assert_eq!(columns(&nodes_after), columns(&nodes_before));
+    // The same accounts answer with the same uids, and new users get fresh uids above them.
+    for (email, before) in
+        [("aaaa@api.accounts.firefox.com", &first), ("bbbb@api.accounts.firefox.com", &second)]
+    {
+        let again = weft_on(dir.path(), &postgres.url, &["user", "allocate", email]);
+        assert_eq!(&again, before, "{email}");
+    }
+    let fresh = weft_on(dir.path(), &postgres.url, &["user", "allocate", "cccc@api.accounts.firefox.com"]);
+    assert_ne!(fresh, first);
+    assert!(!fresh.contains("error"), "{fresh}");
+}

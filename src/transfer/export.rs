@@ -6,7 +6,7 @@
 use weft_schema::models::{ExportedBso, UserCollectionRow};
 use weft_schema::pool::Tx;
 use weft_schema::queries::storage::TOMBSTONE_COLLECTION;
-use weft_schema::queries::{storage, transfer};
+use weft_schema::queries::{storage, tokenserver, transfer};
 use weft_schema::timestamp::unix_millis;
 use weft_schema::DbPool;
 
@@ -50,7 +50,12 @@ pub struct Exporter<'a> {
     pub progress: &'a Progress,
 }
 
-impl Exporter<'_> {
+impl<'a> Exporter<'a> {
+    /// This exporter's settings with another progress bar (to read another database with).
+    pub fn with_progress(&self, progress: &'a Progress) -> Exporter<'a> {
+        Exporter { pool: self.pool, schema: self.schema, source_name: self.source_name.clone(), progress }
+    }
+
     /// The header record of a new file.
     pub fn header(&self) -> Record {
         Record::Header {
@@ -104,6 +109,46 @@ impl Exporter<'_> {
             }
         }
         Ok(totals)
+    }
+
+    /// The tokenserver's `node` and `account` records (of `sync-1.5`); returns the accounts.
+    pub fn tokenserver(&self, sink: &mut dyn Sink) -> Result<u64, TransferError> {
+        let mut conn = self.pool.get()?;
+        let Some(service) =
+            conn.single_statement(|tx| tokenserver::service_id(tx, tokenserver::SYNC_SERVICE))?
+        else {
+            return Ok(0);
+        };
+        for n in conn.single_statement(|tx| tokenserver::list_nodes(tx, service))? {
+            sink.put(Record::Node {
+                node: n.node,
+                available: n.available,
+                current_load: n.current_load,
+                capacity: n.capacity,
+                downed: n.downed,
+                backoff: n.backoff,
+            })?;
+        }
+        let (mut after, mut accounts) = (0, 0);
+        loop {
+            let page = conn.single_statement(|tx| transfer::accounts_after(tx, service, after, USER_PAGE))?;
+            let Some(last) = page.last().map(|a| a.uid) else { break };
+            for a in page {
+                accounts += 1;
+                sink.put(Record::Account {
+                    uid: a.uid,
+                    email: a.email,
+                    generation: a.generation,
+                    client_state: a.client_state,
+                    created_at: a.created_at,
+                    replaced_at: a.replaced_at,
+                    keys_changed_at: a.keys_changed_at,
+                    node: a.node,
+                })?;
+            }
+            after = last;
+        }
+        Ok(accounts)
     }
 
     /// One user's records, `user` … `user_end`; returns the BSOs written.

@@ -1,5 +1,6 @@
 //! The export file format, version 1 (documented in docs/export-format.md): JSON Lines, one
-//! record per line, UTF-8. A header, then per user a `user` record, its `collection` records
+//! record per line, UTF-8. A header, then (with `--tokenserver`) the tokenserver's `node` and
+//! `account` records, then per user a `user` record, its `collection` records
 //! and optional `tombstone`, its `bso` records (grouped by collection, in id order) and a
 //! `user_end`; an `end` record closes a complete file. Records carry the stored values as they
 //! are: still-encrypted payloads, ids, integer-millisecond timestamps, sortindex and the
@@ -24,6 +25,19 @@ pub enum Record {
         exported_at: i64,
         /// `sqlite`, `mysql`, `postgres`, `reference-mysql` or `reference-postgres`.
         source: String,
+    },
+    /// A tokenserver node (`nodes` row of `sync-1.5`), identified by its URL.
+    Node { node: String, available: i32, current_load: i32, capacity: i32, downed: i32, backoff: i32 },
+    /// A tokenserver `users` row; `node` is its node's URL (`None`: no node).
+    Account {
+        uid: i64,
+        email: String,
+        generation: i64,
+        client_state: String,
+        created_at: i64,
+        replaced_at: Option<i64>,
+        keys_changed_at: Option<i64>,
+        node: Option<String>,
     },
     /// A user's records follow, up to the matching `user_end`.
     User { uid: i64 },
@@ -129,6 +143,24 @@ mod tests {
                 version: VERSION,
                 exported_at: 1,
                 source: "sqlite".into(),
+            },
+            Record::Node {
+                node: "https://sync-1.example.com".into(),
+                available: 9,
+                current_load: 1,
+                capacity: 100,
+                downed: 0,
+                backoff: 0,
+            },
+            Record::Account {
+                uid: 7,
+                email: "abc@api.accounts.firefox.com".into(),
+                generation: 1234,
+                client_state: "aaaa".into(),
+                created_at: 1_700_000_000_000,
+                replaced_at: None,
+                keys_changed_at: Some(1234),
+                node: Some("https://sync-1.example.com".into()),
             },
             Record::User { uid: 7 },
             Record::Collection { name: "bookmarks".into(), modified: 1_700_000_000_010 },

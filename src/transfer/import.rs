@@ -2,17 +2,20 @@
 //! removes whatever the target holds for that uid, so importing the same file twice gives the
 //! same result (idempotent), and an interruption leaves every user either complete or absent.
 //! A journal of completed uids lets a rerun skip them (resumable). BSOs are written in
-//! statement-sized groups as they are read: memory stays bounded.
+//! statement-sized groups as they are read: memory stays bounded. The tokenserver's `node` and
+//! `account` records go to the tokenserver database: nodes by URL (updated or added), accounts
+//! with their uids (replacing a row of the same uid), so tokens keep naming the same storage.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
+use weft_schema::models::tokenserver::{NewUser, NodeFields};
 use weft_schema::models::{ExportedBso, NewBso};
 use weft_schema::pool::Tx;
 use weft_schema::queries::storage::{self, TOMBSTONE_COLLECTION};
-use weft_schema::queries::transfer;
+use weft_schema::queries::{tokenserver, transfer};
 use weft_schema::timestamp::unix_millis;
 use weft_schema::DbPool;
 
@@ -21,6 +24,8 @@ use super::{Progress, TransferError};
 
 /// BSOs buffered before they are written (one multi-row statement).
 const GROUP: usize = 200;
+/// Tokenserver accounts written per transaction.
+const ACCOUNTS: usize = 500;
 
 /// Totals of one import.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +34,100 @@ pub struct Imported {
     /// Users skipped because the journal lists them.
     pub skipped: u64,
     pub bsos: u64,
+    /// Tokenserver nodes and accounts written.
+    pub nodes: u64,
+    pub accounts: u64,
+}
+
+/// The tokenserver database, opened (and migrated) when the first tokenserver record comes.
+pub struct TokenserverTarget<'a> {
+    pub open: Box<dyn Fn() -> Result<DbPool, TransferError> + 'a>,
+    pool: Option<DbPool>,
+    /// Node URL → id there.
+    node_ids: HashMap<String, i64>,
+    pending: Vec<Record>,
+}
+
+impl<'a> TokenserverTarget<'a> {
+    pub fn new(open: Box<dyn Fn() -> Result<DbPool, TransferError> + 'a>) -> Self {
+        TokenserverTarget { open, pool: None, node_ids: HashMap::new(), pending: Vec::new() }
+    }
+
+    fn pool(&mut self) -> Result<&DbPool, TransferError> {
+        if self.pool.is_none() {
+            self.pool = Some((self.open)()?);
+        }
+        self.pool.as_ref().ok_or(TransferError::Aborted)
+    }
+
+    /// Adds the node or updates it to the exported values.
+    fn node(&mut self, url: &str, fields: NodeFields) -> Result<(), TransferError> {
+        let mut conn = self.pool()?.get()?;
+        let id = conn.write_transaction(|tx| -> Result<i64, TransferError> {
+            let service = sync_service(tx)?;
+            Ok(match tokenserver::node_by_url(tx, service, url)? {
+                Some(existing) => {
+                    tokenserver::update_node(tx, existing.id, &fields)?;
+                    existing.id
+                }
+                None => tokenserver::insert_node(tx, service, url, &fields)?,
+            })
+        })?;
+        self.node_ids.insert(url.to_string(), id);
+        Ok(())
+    }
+
+    /// Writes the buffered accounts in one transaction.
+    fn flush(&mut self) -> Result<u64, TransferError> {
+        if self.pending.is_empty() {
+            return Ok(0);
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let node_ids = self.node_ids.clone();
+        let mut conn = self.pool()?.get()?;
+        conn.write_transaction(|tx| -> Result<(), TransferError> {
+            let service = sync_service(tx)?;
+            for record in &pending {
+                if let Record::Account {
+                    uid,
+                    email,
+                    generation,
+                    client_state,
+                    created_at,
+                    replaced_at,
+                    keys_changed_at,
+                    node,
+                } = record
+                {
+                    let nodeid = match node {
+                        Some(url) => match node_ids.get(url) {
+                            Some(id) => *id,
+                            None => tokenserver::node_by_url(tx, service, url)?.map_or(0, |n| n.id),
+                        },
+                        None => 0,
+                    };
+                    let user = NewUser {
+                        service,
+                        email,
+                        generation: *generation,
+                        client_state,
+                        created_at: *created_at,
+                        nodeid,
+                        keys_changed_at: *keys_changed_at,
+                    };
+                    transfer::put_account(tx, *uid, &user, *replaced_at)?;
+                }
+            }
+            transfer::advance_user_ids(tx)?;
+            Ok(())
+        })?;
+        Ok(pending.len() as u64)
+    }
+}
+
+fn sync_service(tx: &mut Tx<'_>) -> Result<i32, TransferError> {
+    tokenserver::service_id(tx, tokenserver::SYNC_SERVICE)?
+        .ok_or_else(|| TransferError::Usage("the tokenserver database has no sync-1.5 service".into()))
 }
 
 /// Completed uids, one per line, appended after each commit.
@@ -68,13 +167,14 @@ impl Journal {
 pub struct Importer<'a> {
     pub pool: &'a DbPool,
     pub progress: &'a Progress,
+    tokenserver: TokenserverTarget<'a>,
     /// Collection name → id in the target database.
     collection_ids: HashMap<String, i32>,
 }
 
 impl<'a> Importer<'a> {
-    pub fn new(pool: &'a DbPool, progress: &'a Progress) -> Self {
-        Importer { pool, progress, collection_ids: HashMap::new() }
+    pub fn new(pool: &'a DbPool, progress: &'a Progress, tokenserver: TokenserverTarget<'a>) -> Self {
+        Importer { pool, progress, tokenserver, collection_ids: HashMap::new() }
     }
 
     /// Imports every user of `records` not in the journal. Fails on a file that is not a
@@ -93,7 +193,28 @@ impl<'a> Importer<'a> {
         }
         let mut totals = Imported::default();
         loop {
-            match records.next().transpose()? {
+            let record = records.next().transpose()?;
+            if !matches!(record, Some(Record::Account { .. })) {
+                totals.accounts += self.tokenserver.flush()?;
+            }
+            match record {
+                Some(Record::Node { node, available, current_load, capacity, downed, backoff }) => {
+                    let fields = NodeFields {
+                        capacity: Some(capacity),
+                        available: Some(available),
+                        current_load: Some(current_load),
+                        downed: Some(downed),
+                        backoff: Some(backoff),
+                    };
+                    self.tokenserver.node(&node, fields)?;
+                    totals.nodes += 1;
+                }
+                Some(account @ Record::Account { .. }) => {
+                    self.tokenserver.pending.push(account);
+                    if self.tokenserver.pending.len() == ACCOUNTS {
+                        totals.accounts += self.tokenserver.flush()?;
+                    }
+                }
                 Some(Record::User { uid }) if journal.done.contains(&uid) => {
                     skip_user(records, uid)?;
                     totals.skipped += 1;

@@ -19,7 +19,7 @@ use weft_schema::{DbError, DbPool, PoolSettings};
 use crate::config::Settings;
 use export::{Exported, Exporter, Schema, Selection};
 use format::{JsonLines, Record, RecordReader, Sink};
-use import::{Importer, Journal};
+use import::{Importer, Journal, TokenserverTarget};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
@@ -69,6 +69,16 @@ pub struct ExportArgs {
     /// Continue an interrupted export in --output after its last complete user.
     #[arg(long)]
     pub resume: bool,
+    /// Also write the tokenserver's nodes and users (`sync-1.5`) before the storage data.
+    #[arg(long)]
+    pub tokenserver: bool,
+    /// The tokenserver database to read with --tokenserver (default: the configured
+    /// `tokenserver.database_url`).
+    #[arg(long, value_name = "DATABASE_URL", requires = "tokenserver")]
+    pub tokenserver_database: Option<String>,
+    /// With --tokenserver: the tokenserver's nodes and users only, no storage data.
+    #[arg(long, requires = "tokenserver")]
+    pub no_storage: bool,
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -94,6 +104,10 @@ pub struct ImportArgs {
     /// Default: FILE.journal beside --input FILE.
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Where the file's tokenserver nodes and users go (default: the configured
+    /// `tokenserver.database_url`).
+    #[arg(long, value_name = "DATABASE_URL")]
+    pub tokenserver_database: Option<String>,
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -227,7 +241,9 @@ pub fn run_export(settings: &Settings, args: ExportArgs) -> Result<(), TransferE
         }
         _ => (None, Exported::default(), None),
     };
-    let selection = if uids.is_empty() {
+    let selection = if args.no_storage {
+        Selection::Uids(Vec::new())
+    } else if uids.is_empty() {
         Selection::All { after: after.unwrap_or(0) }
     } else {
         let skip = after.and_then(|last| uids.iter().position(|u| *u == last)).map_or(0, |i| i + 1);
@@ -242,8 +258,16 @@ pub fn run_export(settings: &Settings, args: ExportArgs) -> Result<(), TransferE
         (None, false) => Box::new(File::create(&args.output)?),
     };
     let mut sink = JsonLines::new(BufWriter::with_capacity(1 << 20, out));
+    let mut accounts = 0;
     if done == Exported::default() && after.is_none() {
         sink.put(exporter.header())?;
+        if args.tokenserver {
+            let url =
+                args.tokenserver_database.clone().unwrap_or_else(|| settings.tokenserver_database_url());
+            let tokenserver_pool = self::pool(&url, settings)?;
+            accounts = Exporter { pool: &tokenserver_pool, ..exporter.with_progress(&progress) }
+                .tokenserver(&mut sink)?;
+        }
     }
     let totals = exporter.users(&selection, &mut sink, done)?;
     sink.put(Record::End { users: totals.users, bsos: totals.bsos })?;
@@ -251,10 +275,11 @@ pub fn run_export(settings: &Settings, args: ExportArgs) -> Result<(), TransferE
     out.flush()?;
     drop(progress);
     eprintln!(
-        "weft: exported {} users, {} records from {}",
+        "weft: exported {} users, {} records from {}{}",
         totals.users,
         totals.bsos,
-        crate::startup::redact_url(&url)
+        crate::startup::redact_url(&url),
+        if args.tokenserver { format!(", and {accounts} tokenserver users") } else { String::new() }
     );
     Ok(())
 }
@@ -275,7 +300,14 @@ pub fn run_import(settings: &Settings, args: ImportArgs) -> Result<(), TransferE
         None => Journal::none(),
     };
     let progress = Progress::new(!args.no_progress, "import");
-    let mut importer = Importer::new(&target, &progress);
+    let tokenserver_url =
+        args.tokenserver_database.clone().unwrap_or_else(|| settings.tokenserver_database_url());
+    let tokenserver = TokenserverTarget::new(Box::new(|| {
+        let pool = pool(&tokenserver_url, settings)?;
+        pool.run_migrations()?;
+        Ok(pool)
+    }));
+    let mut importer = Importer::new(&target, &progress, tokenserver);
 
     let totals = if let Some(reference) = &args.from_reference {
         let schema = if is_postgres_url(reference) { Schema::ReferencePostgres } else { Schema::Weft };
@@ -311,9 +343,10 @@ pub fn run_import(settings: &Settings, args: ImportArgs) -> Result<(), TransferE
         let mut records = RecordReader::new(BufReader::with_capacity(1 << 20, input));
         importer.run(&mut records, &mut journal)?
     };
+    drop(importer);
     drop(progress);
     eprintln!(
-        "weft: imported {} users, {} records into {}{}",
+        "weft: imported {} users, {} records into {}{}{}",
         totals.users,
         totals.bsos,
         crate::startup::redact_url(&url),
@@ -321,7 +354,12 @@ pub fn run_import(settings: &Settings, args: ImportArgs) -> Result<(), TransferE
             format!(" ({} users already imported, skipped)", totals.skipped)
         } else {
             String::new()
-        }
+        },
+        if totals.nodes + totals.accounts > 0 {
+            format!("; tokenserver: {} nodes, {} users", totals.nodes, totals.accounts)
+        } else {
+            String::new()
+        },
     );
     Ok(())
 }
