@@ -88,8 +88,9 @@ pub const MIN_MASTER_SECRET_BYTES: usize = 32;
 
 /// The example configurations in ops/config: their secrets are placeholders, published in this
 /// repository, and must never sign a real token (a test checks that every file is listed).
-const EXAMPLE_CONFIGS: [&str; 3] = [
+const EXAMPLE_CONFIGS: [&str; 4] = [
     include_str!("../ops/config/loadtest-stack.toml"),
+    include_str!("../ops/config/postgres.toml"),
     include_str!("../ops/config/production.toml"),
     include_str!("../ops/config/single-box.toml"),
 ];
