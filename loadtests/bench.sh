@@ -5,14 +5,15 @@
 # scenario three times against it plus three raw-mode runs on a database of their own, sampling
 # the server's VmRSS/VmHWM during each run, and printing the medians as a Markdown table.
 #
-# Usage: loadtests/bench.sh sqlite|mariadb [SECONDS]   (default 20 s per run)
+# Usage: loadtests/bench.sh sqlite|mariadb|postgres [SECONDS]   (default 20 s per run)
 # Needs: cargo build --release --features mysql --bin weft -p weft -p weft-loadtests
-#        (and for mariadb a server on 127.0.0.1:3306 that root can use without a password).
+#        (for mariadb a server on 127.0.0.1:3306 that root can use without a password, for
+#        postgres one at $WEFT_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432).
 # Results (JSON per run, server log, table) go to target/bench/<backend>/.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-BACKEND="${1:?usage: bench.sh sqlite|mariadb [SECONDS]}"
+BACKEND="${1:?usage: bench.sh sqlite|mariadb|postgres [SECONDS]}"
 SECONDS_PER_RUN="${2:-20}"
 RUNS=3
 WEFT=target/release/weft
@@ -43,7 +44,15 @@ case "$BACKEND" in
         DB_URL="mysql://root@127.0.0.1:3306/weft_bench_$TAG"
         RAW_URL="mysql://root@127.0.0.1:3306/weft_bench_raw_$TAG"
         ;;
-    *) echo "backend must be sqlite or mariadb" >&2; exit 2 ;;
+    postgres)
+        PG_SERVER="${WEFT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
+        for db in "weft_bench_$TAG" "weft_bench_raw_$TAG"; do
+            psql -X -q -d "$PG_SERVER/postgres" -c "CREATE DATABASE $db TEMPLATE template0 ENCODING 'UTF8'"
+        done
+        DB_URL="$PG_SERVER/weft_bench_$TAG"
+        RAW_URL="$PG_SERVER/weft_bench_raw_$TAG"
+        ;;
+    *) echo "backend must be sqlite, mariadb or postgres" >&2; exit 2 ;;
 esac
 
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -58,10 +67,15 @@ cleanup() {
             mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS \`$db\`" || true
         done
     fi
+    if [ "$BACKEND" = postgres ]; then
+        for db in "weft_bench_$TAG" "weft_bench_raw_$TAG"; do
+            psql -X -q -d "$PG_SERVER/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+        done
+    fi
 }
 trap cleanup EXIT
 
-env -u WEFT_TEST_MYSQL_URL -u WEFT_TEST_MEMCACHED \
+env -u WEFT_TEST_MYSQL_URL -u WEFT_TEST_POSTGRES_URL -u WEFT_TEST_MEMCACHED \
     WEFT_LISTEN="127.0.0.1:$PORT" WEFT_PUBLIC_URL="$URL" WEFT_DATA_DIR="$DATA" \
     WEFT_DATABASE_URL="$DB_URL" WEFT_MASTER_SECRET="$SECRET" \
     WEFT_TOKENSERVER_FXA_OAUTH_PRIMARY_JWK="$("$LT" --print-test-jwk)" \

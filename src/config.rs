@@ -42,7 +42,8 @@ pub struct Settings {
     pub node_aliases: Vec<String>,
     /// Where the default SQLite database and the generated master secret live.
     pub data_dir: PathBuf,
-    /// `sqlite:PATH` or `mysql://user:pass@host:port/db`; empty means `sqlite:<data_dir>/weft.db`.
+    /// `sqlite:PATH`, `postgres://user:pass@host:port/db` or `mysql://user:pass@host:port/db`;
+    /// empty means `sqlite:<data_dir>/weft.db`.
     pub database_url: String,
     /// Master secrets shared with the tokenserver, oldest first; the last one signs. Empty means
     /// "use the secret generated in the data directory on first start".
@@ -95,8 +96,9 @@ pub const MIN_MASTER_SECRET_BYTES: usize = 32;
 
 /// The example configurations in ops/config: their secrets are placeholders, published in this
 /// repository, and must never sign a real token (a test checks that every file is listed).
-const EXAMPLE_CONFIGS: [&str; 3] = [
+const EXAMPLE_CONFIGS: [&str; 4] = [
     include_str!("../ops/config/loadtest-stack.toml"),
+    include_str!("../ops/config/postgres.toml"),
     include_str!("../ops/config/production.toml"),
     include_str!("../ops/config/single-box.toml"),
 ];
@@ -401,7 +403,8 @@ pub struct TokenserverSettings {
     pub fxa_metrics_hash_secret: String,
     /// Token lifetime; clients may only ask for less.
     pub token_duration_seconds: u64,
-    /// `node_type` reported to clients; empty: `mysql` or `sqlite` after the storage database.
+    /// `node_type` reported to clients; empty: `mysql`, `postgres` or `sqlite` after the storage
+    /// database.
     pub node_type: String,
     /// Capacity of the node registered on first start (this server's `public_url`).
     pub node_capacity: u64,
@@ -489,8 +492,8 @@ impl Settings {
             return Err(invalid("storage.enabled", "the storage node and the tokenserver are both disabled"));
         }
         let url = self.tokenserver_database_url();
-        if !(url.starts_with("sqlite:") || url.starts_with("mysql://")) {
-            return Err(invalid("tokenserver.database_url", "must start with sqlite: or mysql://"));
+        if !known_database_url(&url) {
+            return Err(invalid("tokenserver.database_url", DATABASE_URL_FORMS));
         }
         if !(t.fxa_oauth_server_url.starts_with("https://") || t.fxa_oauth_server_url.starts_with("http://"))
         {
@@ -538,18 +541,15 @@ impl Settings {
                 .ok_or_else(|| invalid("node_aliases", format!("{alias:?} is not an http(s) origin")))?;
         }
         let url = self.effective_database_url();
-        if !(url.starts_with("sqlite:") || url.starts_with("mysql://")) {
-            return Err(invalid("database_url", "must start with sqlite: or mysql://"));
+        if !known_database_url(&url) {
+            return Err(invalid("database_url", DATABASE_URL_FORMS));
         }
         for (i, node) in self.nodes.iter().enumerate() {
             crate::node::canonical_origin(&node.url).ok_or_else(|| {
                 invalid(&format!("nodes[{i}].url"), format!("{:?} is not an http(s) origin", node.url))
             })?;
-            if !(node.database_url.starts_with("sqlite:") || node.database_url.starts_with("mysql://")) {
-                return Err(invalid(
-                    &format!("nodes[{i}].database_url"),
-                    "must start with sqlite: or mysql://",
-                ));
+            if !known_database_url(&node.database_url) {
+                return Err(invalid(&format!("nodes[{i}].database_url"), DATABASE_URL_FORMS));
             }
             check_master_secrets(&format!("nodes[{i}].master_secrets"), &node.master_secrets)?;
         }
@@ -944,6 +944,13 @@ pub fn env_help() -> String {
     );
     help.push_str("\nStorage nodes besides the primary one are `[[nodes]]` tables in the file (url, aliases, database_url, master_secrets).\n");
     help
+}
+
+const DATABASE_URL_FORMS: &str = "must start with sqlite:, postgres:// (or postgresql://) or mysql://";
+
+/// A database URL of a backend Weft serves (whether this build can open it is `check-config`'s).
+fn known_database_url(url: &str) -> bool {
+    url.starts_with("sqlite:") || url.starts_with("mysql://") || weft_schema::pool::is_postgres_url(url)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! `weft`: a Firefox Sync server — tokenserver and SyncStorage 1.5 storage node — in one
 //! binary. Subcommands: `serve` runs the server, `migrate` applies the embedded migrations and
 //! exits, `node …` and `user allocate` manage the tokenserver's nodes and users (`admin`),
-//! `account …` local accounts (`accounts::admin`).
+//! `account …` local accounts (`accounts::admin`), `export` and `import` move users' data
+//! between databases (`transfer`).
 //! See README.md for configuration and ARCHITECTURE.md for the code map.
 
 mod accounts;
@@ -17,6 +18,7 @@ mod server;
 mod startup;
 mod telemetry;
 mod tokenserver;
+mod transfer;
 mod web;
 
 use std::path::PathBuf;
@@ -88,6 +90,20 @@ enum Command {
         #[command(subcommand)]
         command: secret_commands::SecretCommand,
     },
+    /// Write users' sync data (one user, a list, or the whole node) to a weft-export file.
+    Export {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: transfer::ExportArgs,
+    },
+    /// Read a weft-export file (or a Mozilla syncstorage-rs database) into a database.
+    Import {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: transfer::ImportArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -105,7 +121,9 @@ fn main() -> ExitCode {
     | Command::User { config, .. }
     | Command::Account { config, .. }
     | Command::Reload { config }
-    | Command::Secret { config, .. }) = &cli.command;
+    | Command::Secret { config, .. }
+    | Command::Export { config, .. }
+    | Command::Import { config, .. }) = &cli.command;
     let config_path = config.clone();
     let settings = match Settings::load(config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
@@ -128,6 +146,12 @@ fn main() -> ExitCode {
         }
         Command::Secret { command, .. } => {
             secret_commands::run(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
+        }
+        Command::Export { args, .. } => {
+            transfer::run_export(&settings, args).map_or_else(fail, |()| ExitCode::SUCCESS)
+        }
+        Command::Import { args, .. } => {
+            transfer::run_import(&settings, args).map_or_else(fail, |()| ExitCode::SUCCESS)
         }
     }
 }

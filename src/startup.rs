@@ -437,6 +437,8 @@ pub fn plan_tokenserver(
         t.node_type.clone()
     } else if settings.effective_database_url().starts_with("mysql://") {
         "mysql".into()
+    } else if weft_schema::pool::is_postgres_url(&settings.effective_database_url()) {
+        "postgres".into()
     } else {
         "sqlite".into()
     };

@@ -287,7 +287,13 @@ backend_tests! {
                 let target = common::backend::MysqlTarget::from_env();
                 let name = format!("weft_test_fleet_{}", std::process::id());
                 target.execute(&format!("DROP DATABASE IF EXISTS {name}"));
-                (target.url(&name), Some((target, name)))
+                (target.url(&name), Some(Box::new(move || target.execute(&format!("DROP DATABASE IF EXISTS {name}"))) as Box<dyn Fn()>))
+            }
+            Backend::Postgres => {
+                let target = common::backend::PostgresTarget::from_env();
+                let name = format!("weft_test_fleet_{}", std::process::id());
+                target.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                (target.url(&name), Some(Box::new(move || target.execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))) as Box<dyn Fn()>))
             }
         };
         std::fs::write(
@@ -315,8 +321,8 @@ backend_tests! {
         assert!(weft_ok(&server, &["node", "drain", NODE_2]).contains("backoff 1"), "re-run");
         let out = weft_ok(&server, &["node", "remove", NODE_2]);
         assert!(out.contains(&format!("removed node {NODE_2}")), "{out}");
-        if let Some((target, name)) = cleanup {
-            target.execute(&format!("DROP DATABASE IF EXISTS {name}"));
+        if let Some(cleanup) = cleanup {
+            cleanup();
         }
     }
 }

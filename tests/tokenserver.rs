@@ -51,9 +51,11 @@ fn start(b: Backend, extra: &[(&str, &str)]) -> TestServer {
 fn ts(b: Backend) -> &'static TestServer {
     static SQLITE: OnceLock<TestServer> = OnceLock::new();
     static MYSQL: OnceLock<TestServer> = OnceLock::new();
+    static POSTGRES: OnceLock<TestServer> = OnceLock::new();
     let cell = match b {
         Backend::Sqlite => &SQLITE,
         Backend::Mysql => &MYSQL,
+        Backend::Postgres => &POSTGRES,
     };
     cell.get_or_init(|| start(b, &[]))
 }
@@ -441,7 +443,12 @@ backend_tests! {
         assert_eq!(body["api_endpoint"], json!(format!("{PUBLIC_URL}/1.5/{uid}")));
         assert_eq!(body["duration"], json!(3600));
         assert_eq!(body["hashalg"], json!("sha256"));
-        assert_eq!(body["node_type"], json!(if b == Backend::Mysql { "mysql" } else { "sqlite" }));
+        let node_type = match b {
+            Backend::Sqlite => "sqlite",
+            Backend::Mysql => "mysql",
+            Backend::Postgres => "postgres",
+        };
+        assert_eq!(body["node_type"], json!(node_type));
         let hashed = metrics_hash(&fxa_uid);
         assert_eq!(body["hashed_fxa_uid"], json!(hashed));
         let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();

@@ -7,7 +7,8 @@
 //!
 //! A backend joins by adding one line to the `backends:` list at the bottom (plus its `open_*`
 //! function that creates a fresh database). MySQL/MariaDB comes from `WEFT_TEST_MYSQL_URL`
-//! (default `mysql://root@127.0.0.1:3306`); being unreachable is a failure, never a skip.
+//! (default `mysql://root@127.0.0.1:3306`), PostgreSQL from `WEFT_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432`); being unreachable is a failure, never a skip.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ enum Guard {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     #[cfg(feature = "mysql")]
     Mysql(String),
+    Postgres(String),
 }
 
 impl Drop for Guard {
@@ -47,6 +49,10 @@ impl Drop for Guard {
         #[cfg(feature = "mysql")]
         if let Guard::Mysql(name) = self {
             mariadb::execute(&format!("DROP DATABASE IF EXISTS {name}"));
+        }
+        if let Guard::Postgres(name) = self {
+            // WITH (FORCE): the engine's pool may still hold connections.
+            pg::execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
 }
@@ -75,6 +81,49 @@ fn open_sqlite(config: StorageConfig) -> TestDb {
 fn open_mysql(config: StorageConfig) -> TestDb {
     let name = mariadb::create_database();
     start(&mariadb::url(&name), config, Guard::Mysql(name))
+}
+
+fn open_postgres(config: StorageConfig) -> TestDb {
+    let name = pg::create_database();
+    start(&pg::url(&name), config, Guard::Postgres(name))
+}
+
+mod pg {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+    fn server() -> String {
+        let url = std::env::var("WEFT_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        url.trim_end_matches('/').to_string()
+    }
+
+    pub fn url(name: &str) -> String {
+        format!("{}/{name}", server())
+    }
+
+    /// Runs one statement on the maintenance database (CREATE/DROP DATABASE cannot run in a
+    /// transaction, so one statement per call).
+    pub fn execute(sql: &str) {
+        let url = url("postgres");
+        let mut conn = PgConnection::establish(&url).unwrap_or_else(|e| {
+            panic!("PostgreSQL at {url} is not usable (start it or set WEFT_TEST_POSTGRES_URL): {e}")
+        });
+        conn.batch_execute(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// A new, empty `weft_test_*` database (the name scripts/test cleans up after a crash).
+    pub fn create_database() -> String {
+        let name =
+            format!("weft_test_engine_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        execute(&format!("DROP DATABASE IF EXISTS {name}"));
+        execute(&format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"));
+        name
+    }
 }
 
 #[cfg(feature = "mysql")]
@@ -211,6 +260,7 @@ conformance! {
     backends: [
         sqlite => super::open_sqlite,
         #[cfg(feature = "mysql")] mysql => super::open_mysql,
+        postgres => super::open_postgres,
     ];
     tests: [
         one_timestamp_per_write,

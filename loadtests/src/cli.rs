@@ -107,7 +107,7 @@ pub struct Cli {
     #[arg(long)]
     pub verify: bool,
     /// Raw limit mode: do the scenario's database work directly on this database
-    /// (`sqlite:PATH` or `mysql://…/DB`), without HTTP.
+    /// (`sqlite:PATH`, `postgres://…/DB` or `mysql://…/DB`), without HTTP.
     #[arg(long, value_name = "DATABASE_URL")]
     pub raw: Option<String>,
     /// A JSON result of a raw run of the same scenario: the summary reports the ratio to it.
@@ -255,17 +255,20 @@ pub fn is_loopback_url(url: &Url) -> bool {
     }
 }
 
-/// SQLite files are local by nature; a MySQL URL must name a loopback host like `--target`.
+/// SQLite files are local by nature; a MySQL or PostgreSQL URL must name a loopback host like
+/// `--target`.
 fn check_raw_url(raw: &str, allow_remote: bool) -> Result<(), String> {
     if raw.starts_with("sqlite:") {
         return Ok(());
     }
-    if !raw.starts_with("mysql://") {
-        return Err(format!("--raw {raw:?}: expected sqlite:PATH or mysql://…/DATABASE"));
+    if !(raw.starts_with("mysql://") || weft_schema::pool::is_postgres_url(raw)) {
+        return Err(format!(
+            "--raw {raw:?}: expected sqlite:PATH, postgres://…/DATABASE or mysql://…/DATABASE"
+        ));
     }
     let url = Url::parse(raw).map_err(|e| format!("--raw: {e}"))?;
     if url.path().trim_matches('/').is_empty() {
-        return Err("--raw: the mysql:// URL must name a database".into());
+        return Err(format!("--raw: the {}:// URL must name a database", url.scheme()));
     }
     let loopback = match url.host_str() {
         Some(host) => {
@@ -303,6 +306,10 @@ mod tests {
         assert!(check_raw_url("mysql://root@10.1.1.1:3306/db", false).is_err());
         assert!(check_raw_url("mysql://root@127.0.0.1:3306", false).is_err());
         assert!(check_raw_url("sqlite:/tmp/x.db", false).is_ok());
+        assert!(check_raw_url("postgres://postgres@127.0.0.1:5432/db", false).is_ok());
+        assert!(check_raw_url("postgresql://postgres@[::1]/db", false).is_ok());
+        assert!(check_raw_url("postgres://postgres@10.1.1.1:5432/db", false).is_err());
+        assert!(check_raw_url("postgres://postgres@127.0.0.1:5432", false).is_err());
     }
 
     #[test]

@@ -63,8 +63,10 @@ pub enum DbError {
 
 /// The one place a database failure is classified. diesel names deadlocks (MySQL 1213) and
 /// constraint violations; MySQL's lock wait timeout (1205), its lost connections (2006 "server
-/// has gone away", 2013 "lost connection … during query") and SQLite's "database is locked"
-/// (busy timeout run out) reach us only as text.
+/// has gone away", 2013 "lost connection … during query"), SQLite's "database is locked"
+/// (busy timeout run out) and PostgreSQL's deadlock (40P01), lock timeout (55P03) and
+/// terminated sessions (57P01, libpq's "server closed the connection") reach us only as text;
+/// PostgreSQL's serialization failure (40001) diesel names.
 fn classify(err: &DieselError) -> DbErrorKind {
     match err {
         DieselError::DatabaseError(kind, info) => match kind {
@@ -86,8 +88,20 @@ fn classify(err: &DieselError) -> DbErrorKind {
 }
 
 fn classify_message(message: &str) -> DbErrorKind {
-    const DEADLOCK: [&str; 3] = ["Deadlock found", "Lock wait timeout", "database is locked"];
-    const LOST: [&str; 4] = ["gone away", "Lost connection", "Can't connect", "server closed the connection"];
+    const DEADLOCK: [&str; 5] = [
+        "Deadlock found",
+        "Lock wait timeout",
+        "database is locked",
+        "deadlock detected",
+        "canceling statement due to lock timeout",
+    ];
+    const LOST: [&str; 5] = [
+        "gone away",
+        "Lost connection",
+        "Can't connect",
+        "server closed the connection",
+        "terminating connection",
+    ];
     if DEADLOCK.iter().any(|text| message.contains(text)) {
         DbErrorKind::Deadlock
     } else if LOST.iter().any(|text| message.contains(text)) {
@@ -163,6 +177,14 @@ mod tests {
                 DbErrorKind::LostConnection,
             ),
             (DatabaseErrorKind::ClosedConnection, "closed", DbErrorKind::LostConnection),
+            (DatabaseErrorKind::Unknown, "deadlock detected", DbErrorKind::Deadlock),
+            (DatabaseErrorKind::SerializationFailure, "could not serialize access", DbErrorKind::Deadlock),
+            (DatabaseErrorKind::Unknown, "canceling statement due to lock timeout", DbErrorKind::Deadlock),
+            (
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+                DbErrorKind::LostConnection,
+            ),
             (DatabaseErrorKind::UniqueViolation, "Duplicate entry", DbErrorKind::Constraint),
             (DatabaseErrorKind::Unknown, "no such table: bso", DbErrorKind::Other),
         ];

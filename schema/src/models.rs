@@ -41,6 +41,21 @@ pub struct ExistingBso {
     pub ttl: i64,
 }
 
+/// A live BSO with everything an export carries; `ttl` is the absolute expiry (ms).
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct ExportedBso {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub sortindex: Option<i32>,
+    #[diesel(sql_type = Text)]
+    pub payload: String,
+    #[diesel(sql_type = BigInt)]
+    pub modified: i64,
+    #[diesel(sql_type = BigInt)]
+    pub ttl: i64,
+}
+
 /// A complete BSO row to write (every column decided by the caller).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewBso<'a> {

@@ -1,11 +1,12 @@
 //! Connection pools and transactions. `DbPool` is an r2d2 pool for one database (one db node),
 //! chosen by the URL's scheme; `DbConnection` a connection taken from it; `Tx` the handle the
-//! queries run on inside a transaction. Connection setup (SQLite pragmas, MySQL isolation
-//! level) and the embedded migrations live here too.
+//! queries run on inside a transaction. Connection setup (SQLite pragmas, MySQL and PostgreSQL
+//! isolation level) and the embedded migrations live here too.
 
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
@@ -17,6 +18,7 @@ use diesel::mysql::MysqlConnection;
 use crate::DbError;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 #[cfg(feature = "mysql")]
 const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 
@@ -25,6 +27,7 @@ const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql
 pub enum Backend {
     Sqlite,
     Mysql,
+    Postgres,
 }
 
 #[derive(Debug, Clone)]
@@ -37,12 +40,14 @@ pub struct PoolSettings {
 #[derive(Clone)]
 pub enum DbPool {
     Sqlite(Pool<ConnectionManager<SqliteConnection>>),
+    Postgres(Pool<ConnectionManager<PgConnection>>),
     #[cfg(feature = "mysql")]
     Mysql(Pool<ConnectionManager<MysqlConnection>>),
 }
 
 pub enum DbConnection {
     Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
+    Postgres(PooledConnection<ConnectionManager<PgConnection>>),
     #[cfg(feature = "mysql")]
     Mysql(PooledConnection<ConnectionManager<MysqlConnection>>),
 }
@@ -50,6 +55,7 @@ pub enum DbConnection {
 /// A connection inside an open transaction; every query in `queries` takes one.
 pub enum Tx<'a> {
     Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut PgConnection),
     #[cfg(feature = "mysql")]
     Mysql(&'a mut MysqlConnection),
 }
@@ -62,6 +68,11 @@ macro_rules! with_tx {
             $crate::pool::Tx::Sqlite($c) => {
                 #[allow(unused)]
                 type $db = diesel::sqlite::Sqlite;
+                $body
+            }
+            $crate::pool::Tx::Postgres($c) => {
+                #[allow(unused)]
+                type $db = diesel::pg::Pg;
                 $body
             }
             #[cfg(feature = "mysql")]
@@ -79,6 +90,7 @@ impl Tx<'_> {
     pub fn backend(&self) -> Backend {
         match self {
             Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
             #[cfg(feature = "mysql")]
             Tx::Mysql(_) => Backend::Mysql,
         }
@@ -116,6 +128,21 @@ impl CustomizeConnection<MysqlConnection, diesel::r2d2::Error> for MysqlSetup {
     }
 }
 
+/// PostgreSQL: READ COMMITTED stated explicitly (a server's `default_transaction_isolation`
+/// may say otherwise). As on MySQL, every statement addresses rows by `(userid, …)` and writers
+/// of one collection queue on its `user_collections` row lock (`FOR UPDATE`), so writers of
+/// different users never wait for each other; SERIALIZABLE would add serialization failures
+/// without protecting anything the row lock does not already.
+#[derive(Debug)]
+struct PostgresSetup;
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for PostgresSetup {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
 /// Creates a missing SQLite file readable by its owner only: it holds every user's (encrypted)
 /// records and the tokenserver's user table, and must not depend on the directory's mode or
 /// the umask. SQLite gives the `-wal` and `-shm` files the database file's permissions.
@@ -132,7 +159,7 @@ fn create_owner_only(path: &str) -> std::io::Result<()> {
 }
 
 impl DbPool {
-    /// Builds a pool for `url` (`sqlite:PATH` or `mysql://…`). Does not fail when the database
+    /// Builds a pool for `url` (`sqlite:PATH`, `postgres://…` or `mysql://…`). Does not fail when the database
     /// is unreachable: connections are made on demand, so a node that is down at start
     /// recovers without a restart (its heartbeat reports it meanwhile).
     pub fn connect(url: &str, settings: &PoolSettings) -> Result<DbPool, DbError> {
@@ -155,6 +182,15 @@ impl DbPool {
                 .build_unchecked(ConnectionManager::new(path));
             return Ok(DbPool::Sqlite(pool));
         }
+        if is_postgres_url(url) {
+            let pool = Pool::builder()
+                .max_size(settings.max_size)
+                .min_idle(Some(0))
+                .connection_timeout(settings.connection_timeout)
+                .connection_customizer(Box::new(PostgresSetup))
+                .build_unchecked(ConnectionManager::new(url));
+            return Ok(DbPool::Postgres(pool));
+        }
         if url.starts_with("mysql://") {
             #[cfg(feature = "mysql")]
             {
@@ -171,12 +207,13 @@ impl DbPool {
                 "this weft was built without MySQL support; rebuild with `--features mysql`".into(),
             ));
         }
-        Err(DbError::BadUrl(format!("{url:?} is neither sqlite: nor mysql://")))
+        Err(DbError::BadUrl(format!("{url:?} is not sqlite:, postgres:// or mysql://")))
     }
 
     pub fn backend(&self) -> Backend {
         match self {
             DbPool::Sqlite(_) => Backend::Sqlite,
+            DbPool::Postgres(_) => Backend::Postgres,
             #[cfg(feature = "mysql")]
             DbPool::Mysql(_) => Backend::Mysql,
         }
@@ -185,6 +222,7 @@ impl DbPool {
     pub fn get(&self) -> Result<DbConnection, DbError> {
         Ok(match self {
             DbPool::Sqlite(p) => DbConnection::Sqlite(p.get()?),
+            DbPool::Postgres(p) => DbConnection::Postgres(p.get()?),
             #[cfg(feature = "mysql")]
             DbPool::Mysql(p) => DbConnection::Mysql(p.get()?),
         })
@@ -194,6 +232,7 @@ impl DbPool {
     pub fn state(&self) -> (u32, u32) {
         let s = match self {
             DbPool::Sqlite(p) => p.state(),
+            DbPool::Postgres(p) => p.state(),
             #[cfg(feature = "mysql")]
             DbPool::Mysql(p) => p.state(),
         };
@@ -203,6 +242,7 @@ impl DbPool {
     pub fn max_size(&self) -> u32 {
         match self {
             DbPool::Sqlite(p) => p.max_size(),
+            DbPool::Postgres(p) => p.max_size(),
             #[cfg(feature = "mysql")]
             DbPool::Mysql(p) => p.max_size(),
         }
@@ -213,6 +253,7 @@ impl DbPool {
         let mut conn = self.get()?;
         let ran = match &mut conn {
             DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+            DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
             #[cfg(feature = "mysql")]
             DbConnection::Mysql(c) => c.run_pending_migrations(MYSQL_MIGRATIONS).map(|v| v.len()),
         };
@@ -229,6 +270,7 @@ impl DbConnection {
     {
         match self {
             DbConnection::Sqlite(c) => c.transaction(|c| f(&mut Tx::Sqlite(c))),
+            DbConnection::Postgres(c) => c.transaction(|c| f(&mut Tx::Postgres(c))),
             #[cfg(feature = "mysql")]
             DbConnection::Mysql(c) => c.transaction(|c| f(&mut Tx::Mysql(c))),
         }
@@ -242,13 +284,15 @@ impl DbConnection {
     {
         match self {
             DbConnection::Sqlite(c) => f(&mut Tx::Sqlite(c)),
+            DbConnection::Postgres(c) => f(&mut Tx::Postgres(c)),
             #[cfg(feature = "mysql")]
             DbConnection::Mysql(c) => f(&mut Tx::Mysql(c)),
         }
     }
 
     /// Runs `f` in a write transaction. SQLite takes the write lock at BEGIN (IMMEDIATE) so two
-    /// writers never both read and then fail to upgrade; MySQL locks rows as it goes.
+    /// writers never both read and then fail to upgrade; MySQL and PostgreSQL lock rows as they
+    /// go.
     pub fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
     where
         E: From<diesel::result::Error>,
@@ -256,6 +300,7 @@ impl DbConnection {
     {
         match self {
             DbConnection::Sqlite(c) => c.immediate_transaction(|c| f(&mut Tx::Sqlite(c))),
+            DbConnection::Postgres(c) => c.transaction(|c| f(&mut Tx::Postgres(c))),
             #[cfg(feature = "mysql")]
             DbConnection::Mysql(c) => c.transaction(|c| f(&mut Tx::Mysql(c))),
         }
@@ -265,9 +310,15 @@ impl DbConnection {
     pub fn check(&mut self) -> Result<(), DbError> {
         match self {
             DbConnection::Sqlite(c) => c.batch_execute("SELECT 1"),
+            DbConnection::Postgres(c) => c.batch_execute("SELECT 1"),
             #[cfg(feature = "mysql")]
             DbConnection::Mysql(c) => c.batch_execute("SELECT 1"),
         }
         .map_err(DbError::from)
     }
+}
+
+/// `postgres://` or `postgresql://`: the two schemes libpq accepts.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }

@@ -1,7 +1,9 @@
 //! Database backends the suite runs against, and the creation of a fresh database per server:
 //! SQLite gets a new file in the server's temp dir, MySQL/MariaDB a new database created with
-//! the `mariadb` CLI (URL from `WEFT_TEST_MYSQL_URL`, default `mysql://root@127.0.0.1:3306`).
-//! MySQL being unreachable is a test failure with a clear message, never a silent skip.
+//! the `mariadb` CLI (URL from `WEFT_TEST_MYSQL_URL`, default `mysql://root@127.0.0.1:3306`),
+//! PostgreSQL a new database created with `psql` (URL from `WEFT_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432`). A database server being unreachable is a test failure
+//! with a clear message, never a silent skip.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub enum Backend {
     Sqlite,
     Mysql,
+    Postgres,
 }
 
 /// Connection parameters parsed from a `mysql://user[:pass]@host[:port][/...]` URL.
@@ -83,33 +86,110 @@ impl MysqlTarget {
     }
 }
 
+/// A PostgreSQL server: the `postgres://user[:pass]@host[:port]` URL without a database.
+#[derive(Debug, Clone)]
+pub struct PostgresTarget {
+    pub server_url: String,
+}
+
+impl PostgresTarget {
+    pub fn from_env() -> PostgresTarget {
+        let url = std::env::var("WEFT_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string());
+        assert!(
+            url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            "WEFT_TEST_POSTGRES_URL {url:?} is not postgres://user[:pass]@host[:port]"
+        );
+        PostgresTarget { server_url: url.trim_end_matches('/').to_string() }
+    }
+
+    /// The server URL for database `db`.
+    pub fn url(&self, db: &str) -> String {
+        format!("{}/{db}", self.server_url)
+    }
+
+    /// Runs SQL statements with `psql` on the maintenance database `postgres`; panics with the
+    /// CLI's message on failure.
+    pub fn execute(&self, sql: &str) {
+        let out = Command::new("psql")
+            .args(self.psql_args("postgres"))
+            .arg("-c")
+            .arg(sql)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run the `psql` CLI (is it installed?): {e}"));
+        assert!(
+            out.status.success(),
+            "PostgreSQL at {} is not usable for the test suite ({sql}): {}\n\
+             Start PostgreSQL or set WEFT_TEST_POSTGRES_URL.",
+            self.server_url,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `psql` arguments connecting to database `db`, quiet and failing on the first error.
+    pub fn psql_args(&self, db: &str) -> Vec<String> {
+        vec!["-X".into(), "-q".into(), "-v".into(), "ON_ERROR_STOP=1".into(), "-d".into(), self.url(db)]
+    }
+}
+
 static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// A database prepared for one server: its URL and, for MySQL, what to drop afterwards.
+/// A database prepared for one server: its URL and, for MySQL and PostgreSQL, what to drop
+/// afterwards.
 pub struct Database {
     pub url: String,
     pub mysql: Option<(MysqlTarget, String)>,
+    pub postgres: Option<(PostgresTarget, String)>,
+}
+
+/// A database name unique to this test process and call.
+fn fresh_name() -> String {
+    format!("weft_test_{}_{}", std::process::id(), DB_COUNTER.fetch_add(1, Ordering::SeqCst))
 }
 
 impl Database {
     /// A brand-new, empty database for one server.
     pub fn create(backend: Backend, dir: &Path) -> Database {
         match backend {
-            Backend::Sqlite => {
-                Database { url: format!("sqlite:{}", dir.join("weft.db").display()), mysql: None }
-            }
+            Backend::Sqlite => Database {
+                url: format!("sqlite:{}", dir.join("weft.db").display()),
+                mysql: None,
+                postgres: None,
+            },
             Backend::Mysql => {
                 let target = MysqlTarget::from_env();
-                let name =
-                    format!("weft_test_{}_{}", std::process::id(), DB_COUNTER.fetch_add(1, Ordering::SeqCst));
+                let name = fresh_name();
                 target.execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"));
-                Database { url: target.url(&name), mysql: Some((target, name)) }
+                Database { url: target.url(&name), mysql: Some((target, name)), postgres: None }
             }
+            Backend::Postgres => Database::create_postgres(),
         }
     }
 
-    /// Shell command (for the watchdog) that drops this database, if it is a MySQL one.
+    /// A brand-new PostgreSQL database (UTF-8, whatever the server's template says).
+    pub fn create_postgres() -> Database {
+        let target = PostgresTarget::from_env();
+        let name = fresh_name();
+        target.execute(&format!("DROP DATABASE IF EXISTS {name}"));
+        target.execute(&format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"));
+        Database { url: target.url(&name), mysql: None, postgres: Some((target, name)) }
+    }
+
+    /// Shell command (for the watchdog) that drops this database, if it is a MySQL or
+    /// PostgreSQL one.
     pub fn drop_command(&self) -> Option<String> {
+        if let Some((target, name)) = &self.postgres {
+            // WITH (FORCE): a server killed a moment ago may still hold connections.
+            let args: Vec<String> = target
+                .psql_args("postgres")
+                .iter()
+                .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+                .collect();
+            return Some(format!(
+                "psql {} -c 'DROP DATABASE IF EXISTS {name} WITH (FORCE)' >/dev/null 2>&1",
+                args.join(" ")
+            ));
+        }
         let (target, name) = self.mysql.as_ref()?;
         let args: Vec<String> =
             target.cli_args().iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();

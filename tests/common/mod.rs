@@ -6,8 +6,9 @@
 #![allow(dead_code, unused_imports, unused_macros)]
 
 /// Generates, from functions taking a `Backend`, a `#[test]` per backend:
-/// `mod sqlite { #[test] fn name() }` always and `mod mysql { #[test] fn name() }` when the
-/// `mysql` feature is on. The bodies are written once as plain functions.
+/// `mod sqlite { #[test] fn name() }` and `mod postgres { … }` always, and
+/// `mod mysql { #[test] fn name() }` when the `mysql` feature is on. The bodies are written once
+/// as plain functions.
 macro_rules! backend_tests {
     ($( $(#[$meta:meta])* fn $name:ident($b:ident : Backend) $body:block )*) => {
         $( $(#[$meta])* fn $name($b: $crate::common::Backend) $body )*
@@ -19,6 +20,10 @@ macro_rules! backend_tests {
         #[cfg(feature = "mysql")]
         mod mysql {
             $( #[test] fn $name() { super::$name($crate::common::Backend::Mysql) } )*
+        }
+
+        mod postgres {
+            $( #[test] fn $name() { super::$name($crate::common::Backend::Postgres) } )*
         }
     };
 }

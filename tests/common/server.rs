@@ -105,7 +105,7 @@ impl TestServer {
     ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = match shared_database {
-            Some(url) => Database { url: url.to_string(), mysql: None },
+            Some(url) => Database { url: url.to_string(), mysql: None, postgres: None },
             None => Database::create(backend, dir.path()),
         };
         let mut cmd = serve_command(dir.path(), &db.url);
@@ -202,7 +202,8 @@ impl TestServer {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The server's database URL (`sqlite:…` or `mysql://…/weft_test_…`), for tests that run
+    /// The server's database URL (`sqlite:…`, `mysql://…/weft_test_…` or
+    /// `postgres://…/weft_test_…`), for tests that run
     /// admin commands or hold locks on it.
     pub fn database_url(&self) -> &str {
         &self.db.url
@@ -278,13 +279,14 @@ pub const SMALL_LIMITS: &[(&str, &str)] = &[
     ("WEFT_LIMITS_MAX_TOTAL_BYTES", "2500"),
 ];
 
-static SHARED: [OnceLock<TestServer>; 4] =
-    [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+static SHARED: [OnceLock<TestServer>; 6] =
+    [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
 
 fn backend_index(backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => 0,
         Backend::Mysql => 1,
+        Backend::Postgres => 2,
     }
 }
 
@@ -296,5 +298,5 @@ pub fn shared(backend: Backend) -> &'static TestServer {
 
 /// A shared server per backend configured with `SMALL_LIMITS`.
 pub fn shared_small(backend: Backend) -> &'static TestServer {
-    SHARED[2 + backend_index(backend)].get_or_init(|| TestServer::start(backend, SMALL_LIMITS))
+    SHARED[3 + backend_index(backend)].get_or_init(|| TestServer::start(backend, SMALL_LIMITS))
 }

@@ -147,7 +147,7 @@ impl Storage {
             Access::Write => {
                 let _writer = match self.pool.backend() {
                     Backend::Sqlite => Some(self.sqlite_writer.lock().unwrap_or_else(|e| e.into_inner())),
-                    Backend::Mysql => None,
+                    Backend::Mysql | Backend::Postgres => None,
                 };
                 self.with_retries(|| self.connection()?.write_transaction(run))
             }

@@ -27,6 +27,27 @@ pub struct UserRecord {
     pub replaced_at: Option<i64>,
 }
 
+/// A `users` row as an export carries it: the node by URL (ids differ between databases).
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct Account {
+    #[diesel(sql_type = BigInt)]
+    pub uid: i64,
+    #[diesel(sql_type = Text)]
+    pub email: String,
+    #[diesel(sql_type = BigInt)]
+    pub generation: i64,
+    #[diesel(sql_type = Text)]
+    pub client_state: String,
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub replaced_at: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub keys_changed_at: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub node: Option<String>,
+}
+
 /// A `users` row to insert; `replaced_at` is always NULL for a new row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUser<'a> {

@@ -7,3 +7,4 @@ mod dialect;
 mod sql;
 pub mod storage;
 pub mod tokenserver;
+pub mod transfer;

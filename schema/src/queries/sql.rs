@@ -1,6 +1,7 @@
 //! `Sql`: a statement text plus its bind values, run on whichever backend a `Tx` holds. The
-//! storage statements are the same text on SQLite and MySQL (both take `?` placeholders), so
-//! dispatching here once keeps every query written once.
+//! statements are the same text on every backend, written with `?` placeholders (SQLite's and
+//! MySQL's); for PostgreSQL they are numbered `$1, $2, …` here, so dispatching here once keeps
+//! every query written once.
 
 use diesel::backend::Backend;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
@@ -8,7 +9,7 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, Integer, Nullable, Text};
 use diesel::{QueryResult, QueryableByName, RunQueryDsl};
 
-use crate::pool::{with_tx, Tx};
+use crate::pool::{with_tx, Backend as Dialect, Tx};
 
 /// A bind value.
 #[derive(Debug, Clone, Copy)]
@@ -24,18 +25,27 @@ pub(crate) enum Arg<'a> {
 /// Rows loadable from every compiled-in backend.
 #[cfg(feature = "mysql")]
 pub(crate) trait Row:
-    QueryableByName<diesel::sqlite::Sqlite> + QueryableByName<diesel::mysql::Mysql> + 'static
+    QueryableByName<diesel::sqlite::Sqlite>
+    + QueryableByName<diesel::pg::Pg>
+    + QueryableByName<diesel::mysql::Mysql>
+    + 'static
 {
 }
 #[cfg(feature = "mysql")]
 impl<T> Row for T where
-    T: QueryableByName<diesel::sqlite::Sqlite> + QueryableByName<diesel::mysql::Mysql> + 'static
+    T: QueryableByName<diesel::sqlite::Sqlite>
+        + QueryableByName<diesel::pg::Pg>
+        + QueryableByName<diesel::mysql::Mysql>
+        + 'static
 {
 }
 #[cfg(not(feature = "mysql"))]
-pub(crate) trait Row: QueryableByName<diesel::sqlite::Sqlite> + 'static {}
+pub(crate) trait Row:
+    QueryableByName<diesel::sqlite::Sqlite> + QueryableByName<diesel::pg::Pg> + 'static
+{
+}
 #[cfg(not(feature = "mysql"))]
-impl<T> Row for T where T: QueryableByName<diesel::sqlite::Sqlite> + 'static {}
+impl<T> Row for T where T: QueryableByName<diesel::sqlite::Sqlite> + QueryableByName<diesel::pg::Pg> + 'static {}
 
 pub(crate) struct Sql<'a> {
     text: String,
@@ -58,7 +68,8 @@ impl<'a> Sql<'a> {
     }
 
     pub fn load<R: Row>(self, tx: &mut Tx<'_>) -> QueryResult<Vec<R>> {
-        with_tx!(tx, |c, DB| boxed::<DB>(self.text, self.args).load::<R>(*c))
+        let text = placeholders_for(tx.backend(), self.text);
+        with_tx!(tx, |c, DB| boxed::<DB>(text, self.args).load::<R>(*c))
     }
 
     pub fn first<R: Row>(self, tx: &mut Tx<'_>) -> QueryResult<Option<R>> {
@@ -66,7 +77,8 @@ impl<'a> Sql<'a> {
     }
 
     pub fn execute(self, tx: &mut Tx<'_>) -> QueryResult<usize> {
-        with_tx!(tx, |c, DB| boxed::<DB>(self.text, self.args).execute(*c))
+        let text = placeholders_for(tx.backend(), self.text);
+        with_tx!(tx, |c, DB| boxed::<DB>(text, self.args).execute(*c))
     }
 }
 
@@ -91,7 +103,40 @@ where
     query
 }
 
+/// The statement with PostgreSQL's numbered placeholders when the backend needs them. Every `?`
+/// is a placeholder: no statement has a `?` inside a literal (values are always bound).
+fn placeholders_for(backend: Dialect, text: String) -> String {
+    if backend != Dialect::Postgres {
+        return text;
+    }
+    let mut numbered = String::with_capacity(text.len() + text.len() / 8);
+    for (n, part) in text.split('?').enumerate() {
+        if n > 0 {
+            numbered.push('$');
+            numbered.push_str(&n.to_string());
+        }
+        numbered.push_str(part);
+    }
+    numbered
+}
+
 /// `?, ?, ?` for an `IN (…)` list of `n` values.
 pub(crate) fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{placeholders_for, Dialect};
+
+    #[test]
+    fn postgres_placeholders_are_numbered() {
+        let text = "SELECT a FROM t WHERE b = ? AND c IN (?, ?) LIMIT ?".to_string();
+        assert_eq!(
+            placeholders_for(Dialect::Postgres, text.clone()),
+            "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3) LIMIT $4"
+        );
+        assert_eq!(placeholders_for(Dialect::Sqlite, text.clone()), text);
+        assert_eq!(placeholders_for(Dialect::Postgres, "SELECT 1".into()), "SELECT 1");
+    }
 }

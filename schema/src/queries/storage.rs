@@ -4,7 +4,7 @@
 
 use diesel::QueryResult;
 
-use super::dialect::{insert_ignore, lock_clause, payload_bytes};
+use super::dialect::{desc_nulls_last, insert_ignore, int64, lock_clause, payload_bytes};
 use super::sql::{placeholders, Arg, Sql};
 use crate::models::{
     BsoRow, ExistingBso, NamedCount, NewBso, OptionalSingle, Single, StagedBso, Totals, UserCollectionRow,
@@ -31,7 +31,8 @@ pub enum Lock {
 // ---- collections ----
 
 pub fn collection_id(tx: &mut Tx<'_>, name: &str) -> QueryResult<Option<i32>> {
-    Ok(Sql::new("SELECT CAST(id AS SIGNED) AS value FROM collections WHERE name = ?")
+    let int64 = int64(tx.backend());
+    Ok(Sql::new(format!("SELECT CAST(id AS {int64}) AS value FROM collections WHERE name = ?"))
         .arg(Arg::Str(name))
         .first::<Single>(tx)?
         .map(|r| r.value as i32))
@@ -40,9 +41,7 @@ pub fn collection_id(tx: &mut Tx<'_>, name: &str) -> QueryResult<Option<i32>> {
 /// Registers a collection name (idempotent) and returns its id.
 pub fn create_collection(tx: &mut Tx<'_>, name: &str) -> QueryResult<i32> {
     let backend = tx.backend();
-    Sql::new(format!("{} INTO collections (name) VALUES (?)", insert_ignore(backend)))
-        .arg(Arg::Str(name))
-        .execute(tx)?;
+    Sql::new(insert_ignore(backend, "INTO collections (name) VALUES (?)")).arg(Arg::Str(name)).execute(tx)?;
     collection_id(tx, name)?.ok_or(diesel::result::Error::NotFound)
 }
 
@@ -70,9 +69,9 @@ pub fn lock_or_create_collection(tx: &mut Tx<'_>, uid: i64, collection: i32) -> 
         return Ok((ts, true));
     }
     let backend = tx.backend();
-    let inserted = Sql::new(format!(
-        "{} INTO user_collections (userid, collection, last_modified, total_bytes, count) VALUES (?, ?, 0, 0, 0)",
-        insert_ignore(backend)
+    let inserted = Sql::new(insert_ignore(
+        backend,
+        "INTO user_collections (userid, collection, last_modified, total_bytes, count) VALUES (?, ?, 0, 0, 0)",
     ))
     .arg(Arg::I64(uid))
     .arg(Arg::I32(collection))
@@ -112,11 +111,14 @@ pub fn refresh_collection_totals(tx: &mut Tx<'_>, uid: i64, collection: i32, now
 
 /// The user's bytes as recorded by the quota bookkeeping.
 pub fn quota_usage(tx: &mut Tx<'_>, uid: i64) -> QueryResult<i64> {
-    Ok(Sql::new("SELECT CAST(SUM(total_bytes) AS SIGNED) AS value FROM user_collections WHERE userid = ?")
-        .arg(Arg::I64(uid))
-        .first::<OptionalSingle>(tx)?
-        .and_then(|r| r.value)
-        .unwrap_or(0))
+    let int64 = int64(tx.backend());
+    Ok(Sql::new(format!(
+        "SELECT CAST(SUM(total_bytes) AS {int64}) AS value FROM user_collections WHERE userid = ?"
+    ))
+    .arg(Arg::I64(uid))
+    .first::<OptionalSingle>(tx)?
+    .and_then(|r| r.value)
+    .unwrap_or(0))
 }
 
 /// The storage last-modified: greatest timestamp over the user's collections and tombstone.
@@ -148,7 +150,8 @@ pub fn collection_counts(tx: &mut Tx<'_>, uid: i64, now: i64) -> QueryResult<Vec
 /// name → payload bytes of live items, for collections that have any.
 pub fn collection_usage(tx: &mut Tx<'_>, uid: i64, now: i64) -> QueryResult<Vec<(String, i64)>> {
     let len = payload_bytes(tx.backend());
-    named_aggregate(tx, &format!("CAST(SUM({len}) AS SIGNED)"), uid, now)
+    let int64 = int64(tx.backend());
+    named_aggregate(tx, &format!("CAST(SUM({len}) AS {int64})"), uid, now)
 }
 
 fn named_aggregate(tx: &mut Tx<'_>, aggregate: &str, uid: i64, now: i64) -> QueryResult<Vec<(String, i64)>> {
@@ -167,7 +170,8 @@ fn named_aggregate(tx: &mut Tx<'_>, aggregate: &str, uid: i64, now: i64) -> Quer
 /// Payload bytes of all the user's live items.
 pub fn storage_usage(tx: &mut Tx<'_>, uid: i64, now: i64) -> QueryResult<i64> {
     let len = payload_bytes(tx.backend());
-    Ok(Sql::new(format!("SELECT CAST(SUM({len}) AS SIGNED) AS value FROM bso WHERE userid = ? AND ttl > ?"))
+    let int64 = int64(tx.backend());
+    Ok(Sql::new(format!("SELECT CAST(SUM({len}) AS {int64}) AS value FROM bso WHERE userid = ? AND ttl > ?"))
         .arg(Arg::I64(uid))
         .arg(Arg::I64(now))
         .first::<OptionalSingle>(tx)?
@@ -292,11 +296,13 @@ pub fn find_bsos(
         sql.push_str(if order == Order::Oldest { " AND modified >= ?" } else { " AND modified <= ?" });
         args.push(Arg::I64(bound));
     }
-    sql.push_str(match order {
-        Order::Newest => " ORDER BY modified DESC, id DESC",
-        Order::Oldest => " ORDER BY modified ASC, id ASC",
-        Order::Index => " ORDER BY sortindex DESC, id DESC",
-    });
+    match order {
+        Order::Newest => sql.push_str(" ORDER BY modified DESC, id DESC"),
+        Order::Oldest => sql.push_str(" ORDER BY modified ASC, id ASC"),
+        Order::Index => {
+            sql.push_str(&format!(" ORDER BY sortindex {}, id DESC", desc_nulls_last(tx.backend())))
+        }
+    }
     // Both engines need a LIMIT to accept an OFFSET; -1 / 2^63-1 mean "no limit".
     sql.push_str(" LIMIT ? OFFSET ?");
     args.push(Arg::I64(filter.limit.unwrap_or(i64::MAX)));
@@ -331,7 +337,7 @@ pub fn existing_bsos(
 pub fn upsert_bsos(tx: &mut Tx<'_>, uid: i64, collection: i32, rows: &[NewBso<'_>]) -> QueryResult<()> {
     let backend = tx.backend();
     let conflict = match backend {
-        Backend::Sqlite => {
+        Backend::Sqlite | Backend::Postgres => {
             " ON CONFLICT (userid, collection, id) DO UPDATE SET sortindex = excluded.sortindex, \
              payload = excluded.payload, modified = excluded.modified, ttl = excluded.ttl, \
              payload_size = excluded.payload_size"
@@ -401,12 +407,10 @@ pub fn delete_bsos(tx: &mut Tx<'_>, uid: i64, collection: i32, ids: &[String]) -
 /// Records a new batch; `false` when the id is taken.
 pub fn create_batch(tx: &mut Tx<'_>, batch: i64, uid: i64, collection: i32) -> QueryResult<bool> {
     let backend = tx.backend();
-    let inserted = Sql::new(format!(
-        "{} INTO batch_uploads (batch, userid, collection) VALUES (?, ?, ?)",
-        insert_ignore(backend)
-    ))
-    .args([Arg::I64(batch), Arg::I64(uid), Arg::I32(collection)])
-    .execute(tx)?;
+    let inserted =
+        Sql::new(insert_ignore(backend, "INTO batch_uploads (batch, userid, collection) VALUES (?, ?, ?)"))
+            .args([Arg::I64(batch), Arg::I64(uid), Arg::I32(collection)])
+            .execute(tx)?;
     Ok(inserted == 1)
 }
 
@@ -415,7 +419,8 @@ pub fn create_batch(tx: &mut Tx<'_>, batch: i64, uid: i64, collection: i32) -> Q
 pub fn lock_batch(tx: &mut Tx<'_>, batch: i64, uid: i64) -> QueryResult<Option<i32>> {
     let backend = tx.backend();
     Ok(Sql::new(format!(
-        "SELECT CAST(collection AS SIGNED) AS value FROM batch_uploads WHERE batch = ? AND userid = ?{}",
+        "SELECT CAST(collection AS {}) AS value FROM batch_uploads WHERE batch = ? AND userid = ?{}",
+        int64(backend),
         lock_clause(backend, Lock::Write)
     ))
     .arg(Arg::I64(batch))
@@ -428,7 +433,7 @@ pub fn lock_batch(tx: &mut Tx<'_>, batch: i64, uid: i64) -> QueryResult<Option<i
 /// absent field (NULL) keeps it.
 pub fn stage_batch_items(tx: &mut Tx<'_>, batch: i64, uid: i64, items: &[StagedBso]) -> QueryResult<()> {
     let conflict = match tx.backend() {
-        Backend::Sqlite => {
+        Backend::Sqlite | Backend::Postgres => {
             " ON CONFLICT (batch, userid, id) DO UPDATE SET \
              sortindex = COALESCE(excluded.sortindex, batch_upload_items.sortindex), \
              payload = COALESCE(excluded.payload, batch_upload_items.payload), \
@@ -467,10 +472,11 @@ pub fn stage_batch_items(tx: &mut Tx<'_>, batch: i64, uid: i64, items: &[StagedB
 
 /// (items, payload bytes) staged so far.
 pub fn batch_totals(tx: &mut Tx<'_>, batch: i64, uid: i64) -> QueryResult<(i64, i64)> {
-    Ok(Sql::new(
-        "SELECT COUNT(*) AS count, CAST(COALESCE(SUM(payload_size), 0) AS SIGNED) AS bytes \
-         FROM batch_upload_items WHERE batch = ? AND userid = ?",
-    )
+    let int64 = int64(tx.backend());
+    Ok(Sql::new(format!(
+        "SELECT COUNT(*) AS count, CAST(COALESCE(SUM(payload_size), 0) AS {int64}) AS bytes \
+         FROM batch_upload_items WHERE batch = ? AND userid = ?"
+    ))
     .arg(Arg::I64(batch))
     .arg(Arg::I64(uid))
     .first::<Totals>(tx)?

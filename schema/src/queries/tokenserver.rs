@@ -4,12 +4,12 @@
 
 use diesel::QueryResult;
 
-use super::dialect::{greatest, insert_ignore, lock_clause};
+use super::dialect::{greatest, insert_ignore, int64, last_insert_id, lock_clause};
 use super::sql::{Arg, Sql};
 use super::storage::Lock;
 use crate::models::tokenserver::{NewUser, NodeFields, NodeRow, UserRecord};
 use crate::models::Single;
-use crate::pool::{Backend, Tx};
+use crate::pool::Tx;
 
 /// The service name of Sync 1.5 in the `services` table.
 pub const SYNC_SERVICE: &str = "sync-1.5";
@@ -23,7 +23,8 @@ const NODE_COLUMNS: &str = "id, node, available, current_load, capacity, downed,
 
 /// The id of service `name` (looked up by name: its value depends on the migration history).
 pub fn service_id(tx: &mut Tx<'_>, name: &str) -> QueryResult<Option<i32>> {
-    Ok(Sql::new("SELECT CAST(id AS SIGNED) AS value FROM services WHERE service = ?")
+    let int64 = int64(tx.backend());
+    Ok(Sql::new(format!("SELECT CAST(id AS {int64}) AS value FROM services WHERE service = ?"))
         .arg(Arg::Str(name))
         .first::<Single>(tx)?
         .map(|r| r.value as i32))
@@ -64,12 +65,10 @@ pub fn insert_user(tx: &mut Tx<'_>, user: &NewUser<'_>) -> QueryResult<i64> {
     .arg(Arg::I64(user.nodeid))
     .arg(Arg::OptI64(user.keys_changed_at))
     .execute(tx)?;
-    let last_id = match backend {
-        Backend::Sqlite => "SELECT last_insert_rowid() AS value",
-        // LAST_INSERT_ID() is unsigned; the cast gives the signed type the row model reads.
-        Backend::Mysql => "SELECT CAST(LAST_INSERT_ID() AS SIGNED) AS value",
-    };
-    Sql::new(last_id).first::<Single>(tx)?.map(|r| r.value).ok_or(diesel::result::Error::NotFound)
+    Sql::new(last_insert_id(backend))
+        .first::<Single>(tx)?
+        .map(|r| r.value)
+        .ok_or(diesel::result::Error::NotFound)
 }
 
 /// Marks one row replaced at `at` (ms).
@@ -195,10 +194,10 @@ pub fn insert_node(tx: &mut Tx<'_>, service: i32, node: &str, fields: &NodeField
 /// node of that name exists. Returns whether a row was inserted.
 pub fn insert_initial_node(tx: &mut Tx<'_>, service: i32, node: &str, capacity: i32) -> QueryResult<bool> {
     let backend = tx.backend();
-    let inserted = Sql::new(format!(
-        "{} INTO nodes (service, node, available, current_load, capacity, downed, backoff) \
+    let inserted = Sql::new(insert_ignore(
+        backend,
+        "INTO nodes (service, node, available, current_load, capacity, downed, backoff) \
          VALUES (?, ?, ?, 0, ?, 0, 0)",
-        insert_ignore(backend)
     ))
     .arg(Arg::I32(service))
     .arg(Arg::Str(node))
