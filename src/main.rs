@@ -8,6 +8,7 @@ mod config;
 mod error;
 mod master_secret;
 mod node;
+mod proxy;
 mod server;
 mod startup;
 mod telemetry;
@@ -115,6 +116,9 @@ fn check_config(settings: &Settings) -> ExitCode {
     if !cfg!(feature = "mysql") && urls.iter().any(|url| url.starts_with("mysql://")) {
         return fail("a database_url is mysql:// but this weft was built without `--features mysql`");
     }
+    for warning in settings.warnings() {
+        eprintln!("weft: warning: {warning}");
+    }
     let storage_nodes = if settings.storage.enabled { 1 + settings.nodes.len() } else { 0 };
     let on_off = |on: bool| if on { "on" } else { "off" };
     println!(
@@ -175,6 +179,9 @@ fn serve(settings: Settings) -> ExitCode {
         None
     };
     println!("weft: public URL {}", settings.public_url);
+    for warning in settings.warnings() {
+        eprintln!("weft: warning: {warning}");
+    }
     if settings.storage.enabled {
         for plan in &plans {
             println!("weft: node {} on {}", plan.url, startup::redact_url(&plan.database_url));
@@ -226,6 +233,7 @@ fn serve(settings: Settings) -> ExitCode {
             nodes: services.nodes,
             verifier: services.verifier,
             tokenserver,
+            body_slots: web::extract::request_body::BodySlots::new(settings.http.max_concurrent_bodies),
         });
         server::serve(settings, state).await.map_err(|e| format!("listen: {e}"))
     });

@@ -12,7 +12,7 @@ use weft_actors::tokenserver::{
     Jwk, OAuthConfig, OAuthVerifier, RegisterInitialNode, Tokenserver, TokenserverConfig, TokenserverDb,
     TokenserverDbConfig,
 };
-use weft_schema::{DbError, DbPool, PoolSettings};
+use weft_schema::{DbError, DbPool, PoolSettings, SqliteSynchronous};
 
 use crate::config::Settings;
 use crate::master_secret::{self, MasterSecretError};
@@ -89,6 +89,12 @@ pub fn pool_settings(settings: &Settings) -> PoolSettings {
         max_size: settings.shard.pool_size,
         connection_timeout: Duration::from_millis(settings.shard.connection_timeout_ms),
         sqlite_busy_timeout: Duration::from_millis(settings.shard.sqlite_busy_timeout_ms),
+        // `validate` admits only `full` and `normal`.
+        sqlite_synchronous: if settings.shard.sqlite_synchronous == "normal" {
+            SqliteSynchronous::Normal
+        } else {
+            SqliteSynchronous::Full
+        },
     }
 }
 

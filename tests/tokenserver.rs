@@ -167,6 +167,7 @@ fn hold_node_lock(database_url: &str, seconds: u64) -> std::thread::JoinHandle<(
         max_size: 1,
         connection_timeout: Duration::from_secs(10),
         sqlite_busy_timeout: Duration::from_secs(10),
+        sqlite_synchronous: Default::default(),
     };
     let pool = weft_schema::DbPool::connect(database_url, &settings).expect("test pool");
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();

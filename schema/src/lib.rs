@@ -13,5 +13,5 @@ pub mod schema;
 pub mod timestamp;
 
 pub use error::DbError;
-pub use pool::{Backend, DbConnection, DbPool, PoolSettings};
+pub use pool::{Backend, DbConnection, DbPool, PoolSettings, SqliteSynchronous};
 pub use timestamp::SyncTimestamp;

@@ -3,6 +3,7 @@
 //! send one message to a shard actor and turn the reply into HTTP; they hold no storage rules.
 
 pub mod cors;
+pub mod deadline;
 pub mod extract;
 pub mod handlers;
 pub mod weave_timestamp;
@@ -17,6 +18,8 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::node::NodeTable;
 
+use self::extract::request_body::BodySlots;
+
 use self::handlers::{bso, collection, health, info, storage};
 
 pub struct AppState {
@@ -25,6 +28,8 @@ pub struct AppState {
     pub verifier: actix::Addr<TokenVerifier>,
     /// The built-in tokenserver, when it runs in this process.
     pub tokenserver: Option<actix::Addr<weft_actors::tokenserver::Tokenserver>>,
+    /// `http.max_concurrent_bodies`: request bodies in memory at once.
+    pub body_slots: BodySlots,
 }
 
 /// Name of the `info/collections` route: the one route that accepts expired tokens (§2).

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use weft_actors::shard::BsoInput;
 
 use super::content_type::{body_format, BodyFormat};
-use super::request_body::read_body;
+use super::request_body::body;
 use super::{app_state, is_valid_bso_id};
 use crate::config::Limits;
 use crate::error::ApiError;
@@ -60,12 +60,11 @@ impl FromRequest for BsoPutBody {
     type Error = ApiError;
     type Future = BodyFuture<Self>;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        let mut payload = payload.take();
         Box::pin(async move {
             let format = body_format(req.headers().get(header::CONTENT_TYPE))?;
-            let body = read_body(&req, &mut payload).await?;
+            let body = body(&req)?;
             let limits = &app_state(&req)?.settings.limits;
             parse_put_body(format, &body, collection(&req), limits)
         })
@@ -76,14 +75,13 @@ impl FromRequest for BsoPostBody {
     type Error = ApiError;
     type Future = BodyFuture<Self>;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        let mut payload = payload.take();
         Box::pin(async move {
             let limits = &app_state(&req)?.settings.limits;
             check_size_limit_headers(req.headers(), limits)?;
             let format = body_format(req.headers().get(header::CONTENT_TYPE))?;
-            let body = read_body(&req, &mut payload).await?;
+            let body = body(&req)?;
             parse_post_body(format, &body, collection(&req), limits)
         })
     }
