@@ -234,6 +234,7 @@ fn serve(settings: Settings) -> ExitCode {
             verifier: services.verifier,
             tokenserver,
             body_slots: web::extract::request_body::BodySlots::new(settings.http.max_concurrent_bodies),
+            health: Default::default(),
         });
         server::serve(settings, state).await.map_err(|e| format!("listen: {e}"))
     });

@@ -244,7 +244,7 @@ backend_tests! {
         let mut expired = Jwt::new(TestKey::Primary, &uid, None);
         expired.claims["exp"] = json!(fxa_mock::now_secs() - 3600);
         expect_unauthorized(&request(s, &expired.sign(), &key), "invalid-credentials");
-        // Wrong typ, wrong issuer, missing exp.
+        // Wrong typ, wrong or missing issuer, missing exp.
         let mut typ = Jwt::new(TestKey::Primary, &uid, None);
         typ.typ = Some("JWT".into());
         expect_unauthorized(&request(s, &typ.sign(), &key), "invalid-credentials");
@@ -254,6 +254,10 @@ backend_tests! {
         let mut issuer = Jwt::new(TestKey::Primary, &uid, None);
         issuer.claims["iss"] = json!("https://evil.example");
         expect_unauthorized(&request(s, &issuer.sign(), &key), "invalid-credentials");
+        // An issuer is configured, so a JWT without `iss` is not accepted either (issue 13).
+        let mut no_issuer = Jwt::new(TestKey::Primary, &uid, None);
+        no_issuer.claims.as_object_mut().unwrap().remove("iss");
+        expect_unauthorized(&request(s, &no_issuer.sign(), &key), "invalid-credentials");
         let mut no_exp = Jwt::new(TestKey::Primary, &uid, None);
         no_exp.claims.as_object_mut().unwrap().remove("exp");
         expect_unauthorized(&request(s, &no_exp.sign(), &key), "invalid-credentials");

@@ -17,6 +17,7 @@ use weft_actors::token_verifier::TokenVerifier;
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::node::NodeTable;
+use crate::telemetry::health::HealthCache;
 
 use self::extract::request_body::BodySlots;
 
@@ -30,6 +31,8 @@ pub struct AppState {
     pub tokenserver: Option<actix::Addr<weft_actors::tokenserver::Tokenserver>>,
     /// `http.max_concurrent_bodies`: request bodies in memory at once.
     pub body_slots: BodySlots,
+    /// The nodes' last database check, for `__heartbeat__` and the scrape.
+    pub health: HealthCache,
 }
 
 /// Name of the `info/collections` route: the one route that accepts expired tokens (§2).

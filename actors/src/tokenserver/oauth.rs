@@ -204,9 +204,14 @@ impl OAuthVerifier {
         let mut validation = Validation::new(Algorithm::RS256);
         // [REF-CHOICE] §3.1: `aud` is not checked; the scope decides what the token is for.
         validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp"]);
-        if let Some(issuer) = &self.config.issuer {
-            validation.set_issuer(&[issuer]);
+        // With an issuer configured, `iss` is required: jsonwebtoken only compares it when
+        // present, and a token without one must not skip the check.
+        match &self.config.issuer {
+            Some(issuer) => {
+                validation.set_required_spec_claims(&["exp", "iss"]);
+                validation.set_issuer(&[issuer]);
+            }
+            None => validation.set_required_spec_claims(&["exp"]),
         }
         for key in keys {
             match jsonwebtoken::decode::<ExpClaims>(token, key, &validation) {
