@@ -3,26 +3,15 @@
 //! exits, `node …` and `user allocate` manage the tokenserver's nodes and users (`admin`).
 //! See README.md for configuration and ARCHITECTURE.md for the code map.
 
-mod admin;
-mod config;
-mod error;
-mod master_secret;
-mod node;
-mod proxy;
-mod server;
-mod startup;
-mod telemetry;
-mod tokenserver;
-mod web;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::config::Settings;
-use crate::startup::SecretSource;
+use weft::config::Settings;
+use weft::startup::SecretSource;
+use weft::{admin, config, server, startup, telemetry, web};
 
 #[derive(Parser)]
 #[command(name = "weft", version, about = "Firefox Sync server: SyncStorage 1.5 storage node")]

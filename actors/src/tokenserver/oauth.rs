@@ -285,8 +285,8 @@ struct ExpClaims {
 }
 
 /// The JWT header if `token` is three base64url parts with a decodable header and claims of the
-/// expected shape; `None` otherwise (→ remote verification).
-fn jwt_shape(token: &str) -> Option<jsonwebtoken::Header> {
+/// expected shape; `None` otherwise (→ remote verification). Public for the fuzz target.
+pub fn jwt_shape(token: &str) -> Option<jsonwebtoken::Header> {
     if token.split('.').count() != 3 {
         return None;
     }
