@@ -5,6 +5,7 @@
 
 use weft_actors::shard::Shard;
 use weft_actors::token_verifier::token::canonical_node;
+use weft_schema::DbPool;
 
 /// The canonical form of a configured node URL; `None` when the text is not an http(s) origin
 /// (a path, query, fragment, empty host or non-numeric port).
@@ -61,13 +62,15 @@ mod tests {
     }
 }
 
-/// One storage node served by this process: its canonical public origin, accepted aliases, and
-/// the shard actor that owns its database.
+/// One storage node served by this process: its canonical public origin, accepted aliases, the
+/// shard actor that owns its database, and a one-connection pool of its own for the health
+/// check, so that the check never waits for a connection behind client requests.
 #[derive(Clone)]
 pub struct NodeEntry {
     pub url: String,
     pub aliases: Vec<String>,
     pub shard: Shard,
+    pub health_pool: DbPool,
 }
 
 /// Every node this process serves, looked up by the origin a request was sent to.

@@ -135,10 +135,15 @@ pub fn start_services(settings: &Settings, plans: Vec<NodePlan>, pools: Vec<DbPo
         .iter()
         .map(|p| NodeSecrets { url: p.url.clone(), aliases: p.aliases.clone(), secrets: p.secrets.clone() })
         .collect();
+    let health_settings = PoolSettings { max_size: 1, ..pool_settings(settings) };
     let entries = plans
         .into_iter()
         .zip(pools)
         .map(|(plan, pool)| NodeEntry {
+            // The URL already made `pool`, so this cannot fail; were it to, the check would
+            // share the node's pool rather than be missing.
+            health_pool: DbPool::connect(&plan.database_url, &health_settings)
+                .unwrap_or_else(|_| pool.clone()),
             shard: Shard::start(&plan.url, pool, shard_config.clone()),
             url: plan.url,
             aliases: plan.aliases,

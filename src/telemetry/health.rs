@@ -1,10 +1,11 @@
 //! What the health endpoints (ops-model.md §2.1) and the metrics scrape know about the nodes:
-//! each node's database check (`SELECT 1` on a connection of the node's pool, all nodes at
+//! each node's database check (`SELECT 1` on the node's own health connection, all nodes at
 //! once, bounded in time) and whether the process is saturated, remembering since when as REF
 //! does.
 //!
-//! The check never goes through a shard's queue, so it neither waits behind client requests
-//! nor takes a slot from them, and its result is kept for [`HEALTH_CACHE`]: however often the
+//! The check goes neither through a shard's queue nor through its pool, so it never waits
+//! behind client requests nor takes a slot or a connection from them, and its result is kept
+//! for [`HEALTH_CACHE`]: however often the
 //! public, unauthenticated `/__heartbeat__` is called, each node sees at most one check per
 //! period, and callers arriving during a check share it.
 
@@ -58,14 +59,14 @@ impl HealthCache {
     }
 }
 
-/// Checks every node's database concurrently, each on a blocking thread with a connection of
-/// the node's pool. A check that does not finish within `timeout` (no connection to be had, a
+/// Checks every node's database concurrently, each on a blocking thread with the node's health
+/// connection. A check that does not finish within `timeout` (no connection to be made, a
 /// database that does not answer) is a failure.
 async fn check_nodes(nodes: &NodeTable, timeout: Duration) -> Vec<NodeHealth> {
     let checks: Vec<_> = nodes
         .iter()
         .map(|node| {
-            let pool = node.shard.pool().clone();
+            let pool = node.health_pool.clone();
             let check = actix_web::rt::task::spawn_blocking(move || pool.get()?.check());
             (node.url.clone(), actix_web::rt::time::timeout(timeout, check))
         })
