@@ -1,22 +1,26 @@
 //! Build script: records which source the binary is built from, for `/__version__` and
-//! `weft_build_info`. `WEFT_GIT_COMMIT` is the commit checked out (or the `WEFT_GIT_COMMIT`
+//! `weft_build_info`. `BUILD_WEFT_COMMIT` is the commit checked out (or the `BUILD_WEFT_COMMIT`
 //! variable, for builds outside a git checkout such as distribution packages; `unknown`
-//! otherwise); `WEFT_BUILD` names the build (a CI run id, say), `local` by default;
-//! `WEFT_SOURCE` is where the source lives (the git remote `origin`, or `unknown`).
+//! otherwise); `BUILD_WEFT_NAME` names the build (a CI run id, say), `local` by default;
+//! `BUILD_WEFT_SOURCE` is where the source lives (the git remote `origin`, or `unknown`).
+//!
+//! These names deliberately stay outside the `WEFT_*` namespace of run-time settings: cargo
+//! also puts every `rustc-env` variable into the environment of the program `cargo run`
+//! starts, so a `WEFT_*` name here would reach `weft serve` as if it were a setting (issue 8).
 
 use std::path::Path;
 use std::process::Command;
 
 fn main() {
-    let commit = from_env("WEFT_GIT_COMMIT").or_else(git_head).unwrap_or_else(|| "unknown".into());
-    let build = from_env("WEFT_BUILD").unwrap_or_else(|| "local".into());
-    let source = from_env("WEFT_SOURCE").or_else(git_origin).unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=WEFT_SOURCE={source}");
-    println!("cargo:rerun-if-env-changed=WEFT_SOURCE");
-    println!("cargo:rustc-env=WEFT_GIT_COMMIT={commit}");
-    println!("cargo:rustc-env=WEFT_BUILD={build}");
-    println!("cargo:rerun-if-env-changed=WEFT_GIT_COMMIT");
-    println!("cargo:rerun-if-env-changed=WEFT_BUILD");
+    let commit = from_env("BUILD_WEFT_COMMIT").or_else(git_head).unwrap_or_else(|| "unknown".into());
+    let build = from_env("BUILD_WEFT_NAME").unwrap_or_else(|| "local".into());
+    let source = from_env("BUILD_WEFT_SOURCE").or_else(git_origin).unwrap_or_else(|| "unknown".into());
+    for (name, value) in
+        [("BUILD_WEFT_COMMIT", commit), ("BUILD_WEFT_NAME", build), ("BUILD_WEFT_SOURCE", source)]
+    {
+        println!("cargo:rustc-env={name}={value}");
+        println!("cargo:rerun-if-env-changed={name}");
+    }
     // Re-run when a commit moves HEAD. Only existing paths: a missing one would make cargo
     // re-run the script on every build.
     for path in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {

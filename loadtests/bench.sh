@@ -48,7 +48,7 @@ esac
 
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 URL="http://127.0.0.1:$PORT"
-SECRET="bench-$RANDOM$RANDOM$RANDOM"
+SECRET="bench-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 PID=""
 cleanup() {
     [ -z "$PID" ] || { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; }

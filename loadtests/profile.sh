@@ -16,12 +16,13 @@ OPTIONS="${2:-}"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 DB="weft_profile"
 DATA="$(mktemp -d "${TMPDIR:-/tmp}/weft-profile.XXXXXX")"
+SECRET="profile-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 OUT="target/profile"
 mkdir -p "$OUT"
 
 mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB"
 WEFT_LISTEN="127.0.0.1:$PORT" WEFT_PUBLIC_URL="http://127.0.0.1:$PORT" WEFT_DATA_DIR="$DATA" \
-    WEFT_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB" WEFT_MASTER_SECRET=profile-secret WEFT_LOG=warn \
+    WEFT_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB" WEFT_MASTER_SECRET=$SECRET WEFT_LOG=warn \
     target/release/weft serve > "$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$DATA"' EXIT
@@ -33,7 +34,7 @@ done
 
 # shellcheck disable=SC2086 # OPTIONS is a list of words on purpose
 target/release/weft-loadtest --scenario "$SCENARIO" --target "http://127.0.0.1:$PORT" \
-    --master-secret profile-secret $OPTIONS --duration 14 > "$OUT/$SCENARIO-loadtest.log" 2>&1 &
+    --master-secret "$SECRET" $OPTIONS --duration 14 > "$OUT/$SCENARIO-loadtest.log" 2>&1 &
 LOADTEST=$!
 sleep 4
 echo "CPU (%) by process:"

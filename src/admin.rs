@@ -9,6 +9,7 @@ use weft_actors::token_verifier::token::canonical_node;
 use weft_actors::tokenserver::{
     AddNode, AllocateUser, ListNodes, RemoveNode, TokenserverDb, TokenserverError, UnassignNode, UpdateNode,
 };
+use weft_actors::ActorUnavailable;
 use weft_schema::models::tokenserver::{NodeFields, NodeRow};
 
 use crate::config::Settings;
@@ -75,11 +76,15 @@ pub struct AllocateArgs {
     node: Option<String>,
 }
 
-fn flag_value(s: &str) -> Result<i32, String> {
+#[derive(Debug, thiserror::Error)]
+#[error("must be 0 or 1")]
+struct NotAFlag;
+
+fn flag_value(s: &str) -> Result<i32, NotAFlag> {
     match s {
         "0" => Ok(0),
         "1" => Ok(1),
-        _ => Err("must be 0 or 1".into()),
+        _ => Err(NotAFlag),
     }
 }
 
@@ -125,9 +130,11 @@ where
     config.threads = 1;
     actix::System::new().block_on(async move {
         let db = TokenserverDb::start(pool, config);
-        let reply =
-            db.send(msg).await.map_err(|e| AdminError::Invalid(format!("database actor stopped: {e}")))?;
-        Ok(reply?)
+        Ok(db
+            .send(msg)
+            .await
+            .map_err(ActorUnavailable::of("tokenserver database"))
+            .map_err(TokenserverError::from)??)
     })
 }
 
@@ -140,12 +147,10 @@ pub fn run_node(settings: &Settings, command: NodeCommand) -> Result<(), AdminEr
             }
             non_negative("--available", available)?;
             non_negative("--current-load", Some(current_load))?;
-            // §10.1: ceil(capacity × release rate) open at first.
-            let rate = settings.tokenserver.node_capacity_release_rate;
-            let default_available = (f64::from(capacity) * rate).ceil() as i32;
             let fields = NodeFields {
                 capacity: Some(capacity),
-                available: Some(available.unwrap_or(default_available)),
+                // None: the tokenserver's default (§10.1).
+                available,
                 current_load: Some(current_load),
                 downed: Some(i32::from(downed)),
                 backoff: Some(i32::from(backoff)),

@@ -4,8 +4,13 @@
 //! Naming rule for environment variables: `WEFT_` followed by the key's path with sections
 //! joined by `_`, upper-cased. `limits.max_post_records` is `WEFT_LIMITS_MAX_POST_RECORDS`,
 //! `public_url` is `WEFT_PUBLIC_URL`. List values are comma-separated. `WEFT_MASTER_SECRET`
-//! sets a one-element `master_secrets` list. Only keys that exist are accepted: an unknown
-//! `WEFT_*` variable is an error naming it, so a typo never goes unnoticed.
+//! sets a one-element `master_secrets` list.
+//!
+//! Unknown `WEFT_*` variables: a variable that looks like a mistyped setting — it starts with a
+//! section's prefix (`WEFT_SHARD_…`) or is within two edits of a real variable — stops the start
+//! with one line naming it and the likely intended key; any other unknown `WEFT_*` variable (a
+//! wrapper script's, a CI job's) is ignored and named in a start-up line. Build-time names are
+//! not `WEFT_*` (build.rs), so nothing cargo sets can collide with a setting.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,7 +69,32 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub storage: StorageSettings,
     pub tokenserver: TokenserverSettings,
+    /// Where this configuration came from, for the start-up lines; not a setting.
+    #[serde(skip)]
+    pub sources: Sources,
 }
+
+/// The file and the variables `Settings::load` read (names only: values may be secrets).
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub file: Option<PathBuf>,
+    /// `WEFT_*` variables applied as settings.
+    pub variables: Vec<String>,
+    /// `WEFT_*` variables that are not settings and do not look like a mistyped one.
+    pub ignored: Vec<String>,
+}
+
+/// Master secrets shorter than this are refused: the generated one has 32 random bytes, and
+/// tokenlib secrets are used as text (the bytes of the string are the HKDF input key).
+pub const MIN_MASTER_SECRET_BYTES: usize = 32;
+
+/// The example configurations in ops/config: their secrets are placeholders, published in this
+/// repository, and must never sign a real token (a test checks that every file is listed).
+const EXAMPLE_CONFIGS: [&str; 3] = [
+    include_str!("../ops/config/loadtest-stack.toml"),
+    include_str!("../ops/config/production.toml"),
+    include_str!("../ops/config/single-box.toml"),
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -217,6 +247,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             storage: StorageSettings::default(),
             tokenserver: TokenserverSettings::default(),
+            sources: Sources::default(),
         }
     }
 }
@@ -365,13 +396,14 @@ impl Settings {
             }
             None => toml::Table::new(),
         };
-        apply_env(&mut tree, env)?;
-        let settings: Settings =
+        let (variables, ignored) = apply_env(&mut tree, env)?;
+        let mut settings: Settings =
             toml::Value::Table(tree).try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
                 path: file.map_or("environment".into(), |p| p.display().to_string()),
                 message: e.message().to_string(),
             })?;
         settings.validate()?;
+        settings.sources = Sources { file: file.map(Path::to_path_buf), variables, ignored };
         Ok(settings)
     }
 
@@ -475,13 +507,9 @@ impl Settings {
                     "must start with sqlite: or mysql://",
                 ));
             }
-            if node.master_secrets.iter().any(|s| s.is_empty()) {
-                return Err(invalid(&format!("nodes[{i}].master_secrets"), "a secret is empty"));
-            }
+            check_master_secrets(&format!("nodes[{i}].master_secrets"), &node.master_secrets)?;
         }
-        if self.master_secrets.iter().any(|s| s.is_empty()) {
-            return Err(invalid("master_secrets", "a secret is empty"));
-        }
+        check_master_secrets("master_secrets", &self.master_secrets)?;
         if self.metrics.enabled && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "metrics.listen",
@@ -525,6 +553,49 @@ impl Settings {
     }
 }
 
+/// A configured secret must be long and must not be one of the published example values.
+fn check_master_secrets(key: &str, secrets: &[String]) -> Result<(), ConfigError> {
+    let placeholders = example_secrets();
+    for secret in secrets {
+        if secret.len() < MIN_MASTER_SECRET_BYTES {
+            return Err(invalid(
+                key,
+                format!(
+                    "a secret is shorter than {MIN_MASTER_SECRET_BYTES} bytes (make one with `openssl rand -hex 32`)"
+                ),
+            ));
+        }
+        if placeholders.iter().any(|p| p == secret) {
+            return Err(invalid(
+                key,
+                "a secret is the placeholder of an example config in ops/config; replace it",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every master secret written in the example configurations (top level and `[[nodes]]`).
+fn example_secrets() -> Vec<String> {
+    fn secrets_of(table: &toml::Table, out: &mut Vec<String>) {
+        if let Some(toml::Value::Array(list)) = table.get("master_secrets") {
+            out.extend(list.iter().filter_map(|v| v.as_str().map(str::to_string)));
+        }
+        if let Some(toml::Value::Array(nodes)) = table.get("nodes") {
+            for node in nodes.iter().filter_map(toml::Value::as_table) {
+                secrets_of(node, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for text in EXAMPLE_CONFIGS {
+        if let Ok(table) = text.parse::<toml::Table>() {
+            secrets_of(&table, &mut out);
+        }
+    }
+    out
+}
+
 /// Every key path of `Settings` with the TOML type of its default, e.g. `limits.max_post_bytes`.
 fn known_keys() -> BTreeMap<String, toml::Value> {
     fn walk(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, toml::Value>) {
@@ -554,11 +625,16 @@ const ENV_ALIASES: [(&str, &str); 2] = [
     ("FXA_METRICS_HASH_SECRET", "tokenserver.fxa_metrics_hash_secret"),
 ];
 
+/// Applies the `WEFT_*` variables to the file's tree. Returns the names applied and the names
+/// ignored (see the module's rule for unknown variables).
 fn apply_env(
     tree: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+) -> Result<(Vec<String>, Vec<String>), ConfigError> {
     let keys = known_keys();
+    let (mut applied, mut ignored) = (Vec::new(), Vec::new());
+    let mut env: Vec<(String, String)> = env.into_iter().collect();
+    env.sort();
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("WEFT_") else { continue };
         // Variables read by the test suite or by other tools, not configuration keys.
@@ -574,13 +650,18 @@ fn apply_env(
             let setting = TrustProxyHeaders::from_env(&raw).map_err(|e| invalid(&name, e))?;
             let value = toml::Value::try_from(setting).map_err(|e| invalid(&name, e.to_string()))?;
             ("trust_proxy_headers".to_string(), value)
-        } else {
-            let Some((path, default)) =
-                keys.iter().find(|(path, _)| path.replace('.', "_").to_uppercase() == rest)
-            else {
-                return Err(invalid(&name, "unknown setting (see `weft serve --help`)"));
-            };
+        } else if let Some((path, default)) =
+            keys.iter().find(|(path, _)| path.replace('.', "_").to_uppercase() == rest)
+        {
             (path.clone(), env_value(&name, &raw, default)?)
+        } else if let Some(meant) = mistyped_setting(rest, &keys) {
+            return Err(invalid(
+                &name,
+                format!("unknown setting; did you mean WEFT_{meant}? (see `weft serve --help`)"),
+            ));
+        } else {
+            ignored.push(name);
+            continue;
         };
         let mut table = &mut *tree;
         let mut parts: Vec<&str> = path.split('.').collect();
@@ -591,8 +672,31 @@ fn apply_env(
             table = entry.as_table_mut().ok_or_else(|| invalid(&name, format!("{part} is not a section")))?;
         }
         table.insert(leaf.to_string(), value);
+        applied.push(name);
     }
-    Ok(())
+    Ok((applied, ignored))
+}
+
+/// The setting an unknown variable (without `WEFT_`) was probably meant to be: the closest
+/// variable name when it starts with a section's prefix (`SHARD_…`, `LIMITS_…`) or is within
+/// two edits of a variable name; `None` for a name that is no setting's typo.
+fn mistyped_setting(rest: &str, keys: &BTreeMap<String, toml::Value>) -> Option<String> {
+    const MAX_EDITS: usize = 2;
+    let names: Vec<String> = keys
+        .keys()
+        .map(|path| path.replace('.', "_").to_uppercase())
+        .chain(["MASTER_SECRET".to_string()])
+        .chain(ENV_ALIASES.iter().map(|(alias, _)| alias.to_string()))
+        .collect();
+    let (closest, edits) = names
+        .iter()
+        .map(|name| (name, strsim::damerau_levenshtein(rest, name)))
+        .min_by_key(|(_, edits)| *edits)?;
+    let in_a_section = keys
+        .keys()
+        .filter_map(|path| path.split_once('.').map(|(section, _)| format!("{}_", section.to_uppercase())))
+        .any(|prefix| rest.starts_with(&prefix));
+    (in_a_section || edits <= MAX_EDITS).then(|| closest.clone())
 }
 
 /// Converts an environment string to the TOML type of the key's default.
@@ -640,6 +744,8 @@ pub fn env_help() -> String {
 mod tests {
     use super::*;
 
+    const LONG_SECRET: &str = "0123456789abcdef0123456789abcdef";
+
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
@@ -660,14 +766,14 @@ mod tests {
             env(&[
                 ("WEFT_LIMITS_MAX_POST_RECORDS", "10"),
                 ("WEFT_QUOTA_ENABLED", "true"),
-                ("WEFT_MASTER_SECRET", "s3cret"),
+                ("WEFT_MASTER_SECRET", LONG_SECRET),
                 ("WEFT_NODE_ALIASES", "http://a:1, http://b:2"),
             ]),
         )
         .unwrap();
         assert_eq!(s.limits.max_post_records, 10);
         assert!(s.quota.enabled);
-        assert_eq!(s.master_secrets, vec!["s3cret".to_string()]);
+        assert_eq!(s.master_secrets, vec![LONG_SECRET.to_string()]);
         assert_eq!(s.node_aliases.len(), 2);
     }
 
@@ -728,9 +834,68 @@ mod tests {
     fn errors_name_the_key() {
         let err = Settings::load(None, env(&[("WEFT_LIMITS_MAX_POST_RECORDS", "ten")])).unwrap_err();
         assert!(err.to_string().contains("WEFT_LIMITS_MAX_POST_RECORDS"), "{err}");
-        let err = Settings::load(None, env(&[("WEFT_NO_SUCH_KEY", "1")])).unwrap_err();
-        assert!(err.to_string().contains("WEFT_NO_SUCH_KEY"), "{err}");
         let err = Settings::load(None, env(&[("WEFT_LISTEN", "nowhere")])).unwrap_err();
         assert!(err.to_string().starts_with("listen:"), "{err}");
+    }
+
+    #[test]
+    fn a_mistyped_setting_is_refused_with_the_key_it_resembles() {
+        for (typo, meant) in [
+            ("WEFT_LIMITS_MAX_POST_RECORD", "WEFT_LIMITS_MAX_POST_RECORDS"),
+            ("WEFT_LISTN", "WEFT_LISTEN"),
+            ("WEFT_MASTER_SECRT", "WEFT_MASTER_SECRET"),
+            ("WEFT_SHARD_THREAD_COUNT", "WEFT_SHARD_THREADS"),
+            ("WEFT_TOKENSERVER_NO_SUCH_KEY", ""),
+        ] {
+            let err = Settings::load(None, env(&[(typo, "1")])).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{typo}: unknown setting; did you mean {meant}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn unrelated_weft_variables_are_ignored_and_reported() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("WEFT_BUILD", "local"),
+                ("WEFT_WRAPPER_NOTE", "x"),
+                ("WEFT_LISTEN", "127.0.0.1:9000"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.listen, "127.0.0.1:9000");
+        assert_eq!(s.sources.variables, vec!["WEFT_LISTEN"]);
+        assert_eq!(s.sources.ignored, vec!["WEFT_BUILD", "WEFT_WRAPPER_NOTE"]);
+        assert!(s.sources.file.is_none());
+    }
+
+    #[test]
+    fn short_and_placeholder_master_secrets_are_refused_naming_the_key() {
+        let err = Settings::load(None, env(&[("WEFT_MASTER_SECRET", "s3cret")])).unwrap_err();
+        assert!(err.to_string().starts_with("master_secrets: a secret is shorter than 32 bytes"), "{err}");
+        for placeholder in example_secrets() {
+            let err = Settings::load(None, env(&[("WEFT_MASTER_SECRET", placeholder.as_str())])).unwrap_err();
+            assert!(err.to_string().starts_with("master_secrets: a secret is the placeholder"), "{err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weft.toml");
+        std::fs::write(
+            &file,
+            format!("[[nodes]]\nurl = \"http://b:1\"\ndatabase_url = \"sqlite:/tmp/b.db\"\nmaster_secrets = [\"{LONG_SECRET}\", \"short\"]\n"),
+        )
+        .unwrap();
+        let err = Settings::load(Some(&file), env(&[])).unwrap_err();
+        assert!(err.to_string().starts_with("nodes[0].master_secrets: a secret is shorter"), "{err}");
+    }
+
+    #[test]
+    fn every_example_config_is_a_source_of_placeholders() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ops/config");
+        let files = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml")));
+        assert_eq!(files.count(), EXAMPLE_CONFIGS.len(), "list every ops/config/*.toml in EXAMPLE_CONFIGS");
+        assert!(example_secrets().iter().any(|s| s.starts_with("CHANGE-ME")));
     }
 }

@@ -6,9 +6,9 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
-use weft_actors::shard::ShardError;
+use weft_actors::shard::{ShardError, ShedReason, StorageError};
 use weft_actors::token_verifier::AuthError;
-use weft_actors::SyncTimestamp;
+use weft_actors::{ActorUnavailable, SyncTimestamp};
 use weft_schema::DbError;
 
 /// Weave error codes REF sends (storage-api.md §10.2).
@@ -65,9 +65,10 @@ pub enum ApiError {
     /// Write conflict (same 10 ms tick even after the shard's retry).
     #[error("write conflict")]
     Conflict,
-    /// The request was shed (shard queue full, no connection in time, actor unreachable).
-    #[error("service unavailable: {reason}")]
-    Unavailable { reason: String, retry_after_seconds: u32 },
+    /// A dependency cannot serve the request now: 503 + `Retry-After`.
+    #[error("service unavailable: {cause}")]
+    Unavailable { cause: Unavailable, retry_after_seconds: u32 },
+    /// A database failure of ours (a constraint, a statement the database refused): 500.
     #[error(transparent)]
     Database(DbError),
     /// A fault of this server's own wiring, never of the client's input.
@@ -75,20 +76,51 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// Why a dependency could not serve a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    /// The shard shed it (queue full, no connection in time).
+    #[error("request shed: {0}")]
+    Shed(ShedReason),
+    /// The database is unreachable, or kept deadlocking through every retry.
+    #[error(transparent)]
+    Database(DbError),
+    /// An actor (shard, token verifier) did not answer.
+    #[error(transparent)]
+    Actor(ActorUnavailable),
+    /// Every `http.max_concurrent_bodies` slot stayed taken for `http.body_timeout_ms`.
+    #[error("no body slot free within http.body_timeout_ms")]
+    NoBodySlot,
+    /// The request was not answered within `http.request_timeout_ms`.
+    #[error("request not answered within http.request_timeout_ms ({0:?})")]
+    Deadline(std::time::Duration),
+}
+
 impl ApiError {
-    /// Maps a shard reply error, with the configured `Retry-After` for shed requests.
+    /// Maps a shard reply error, with the configured `Retry-After` for what is unavailable.
     pub fn from_shard(err: ShardError, retry_after_seconds: u32) -> ApiError {
+        let unavailable = |cause| ApiError::Unavailable { cause, retry_after_seconds };
+        let err = match err {
+            ShardError::Storage(err) => err,
+            ShardError::Unavailable(actor) => return unavailable(Unavailable::Actor(actor)),
+        };
         match err {
-            ShardError::NotModified(ts) => ApiError::NotModified(ts),
-            ShardError::PreconditionFailed(ts) => ApiError::PreconditionFailed(ts),
-            ShardError::NotFound => ApiError::NotFound,
+            StorageError::NotModified(ts) => ApiError::NotModified(ts),
+            StorageError::PreconditionFailed(ts) => ApiError::PreconditionFailed(ts),
+            StorageError::NotFound => ApiError::NotFound,
             // REF deliberately answers 400 rather than 404 for any unusable batch id (§6.9).
-            ShardError::InvalidBatch => ApiError::InvalidRequest("invalid batch id".into()),
-            ShardError::BatchLimitExceeded => ApiError::SizeLimitExceeded("batch totals".into()),
-            ShardError::QuotaExceeded => ApiError::QuotaExceeded,
-            ShardError::Conflict => ApiError::Conflict,
-            ShardError::Overloaded(reason) => ApiError::Unavailable { reason, retry_after_seconds },
-            ShardError::Database(err) => ApiError::Database(err),
+            StorageError::InvalidBatch => ApiError::InvalidRequest("invalid batch id".into()),
+            StorageError::BatchLimitExceeded => ApiError::SizeLimitExceeded("batch totals".into()),
+            StorageError::QuotaExceeded => ApiError::QuotaExceeded,
+            StorageError::Conflict => ApiError::Conflict,
+            StorageError::Overloaded(reason) => unavailable(Unavailable::Shed(reason)),
+            // The kind decides: a lost connection or a deadlock that outlived the retries is the
+            // database failing as a dependency (503, the client retries later); anything else
+            // is a fault of ours (500).
+            StorageError::Database(err) if err.kind().is_unavailable() => {
+                unavailable(Unavailable::Database(err))
+            }
+            StorageError::Database(err) => ApiError::Database(err),
         }
     }
 
@@ -146,8 +178,8 @@ impl ResponseError for ApiError {
             ApiError::RequestTimeout => {
                 response.force_close();
             }
-            ApiError::Unavailable { reason, retry_after_seconds } => {
-                tracing::warn!("request shed: {reason}");
+            ApiError::Unavailable { cause, retry_after_seconds } => {
+                tracing::warn!("service unavailable: {cause}");
                 response.insert_header((header::RETRY_AFTER, *retry_after_seconds));
             }
             // Only the error itself is logged: request bodies and payloads never reach a log.
@@ -223,25 +255,50 @@ mod tests {
     #[test]
     fn shard_errors_map_to_protocol_responses() {
         let ts = SyncTimestamp::from_millis(1_500);
-        for (err, status) in [(ShardError::NotModified(ts), 304), (ShardError::PreconditionFailed(ts), 412)] {
-            let r = render(ApiError::from_shard(err, 10));
+        for (err, status) in
+            [(StorageError::NotModified(ts), 304), (StorageError::PreconditionFailed(ts), 412)]
+        {
+            let r = render(ApiError::from_shard(storage(err), 10));
             assert_eq!((r.status, r.last_modified.as_deref(), r.body.as_str()), (status, Some("1.50"), ""));
         }
-        let r = render(ApiError::from_shard(ShardError::Conflict, 10));
+        let r = render(ApiError::from_shard(storage(StorageError::Conflict), 10));
         assert_eq!((r.status, r.retry_after.as_deref(), r.body.as_str()), (503, Some("10"), "0"));
-        let r = render(ApiError::from_shard(ShardError::Overloaded("queue full".into()), 7));
+        let r = render(ApiError::from_shard(storage(StorageError::Overloaded(ShedReason::QueueFull)), 7));
         assert_eq!((r.status, r.retry_after.as_deref(), r.body.as_str()), (503, Some("7"), "0"));
-        let r = render(ApiError::from_shard(ShardError::Overloaded("queue full".into()), 10));
+        let r = render(ApiError::from_shard(storage(StorageError::Overloaded(ShedReason::NoConnection)), 10));
         assert_eq!(r.retry_after.as_deref(), Some("10"));
         for (err, status, body) in [
-            (ShardError::InvalidBatch, 400, "0"),
-            (ShardError::BatchLimitExceeded, 400, "17"),
-            (ShardError::QuotaExceeded, 403, "14"),
-            (ShardError::NotFound, 404, "0"),
-            (ShardError::Database(DbError::Query("boom".into())), 500, "0"),
+            (StorageError::InvalidBatch, 400, "0"),
+            (StorageError::BatchLimitExceeded, 400, "17"),
+            (StorageError::QuotaExceeded, 403, "14"),
+            (StorageError::NotFound, 404, "0"),
+            (StorageError::Database(database_error("no such table: bso")), 500, "0"),
         ] {
-            let r = render(ApiError::from_shard(err, 10));
+            let r = render(ApiError::from_shard(storage(err), 10));
             assert_eq!((r.status, r.body.as_str()), (status, body));
+        }
+    }
+
+    fn storage(err: StorageError) -> ShardError {
+        ShardError::Storage(err)
+    }
+
+    fn database_error(message: &str) -> DbError {
+        use diesel::result::{DatabaseErrorKind, Error};
+        DbError::from(Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new(message.to_string())))
+    }
+
+    #[test]
+    fn an_unreachable_database_is_503_with_retry_after_never_500() {
+        for message in
+            ["MySQL server has gone away", "Lost connection to server during query", "Deadlock found"]
+        {
+            let r = render(ApiError::from_shard(storage(StorageError::Database(database_error(message))), 9));
+            assert_eq!(
+                (r.status, r.retry_after.as_deref(), r.body.as_str()),
+                (503, Some("9"), "0"),
+                "{message}"
+            );
         }
     }
 

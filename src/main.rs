@@ -86,6 +86,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// The start-up lines saying where the configuration came from: the file, and the names (never
+/// the values) of the variables applied and ignored.
+fn print_sources(sources: &config::Sources) {
+    match &sources.file {
+        Some(path) => println!("weft: configuration file {}", path.display()),
+        None => println!("weft: no configuration file (defaults and WEFT_* variables)"),
+    }
+    if !sources.variables.is_empty() {
+        println!("weft: settings from the environment: {}", sources.variables.join(", "));
+    }
+    if !sources.ignored.is_empty() {
+        println!("weft: ignored (not settings): {}", sources.ignored.join(", "));
+    }
+}
+
 fn fail(err: impl std::fmt::Display) -> ExitCode {
     eprintln!("weft: error: {err}");
     ExitCode::FAILURE
@@ -167,6 +182,7 @@ fn serve(settings: Settings) -> ExitCode {
     } else {
         None
     };
+    print_sources(&settings.sources);
     println!("weft: public URL {}", settings.public_url);
     for warning in settings.warnings() {
         eprintln!("weft: warning: {warning}");

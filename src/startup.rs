@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use weft_actors::shard::{Shard, ShardConfig};
+use weft_actors::shard::{Shard, ShardConfig, StorageConfig};
 use weft_actors::token_verifier::{NodeSecrets, TokenVerifier};
 use weft_actors::tokenserver::{
-    Jwk, OAuthConfig, OAuthVerifier, RegisterInitialNode, Tokenserver, TokenserverConfig, TokenserverDb,
-    TokenserverDbConfig,
+    Jwk, OAuthConfig, OAuthSetupError, OAuthVerifier, RegisterInitialNode, Tokenserver, TokenserverConfig,
+    TokenserverDb, TokenserverDbConfig, TokenserverError,
 };
+use weft_actors::ActorUnavailable;
 use weft_schema::{DbError, DbPool, PoolSettings, SqliteSynchronous};
 
 use crate::config::Settings;
@@ -24,8 +25,21 @@ pub enum StartupError {
     MasterSecret(#[from] MasterSecretError),
     #[error("{key}: {source}")]
     Database { key: String, source: DbError },
-    #[error("{key}: {message}")]
-    Tokenserver { key: String, message: String },
+    #[error("{key}: {source}")]
+    Tokenserver { key: String, source: TokenserverSetupError },
+}
+
+/// Why the tokenserver cannot start from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenserverSetupError {
+    #[error("cannot read {path}: {source}")]
+    ReadJwk { path: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    JwkFile { path: String, source: OAuthSetupError },
+    #[error(transparent)]
+    OAuth(#[from] OAuthSetupError),
+    #[error("registering the initial node: {0}")]
+    RegisterNode(#[from] TokenserverError),
 }
 
 /// A storage node as configured: the primary one from the top-level keys, or one of `nodes`.
@@ -120,9 +134,9 @@ pub fn open_pools(
 
 /// Starts a shard actor per node and the token verifier. Must run inside the actix system.
 pub fn start_services(settings: &Settings, plans: Vec<NodePlan>, pools: Vec<DbPool>) -> Services {
-    let shard_config = ShardConfig {
-        threads: settings.shard.threads,
-        queue_limit: settings.shard.queue_limit,
+    let shard_config =
+        ShardConfig { threads: settings.shard.threads, queue_limit: settings.shard.queue_limit };
+    let storage_config = StorageConfig {
         max_read_records: settings.limits.max_total_records,
         max_total_records: settings.limits.max_total_records,
         max_total_bytes: settings.limits.max_total_bytes,
@@ -144,7 +158,7 @@ pub fn start_services(settings: &Settings, plans: Vec<NodePlan>, pools: Vec<DbPo
             // share the node's pool rather than be missing.
             health_pool: DbPool::connect(&plan.database_url, &health_settings)
                 .unwrap_or_else(|_| pool.clone()),
-            shard: Shard::start(&plan.url, pool, shard_config.clone()),
+            shard: Shard::start(&plan.url, pool, shard_config.clone(), storage_config.clone()),
             url: plan.url,
             aliases: plan.aliases,
         })
@@ -204,10 +218,12 @@ pub fn plan_tokenserver(
         ("fxa_oauth_secondary_jwk", &t.fxa_oauth_secondary_jwk),
     ] {
         if !value.trim().is_empty() {
-            jwks.push(read_jwk(value).map_err(|message| StartupError::Tokenserver {
-                key: format!("tokenserver.{key}"),
-                message,
-            })?);
+            jwks.push(
+                read_jwk(value).map_err(|source| StartupError::Tokenserver {
+                    key: format!("tokenserver.{key}"),
+                    source,
+                })?,
+            );
         }
     }
     let oauth = OAuthConfig {
@@ -250,13 +266,15 @@ pub fn plan_tokenserver(
 }
 
 /// A JWK given inline (JSON text) or as the path of a file holding it.
-fn read_jwk(value: &str) -> Result<Jwk, String> {
+fn read_jwk(value: &str) -> Result<Jwk, TokenserverSetupError> {
     let value = value.trim();
     if value.starts_with('{') {
-        return Jwk::parse(value);
+        return Ok(Jwk::parse(value)?);
     }
-    let text = std::fs::read_to_string(value).map_err(|e| format!("cannot read {value}: {e}"))?;
-    Jwk::parse(&text).map_err(|e| format!("{value}: {e}"))
+    let path = || value.to_string();
+    let text = std::fs::read_to_string(value)
+        .map_err(|source| TokenserverSetupError::ReadJwk { path: path(), source })?;
+    Jwk::parse(&text).map_err(|source| TokenserverSetupError::JwkFile { path: path(), source })
 }
 
 /// Starts the tokenserver's actors and registers this server's node on first start (answering
@@ -270,17 +288,18 @@ pub async fn start_tokenserver(
         Some((url, capacity)) => db
             .send(RegisterInitialNode { url, capacity })
             .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(|message| StartupError::Tokenserver {
+            .map_err(ActorUnavailable::of("tokenserver database"))
+            .map_err(TokenserverError::from)
+            .and_then(|registered| registered)
+            .map_err(|err| StartupError::Tokenserver {
                 key: "tokenserver.database_url".into(),
-                message,
+                source: err.into(),
             })?,
         None => false,
     };
-    let oauth = OAuthVerifier::new(plan.oauth).map_err(|message| StartupError::Tokenserver {
+    let oauth = OAuthVerifier::new(plan.oauth).map_err(|err| StartupError::Tokenserver {
         key: "tokenserver.fxa_oauth_server_url".into(),
-        message,
+        source: err.into(),
     })?;
     Ok((Tokenserver::new(plan.config, oauth, db, verifier).start(), registered))
 }

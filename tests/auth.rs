@@ -32,6 +32,11 @@ fn user_with(server: &TestServer, change: impl FnOnce(&mut TokenSpec)) -> User {
     User::with_token(server, &spec)
 }
 
+// Master secrets of a rollover: the server refuses secrets shorter than 32 bytes.
+const OLDER: &str = "older-master-secret-0123456789abcdef";
+const OLD: &str = "old-master-secret-0123456789abcdef";
+const NEW: &str = "new-master-secret-0123456789abcdef";
+
 backend_tests! {
     fn valid_token_and_mac_are_accepted(b: Backend) {
         let u = User::new(shared(b));
@@ -150,24 +155,25 @@ backend_tests! {
     }
 
     fn rollover_secret_no_longer_listed_is_401(b: Backend) {
-        let server = TestServer::start_with_config(b, &[], "master_secrets = [\"new\"]\n", "new");
+        let server = TestServer::start_with_config(b, &[], &format!("master_secrets = [\"{NEW}\"]\n"), NEW);
         let uid = random_uid();
-        let old = user_with(&server, |s| { s.secret = "old".into(); s.uid = uid; });
-        let new = user_with(&server, |s| { s.secret = "new".into(); s.uid = uid; });
+        let old = user_with(&server, |s| { s.secret = OLD.into(); s.uid = uid; });
+        let new = user_with(&server, |s| { s.secret = NEW.into(); s.uid = uid; });
         assert_auth_failure(&old.get("/info/collections"));
         new.get("/info/collections").expect(200);
     }
 
     fn rollover_any_listed_secret_verifies(b: Backend) {
-        let server = TestServer::start_with_config(b, &[], "master_secrets = [\"old\", \"new\"]\n", "new");
+        let server =
+            TestServer::start_with_config(b, &[], &format!("master_secrets = [\"{OLD}\", \"{NEW}\"]\n"), NEW);
         let uid = random_uid();
-        let old = user_with(&server, |s| { s.secret = "old".into(); s.uid = uid; });
-        let new = user_with(&server, |s| { s.secret = "new".into(); s.uid = uid; });
+        let old = user_with(&server, |s| { s.secret = OLD.into(); s.uid = uid; });
+        let new = user_with(&server, |s| { s.secret = NEW.into(); s.uid = uid; });
         // Tokens of both generations open the same user's data.
         old.put("/storage/prefs/p1", &json!({"payload": "from-old"})).expect(200);
         let got = new.get_json("/storage/prefs/p1");
         assert_eq!(got["payload"], "from-old");
-        let stranger = user_with(&server, |s| s.secret = "older".into());
+        let stranger = user_with(&server, |s| s.secret = OLDER.into());
         assert_auth_failure(&stranger.get("/info/collections"));
     }
 

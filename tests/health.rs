@@ -45,7 +45,7 @@ fn assert_node(body: &Value, node: &str, database: &str) {
 /// A config with a second node on `database_url`; short connection waits keep failures quick.
 fn two_node_config(database_url: &str) -> String {
     format!(
-        "master_secrets = [\"health-secret\"]\n\
+        "master_secrets = [\"health-secret-of-32-bytes-or-more-000\"]\n\
          [shard]\nconnection_timeout_ms = 500\n\
          [[nodes]]\nurl = \"{SECOND_NODE}\"\ndatabase_url = \"{database_url}\"\n"
     )
@@ -94,7 +94,7 @@ fn heartbeat_fails_while_a_sqlite_node_cannot_be_opened_and_recovers() {
         // needs its tables) is not part of this test.
         &[("WEFT_RUN_MIGRATIONS", "false"), ("WEFT_TOKENSERVER_ENABLED", "false")],
         &two_node_config(&format!("sqlite:{}", path.display())),
-        "health-secret",
+        "health-secret-of-32-bytes-or-more-000",
     );
     let (status, body) = heartbeat(&server);
     assert_eq!(status, 503, "{body}");
@@ -191,8 +191,12 @@ impl Drop for OwnUserDatabase {
 #[test]
 fn heartbeat_fails_while_a_mariadb_node_refuses_and_recovers() {
     let db = OwnUserDatabase::create();
-    let server =
-        TestServer::start_with_config(Backend::Mysql, &[], &two_node_config(&db.url()), "health-secret");
+    let server = TestServer::start_with_config(
+        Backend::Mysql,
+        &[],
+        &two_node_config(&db.url()),
+        "health-secret-of-32-bytes-or-more-000",
+    );
     let (status, body) = heartbeat(&server);
     assert_eq!(status, 200, "{body}");
     assert_node(&body, SECOND_NODE, "Ok");

@@ -20,7 +20,7 @@ use common::hawk;
 use common::*;
 use serde_json::{json, Value};
 
-const SECRET: &str = "shutdown-test-secret";
+const SECRET: &str = "shutdown-test-secret-of-32-bytes-or-more";
 const WRITERS: usize = 4;
 /// Writes before the signal, so that requests are surely in flight when it comes.
 const WRITES_BEFORE_SIGNAL: usize = 40;

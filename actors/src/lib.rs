@@ -1,19 +1,24 @@
 //! Weft's actors. Handlers in the `weft` binary never touch a database or a secret: they send
 //! one message to one of these and turn the reply into HTTP.
 //!
-//! * `shard` — one shard actor per storage db node, running on an actix `SyncArbiter` with its
-//!   own diesel + r2d2 pool; it owns every storage rule that needs the database (preconditions,
-//!   timestamps, merging, batches, quota).
+//! * `shard` — one shard actor per storage db node, running on an actix `SyncArbiter`: a thin
+//!   adapter over that node's `crate::storage::Storage`, which owns the pool and every storage
+//!   rule (preconditions, timestamps, merging, batches, quota).
 //! * `token_verifier` — holds the master secrets of every node (several at once, for rollover),
 //!   verifies tokenlib tokens and Hawk signatures, caches derived keys.
 //! * `tokenserver` — the token endpoint's actors: OAuth verification and token minting, and a
 //!   SyncArbiter actor owning the tokenserver database (users, nodes, node management).
 //!
 //! This crate knows nothing about HTTP: it speaks in protocol terms (bso, collection, batch,
-//! node, precondition) and reports typed errors that the binary maps to status codes.
+//! node, precondition) and reports typed errors that the binary maps to status codes. A message
+//! that never reaches its actor is `ActorUnavailable`, whichever the actor.
 
 pub mod shard;
+pub mod storage;
 pub mod token_verifier;
 pub mod tokenserver;
+mod unavailable;
+
+pub use unavailable::ActorUnavailable;
 
 pub use weft_schema::SyncTimestamp;

@@ -1,23 +1,22 @@
 //! Raw limit mode (`--raw DATABASE_URL`): the scenario's database work done directly through the
-//! schema crate, without HTTP, Hawk or actors, so an HTTP result can be read as a fraction of
-//! what the database itself does on this machine. Each HTTP request of a scenario maps to the
-//! transaction the storage node runs for it (actors/src/shard): a POST is one write transaction
-//! with the collection row lock, one read of the existing rows, one multi-row upsert and the
-//! collection timestamp update; batch creation, appends and commits use the batch tables the same
-//! way; reads take the collection's read lock and run the same `find_bsos`. SQLite writers are
-//! queued on one mutex as the server queues them. Worker threads stand in for client tasks.
+//! storage engine (`weft_actors::storage`), without HTTP, Hawk or actors, so an HTTP result can be read as
+//! a fraction of what the database itself does on this machine. Each HTTP request of a scenario
+//! is the very `Operation` the storage node's shard runs for it (`GetCollections`, `GetBsos`,
+//! `PostBsos` with or without a batch, `GetBso`) on a `Storage` over the same kind of pool, so
+//! both modes share every line of database work: transactions, retries, SQLite's writer queue,
+//! write timestamps, merging and expiry. Worker threads stand in for client tasks.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use weft_schema::models::{NewBso, StagedBso};
-use weft_schema::pool::{Backend, Tx};
-use weft_schema::queries::storage::{self, BsoFilter, Lock, Order};
-use weft_schema::{DbError, DbPool, PoolSettings, SyncTimestamp};
+use weft_actors::storage::{
+    BatchMode, BsoInput, BsoQuery, GetBso, GetBsos, GetCollections, Operation, PostBsos, PostOutcome,
+    Precondition, Sort, Storage, StorageConfig, StorageError,
+};
+use weft_schema::{DbPool, PoolSettings, SyncTimestamp};
 
 use crate::cli::{Options, Scenario};
 use crate::ledger::{Ledger, StoredRows, VerifyOutcome};
@@ -29,25 +28,14 @@ use crate::scenarios::sync::{CLIENTS, HISTORY, MAX_NEW_VISITS, META_REFRESH, QUI
 use crate::scenarios::write::WRITE_COLLECTIONS;
 use crate::stats::{Budget, Stats};
 
-/// Every collection a scenario touches, registered once before the run.
-const COLLECTIONS: [&str; 8] =
-    ["history", "bookmarks", "forms", "passwords", "tabs", "clients", "meta", "crypto"];
-/// The server's "never expires" offset (actors/src/shard/rules.rs).
-const NEVER_EXPIRES_MS: i64 = 2_100_000_000_000;
-/// The server's deadlock retries (actors/src/shard/actor.rs).
-const DEADLOCK_ATTEMPTS: u32 = 5;
 const SEED_COMMITS: usize = 4;
+/// The `node` label of the engine's metrics (no recorder is installed: they go nowhere).
+const RAW_NODE: &str = "raw";
 
 struct RawUser {
     uid: u64,
     /// `newer` bounds (ms) of the seeded history, read scenario.
     markers: Vec<i64>,
-}
-
-struct Db {
-    pool: DbPool,
-    ids: HashMap<&'static str, i32>,
-    sqlite_writer: Mutex<()>,
 }
 
 /// Why a raw operation did not complete.
@@ -57,7 +45,7 @@ enum Halt {
 }
 
 struct Worker<'a> {
-    db: &'a Db,
+    db: &'a Storage,
     opts: &'a Options,
     pool: &'a PayloadPool,
     budget: &'a Budget,
@@ -111,26 +99,31 @@ pub async fn run_raw(opts: Options, url: String) -> Result<Outcome, String> {
     Ok(Outcome { main, elapsed, cpu, setup: Some((setup, setup_elapsed)), verify })
 }
 
-fn open(url: &str, settings: &PoolSettings) -> Result<Db, String> {
+fn open(url: &str, settings: &PoolSettings) -> Result<Storage, String> {
     let pool = DbPool::connect(url, settings).map_err(|e| format!("--raw: {e}"))?;
     pool.run_migrations().map_err(|e| format!("--raw: {e}"))?;
-    let mut conn = pool.get().map_err(|e| format!("--raw: {e}"))?;
-    let ids = conn
-        .write_transaction(|tx| {
-            COLLECTIONS
-                .iter()
-                .map(|name| Ok((*name, storage::create_collection(tx, name)?)))
-                .collect::<Result<HashMap<_, _>, DbError>>()
-        })
-        .map_err(|e| format!("--raw: registering collections: {e}"))?;
-    Ok(Db { pool, ids, sqlite_writer: Mutex::new(()) })
+    Ok(Storage::new(RAW_NODE, pool, storage_config()))
+}
+
+/// The server's default `limits`, `quota` and `batch` settings (src/config.rs), which the
+/// benchmarks run the server with.
+fn storage_config() -> StorageConfig {
+    StorageConfig {
+        max_read_records: 10_000,
+        max_total_records: 10_000,
+        max_total_bytes: 262_144_000,
+        quota_enabled: false,
+        quota_enforce: false,
+        quota_limit_bytes: 2_097_152_000,
+        batch_ttl_ms: 7_200_000,
+    }
 }
 
 /// Runs `concurrency` blocking workers; setup visits each user once, the measured phase draws
 /// users until the budget is spent.
 async fn workers(
     opts: &Arc<Options>,
-    db: &Arc<Db>,
+    db: &Arc<Storage>,
     users: &Arc<Vec<Mutex<RawUser>>>,
     pool: &Arc<PayloadPool>,
     budget: Arc<Budget>,
@@ -193,56 +186,19 @@ async fn workers(
     (stats, ledger)
 }
 
-/// The ms write timestamp after a collection last modified at `current`.
-fn write_time(current: i64) -> i64 {
-    let now = SyncTimestamp::now().as_millis();
-    if now > current {
-        now
-    } else {
-        current + 10
-    }
-}
-
 impl Worker<'_> {
-    /// Runs `op` in a (read or write) transaction as one measured operation.
-    fn op<T>(
-        &mut self,
-        kind: &'static str,
-        write: bool,
-        op: impl Fn(&mut Tx<'_>) -> Result<T, DbError>,
-    ) -> Result<T, Halt> {
+    /// Runs one storage operation, as the shard would, as one measured operation.
+    fn op<Q: Operation>(&mut self, kind: &'static str, op: Q) -> Result<Q::Output, Halt> {
         if !self.budget.take() {
             return Err(Halt::Budget);
         }
         let start = Instant::now();
-        let _writer = (write && self.db.pool.backend() == Backend::Sqlite)
-            .then(|| self.db.sqlite_writer.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut attempt = 0;
-        let result = loop {
-            attempt += 1;
-            let result = self.db.pool.get().and_then(|mut conn| {
-                if write {
-                    conn.write_transaction(|tx| op(tx))
-                } else {
-                    conn.read_transaction(|tx| op(tx))
-                }
-            });
-            match result {
-                Err(e) if e.is_retryable() && attempt < DEADLOCK_ATTEMPTS => {
-                    std::thread::sleep(Duration::from_millis(5 * u64::from(attempt)));
-                }
-                other => break other,
-            }
-        };
+        let result = self.db.execute(&op);
         self.stats.record(kind, start.elapsed(), None);
         result.map_err(|e| {
             self.stats.error(kind, e.to_string());
             Halt::Failed
         })
-    }
-
-    fn id(&self, collection: &str) -> i32 {
-        self.db.ids.get(collection).copied().unwrap_or_default()
     }
 
     fn setup(&mut self, user: &mut RawUser) -> Result<(), Halt> {
@@ -366,17 +322,27 @@ impl Worker<'_> {
     }
 
     fn info_collections(&mut self, uid: u64) -> Result<(), Halt> {
-        // As the server: one statement gives the collection and storage timestamps.
-        self.op("raw info/collections", false, |tx| Ok(storage::user_collections(tx, uid as i64)?))
-            .map(|_| ())
+        self.op("raw info/collections", GetCollections { uid, precondition: Precondition::None }).map(|_| ())
     }
 
     fn get_item(&mut self, uid: u64, collection: &'static str, id: &str) -> Result<(), Halt> {
-        let cid = self.id(collection);
-        self.op("raw GET meta/global, crypto/keys", false, |tx| {
-            Ok(storage::get_bso(tx, uid as i64, cid, id, SyncTimestamp::now().as_millis())?)
-        })
-        .map(|_| ())
+        if !self.budget.take() {
+            return Err(Halt::Budget);
+        }
+        let kind = "raw GET meta/global, crypto/keys";
+        let op =
+            GetBso { uid, collection: collection.into(), id: id.into(), precondition: Precondition::None };
+        let start = Instant::now();
+        let result = self.db.execute(&op);
+        self.stats.record(kind, start.elapsed(), None);
+        match result {
+            // As over HTTP, a missing item is an answer (404), not a failure.
+            Ok(_) | Err(StorageError::NotFound) => Ok(()),
+            Err(e) => {
+                self.stats.error(kind, e.to_string());
+                Err(Halt::Failed)
+            }
+        }
     }
 
     /// A collection read as `GET storage/<collection>?full=1&newer=…&limit=…` runs it.
@@ -385,23 +351,42 @@ impl Worker<'_> {
         uid: u64,
         collection: &'static str,
         newer: Option<i64>,
-        limit: i64,
+        limit: u64,
         kind: &'static str,
     ) -> Result<(), Halt> {
-        let cid = self.id(collection);
-        let rows = self.op(kind, false, |tx| {
-            storage::lock_collection(tx, uid as i64, cid, Lock::Read)?;
-            let filter = BsoFilter {
-                newer,
-                order: Some(Order::Newest),
-                limit: Some(limit + 1),
-                full: true,
-                ..BsoFilter::default()
-            };
-            Ok(storage::find_bsos(tx, uid as i64, cid, &filter, SyncTimestamp::now().as_millis())?)
-        })?;
-        self.stats.records_read += rows.len().min(limit as usize) as u64;
+        let query = BsoQuery {
+            newer: newer.map(SyncTimestamp::from_millis),
+            sort: Sort::Newest,
+            limit: Some(limit),
+            full: true,
+            ..BsoQuery::default()
+        };
+        let op = GetBsos { uid, collection: collection.into(), query, precondition: Precondition::None };
+        let page = self.op(kind, op)?;
+        self.stats.records_read += page.value.items.len() as u64;
         Ok(())
+    }
+
+    /// One POST of `records`: plain (`batch` None, or `Create` with `commit`), or a step of a
+    /// batch upload. Returns the outcome.
+    fn send_post(
+        &mut self,
+        kind: &'static str,
+        uid: u64,
+        collection: &'static str,
+        records: &[Bso],
+        batch: Option<BatchMode>,
+        commit: bool,
+    ) -> Result<PostOutcome, Halt> {
+        let op = PostBsos {
+            uid,
+            collection: collection.into(),
+            bsos: records.iter().map(input).collect(),
+            batch,
+            commit,
+            precondition: Precondition::None,
+        };
+        Ok(self.op(kind, op)?.outcome)
     }
 
     /// A plain POST (= `?batch=true&commit=true`): returns the write time.
@@ -412,14 +397,8 @@ impl Worker<'_> {
         collection: &'static str,
         records: &[Bso],
     ) -> Result<i64, Halt> {
-        let cid = self.id(collection);
-        let t = self.op(kind, true, |tx| {
-            let (current, _) = storage::lock_or_create_collection(tx, uid as i64, cid)?;
-            let t = write_time(current);
-            apply(tx, uid as i64, cid, records, t)?;
-            storage::set_collection_modified(tx, uid as i64, cid, t)?;
-            Ok(t)
-        })?;
+        let outcome = self.send_post(kind, uid, collection, records, None, false)?;
+        let t = committed(kind, outcome, &mut self.stats)?;
         self.acknowledge(uid, collection, records, t);
         Ok(t)
     }
@@ -430,52 +409,23 @@ impl Worker<'_> {
         if chunks.len() <= 1 {
             return self.post("raw POST (batch=true&commit=true)", uid, collection, records);
         }
-        let cid = self.id(collection);
-        let u = uid as i64;
-        let batch = self.op("raw POST (batch=true)", true, |tx| {
-            storage::lock_collection(tx, u, cid, Lock::Read)?;
-            let mut batch = SyncTimestamp::now().as_millis() * 10 + u % 10;
-            let mut attempts = 0;
-            while !storage::create_batch(tx, batch, u, cid)? {
-                attempts += 1;
-                if attempts >= 5 {
-                    return Err(DbError::Query("batch id collision".into()));
-                }
-                batch += 1;
+        let kind = "raw POST (batch=true)";
+        let batch = match self.send_post(kind, uid, collection, chunks[0], Some(BatchMode::Create), false)? {
+            PostOutcome::Staged { batch, .. } => batch,
+            PostOutcome::Committed { .. } => {
+                self.stats.error(kind, "a batch was committed at creation".into());
+                return Err(Halt::Failed);
             }
-            storage::stage_batch_items(tx, batch, u, &staged(chunks[0]))?;
-            storage::batch_totals(tx, batch, u)?;
-            Ok(batch)
-        })?;
+        };
         let last = chunks.len() - 1;
         for chunk in &chunks[1..last] {
-            self.op("raw POST (batch append)", true, |tx| {
-                storage::lock_collection(tx, u, cid, Lock::Read)?;
-                storage::lock_batch(tx, batch, u)?;
-                storage::stage_batch_items(tx, batch, u, &staged(chunk))?;
-                Ok(storage::batch_totals(tx, batch, u)?)
-            })?;
+            let append = Some(BatchMode::Append(batch));
+            self.send_post("raw POST (batch append)", uid, collection, chunk, append, false)?;
         }
-        let body = chunks[last];
-        let t = self.op("raw POST (batch commit)", true, |tx| {
-            let (current, _) = storage::lock_or_create_collection(tx, u, cid)?;
-            storage::lock_batch(tx, batch, u)?;
-            let mut items: Vec<Bso> = storage::batch_items(tx, batch, u)?
-                .into_iter()
-                .map(|s| Bso {
-                    id: s.id,
-                    payload: s.payload.unwrap_or_default(),
-                    sortindex: s.sortindex,
-                    ttl: s.ttl_offset.map(|t| t.max(0) as u32),
-                })
-                .collect();
-            items.extend(body.iter().cloned());
-            storage::delete_batch(tx, batch, u)?;
-            let t = write_time(current);
-            apply(tx, u, cid, &items, t)?;
-            storage::set_collection_modified(tx, u, cid, t)?;
-            Ok(t)
-        })?;
+        let kind = "raw POST (batch commit)";
+        let outcome =
+            self.send_post(kind, uid, collection, chunks[last], Some(BatchMode::Append(batch)), true)?;
+        let t = committed(kind, outcome, &mut self.stats)?;
         self.acknowledge(uid, collection, records, t);
         Ok(t)
     }
@@ -490,75 +440,54 @@ impl Worker<'_> {
     }
 }
 
-fn staged(records: &[Bso]) -> Vec<StagedBso> {
-    records
-        .iter()
-        .map(|r| StagedBso {
-            id: r.id.clone(),
-            sortindex: r.sortindex,
-            payload: Some(r.payload.clone()),
-            ttl_offset: r.ttl.map(|t| i32::try_from(t).unwrap_or(i32::MAX)),
-        })
-        .collect()
+fn input(record: &Bso) -> BsoInput {
+    BsoInput {
+        id: record.id.clone(),
+        sortindex: record.sortindex,
+        payload: Some(record.payload.clone()),
+        ttl: record.ttl,
+    }
 }
 
-/// The shard's `apply_bsos` for items that all carry a payload: one read of the stored rows,
-/// one multi-row upsert.
-fn apply(tx: &mut Tx<'_>, uid: i64, collection: i32, items: &[Bso], t: i64) -> Result<(), DbError> {
-    let ids: Vec<&str> = items.iter().map(|b| b.id.as_str()).collect();
-    let live: HashMap<String, _> = storage::existing_bsos(tx, uid, collection, &ids)?
-        .into_iter()
-        .filter(|row| row.ttl > t)
-        .map(|row| (row.id.clone(), row))
-        .collect();
-    let rows: Vec<NewBso<'_>> = items
-        .iter()
-        .map(|item| {
-            let stored = live.get(&item.id);
-            NewBso {
-                id: &item.id,
-                sortindex: item.sortindex.or(stored.and_then(|r| r.sortindex)),
-                payload: &item.payload,
-                modified: t,
-                ttl: match (item.ttl, stored) {
-                    (Some(ttl), _) => t + i64::from(ttl) * 1000,
-                    (None, Some(row)) => row.ttl,
-                    (None, None) => t + NEVER_EXPIRES_MS,
-                },
-            }
-        })
-        .collect();
-    storage::upsert_bsos(tx, uid, collection, &rows)?;
-    Ok(())
+/// The write time of a POST that must have been applied.
+fn committed(kind: &'static str, outcome: PostOutcome, stats: &mut Stats) -> Result<i64, Halt> {
+    match outcome {
+        PostOutcome::Committed { modified } => Ok(modified.as_millis()),
+        PostOutcome::Staged { .. } => {
+            stats.error(kind, "a commit was only staged".into());
+            Err(Halt::Failed)
+        }
+    }
 }
 
-/// Reads back every collection of the ledger straight from the database.
-fn verify(db: &Db, ledger: &Ledger) -> (Stats, VerifyOutcome) {
+/// Reads back every collection of the ledger through the engine, page by page.
+fn verify(db: &Storage, ledger: &Ledger) -> (Stats, VerifyOutcome) {
     let mut stats = Stats::default();
     let mut outcome = VerifyOutcome::default();
     for (uid, collection) in ledger.collections() {
-        let cid = db.ids.get(collection).copied().unwrap_or_default();
-        let start = Instant::now();
-        let rows = db.pool.get().and_then(|mut conn| {
-            conn.read_transaction(|tx| {
-                let filter = BsoFilter { full: true, order: Some(Order::Newest), ..BsoFilter::default() };
-                Ok::<_, DbError>(storage::find_bsos(
-                    tx,
-                    uid as i64,
-                    cid,
-                    &filter,
-                    SyncTimestamp::now().as_millis(),
-                )?)
-            })
-        });
-        stats.record("raw verify: read collection", start.elapsed(), None);
-        let stored: StoredRows = match rows {
-            Ok(rows) => rows.into_iter().map(|r| (r.id, r.modified, r.payload)).collect(),
-            Err(e) => {
-                stats.error("raw verify: read collection", e.to_string());
-                Vec::new()
+        let mut stored: StoredRows = Vec::new();
+        let mut offset = None;
+        loop {
+            let query = BsoQuery { full: true, offset, ..BsoQuery::default() };
+            let op = GetBsos { uid, collection: collection.into(), query, precondition: Precondition::None };
+            let start = Instant::now();
+            let page = db.execute(&op);
+            stats.record("raw verify: read collection", start.elapsed(), None);
+            match page {
+                Ok(page) => {
+                    let page = page.value;
+                    stored.extend(page.items.into_iter().map(|b| (b.id, b.modified.as_millis(), b.payload)));
+                    match page.next_offset {
+                        Some(next) => offset = Some(next),
+                        None => break,
+                    }
+                }
+                Err(e) => {
+                    stats.error("raw verify: read collection", e.to_string());
+                    break;
+                }
             }
-        };
+        }
         stats.records_read += stored.len() as u64;
         outcome.add(ledger.check(uid, collection, &stored));
     }

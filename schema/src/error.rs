@@ -1,53 +1,177 @@
-//! `DbError`: every failure the data layer can report, classified so that callers can decide
-//! between retrying (deadlock), shedding load (pool timeout) and failing (anything else).
+//! `DbError`: every failure the data layer can report. A failed statement keeps diesel's error
+//! as its source and carries a `DbErrorKind`, decided once by `classify`, so that callers choose
+//! between running the transaction again (`retry`), answering 503 (the database is unreachable
+//! or keeps deadlocking) and answering 500 (anything else is a fault of ours).
+
+use std::fmt;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+/// What kind of failure a statement met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbErrorKind {
+    /// A deadlock or a lock wait timeout: the database rolled the transaction back, and running
+    /// it again as a whole is safe.
+    Deadlock,
+    /// The connection broke (or could not be made): the database is unreachable for now.
+    LostConnection,
+    /// A unique, foreign-key, not-null or check constraint refused a row.
+    Constraint,
+    Other,
+}
+
+impl DbErrorKind {
+    /// A failure of the database as a dependency rather than of our statements: a client gets
+    /// 503 + Retry-After for it, never 500.
+    pub fn is_unavailable(self) -> bool {
+        matches!(self, DbErrorKind::Deadlock | DbErrorKind::LostConnection)
+    }
+}
+
+impl fmt::Display for DbErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DbErrorKind::Deadlock => "deadlock",
+            DbErrorKind::LostConnection => "lost connection",
+            DbErrorKind::Constraint => "constraint violation",
+            DbErrorKind::Other => "database error",
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// No connection could be had within the pool's connection timeout.
-    #[error("database pool exhausted: {0}")]
-    PoolTimeout(String),
-    /// The database reported a deadlock or a lock wait timeout; the transaction was rolled back
-    /// and may be retried as a whole.
-    #[error("transaction deadlocked: {0}")]
-    Deadlock(String),
+    /// No connection could be had within the pool's connection timeout: every connection is
+    /// busy, or the database does not accept new ones.
+    #[error("no database connection within the pool timeout: {0}")]
+    PoolTimeout(#[source] diesel::r2d2::PoolError),
+    /// A statement (or BEGIN/COMMIT) failed.
+    #[error("{kind}: {source}")]
+    Query {
+        kind: DbErrorKind,
+        #[source]
+        source: DieselError,
+    },
+    /// A direct connection (not from a pool) could not be made.
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] diesel::ConnectionError),
     #[error("database url not supported: {0}")]
     BadUrl(String),
     #[error("migration failed: {0}")]
-    Migration(String),
-    #[error("database error: {0}")]
-    Query(String),
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl From<diesel::result::Error> for DbError {
-    fn from(err: diesel::result::Error) -> Self {
-        let text = err.to_string();
-        // MySQL/MariaDB: 1213 "Deadlock found", 1205 "Lock wait timeout exceeded".
-        // SQLite: "database is locked" once busy_timeout has run out.
-        if text.contains("Deadlock found")
-            || text.contains("Lock wait timeout")
-            || text.contains("database is locked")
-        {
-            DbError::Deadlock(text)
-        } else {
-            DbError::Query(text)
-        }
+/// The one place a database failure is classified. diesel names deadlocks (MySQL 1213) and
+/// constraint violations; MySQL's lock wait timeout (1205), its lost connections (2006 "server
+/// has gone away", 2013 "lost connection … during query") and SQLite's "database is locked"
+/// (busy timeout run out) reach us only as text.
+fn classify(err: &DieselError) -> DbErrorKind {
+    match err {
+        DieselError::DatabaseError(kind, info) => match kind {
+            DatabaseErrorKind::SerializationFailure => DbErrorKind::Deadlock,
+            DatabaseErrorKind::ClosedConnection => DbErrorKind::LostConnection,
+            DatabaseErrorKind::UniqueViolation
+            | DatabaseErrorKind::ForeignKeyViolation
+            | DatabaseErrorKind::NotNullViolation
+            | DatabaseErrorKind::CheckViolation
+            | DatabaseErrorKind::RestrictViolation
+            | DatabaseErrorKind::ExclusionViolation => DbErrorKind::Constraint,
+            _ => classify_message(info.message()),
+        },
+        // diesel gives up on a connection whose transaction state it lost track of, which
+        // happens when the connection broke in the middle of BEGIN, COMMIT or ROLLBACK.
+        DieselError::BrokenTransactionManager => DbErrorKind::LostConnection,
+        _ => DbErrorKind::Other,
+    }
+}
+
+fn classify_message(message: &str) -> DbErrorKind {
+    const DEADLOCK: [&str; 3] = ["Deadlock found", "Lock wait timeout", "database is locked"];
+    const LOST: [&str; 4] = ["gone away", "Lost connection", "Can't connect", "server closed the connection"];
+    if DEADLOCK.iter().any(|text| message.contains(text)) {
+        DbErrorKind::Deadlock
+    } else if LOST.iter().any(|text| message.contains(text)) {
+        DbErrorKind::LostConnection
+    } else {
+        DbErrorKind::Other
+    }
+}
+
+impl From<DieselError> for DbError {
+    fn from(source: DieselError) -> Self {
+        DbError::Query { kind: classify(&source), source }
     }
 }
 
 impl From<diesel::r2d2::PoolError> for DbError {
     fn from(err: diesel::r2d2::PoolError) -> Self {
-        DbError::PoolTimeout(err.to_string())
+        DbError::PoolTimeout(err)
     }
 }
 
 impl From<diesel::ConnectionError> for DbError {
     fn from(err: diesel::ConnectionError) -> Self {
-        DbError::Query(err.to_string())
+        DbError::Connect(err)
     }
 }
 
 impl DbError {
+    pub fn kind(&self) -> DbErrorKind {
+        match self {
+            DbError::Query { kind, .. } => *kind,
+            DbError::PoolTimeout(_) | DbError::Connect(_) => DbErrorKind::LostConnection,
+            DbError::BadUrl(_) | DbError::Migration(_) => DbErrorKind::Other,
+        }
+    }
+
+    /// Whether running the whole transaction again may succeed: a statement met a deadlock or
+    /// a broken connection, so the database rolled the transaction back (a lost connection
+    /// discards the transaction with it; the pool replaces the connection). A pool timeout is
+    /// not retried: waiting again would hold the thread for another timeout while requests
+    /// queue behind it, so it is shed at once instead.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, DbError::Deadlock(_))
+        matches!(self, DbError::Query { kind: DbErrorKind::Deadlock | DbErrorKind::LostConnection, .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database_error(kind: DatabaseErrorKind, message: &str) -> DbError {
+        DbError::from(DieselError::DatabaseError(kind, Box::new(message.to_string())))
+    }
+
+    #[test]
+    fn failures_are_classified_by_kind_then_text() {
+        let cases = [
+            (
+                DatabaseErrorKind::SerializationFailure,
+                "Deadlock found when trying to get lock",
+                DbErrorKind::Deadlock,
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "Lock wait timeout exceeded; try restarting transaction",
+                DbErrorKind::Deadlock,
+            ),
+            (DatabaseErrorKind::Unknown, "database is locked", DbErrorKind::Deadlock),
+            (DatabaseErrorKind::Unknown, "MySQL server has gone away", DbErrorKind::LostConnection),
+            (
+                DatabaseErrorKind::Unknown,
+                "Lost connection to server during query",
+                DbErrorKind::LostConnection,
+            ),
+            (DatabaseErrorKind::ClosedConnection, "closed", DbErrorKind::LostConnection),
+            (DatabaseErrorKind::UniqueViolation, "Duplicate entry", DbErrorKind::Constraint),
+            (DatabaseErrorKind::Unknown, "no such table: bso", DbErrorKind::Other),
+        ];
+        for (kind, message, expected) in cases {
+            let err = database_error(kind, message);
+            assert_eq!(err.kind(), expected, "{message}");
+            assert_eq!(err.is_retryable(), expected.is_unavailable(), "{message}");
+        }
+        assert_eq!(DbError::from(DieselError::NotFound).kind(), DbErrorKind::Other);
+        assert_eq!(DbError::from(DieselError::BrokenTransactionManager).kind(), DbErrorKind::LostConnection);
     }
 }

@@ -9,9 +9,9 @@ pub mod error;
 pub mod models;
 pub mod pool;
 pub mod queries;
-pub mod schema;
+pub mod retry;
 pub mod timestamp;
 
-pub use error::DbError;
+pub use error::{DbError, DbErrorKind};
 pub use pool::{Backend, DbConnection, DbPool, PoolSettings, SqliteSynchronous};
 pub use timestamp::SyncTimestamp;

@@ -141,6 +141,21 @@ impl CustomizeConnection<MysqlConnection, diesel::r2d2::Error> for MysqlSetup {
     }
 }
 
+/// Creates a missing SQLite file readable by its owner only: it holds every user's (encrypted)
+/// records and the tokenserver's user table, and must not depend on the directory's mode or
+/// the umask. SQLite gives the `-wal` and `-shm` files the database file's permissions.
+/// An existing file is left as it is.
+fn create_owner_only(path: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path == ":memory:" {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
 impl DbPool {
     /// Builds a pool for `url` (`sqlite:PATH` or `mysql://…`). Does not fail when the database
     /// is unreachable: connections are made on demand, so a node that is down at start
@@ -154,6 +169,7 @@ impl DbPool {
                         .map_err(|e| DbError::BadUrl(format!("cannot create {}: {e}", parent.display())))?;
                 }
             }
+            create_owner_only(path).map_err(|e| DbError::BadUrl(format!("cannot create {path}: {e}")))?;
             let pool = Pool::builder()
                 .max_size(settings.max_size)
                 .min_idle(Some(0))
@@ -226,7 +242,7 @@ impl DbPool {
             #[cfg(feature = "mysql")]
             DbConnection::Mysql(c) => c.run_pending_migrations(MYSQL_MIGRATIONS).map(|v| v.len()),
         };
-        ran.map_err(|e| DbError::Migration(e.to_string()))
+        ran.map_err(DbError::Migration)
     }
 }
 

@@ -33,11 +33,6 @@ impl SyncTimestamp {
         self.0
     }
 
-    /// The next 10 ms tick after this one.
-    pub fn next_tick(self) -> Self {
-        SyncTimestamp(self.0 + 10)
-    }
-
     /// Parses a client-sent timestamp (`newer`, `older`, `X-If-*`): a non-negative decimal
     /// number of seconds. Integer seconds and the first three fractional digits are read
     /// exactly, then truncated to the tick (REF's `1.999` → 1990 ms). An exponent form is

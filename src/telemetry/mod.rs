@@ -11,8 +11,8 @@ pub mod request;
 /// The build, for `/__version__` and `weft_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The git commit, recorded by build.rs (`unknown` outside a git checkout).
-pub const COMMIT: &str = env!("WEFT_GIT_COMMIT");
-/// What produced the binary, from `WEFT_BUILD` at build time (e.g. a CI run), else `local`.
-pub const BUILD: &str = env!("WEFT_BUILD");
+pub const COMMIT: &str = env!("BUILD_WEFT_COMMIT");
+/// What produced the binary, from `BUILD_WEFT_NAME` at build time (e.g. a CI run), else `local`.
+pub const BUILD: &str = env!("BUILD_WEFT_NAME");
 /// Where the source of this build lives (build.rs).
-pub const SOURCE: &str = env!("WEFT_SOURCE");
+pub const SOURCE: &str = env!("BUILD_WEFT_SOURCE");

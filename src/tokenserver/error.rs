@@ -81,10 +81,14 @@ fn describe(err: &TokenserverError) -> (StatusCode, &'static str, &'static str, 
         E::RetiredWithoutNode | E::NoSecretForNode(_) | E::InvalidStoredUid(_) => {
             server_error(StatusCode::INTERNAL_SERVER_ERROR)
         }
-        // No node, the database, and the admin-only errors (never reached over HTTP).
-        E::NoNodeAvailable | E::Database(_) | E::NodeExists(_) | E::NoSuchNode(_) => {
-            server_error(StatusCode::SERVICE_UNAVAILABLE)
-        }
+        // No node, the database or an actor that does not answer (all 503: a failing
+        // dependency), and the admin-only errors (never reached over HTTP).
+        E::NoNodeAvailable
+        | E::Database(_)
+        | E::NoSyncService(_)
+        | E::Unavailable(_)
+        | E::NodeExists(_)
+        | E::NoSuchNode(_) => server_error(StatusCode::SERVICE_UNAVAILABLE),
     }
 }
 

@@ -12,6 +12,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use weft_actors::tokenserver::{GetToken, KeyId, Tokenserver, TokenserverError};
+use weft_actors::ActorUnavailable;
 
 use super::TokenserverHttpError;
 
@@ -34,9 +35,11 @@ pub async fn get_token(
         ),
         duration: duration(req.query_string()),
     };
-    let issued = tokenserver.send(msg).await.map_err(|e| {
-        TokenserverError::Database(weft_schema::DbError::Query(format!("tokenserver actor unavailable: {e}")))
-    })??;
+    let issued = tokenserver
+        .send(msg)
+        .await
+        .map_err(ActorUnavailable::of("tokenserver"))
+        .map_err(TokenserverError::from)??;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     Ok(HttpResponse::Ok()
         .insert_header(("X-Timestamp", now.to_string()))

@@ -11,7 +11,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, Error};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Unavailable};
 use crate::web::AppState;
 
 /// Past the deadline the request's future is dropped and the error returned; actix renders it
@@ -27,7 +27,7 @@ pub async fn request_deadline<B: MessageBody>(
     match tokio::time::timeout(limit, next.call(req)).await {
         Ok(response) => response,
         Err(_elapsed) => Err(ApiError::Unavailable {
-            reason: format!("request not answered within http.request_timeout_ms ({limit:?})"),
+            cause: Unavailable::Deadline(limit),
             retry_after_seconds: state.settings.shard.retry_after_seconds,
         }
         .into()),

@@ -7,6 +7,7 @@ pub mod deadline;
 pub mod extract;
 pub mod handlers;
 pub mod weave_timestamp;
+pub mod wire;
 
 use std::sync::Arc;
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use super::backend::{Backend, Database};
 
 pub const PUBLIC_URL: &str = "http://weft.test";
-pub const DEFAULT_SECRET: &str = "weft-test-master-secret";
+pub const DEFAULT_SECRET: &str = "weft-test-master-secret-of-32-bytes-or-more";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const LOG_TAIL_BYTES: usize = 64 * 1024;
 

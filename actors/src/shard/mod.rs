@@ -1,38 +1,39 @@
 //! The shard actor: one per storage db node. It runs on an actix `SyncArbiter` (one OS thread
-//! per configured thread), owns the node's r2d2 pool, and answers the messages of `messages`,
-//! one per protocol operation. `Shard` is the handle the HTTP layer holds: it bounds how many
-//! requests may queue for the node and sheds the rest at once, counting what it sheds
-//! (`weft_shard_shed_total`).
+//! per configured thread) over the node's `Storage` (the storage engine in `crate::storage`, which owns the
+//! pool and every storage rule) and answers one `Request` per protocol operation. `Shard` is the
+//! handle the HTTP layer holds: it bounds how many requests may queue for the node and sheds the
+//! rest at once, counting what it sheds (`weft_shard_shed_total`).
 
 mod actor;
-mod apply;
-mod batch;
-mod bso;
-mod collection;
-mod error;
-mod info;
-mod messages;
-mod rules;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use actix::dev::ToEnvelope;
-use actix::{Actor, Addr, Handler, Message, SyncArbiter};
-use weft_schema::{DbError, DbPool};
+use crate::storage::Storage;
+use actix::{Addr, Handler, Message, SyncArbiter};
+use weft_schema::DbPool;
 
-use self::actor::ShardContext;
+use self::actor::{CheckHealth, Request};
 pub use self::actor::{ShardActor, ShardConfig};
-pub use self::batch::encode_batch_id;
-pub use self::error::ShardError;
-pub use self::messages::*;
+use crate::ActorUnavailable;
+// The operations' requests and replies, so that callers name what they send a shard here.
+pub use crate::storage::requests::*;
+pub use crate::storage::{Operation, ShedReason, StorageConfig, StorageError};
+
+/// How a request to a shard can fail: the engine's outcome, or the actor never answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Unavailable(#[from] ActorUnavailable),
+}
 
 /// A running shard actor plus its admission counter. Cheap to clone.
 #[derive(Clone)]
 pub struct Shard {
     addr: Addr<ShardActor>,
-    pool: DbPool,
-    node: String,
+    storage: Arc<Storage>,
     /// Requests admitted and not yet answered (queued or running). Bounded by `queue_limit`.
     in_flight: Arc<AtomicUsize>,
     queue_limit: usize,
@@ -51,58 +52,64 @@ impl Drop for Admission {
 impl Shard {
     /// Starts `config.threads` shard threads over `pool` for the node whose canonical URL is
     /// `node` (the `node` label of the shard's metrics).
-    pub fn start(node: &str, pool: DbPool, config: ShardConfig) -> Shard {
-        let threads = config.threads;
-        let queue_limit = config.queue_limit;
-        let actor_pool = pool.clone();
-        let context = Arc::new(ShardContext::new(node, config));
-        let addr = SyncArbiter::start(threads, move || ShardActor::new(actor_pool.clone(), context.clone()));
+    pub fn start(node: &str, pool: DbPool, config: ShardConfig, storage: StorageConfig) -> Shard {
+        let storage = Arc::new(Storage::new(node, pool, storage));
+        let actor_storage = storage.clone();
+        let addr = SyncArbiter::start(config.threads, move || ShardActor::new(actor_storage.clone()));
         // Exported at 0 from the start, so that rates and alerts see the series before the
-        // first shed request or deadlock.
-        for reason in ["queue_full", "no_connection"] {
-            metrics::counter!("weft_shard_shed_total", "node" => node.to_string(), "reason" => reason)
+        // first shed request.
+        for reason in ShedReason::ALL {
+            metrics::counter!("weft_shard_shed_total", "node" => node.to_string(), "reason" => reason.label())
                 .absolute(0);
         }
-        metrics::counter!("weft_db_deadlock_retries_total", "node" => node.to_string()).absolute(0);
         Shard {
             addr,
-            pool,
-            node: node.to_string(),
+            storage,
             in_flight: Arc::new(AtomicUsize::new(0)),
-            queue_limit,
-            threads,
+            queue_limit: config.queue_limit,
+            threads: config.threads,
         }
     }
 
-    /// Sends one message; answers `Overloaded` at once when `queue_limit` requests are already
-    /// queued or running on this shard.
-    pub async fn send<M, R>(&self, msg: M) -> Result<R, ShardError>
+    /// Runs one storage operation on a shard thread.
+    pub async fn send<Q>(&self, op: Q) -> Result<Q::Output, ShardError>
     where
-        M: Message<Result = Result<R, ShardError>> + Send + 'static,
+        Q: Operation + Send + 'static,
+        Q::Output: Send + 'static,
+    {
+        self.ask(Request(op)).await
+    }
+
+    /// `SELECT 1` on a shard thread, for heartbeats.
+    pub async fn check_health(&self) -> Result<(), ShardError> {
+        self.ask(CheckHealth).await
+    }
+
+    /// Sends `msg` to the actor; answers `Overloaded(QueueFull)` at once when `queue_limit`
+    /// requests are already queued or running on this shard.
+    async fn ask<M, R>(&self, msg: M) -> Result<R, ShardError>
+    where
+        M: Message<Result = Result<R, StorageError>> + Send + 'static,
         R: Send + 'static,
         ShardActor: Handler<M>,
-        <ShardActor as Actor>::Context: ToEnvelope<ShardActor, M>,
     {
         let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
         let admission = Admission(self.in_flight.clone());
         if before >= self.queue_limit {
-            self.count_shed("queue_full");
-            return Err(ShardError::Overloaded("shard queue is full".into()));
+            return Err(self.shed(ShedReason::QueueFull).into());
         }
         let reply = self.addr.send(msg).await;
         drop(admission);
-        let result = reply
-            .map_err(|e| ShardError::Database(DbError::Query(format!("shard actor unavailable: {e}"))))?;
-        if let Err(ShardError::Overloaded(_)) = &result {
-            // Inside the actor, `Overloaded` only comes from a pool wait that timed out.
-            self.count_shed("no_connection");
+        match reply.map_err(ActorUnavailable::of("shard"))? {
+            Err(StorageError::Overloaded(reason)) => Err(self.shed(reason).into()),
+            other => Ok(other?),
         }
-        result
     }
 
-    fn count_shed(&self, reason: &'static str) {
-        metrics::counter!("weft_shard_shed_total", "node" => self.node.clone(), "reason" => reason)
+    fn shed(&self, reason: ShedReason) -> StorageError {
+        metrics::counter!("weft_shard_shed_total", "node" => self.storage.node().to_string(), "reason" => reason.label())
             .increment(1);
+        StorageError::Overloaded(reason)
     }
 
     /// Requests queued or running now.
@@ -120,6 +127,6 @@ impl Shard {
 
     /// The node's pool, for pool gauges.
     pub fn pool(&self) -> &DbPool {
-        &self.pool
+        self.storage.pool()
     }
 }

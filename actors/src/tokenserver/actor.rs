@@ -18,6 +18,7 @@ use super::oauth::OAuthVerifier;
 use super::rules;
 use super::TokenserverError;
 use crate::token_verifier::{mint_token, GetSigningSecret, TokenPayload, TokenVerifier};
+use crate::ActorUnavailable;
 
 #[derive(Debug, Clone)]
 pub struct TokenserverConfig {
@@ -126,7 +127,7 @@ impl Inner {
             .verifier
             .send(GetSigningSecret { node: user.node.clone() })
             .await
-            .map_err(|e| mailbox("token verifier", e))?
+            .map_err(ActorUnavailable::of("token verifier"))?
             .ok_or_else(|| TokenserverError::NoSecretForNode(user.node.clone()))?;
         let hashed_fxa_uid = metrics_hash(&self.config.fxa_metrics_hash_secret, &identity.fxa_uid);
         let hashed_device_id =
@@ -163,12 +164,8 @@ impl Inner {
             }
             None => reply.await,
         };
-        reply.map_err(|e| mailbox("tokenserver database", e))?
+        reply.map_err(ActorUnavailable::of("tokenserver database"))?
     }
-}
-
-fn mailbox(what: &str, err: actix::MailboxError) -> TokenserverError {
-    TokenserverError::Database(weft_schema::DbError::Query(format!("{what} actor unavailable: {err}")))
 }
 
 /// `<keys_changed_at or generation, 13 digits>-<base64url of the client-state bytes>`

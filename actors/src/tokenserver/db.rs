@@ -6,13 +6,14 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
 use weft_schema::models::tokenserver::{NewUser, NodeFields, NodeRow, UserRecord};
 use weft_schema::pool::Tx;
 use weft_schema::queries::tokenserver as q;
-use weft_schema::DbPool;
+use weft_schema::retry::with_retries;
+use weft_schema::{DbError, DbPool};
 
 use super::rules::{self, Reported, Stored};
 use super::TokenserverError;
@@ -22,8 +23,6 @@ pub const MAX_GENERATION: i64 = i64::MAX;
 
 /// Node choice attempts, each possibly after releasing capacity (§7.1).
 const ALLOCATION_ATTEMPTS: usize = 5;
-
-const DEADLOCK_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, Clone)]
 pub struct TokenserverDbConfig {
@@ -68,7 +67,8 @@ pub struct RegisterInitialNode {
     pub capacity: i32,
 }
 
-/// `node add` (§10.1): every field of `fields` set by the caller.
+/// `node add` (§10.1): every field of `fields` set by the caller except, optionally,
+/// `available` (default: the slots a release opens).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<NodeRow, TokenserverError>")]
 pub struct AddNode {
@@ -130,39 +130,26 @@ impl TokenserverDb {
         SyncArbiter::start(threads, move || TokenserverDb { pool: pool.clone(), context: context.clone() })
     }
 
-    /// Runs `op` in a write transaction, again on deadlock.
+    /// Runs `op` in a write transaction, again (the one retry policy) on a deadlock or a lost
+    /// connection.
     fn write<T>(
         &self,
         op: impl Fn(&Context, &mut Tx<'_>) -> Result<T, TokenserverError>,
     ) -> Result<T, TokenserverError> {
-        self.with_retries(|| self.pool.get()?.write_transaction(|tx| op(&self.context, tx)))
+        with_retries(log_retry, || self.pool.get()?.write_transaction(|tx| op(&self.context, tx)))
     }
 
-    /// Runs `op` in a read transaction.
+    /// Runs `op` in a read transaction, again on a deadlock or a lost connection.
     fn read<T>(
         &self,
         op: impl Fn(&Context, &mut Tx<'_>) -> Result<T, TokenserverError>,
     ) -> Result<T, TokenserverError> {
-        self.with_retries(|| self.pool.get()?.read_transaction(|tx| op(&self.context, tx)))
+        with_retries(log_retry, || self.pool.get()?.read_transaction(|tx| op(&self.context, tx)))
     }
+}
 
-    fn with_retries<T>(
-        &self,
-        attempt: impl Fn() -> Result<T, TokenserverError>,
-    ) -> Result<T, TokenserverError> {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let result = attempt();
-            match result {
-                Err(err) if err.is_retryable() && tries < DEADLOCK_ATTEMPTS => {
-                    tracing::warn!(attempt = tries, error = %err, "tokenserver transaction deadlocked; retrying");
-                    std::thread::sleep(Duration::from_millis(5 * u64::from(tries)));
-                }
-                other => return other,
-            }
-        }
-    }
+fn log_retry(attempt: u32, err: &DbError) {
+    tracing::warn!(attempt, error = %err, "tokenserver transaction failed; retrying");
 }
 
 impl Context {
@@ -171,12 +158,8 @@ impl Context {
         if let Some(id) = *cached {
             return Ok(id);
         }
-        let id = q::service_id(tx, q::SYNC_SERVICE)?.ok_or_else(|| {
-            TokenserverError::Database(weft_schema::DbError::Query(format!(
-                "the services table has no {:?} row; run the migrations",
-                q::SYNC_SERVICE
-            )))
-        })?;
+        let id =
+            q::service_id(tx, q::SYNC_SERVICE)?.ok_or(TokenserverError::NoSyncService(q::SYNC_SERVICE))?;
         *cached = Some(id);
         Ok(id)
     }
@@ -185,21 +168,35 @@ impl Context {
     /// when no node has a free slot. Returns (node id, node URL).
     fn allocate(&self, tx: &mut Tx<'_>, service: i32) -> Result<(i64, String), TokenserverError> {
         for _ in 0..ALLOCATION_ATTEMPTS {
-            match q::choose_node(tx, service)? {
-                // A concurrent request may have taken the last slot meanwhile: choose again.
+            match rules::best_node(q::list_nodes(tx, service)?) {
+                // Locked, the node is checked again: a concurrent request may have taken the
+                // last slot meanwhile, and then the choice is made again.
                 Some(node) => {
-                    if q::take_slot(tx, node.id)? {
+                    if q::lock_node(tx, node.id)?.is_some_and(|locked| rules::is_assignable(&locked)) {
+                        q::count_assignment(tx, node.id)?;
                         return Ok((node.id, node.node));
                     }
                 }
                 None => {
-                    if q::release_capacity(tx, service, self.config.capacity_release_rate)? == 0 {
+                    if self.release_capacity(tx, service)? == 0 {
                         break;
                     }
                 }
             }
         }
         Err(TokenserverError::NoNodeAvailable)
+    }
+
+    /// Releases more slots on every node that has none left but still has room (§7.1).
+    /// Returns how many nodes got slots.
+    fn release_capacity(&self, tx: &mut Tx<'_>, service: i32) -> Result<usize, TokenserverError> {
+        let mut released = 0;
+        for node in q::list_nodes(tx, service)? {
+            if let Some(slots) = rules::slots_to_release(&node, self.config.capacity_release_rate) {
+                released += usize::from(q::release_slots(tx, node.id, slots)?);
+            }
+        }
+        Ok(released)
     }
 
     /// §6.2, then §6.3 and §6.4.
@@ -480,7 +477,14 @@ impl Handler<AddNode> for TokenserverDb {
             if q::node_by_url(tx, service, &msg.url)?.is_some() {
                 return Err(TokenserverError::NodeExists(msg.url.clone()));
             }
-            q::insert_node(tx, service, &msg.url, &msg.fields)?;
+            // §10.1: without `--available`, a new node opens the slots a release would.
+            let capacity = msg.fields.capacity.unwrap_or(0);
+            let available = msg
+                .fields
+                .available
+                .unwrap_or_else(|| rules::released_slots(capacity, ctx.config.capacity_release_rate));
+            let fields = NodeFields { available: Some(available), ..msg.fields.clone() };
+            q::insert_node(tx, service, &msg.url, &fields)?;
             ctx.node(tx, service, &msg.url)
         })
     }

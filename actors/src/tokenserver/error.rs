@@ -4,6 +4,8 @@
 
 use weft_schema::DbError;
 
+use crate::ActorUnavailable;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TokenserverError {
     /// No, garbled or non-ASCII `Authorization` (§2.1).
@@ -64,8 +66,14 @@ pub enum TokenserverError {
     /// Admin: a node that is not in the `nodes` table.
     #[error("no node {0}")]
     NoSuchNode(String),
+    /// The `services` table has no `sync-1.5` row: the migrations have not run.
+    #[error("the services table has no {0:?} row; run the migrations")]
+    NoSyncService(&'static str),
     #[error(transparent)]
     Database(DbError),
+    /// The tokenserver, its database actor or the token verifier did not answer.
+    #[error(transparent)]
+    Unavailable(#[from] ActorUnavailable),
 }
 
 impl From<DbError> for TokenserverError {
@@ -80,9 +88,11 @@ impl From<diesel::result::Error> for TokenserverError {
     }
 }
 
-impl TokenserverError {
-    /// A deadlock or lock timeout: the transaction may be run again as a whole.
-    pub(crate) fn is_retryable(&self) -> bool {
-        matches!(self, TokenserverError::Database(err) if err.is_retryable())
+impl weft_schema::retry::DbFailure for TokenserverError {
+    fn db_error(&self) -> Option<&DbError> {
+        match self {
+            TokenserverError::Database(err) => Some(err),
+            _ => None,
+        }
     }
 }

@@ -15,4 +15,4 @@ pub use self::db::{
     TokenserverDb, TokenserverDbConfig, UnassignNode, UpdateNode, MAX_GENERATION,
 };
 pub use self::error::TokenserverError;
-pub use self::oauth::{Jwk, OAuthConfig, OAuthIdentity, OAuthVerifier, SYNC_SCOPE};
+pub use self::oauth::{Jwk, OAuthConfig, OAuthIdentity, OAuthSetupError, OAuthVerifier, SYNC_SCOPE};

@@ -43,18 +43,31 @@ pub struct Jwk {
     pub e: String,
 }
 
+/// Why the OAuth verifier cannot be set up from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthSetupError {
+    #[error("not a JWK: {0}")]
+    NotAJwk(#[source] serde_json::Error),
+    #[error("kty is {0:?}, only RSA keys verify RS256")]
+    NotRsa(String),
+    #[error("unusable RSA key: {0}")]
+    UnusableKey(#[source] jsonwebtoken::errors::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+}
+
 impl Jwk {
     /// Parses a JWK's JSON text and checks that it is a usable RSA verification key.
-    pub fn parse(json: &str) -> Result<Jwk, String> {
-        let jwk: Jwk = serde_json::from_str(json).map_err(|e| format!("not a JWK: {e}"))?;
+    pub fn parse(json: &str) -> Result<Jwk, OAuthSetupError> {
+        let jwk: Jwk = serde_json::from_str(json).map_err(OAuthSetupError::NotAJwk)?;
         jwk.decoding_key().map(|_| jwk)
     }
 
-    fn decoding_key(&self) -> Result<DecodingKey, String> {
+    fn decoding_key(&self) -> Result<DecodingKey, OAuthSetupError> {
         if self.kty != "RSA" {
-            return Err(format!("kty is {:?}, only RSA keys verify RS256", self.kty));
+            return Err(OAuthSetupError::NotRsa(self.kty.clone()));
         }
-        DecodingKey::from_rsa_components(&self.n, &self.e).map_err(|e| format!("unusable RSA key: {e}"))
+        DecodingKey::from_rsa_components(&self.n, &self.e).map_err(OAuthSetupError::UnusableKey)
     }
 }
 
@@ -114,14 +127,14 @@ pub struct OAuthVerifier {
 }
 
 impl OAuthVerifier {
-    pub fn new(config: OAuthConfig) -> Result<OAuthVerifier, String> {
+    pub fn new(config: OAuthConfig) -> Result<OAuthVerifier, OAuthSetupError> {
         let keys = config.jwks.iter().map(Jwk::decoding_key).collect::<Result<Vec<_>, _>>()?;
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .user_agent(concat!("weft/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(OAuthSetupError::HttpClient)?;
         Ok(OAuthVerifier { config: Arc::new(config), keys: Arc::new(keys), http, cache: Arc::default() })
     }
 

@@ -1,5 +1,9 @@
-//! The consistency rules of tokenserver-api.md §6.3 and the updated values of §6.4, as pure
-//! functions of the request's and the current record's values, in REF's order.
+//! The tokenserver's rules as pure functions: the consistency rules of tokenserver-api.md §6.3
+//! and the updated values of §6.4 (of the request's and the current record's values, in REF's
+//! order), and node assignment (§7.1): which nodes may take a new user, which of them is best,
+//! and how many slots a node releases at a time.
+
+use weft_schema::models::tokenserver::NodeRow;
 
 use super::TokenserverError;
 
@@ -92,6 +96,58 @@ pub fn token_uid(uid: i64) -> Result<u64, TokenserverError> {
     }
 }
 
+/// Whether a node may take a new user now: it has a released slot and room, and is neither
+/// downed nor backing off (§7.1).
+pub fn is_assignable(node: &NodeRow) -> bool {
+    node.available > 0 && node.capacity > node.current_load && node.downed == 0 && node.backoff == 0
+}
+
+/// The best node for a new user among `nodes` (§7.1), or `None` when none is assignable: by
+/// `ln(current_load) / ln(capacity)` with empty nodes first (MySQL's NULL from `LOG(0)`), then
+/// larger `available`, then lower id. Written here rather than in SQL so that both backends
+/// choose identically: SQLite has no `LOG` in every build.
+pub fn best_node(nodes: Vec<NodeRow>) -> Option<NodeRow> {
+    nodes.into_iter().filter(is_assignable).min_by(|a, b| {
+        load_ratio(a)
+            .partial_cmp(&load_ratio(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(b.available.cmp(&a.available))
+            .then(a.id.cmp(&b.id))
+    })
+}
+
+/// MySQL's `LOG(current_load) / LOG(capacity)`; `None` (sorting first, like NULL in MySQL) where
+/// MySQL yields NULL: a load of 0 and a capacity whose log is 0 (division by zero).
+fn load_ratio(node: &NodeRow) -> Option<f64> {
+    if node.current_load <= 0 || node.capacity <= 1 {
+        return None;
+    }
+    Some(f64::from(node.current_load).ln() / f64::from(node.capacity).ln())
+}
+
+/// The slots a node of `capacity` releases at a time: `ceil(capacity × rate)` (`rate` is a
+/// validated setting in (0, 1]). The same number opens a new node (`node add`, §10.1) and
+/// refills one that ran out (§7.1). REF's refill rounds instead (an integer column stores
+/// `capacity × rate`), so a node whose share rounds to 0 — capacity below 5 at the default 10 % —
+/// could never release a slot; with `ceil` every node releases at least one, and the two agree
+/// whenever `capacity × rate` is whole. A product within 1e-9 of a whole number counts as whole,
+/// so that binary floating point (30 × 0.1 = 3.0000000000000004) does not add a slot.
+pub fn released_slots(capacity: i32, rate: f64) -> i32 {
+    let share = f64::from(capacity) * rate;
+    let whole = share.round();
+    let slots = if (share - whole).abs() < 1e-9 { whole } else { share.ceil() };
+    slots as i32
+}
+
+/// The slots to release on `node` when no node can take a new user (§7.1): none when it still
+/// has some, has no room left or is downed (a node backing off gets them, but is not chosen);
+/// otherwise `released_slots`, at most its room.
+pub fn slots_to_release(node: &NodeRow, rate: f64) -> Option<i32> {
+    let room = node.capacity - node.current_load;
+    (node.available <= 0 && room > 0 && node.downed == 0)
+        .then(|| released_slots(node.capacity, rate).min(room))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +226,42 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    fn node(id: i64, available: i32, load: i32, capacity: i32) -> NodeRow {
+        NodeRow { id, node: format!("n{id}"), available, current_load: load, capacity, downed: 0, backoff: 0 }
+    }
+
+    #[test]
+    fn the_emptiest_assignable_node_is_best() {
+        // §7.1's example: empty nodes first (larger available wins), then by load ratio.
+        let nodes = vec![node(1, 100, 0, 100), node(2, 1, 0, 100), node(3, 5, 0, 100)];
+        assert_eq!(best_node(nodes).map(|n| n.id), Some(1));
+        let nodes = vec![node(1, 9, 91, 100), node(2, 1, 10, 100), node(3, 0, 0, 100)];
+        assert_eq!(best_node(nodes).map(|n| n.id), Some(2));
+        let downed = NodeRow { downed: 1, ..node(1, 5, 0, 10) };
+        let backoff = NodeRow { backoff: 1, ..node(2, 5, 0, 10) };
+        assert_eq!(best_node(vec![downed, backoff, node(3, 5, 10, 10)]), None);
+    }
+
+    #[test]
+    fn released_slots_are_the_ceiling_of_the_share() {
+        assert_eq!(released_slots(1000, 0.1), 100);
+        assert_eq!(released_slots(30, 0.1), 3);
+        assert_eq!(released_slots(81, 0.1), 9);
+        assert_eq!(released_slots(3, 0.1), 1);
+        assert_eq!(released_slots(7, 1.0), 7);
+        // §7.1's example: (0, 99/100), (0, 90/100), (0, 80/81), (0, 70/71, backoff),
+        // (0, 60/61, downed) → 1, 10, 1, 1, none.
+        let nodes = [
+            node(1, 0, 99, 100),
+            node(2, 0, 90, 100),
+            node(3, 0, 80, 81),
+            NodeRow { backoff: 1, ..node(4, 0, 70, 71) },
+            NodeRow { downed: 1, ..node(5, 0, 60, 61) },
+        ];
+        let released: Vec<Option<i32>> = nodes.iter().map(|n| slots_to_release(n, 0.1)).collect();
+        assert_eq!(released, [Some(1), Some(10), Some(1), Some(1), None]);
+        assert_eq!(slots_to_release(&node(6, 2, 0, 10), 0.1), None);
     }
 }

@@ -31,17 +31,10 @@ pub(crate) fn lock_clause(backend: Backend, lock: Lock) -> &'static str {
     }
 }
 
-/// The two-argument maximum / minimum: MySQL's GREATEST/LEAST are SQLite's scalar MAX/MIN.
+/// The two-argument maximum: MySQL's GREATEST is SQLite's scalar MAX.
 pub(crate) fn greatest(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "MAX",
         Backend::Mysql => "GREATEST",
-    }
-}
-
-pub(crate) fn least(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "MIN",
-        Backend::Mysql => "LEAST",
     }
 }

@@ -477,20 +477,6 @@ pub fn batch_totals(tx: &mut Tx<'_>, batch: i64, uid: i64) -> QueryResult<(i64, 
     .map_or((0, 0), |t| (t.count, t.bytes)))
 }
 
-/// Staged (id, payload bytes) pairs, to account a commit's totals with its body's items.
-pub fn batch_item_sizes(tx: &mut Tx<'_>, batch: i64, uid: i64) -> QueryResult<Vec<(String, i64)>> {
-    Ok(Sql::new(
-        "SELECT id AS name, CAST(COALESCE(payload_size, 0) AS SIGNED) AS value \
-         FROM batch_upload_items WHERE batch = ? AND userid = ?",
-    )
-    .arg(Arg::I64(batch))
-    .arg(Arg::I64(uid))
-    .load::<NamedCount>(tx)?
-    .into_iter()
-    .map(|r| (r.name, r.value))
-    .collect())
-}
-
 pub fn batch_items(tx: &mut Tx<'_>, batch: i64, uid: i64) -> QueryResult<Vec<StagedBso>> {
     Sql::new(
         "SELECT id, sortindex, payload, ttl_offset FROM batch_upload_items WHERE batch = ? AND userid = ?",

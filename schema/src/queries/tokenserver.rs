@@ -1,12 +1,12 @@
 //! Statements on the tokenserver tables `services`, `nodes` and `users` (tokenserver-api.md
-//! §7, §8.2, §10). The rules that combine them (get-or-create, consistency checks, allocation
-//! retries) live in the tokenserver actor; these functions each run one statement, except
-//! `choose_node`, which also orders the candidates (see there).
+//! §7, §8.2, §10). The rules that combine them (get-or-create, consistency checks, node choice,
+//! capacity release) live in the tokenserver actor; these functions each run one statement.
 
 use diesel::QueryResult;
 
-use super::dialect::{greatest, insert_ignore, least};
+use super::dialect::{greatest, insert_ignore, lock_clause};
 use super::sql::{Arg, Sql};
+use super::storage::Lock;
 use crate::models::tokenserver::{NewUser, NodeFields, NodeRow, UserRecord};
 use crate::models::Single;
 use crate::pool::{Backend, Tx};
@@ -142,80 +142,28 @@ pub fn list_nodes(tx: &mut Tx<'_>, service: i32) -> QueryResult<Vec<NodeRow>> {
         .load(tx)
 }
 
-/// The best node for a new user (§7.1), or `None` when no node has a released slot.
-///
-/// The candidates are selected in SQL and ordered here, identically for both backends: by
-/// `ln(current_load) / ln(capacity)` with empty nodes (MySQL's NULL from `LOG(0)`) first, then
-/// larger `available`, then lower id. SQLite has no `LOG` in every build, and its SQL ordering
-/// (a linear ratio, as PY used) would choose differently from MySQL's.
-pub fn choose_node(tx: &mut Tx<'_>, service: i32) -> QueryResult<Option<NodeRow>> {
-    let mut candidates: Vec<NodeRow> = Sql::new(format!(
-        "SELECT {NODE_COLUMNS} FROM nodes \
-         WHERE service = ? AND available > 0 AND capacity > current_load AND downed = 0 AND backoff = 0"
-    ))
-    .arg(Arg::I32(service))
-    .load(tx)?;
-    candidates.sort_by(|a, b| {
-        load_ratio(a)
-            .partial_cmp(&load_ratio(b))
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(b.available.cmp(&a.available))
-            .then(a.id.cmp(&b.id))
-    });
-    Ok(candidates.into_iter().next())
-}
-
-/// MySQL's `LOG(current_load) / LOG(capacity)`; `None` (sorting first, like NULL in MySQL) where
-/// MySQL yields NULL: a load of 0 and a capacity whose log is 0 (division by zero).
-fn load_ratio(node: &NodeRow) -> Option<f64> {
-    if node.current_load <= 0 || node.capacity <= 1 {
-        return None;
-    }
-    Some(f64::from(node.current_load).ln() / f64::from(node.capacity).ln())
-}
-
-/// Releases more slots on every node that has none left but still has room (§7.1):
-/// `available = min(max(round(capacity × rate), 1), capacity − current_load)`. `rate` is a
-/// validated setting in (0, 1], written into the text as a decimal literal so that MySQL
-/// computes it in exact decimal arithmetic, as it does for REF's statement. Returns the nodes
-/// changed.
-///
-/// The `max(…, 1)` is Weft's: with REF's formula a node whose capacity × rate rounds to 0
-/// (capacity below 5 at the default 10 %) never releases a slot, so it can only ever hold the
-/// users of its initial allotment. For every larger node the result is REF's.
-pub fn release_capacity(tx: &mut Tx<'_>, service: i32, rate: f64) -> QueryResult<usize> {
+/// Locks a node's row for the rest of the transaction and returns it, so that the caller's
+/// decision to assign a user there holds until the commit (SQLite's write transactions are
+/// exclusive already).
+pub fn lock_node(tx: &mut Tx<'_>, node_id: i64) -> QueryResult<Option<NodeRow>> {
     let backend = tx.backend();
-    // SQLite would store a REAL with a fraction as is in an INTEGER column: round explicitly.
-    let released = match backend {
-        Backend::Sqlite => format!("MAX(CAST(ROUND(capacity * {rate}) AS INTEGER), 1)"),
-        Backend::Mysql => format!("GREATEST(ROUND(capacity * {rate}), 1)"),
-    };
-    Sql::new(format!(
-        "UPDATE nodes SET available = {}({released}, capacity - current_load) \
-         WHERE service = ? AND available <= 0 AND capacity > current_load AND downed = 0",
-        least(backend)
-    ))
-    .arg(Arg::I32(service))
-    .execute(tx)
+    Sql::new(format!("SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?{}", lock_clause(backend, Lock::Write)))
+        .arg(Arg::I64(node_id))
+        .first(tx)
 }
 
-/// Takes one slot of a node for a new user (§7.2), only if it still qualifies: the condition
-/// makes the capacity accounting atomic when two requests chose the same last slot. Returns
-/// whether the slot was taken.
-pub fn take_slot(tx: &mut Tx<'_>, node_id: i64) -> QueryResult<bool> {
-    let backend = tx.backend();
-    let changed = Sql::new(format!(
-        "UPDATE nodes SET current_load = current_load + 1, available = {}(available - 1, 0) \
-         WHERE id = ? AND available > 0 AND capacity > current_load AND downed = 0 AND backoff = 0",
-        greatest(backend)
-    ))
-    .arg(Arg::I64(node_id))
-    .execute(tx)?;
+/// Sets the slots released on a node that has none left (§7.1); a node that got slots from a
+/// concurrent release meanwhile is left as it is. Returns whether the row changed.
+pub fn release_slots(tx: &mut Tx<'_>, node_id: i64, available: i32) -> QueryResult<bool> {
+    let changed = Sql::new("UPDATE nodes SET available = ? WHERE id = ? AND available <= 0")
+        .arg(Arg::I32(available))
+        .arg(Arg::I64(node_id))
+        .execute(tx)?;
     Ok(changed == 1)
 }
 
-/// Counts one more user on a node regardless of its released slots, for an operator's explicit
-/// assignment (§10.5).
+/// Counts one more user on a node and takes one of its released slots, if any (§7.2; an
+/// operator's explicit assignment, §10.5, counts even without one).
 pub fn count_assignment(tx: &mut Tx<'_>, node_id: i64) -> QueryResult<usize> {
     let backend = tx.backend();
     Sql::new(format!(

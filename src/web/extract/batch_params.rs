@@ -6,20 +6,11 @@ use std::future::{ready, Ready};
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
-use base64::alphabet::STANDARD;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use base64::Engine;
 use weft_actors::shard::BatchMode;
 
 use super::query::{decode_query, first};
 use crate::error::ApiError;
-
-/// Standard alphabet, as the shard issues ids (`weft_actors::shard::encode_batch_id`); ids
-/// arriving without their `=` padding are accepted too.
-const BATCH_ID_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
+use crate::web::wire::decode_batch_id;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct BatchParams {
@@ -60,21 +51,10 @@ fn parse_batch(value: &str) -> Result<BatchMode, ApiError> {
         .ok_or_else(|| ApiError::InvalidRequest(format!("invalid batch: {value:?}")))
 }
 
-/// Like both references: base64 first, then the raw value, as a decimal number.
-fn decode_batch_id(value: &str) -> Option<i64> {
-    let decimal = |text: &str| text.parse::<u64>().ok().and_then(|n| i64::try_from(n).ok());
-    BATCH_ID_BASE64
-        .decode(value)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| decimal(&text))
-        .or_else(|| decimal(value))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_actors::shard::encode_batch_id;
+    use crate::web::wire::encode_batch_id;
 
     fn params(text: &str) -> Result<BatchParams, ApiError> {
         parse_batch_params(&decode_query(text))

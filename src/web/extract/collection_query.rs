@@ -12,6 +12,7 @@ use weft_actors::SyncTimestamp;
 use super::is_valid_bso_id;
 use super::query::{decode_query, first};
 use crate::error::ApiError;
+use crate::web::wire::decode_offset;
 
 /// At most this many ids in `ids=` (100 is fine, 101 is a 400; §13.9).
 const MAX_IDS: usize = 100;
@@ -90,17 +91,9 @@ fn parse_limit(value: &str) -> Result<u64, ApiError> {
     value.parse::<u32>().map(u64::from).map_err(|_| invalid("limit", value))
 }
 
-/// A token from `X-Weave-Next-Offset`: `N` (skip N rows) or `bound_ms:skip` (§6.7).
+/// A token from `X-Weave-Next-Offset` (§6.7), in its wire form (`web::wire`).
 fn parse_offset(value: &str) -> Result<Offset, ApiError> {
-    let number = |text: &str| text.parse::<u64>().ok();
-    let offset = match value.split_once(':') {
-        None => number(value).map(Offset::Rows),
-        Some((bound, skip)) => number(bound)
-            .and_then(|bound| i64::try_from(bound).ok())
-            .zip(number(skip))
-            .map(|(bound, skip)| Offset::Timestamp { bound: SyncTimestamp::from_millis(bound), skip }),
-    };
-    offset.ok_or_else(|| invalid("offset", value))
+    decode_offset(value).ok_or_else(|| invalid("offset", value))
 }
 
 /// REF rejects a timestamp offset whose bound lies outside the request's own window: below

@@ -13,19 +13,18 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix::dev::ToEnvelope;
-use actix::{Actor, Handler, Message};
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method};
 use actix_web::{FromRequest, HttpRequest};
-use weft_actors::shard::{Shard, ShardActor, ShardError};
+use weft_actors::shard::{Operation, Shard};
 use weft_actors::token_verifier::hawk::check_payload_hash;
 use weft_actors::token_verifier::token::canonical_node;
 use weft_actors::token_verifier::{AuthError, Authenticate, HawkRequest};
+use weft_actors::ActorUnavailable;
 
 use super::app_state;
 use super::request_body::receive_body;
-use crate::error::ApiError;
+use crate::error::{ApiError, Unavailable};
 use crate::node::split_host_port;
 use crate::web::INFO_COLLECTIONS_ROUTE;
 
@@ -37,15 +36,13 @@ pub struct AuthenticatedUser {
 }
 
 impl AuthenticatedUser {
-    /// Sends the request's one message to the user's shard.
-    pub async fn send<M, R>(&self, msg: M) -> Result<R, ApiError>
+    /// Sends the request's one operation to the user's shard.
+    pub async fn send<Q>(&self, op: Q) -> Result<Q::Output, ApiError>
     where
-        M: Message<Result = Result<R, ShardError>> + Send + 'static,
-        R: Send + 'static,
-        ShardActor: Handler<M>,
-        <ShardActor as Actor>::Context: ToEnvelope<ShardActor, M>,
+        Q: Operation + Send + 'static,
+        Q::Output: Send + 'static,
     {
-        self.shard.send(msg).await.map_err(|err| ApiError::from_shard(err, self.retry_after_seconds))
+        self.shard.send(op).await.map_err(|err| ApiError::from_shard(err, self.retry_after_seconds))
     }
 }
 
@@ -109,7 +106,7 @@ async fn authenticate(req: &HttpRequest) -> Result<(AuthenticatedUser, Option<St
         .send(Authenticate(hawk))
         .await
         .map_err(|err| ApiError::Unavailable {
-            reason: format!("token verifier: {err}"),
+            cause: Unavailable::Actor(ActorUnavailable { actor: "token verifier", source: err }),
             retry_after_seconds,
         })?
         .map_err(ApiError::Unauthorized)?;

@@ -23,7 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout_at, Instant};
 
 use super::app_state;
-use crate::error::ApiError;
+use crate::error::{ApiError, Unavailable};
 
 /// The slots of `http.max_concurrent_bodies`, shared by every HTTP worker.
 pub struct BodySlots(Arc<Semaphore>);
@@ -59,8 +59,8 @@ pub async fn receive_body(req: &HttpRequest, payload: &mut Payload) -> Result<By
         .await
         .ok()
         .and_then(Result::ok)
-        .ok_or_else(|| ApiError::Unavailable {
-            reason: "no body slot free within http.body_timeout_ms".into(),
+        .ok_or(ApiError::Unavailable {
+            cause: Unavailable::NoBodySlot,
             retry_after_seconds: settings.shard.retry_after_seconds,
         })?;
     let bytes = timeout_at(deadline, read_to_limit(payload, limit, declared))

@@ -22,6 +22,7 @@ use crate::web::extract::collection_query::{CollectionQuery, DeleteIds};
 use crate::web::extract::hawk_auth::Authenticated;
 use crate::web::extract::path::CollectionPath;
 use crate::web::extract::precondition::PreconditionHeader;
+use crate::web::wire::{encode_batch_id, encode_offset};
 
 const APPLICATION_NEWLINES: &str = "application/newlines";
 
@@ -40,7 +41,7 @@ pub async fn get(
     let mut response = storage_response(StatusCode::OK, reply.last_modified);
     response.insert_header((X_WEAVE_RECORDS, page.items.len()));
     if let Some(offset) = page.next_offset {
-        response.insert_header((X_WEAVE_NEXT_OFFSET, offset));
+        response.insert_header((X_WEAVE_NEXT_OFFSET, encode_offset(offset)));
     }
     response.content_type(match format {
         OutputFormat::Json => APPLICATION_JSON,
@@ -124,10 +125,11 @@ pub async fn post(
     let (status, last_modified, first_member) = match result.outcome {
         PostOutcome::Committed { modified } => (StatusCode::OK, modified, format!("\"modified\":{modified}")),
         // §6.9: staging leaves the collection untouched; X-Last-Modified is its current value.
-        // The shard issues the id in its wire form (base64 of the decimal batch number).
-        PostOutcome::Staged { batch, last_modified } => {
-            (StatusCode::ACCEPTED, last_modified, format!("\"batch\":{}", json_string(&batch)))
-        }
+        PostOutcome::Staged { batch, last_modified } => (
+            StatusCode::ACCEPTED,
+            last_modified,
+            format!("\"batch\":{}", json_string(&encode_batch_id(batch))),
+        ),
     };
     let mut response = storage_response(status, last_modified);
     quota_remaining_header(&mut response, result.quota_remaining);

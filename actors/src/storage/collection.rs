@@ -7,16 +7,12 @@ use weft_schema::pool::Tx;
 use weft_schema::queries::storage::{self, BsoFilter, Lock, Order};
 use weft_schema::SyncTimestamp;
 
-use super::actor::ShardContext;
-use super::messages::*;
-use super::rules::{check_precondition, settle_quota, write_timestamp};
-use super::ShardError;
+use crate::storage::requests::*;
+use crate::storage::rules::{check_precondition, settle_quota, write_timestamp};
+use crate::storage::Storage;
+use crate::storage::StorageError;
 
-pub fn get_bsos(
-    ctx: &ShardContext,
-    tx: &mut Tx<'_>,
-    msg: &GetBsos,
-) -> Result<Timestamped<BsoPage>, ShardError> {
+pub fn get_bsos(ctx: &Storage, tx: &mut Tx<'_>, msg: &GetBsos) -> Result<Timestamped<BsoPage>, StorageError> {
     let uid = msg.uid as i64;
     let empty = BsoPage { items: vec![], next_offset: None };
     let Some(collection) = ctx.collection_id(tx, &msg.collection)? else {
@@ -29,7 +25,7 @@ pub fn get_bsos(
 
     let query = &msg.query;
     // Unlimited reads are capped like REF's (10 000 rows), with a next offset beyond.
-    let cap = ctx.config.max_read_records;
+    let cap = ctx.config().max_read_records;
     let limit = query.limit.map_or(cap, |l| l.min(cap));
     if limit == 0 {
         return Ok(Timestamped { last_modified, value: empty });
@@ -74,27 +70,28 @@ pub fn get_bsos(
     Ok(Timestamped { last_modified, value: BsoPage { items, next_offset } })
 }
 
-/// The continuation token after `rows` (REF's format, storage-api.md §6.7): a plain row offset
-/// for `sort=index`; otherwise `<bound_ms>:<skip>` where bound is the last item's `modified`
-/// and skip counts the returned items at that bound (plus the previous skip when the whole page
-/// sat at the previous bound). Only digits and `:` — safe unencoded in a query string.
-fn next_offset(order: Order, rows: &[BsoRow], bound: Option<i64>, skip: i64) -> String {
+/// Where the page after `rows` starts (REF's paging, storage-api.md §6.7): a plain row offset
+/// for `sort=index`; otherwise the last item's `modified` as the bound and, as the skip, the
+/// returned items at that bound (plus the previous skip when the whole page sat at the previous
+/// bound).
+fn next_offset(order: Order, rows: &[BsoRow], bound: Option<i64>, skip: i64) -> Offset {
+    let skip = skip.max(0) as u64;
     let Some(last) = rows.last() else {
-        return skip.to_string();
+        return Offset::Rows(skip);
     };
     if order == Order::Index {
-        return (skip + rows.len() as i64).to_string();
+        return Offset::Rows(skip + rows.len() as u64);
     }
-    let at_bound = rows.iter().rev().take_while(|r| r.modified == last.modified).count() as i64;
-    let carried = if at_bound == rows.len() as i64 && bound == Some(last.modified) { skip } else { 0 };
-    format!("{}:{}", last.modified, at_bound + carried)
+    let at_bound = rows.iter().rev().take_while(|r| r.modified == last.modified).count() as u64;
+    let carried = if at_bound == rows.len() as u64 && bound == Some(last.modified) { skip } else { 0 };
+    Offset::Timestamp { bound: SyncTimestamp::from_millis(last.modified), skip: at_bound + carried }
 }
 
 pub fn delete_collection(
-    ctx: &ShardContext,
+    ctx: &Storage,
     tx: &mut Tx<'_>,
     msg: &DeleteCollection,
-) -> Result<SyncTimestamp, ShardError> {
+) -> Result<SyncTimestamp, StorageError> {
     let uid = msg.uid as i64;
     let Some(ids) = &msg.ids else {
         return delete_whole_collection(ctx, tx, msg);
@@ -113,10 +110,10 @@ pub fn delete_collection(
 /// Deletes items and record; replies with the storage timestamp, which the tombstone moves to
 /// the deletion time. A missing collection is not an error: nothing changes.
 fn delete_whole_collection(
-    ctx: &ShardContext,
+    ctx: &Storage,
     tx: &mut Tx<'_>,
     msg: &DeleteCollection,
-) -> Result<SyncTimestamp, ShardError> {
+) -> Result<SyncTimestamp, StorageError> {
     let uid = msg.uid as i64;
     let current = match ctx.collection_id(tx, &msg.collection)? {
         Some(collection) => {

@@ -5,20 +5,25 @@ use weft_schema::pool::Tx;
 use weft_schema::queries::storage::{self, Lock};
 use weft_schema::SyncTimestamp;
 
-use super::actor::ShardContext;
-use super::apply::{apply_bsos, Touch};
-use super::messages::*;
-use super::rules::{check_precondition, check_quota, settle_quota, write_timestamp};
-use super::ShardError;
+use crate::storage::apply::{apply_bsos, Touch};
+use crate::storage::requests::*;
+use crate::storage::rules::{check_precondition, check_quota, settle_quota, write_timestamp};
+use crate::storage::Storage;
+use crate::storage::StorageError;
 
 /// The live item's timestamp (0 when missing or expired).
-fn item_timestamp(tx: &mut Tx<'_>, uid: i64, collection: i32, id: &str) -> Result<SyncTimestamp, ShardError> {
+fn item_timestamp(
+    tx: &mut Tx<'_>,
+    uid: i64,
+    collection: i32,
+    id: &str,
+) -> Result<SyncTimestamp, StorageError> {
     let now = SyncTimestamp::now().as_millis();
     Ok(SyncTimestamp::from_millis(storage::bso_modified(tx, uid, collection, id, now)?.unwrap_or(0)))
 }
 
 /// One statement: the live row carries both the item and its timestamp for the precondition.
-pub fn get_bso(ctx: &ShardContext, tx: &mut Tx<'_>, msg: &GetBso) -> Result<Bso, ShardError> {
+pub fn get_bso(ctx: &Storage, tx: &mut Tx<'_>, msg: &GetBso) -> Result<Bso, StorageError> {
     let row = match ctx.collection_id(tx, &msg.collection)? {
         Some(collection) => {
             storage::get_bso(tx, msg.uid as i64, collection, &msg.id, SyncTimestamp::now().as_millis())?
@@ -27,7 +32,7 @@ pub fn get_bso(ctx: &ShardContext, tx: &mut Tx<'_>, msg: &GetBso) -> Result<Bso,
     };
     let resource = SyncTimestamp::from_millis(row.as_ref().map_or(0, |r| r.modified));
     check_precondition(msg.precondition, resource)?;
-    let row = row.ok_or(ShardError::NotFound)?;
+    let row = row.ok_or(StorageError::NotFound)?;
     Ok(Bso {
         id: row.id,
         modified: SyncTimestamp::from_millis(row.modified),
@@ -36,7 +41,7 @@ pub fn get_bso(ctx: &ShardContext, tx: &mut Tx<'_>, msg: &GetBso) -> Result<Bso,
     })
 }
 
-pub fn put_bso(ctx: &ShardContext, tx: &mut Tx<'_>, msg: &PutBso) -> Result<PutResult, ShardError> {
+pub fn put_bso(ctx: &Storage, tx: &mut Tx<'_>, msg: &PutBso) -> Result<PutResult, StorageError> {
     let uid = msg.uid as i64;
     let collection = ctx.ensure_collection_id(tx, &msg.collection)?;
     let (current, _) = storage::lock_or_create_collection(tx, uid, collection)?;
@@ -49,20 +54,20 @@ pub fn put_bso(ctx: &ShardContext, tx: &mut Tx<'_>, msg: &PutBso) -> Result<PutR
     Ok(PutResult { modified: t, quota_remaining })
 }
 
-pub fn delete_bso(ctx: &ShardContext, tx: &mut Tx<'_>, msg: &DeleteBso) -> Result<SyncTimestamp, ShardError> {
+pub fn delete_bso(ctx: &Storage, tx: &mut Tx<'_>, msg: &DeleteBso) -> Result<SyncTimestamp, StorageError> {
     let uid = msg.uid as i64;
     let Some(collection) = ctx.collection_id(tx, &msg.collection)? else {
         check_precondition(msg.precondition, SyncTimestamp::ZERO)?;
-        return Err(ShardError::NotFound);
+        return Err(StorageError::NotFound);
     };
     let Some(current) = storage::lock_collection(tx, uid, collection, Lock::Write)? else {
         check_precondition(msg.precondition, SyncTimestamp::ZERO)?;
-        return Err(ShardError::NotFound);
+        return Err(StorageError::NotFound);
     };
     let item = item_timestamp(tx, uid, collection, &msg.id)?;
     check_precondition(msg.precondition, item)?;
     if item == SyncTimestamp::ZERO {
-        return Err(ShardError::NotFound);
+        return Err(StorageError::NotFound);
     }
     let t = write_timestamp(current)?;
     storage::delete_bsos(tx, uid, collection, std::slice::from_ref(&msg.id))?;

@@ -1,14 +1,10 @@
-//! The messages a shard actor answers, one per storage protocol operation
-//! (storage-api.md §6). Each carries the authenticated uid and, where the protocol has one,
-//! the request's precondition; each reply carries the timestamps the HTTP layer needs for
-//! `X-Last-Modified`.
+//! The storage operations' requests and replies, one request per protocol operation
+//! (storage-api.md §6). Each request carries the authenticated uid and, where the protocol has
+//! one, the request's precondition; each reply carries the timestamps the HTTP layer needs for
+//! `X-Last-Modified`. Wire forms (batch ids, offset tokens) are the HTTP layer's business: here
+//! they are numbers.
 
-use std::collections::BTreeMap;
-
-use actix::Message;
 use weft_schema::SyncTimestamp;
-
-use super::ShardError;
 
 /// `X-If-Modified-Since` / `X-If-Unmodified-Since` (storage-api.md §5.4), already parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,7 +45,8 @@ pub enum Sort {
     Index,
 }
 
-/// A continuation point from a previous `X-Weave-Next-Offset` (storage-api.md §6.7).
+/// A continuation point of a collection read: where the next page starts
+/// (`X-Weave-Next-Offset`, storage-api.md §6.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offset {
     /// Skip this many rows of the ordering (`sort=index`).
@@ -78,7 +75,7 @@ pub struct BsoQuery {
 pub enum BatchMode {
     /// `?batch=true`: open a new batch.
     Create,
-    /// `?batch=<id>`: the decoded numeric batch id.
+    /// `?batch=<id>`: the batch number.
     Append(i64),
 }
 
@@ -90,40 +87,35 @@ pub struct Timestamped<T> {
 }
 
 /// `GET info/collections`: name → last-modified.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Timestamped<BTreeMap<String, SyncTimestamp>>, ShardError>")]
+#[derive(Debug, Clone)]
 pub struct GetCollections {
     pub uid: u64,
     pub precondition: Precondition,
 }
 
 /// `GET info/quota`: payload bytes in use.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Timestamped<u64>, ShardError>")]
+#[derive(Debug, Clone)]
 pub struct GetQuota {
     pub uid: u64,
     pub precondition: Precondition,
 }
 
 /// `GET info/collection_usage`: name → payload bytes of live items.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Timestamped<BTreeMap<String, u64>>, ShardError>")]
+#[derive(Debug, Clone)]
 pub struct GetCollectionUsage {
     pub uid: u64,
     pub precondition: Precondition,
 }
 
 /// `GET info/collection_counts`: name → number of live items.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Timestamped<BTreeMap<String, u64>>, ShardError>")]
+#[derive(Debug, Clone)]
 pub struct GetCollectionCounts {
     pub uid: u64,
     pub precondition: Precondition,
 }
 
 /// `DELETE /1.5/{uid}` and `DELETE /1.5/{uid}/storage`. Replies with the new storage timestamp.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<SyncTimestamp, ShardError>")]
+#[derive(Debug, Clone)]
 pub struct DeleteStorage {
     pub uid: u64,
     pub precondition: Precondition,
@@ -133,12 +125,11 @@ pub struct DeleteStorage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BsoPage {
     pub items: Vec<Bso>,
-    /// Token for `X-Weave-Next-Offset` when more items match.
-    pub next_offset: Option<String>,
+    /// Where the next page starts, when more items match.
+    pub next_offset: Option<Offset>,
 }
 
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Timestamped<BsoPage>, ShardError>")]
+#[derive(Debug, Clone)]
 pub struct GetBsos {
     pub uid: u64,
     pub collection: String,
@@ -151,8 +142,9 @@ pub struct GetBsos {
 pub enum PostOutcome {
     /// Applied at `modified` (non-batch POST or commit).
     Committed { modified: SyncTimestamp },
-    /// Staged; `last_modified` is the collection's unchanged timestamp.
-    Staged { batch: String, last_modified: SyncTimestamp },
+    /// Staged into batch number `batch`; `last_modified` is the collection's unchanged
+    /// timestamp.
+    Staged { batch: i64, last_modified: SyncTimestamp },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -164,8 +156,7 @@ pub struct PostResult {
 
 /// `POST /storage/{collection}` with or without `?batch`/`&commit`. `bsos` holds only the items
 /// that passed validation and size accounting; the handler reports the others as failed.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<PostResult, ShardError>")]
+#[derive(Debug, Clone)]
 pub struct PostBsos {
     pub uid: u64,
     pub collection: String,
@@ -177,8 +168,7 @@ pub struct PostBsos {
 
 /// `DELETE /storage/{collection}` (all of it, or only `ids`). Replies with the new timestamp:
 /// the storage timestamp for a whole-collection delete, the collection's for `ids`.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<SyncTimestamp, ShardError>")]
+#[derive(Debug, Clone)]
 pub struct DeleteCollection {
     pub uid: u64,
     pub collection: String,
@@ -187,8 +177,7 @@ pub struct DeleteCollection {
     pub precondition: Precondition,
 }
 
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Bso, ShardError>")]
+#[derive(Debug, Clone)]
 pub struct GetBso {
     pub uid: u64,
     pub collection: String,
@@ -202,8 +191,7 @@ pub struct PutResult {
     pub quota_remaining: Option<u64>,
 }
 
-#[derive(Debug, Message)]
-#[rtype(result = "Result<PutResult, ShardError>")]
+#[derive(Debug, Clone)]
 pub struct PutBso {
     pub uid: u64,
     pub collection: String,
@@ -212,16 +200,10 @@ pub struct PutBso {
 }
 
 /// Replies with the collection's new timestamp.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<SyncTimestamp, ShardError>")]
+#[derive(Debug, Clone)]
 pub struct DeleteBso {
     pub uid: u64,
     pub collection: String,
     pub id: String,
     pub precondition: Precondition,
 }
-
-/// `/__heartbeat__`: runs `SELECT 1` on a pooled connection.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), ShardError>")]
-pub struct CheckHealth;

@@ -7,17 +7,17 @@ use weft_schema::pool::Tx;
 use weft_schema::queries::storage;
 use weft_schema::SyncTimestamp;
 
-use super::actor::ShardContext;
-use super::messages::*;
-use super::rules::{check_precondition, write_timestamp};
-use super::ShardError;
+use crate::storage::requests::*;
+use crate::storage::rules::{check_precondition, write_timestamp};
+use crate::storage::Storage;
+use crate::storage::StorageError;
 
 /// The storage timestamp, after checking the request's precondition against it.
 fn storage_timestamp(
     tx: &mut Tx<'_>,
     uid: u64,
     precondition: Precondition,
-) -> Result<SyncTimestamp, ShardError> {
+) -> Result<SyncTimestamp, StorageError> {
     let ts = SyncTimestamp::from_millis(storage::storage_modified(tx, uid as i64)?);
     check_precondition(precondition, ts)?;
     Ok(ts)
@@ -26,10 +26,10 @@ fn storage_timestamp(
 /// One statement: every collection row of the user, the tombstone included, so that the
 /// storage timestamp (their maximum) and the listed timestamps come from one snapshot.
 pub fn get_collections(
-    _: &ShardContext,
+    _: &Storage,
     tx: &mut Tx<'_>,
     msg: &GetCollections,
-) -> Result<Timestamped<BTreeMap<String, SyncTimestamp>>, ShardError> {
+) -> Result<Timestamped<BTreeMap<String, SyncTimestamp>>, StorageError> {
     let rows = storage::user_collections(tx, msg.uid as i64)?;
     let last_modified = SyncTimestamp::from_millis(rows.iter().map(|r| r.last_modified).max().unwrap_or(0));
     check_precondition(msg.precondition, last_modified)?;
@@ -41,27 +41,27 @@ pub fn get_collections(
     Ok(Timestamped { last_modified, value })
 }
 
-pub fn get_quota(_: &ShardContext, tx: &mut Tx<'_>, msg: &GetQuota) -> Result<Timestamped<u64>, ShardError> {
+pub fn get_quota(_: &Storage, tx: &mut Tx<'_>, msg: &GetQuota) -> Result<Timestamped<u64>, StorageError> {
     let last_modified = storage_timestamp(tx, msg.uid, msg.precondition)?;
     let used = storage::storage_usage(tx, msg.uid as i64, SyncTimestamp::now().as_millis())?;
     Ok(Timestamped { last_modified, value: used.max(0) as u64 })
 }
 
 pub fn get_collection_usage(
-    _: &ShardContext,
+    _: &Storage,
     tx: &mut Tx<'_>,
     msg: &GetCollectionUsage,
-) -> Result<Timestamped<BTreeMap<String, u64>>, ShardError> {
+) -> Result<Timestamped<BTreeMap<String, u64>>, StorageError> {
     let last_modified = storage_timestamp(tx, msg.uid, msg.precondition)?;
     let rows = storage::collection_usage(tx, msg.uid as i64, SyncTimestamp::now().as_millis())?;
     Ok(Timestamped { last_modified, value: non_negative(rows) })
 }
 
 pub fn get_collection_counts(
-    _: &ShardContext,
+    _: &Storage,
     tx: &mut Tx<'_>,
     msg: &GetCollectionCounts,
-) -> Result<Timestamped<BTreeMap<String, u64>>, ShardError> {
+) -> Result<Timestamped<BTreeMap<String, u64>>, StorageError> {
     let last_modified = storage_timestamp(tx, msg.uid, msg.precondition)?;
     let rows = storage::collection_counts(tx, msg.uid as i64, SyncTimestamp::now().as_millis())?;
     Ok(Timestamped { last_modified, value: non_negative(rows) })
@@ -76,10 +76,10 @@ fn non_negative(rows: Vec<(String, i64)>) -> BTreeMap<String, u64> {
 /// after the old storage timestamp, so that the next write — which has nothing left to compare
 /// with — still gets a timestamp later than anything the user saw before (§13.36).
 pub fn delete_storage(
-    _: &ShardContext,
+    _: &Storage,
     tx: &mut Tx<'_>,
     msg: &DeleteStorage,
-) -> Result<SyncTimestamp, ShardError> {
+) -> Result<SyncTimestamp, StorageError> {
     let current = storage_timestamp(tx, msg.uid, msg.precondition)?;
     let t = write_timestamp(current.as_millis())?;
     storage::delete_storage(tx, msg.uid as i64)?;

@@ -11,9 +11,9 @@ use weft_schema::pool::Tx;
 use weft_schema::queries::storage;
 use weft_schema::SyncTimestamp;
 
-use super::messages::BsoInput;
-use super::rules::{expiry, never_expires};
-use super::ShardError;
+use crate::storage::requests::BsoInput;
+use crate::storage::rules::{expiry, never_expires};
+use crate::storage::StorageError;
 
 /// Whether every applied item gets `modified = T` (a batch commit), or only those whose
 /// payload or sortindex changes (PUT and plain POST: a ttl-only update keeps `modified`).
@@ -30,7 +30,7 @@ pub fn apply_bsos(
     items: &[BsoInput],
     t: SyncTimestamp,
     touch: Touch,
-) -> Result<(), ShardError> {
+) -> Result<(), StorageError> {
     if items.is_empty() {
         return Ok(());
     }

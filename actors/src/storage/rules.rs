@@ -7,9 +7,9 @@ use weft_schema::pool::Tx;
 use weft_schema::queries::storage;
 use weft_schema::SyncTimestamp;
 
-use super::actor::ShardContext;
-use super::messages::Precondition;
-use super::ShardError;
+use crate::storage::requests::Precondition;
+use crate::storage::Storage;
+use crate::storage::StorageError;
 
 /// "Never expires": the write time plus 2 100 000 000 s, as REF writes for PUT/POST. (REF's
 /// batch commits write the absolute 2 100 000 000 000 ms instead, which falls in 2036; one rule
@@ -22,10 +22,12 @@ const NEVER_EXPIRES_MS: i64 = 2_100_000_000_000;
 const MAX_TICK_WAIT_MS: i64 = 100;
 
 /// Refuses the request when its precondition says so, given the resource's timestamp.
-pub fn check_precondition(precondition: Precondition, resource: SyncTimestamp) -> Result<(), ShardError> {
+pub fn check_precondition(precondition: Precondition, resource: SyncTimestamp) -> Result<(), StorageError> {
     match precondition {
-        Precondition::IfModifiedSince(ts) if resource <= ts => Err(ShardError::NotModified(resource)),
-        Precondition::IfUnmodifiedSince(ts) if resource > ts => Err(ShardError::PreconditionFailed(resource)),
+        Precondition::IfModifiedSince(ts) if resource <= ts => Err(StorageError::NotModified(resource)),
+        Precondition::IfUnmodifiedSince(ts) if resource > ts => {
+            Err(StorageError::PreconditionFailed(resource))
+        }
         _ => Ok(()),
     }
 }
@@ -33,21 +35,21 @@ pub fn check_precondition(precondition: Precondition, resource: SyncTimestamp) -
 /// The timestamp T of a write to a collection last modified at `current_ms`. T must be
 /// strictly later; when the clock has not yet passed `current_ms` (a write in the same 10 ms
 /// tick), wait for the next tick once, as PY did, and only then report a conflict.
-pub fn write_timestamp(current_ms: i64) -> Result<SyncTimestamp, ShardError> {
+pub fn write_timestamp(current_ms: i64) -> Result<SyncTimestamp, StorageError> {
     let now = SyncTimestamp::now();
     if now.as_millis() > current_ms {
         return Ok(now);
     }
     let wait = current_ms - now.as_millis() + 10;
     if wait > MAX_TICK_WAIT_MS {
-        return Err(ShardError::Conflict);
+        return Err(StorageError::Conflict);
     }
     std::thread::sleep(Duration::from_millis(wait as u64));
     let retried = SyncTimestamp::now();
     if retried.as_millis() > current_ms {
         Ok(retried)
     } else {
-        Err(ShardError::Conflict)
+        Err(StorageError::Conflict)
     }
 }
 
@@ -62,15 +64,15 @@ pub fn never_expires(t: SyncTimestamp) -> i64 {
 
 /// Refuses a write when the user's recorded usage plus `incoming` bytes has reached the quota
 /// and quota is enforced (REF checks before the write, so one write can cross the limit).
-pub fn check_quota(ctx: &ShardContext, tx: &mut Tx<'_>, uid: i64, incoming: u64) -> Result<(), ShardError> {
-    let config = &ctx.config;
+pub fn check_quota(ctx: &Storage, tx: &mut Tx<'_>, uid: i64, incoming: u64) -> Result<(), StorageError> {
+    let config = ctx.config();
     if !config.quota_enabled {
         return Ok(());
     }
     let usage = storage::quota_usage(tx, uid)?.max(0) as u64;
     if usage + incoming >= config.quota_limit_bytes {
         if config.quota_enforce {
-            return Err(ShardError::QuotaExceeded);
+            return Err(StorageError::QuotaExceeded);
         }
         tracing::info!(uid, usage, "user at quota limit (not enforced)");
     }
@@ -80,13 +82,13 @@ pub fn check_quota(ctx: &ShardContext, tx: &mut Tx<'_>, uid: i64, incoming: u64)
 /// After a write: refresh the collection's quota bookkeeping and report what remains when
 /// little does (PY: `X-Weave-Quota-Remaining` below 1 MiB).
 pub fn settle_quota(
-    ctx: &ShardContext,
+    ctx: &Storage,
     tx: &mut Tx<'_>,
     uid: i64,
     collection: i32,
     now: SyncTimestamp,
-) -> Result<Option<u64>, ShardError> {
-    let config = &ctx.config;
+) -> Result<Option<u64>, StorageError> {
+    let config = ctx.config();
     if !config.quota_enabled {
         return Ok(None);
     }
@@ -107,14 +109,14 @@ mod tests {
     fn preconditions_compare_as_the_spec_says() {
         let ts = SyncTimestamp::from_millis(5000);
         let same = Precondition::IfModifiedSince(ts);
-        assert!(matches!(check_precondition(same, ts), Err(ShardError::NotModified(_))));
+        assert!(matches!(check_precondition(same, ts), Err(StorageError::NotModified(_))));
         assert!(
             check_precondition(Precondition::IfModifiedSince(SyncTimestamp::from_millis(4990)), ts).is_ok()
         );
         assert!(check_precondition(Precondition::IfUnmodifiedSince(ts), ts).is_ok());
         assert!(matches!(
             check_precondition(Precondition::IfUnmodifiedSince(SyncTimestamp::from_millis(4990)), ts),
-            Err(ShardError::PreconditionFailed(_))
+            Err(StorageError::PreconditionFailed(_))
         ));
         // "create only": X-If-Unmodified-Since: 0 against an existing item.
         assert!(check_precondition(Precondition::IfUnmodifiedSince(SyncTimestamp::ZERO), ts).is_err());
@@ -130,6 +132,6 @@ mod tests {
         let now = SyncTimestamp::now().as_millis();
         let t = write_timestamp(now).expect("one tick is waited out");
         assert!(t.as_millis() > now);
-        assert!(matches!(write_timestamp(now + 10_000), Err(ShardError::Conflict)));
+        assert!(matches!(write_timestamp(now + 10_000), Err(StorageError::Conflict)));
     }
 }

@@ -7,25 +7,24 @@
 
 use std::collections::HashMap;
 
-use base64::Engine;
 use weft_schema::models::StagedBso;
 use weft_schema::pool::Tx;
 use weft_schema::queries::storage::{self, Lock};
 use weft_schema::timestamp::unix_millis;
 use weft_schema::SyncTimestamp;
 
-use super::actor::ShardContext;
-use super::apply::{apply_bsos, Touch};
-use super::messages::*;
-use super::rules::{check_precondition, check_quota, settle_quota, write_timestamp};
-use super::ShardError;
+use crate::storage::apply::{apply_bsos, Touch};
+use crate::storage::requests::*;
+use crate::storage::rules::{check_precondition, check_quota, settle_quota, write_timestamp};
+use crate::storage::Storage;
+use crate::storage::StorageError;
 
 /// How many successive ids batch creation tries when one is taken. REF tries 5; a client that
 /// opens batches back to back can open more than 5 in one millisecond, and a taken id costs only
 /// one ignored insert, so Weft looks further before answering 503.
 const BATCH_ID_ATTEMPTS: i64 = 100;
 
-pub fn post_bsos(ctx: &ShardContext, tx: &mut Tx<'_>, msg: &PostBsos) -> Result<PostResult, ShardError> {
+pub fn post_bsos(ctx: &Storage, tx: &mut Tx<'_>, msg: &PostBsos) -> Result<PostResult, StorageError> {
     match (&msg.batch, msg.commit) {
         // `?batch=true&commit=true` is exactly a plain POST.
         (None, _) | (Some(BatchMode::Create), true) => commit(ctx, tx, msg, None),
@@ -37,28 +36,22 @@ pub fn post_bsos(ctx: &ShardContext, tx: &mut Tx<'_>, msg: &PostBsos) -> Result<
 
 /// `weft_post_records{mode}`: records in the body of each successful POST, by what it did. It
 /// shows operators how clients batch their uploads (and so how big their transactions are).
-pub fn observe_post(ctx: &ShardContext, msg: &PostBsos) {
+pub fn observe_post(ctx: &Storage, msg: &PostBsos) {
     let mode = match (&msg.batch, msg.commit) {
         (None, _) => "post",
         (Some(_), false) => "batch_stage",
         (Some(_), true) => "batch_commit",
     };
-    metrics::histogram!("weft_post_records", "node" => ctx.node.clone(), "mode" => mode)
+    metrics::histogram!("weft_post_records", "node" => ctx.node().to_string(), "mode" => mode)
         .record(msg.bsos.len() as f64);
 }
 
-/// The batch id as clients see it: standard base64 of its decimal digits, which only ever
-/// yields letters, digits and `=` — safe to append to a query string unencoded (REF's format).
-pub fn encode_batch_id(batch: i64) -> String {
-    base64::engine::general_purpose::STANDARD.encode(batch.to_string())
-}
-
 fn stage(
-    ctx: &ShardContext,
+    ctx: &Storage,
     tx: &mut Tx<'_>,
     msg: &PostBsos,
     existing: Option<i64>,
-) -> Result<PostResult, ShardError> {
+) -> Result<PostResult, StorageError> {
     let uid = msg.uid as i64;
     let collection = batch_collection(ctx, tx, msg, existing)?;
     // Staging neither creates nor touches the collection; it only reads its timestamp for the
@@ -87,18 +80,15 @@ fn stage(
     let (count, bytes) = storage::batch_totals(tx, batch, uid)?;
     check_batch_totals(ctx, count.max(0) as u64, bytes.max(0) as u64)?;
     check_quota(ctx, tx, uid, bytes.max(0) as u64)?;
-    Ok(PostResult {
-        outcome: PostOutcome::Staged { batch: encode_batch_id(batch), last_modified: current },
-        quota_remaining: None,
-    })
+    Ok(PostResult { outcome: PostOutcome::Staged { batch, last_modified: current }, quota_remaining: None })
 }
 
 fn commit(
-    ctx: &ShardContext,
+    ctx: &Storage,
     tx: &mut Tx<'_>,
     msg: &PostBsos,
     batch: Option<i64>,
-) -> Result<PostResult, ShardError> {
+) -> Result<PostResult, StorageError> {
     let uid = msg.uid as i64;
     let collection = batch_collection(ctx, tx, msg, batch)?;
     let (current, _) = storage::lock_or_create_collection(tx, uid, collection)?;
@@ -160,51 +150,51 @@ fn merge(staged: Vec<StagedBso>, body: &[BsoInput]) -> Vec<BsoInput> {
 /// name; a batch id can only belong to a collection someone wrote before, so an unknown name
 /// means the batch id is invalid.
 fn batch_collection(
-    ctx: &ShardContext,
+    ctx: &Storage,
     tx: &mut Tx<'_>,
     msg: &PostBsos,
     batch: Option<i64>,
-) -> Result<i32, ShardError> {
+) -> Result<i32, StorageError> {
     match batch {
         None => ctx.ensure_collection_id(tx, &msg.collection),
-        Some(_) => ctx.collection_id(tx, &msg.collection)?.ok_or(ShardError::InvalidBatch),
+        Some(_) => ctx.collection_id(tx, &msg.collection)?.ok_or(StorageError::InvalidBatch),
     }
 }
 
-fn check_batch_totals(ctx: &ShardContext, count: u64, bytes: u64) -> Result<(), ShardError> {
-    if count > ctx.config.max_total_records || bytes > ctx.config.max_total_bytes {
-        return Err(ShardError::BatchLimitExceeded);
+fn check_batch_totals(ctx: &Storage, count: u64, bytes: u64) -> Result<(), StorageError> {
+    if count > ctx.config().max_total_records || bytes > ctx.config().max_total_bytes {
+        return Err(StorageError::BatchLimitExceeded);
     }
     Ok(())
 }
 
 /// Creates a batch for (user, collection): id = creation ms + uid % 10 (REF), + 1 on collision.
 /// The whole millisecond, not the 10 ms tick, so that back-to-back batches rarely collide.
-fn new_batch(tx: &mut Tx<'_>, uid: i64, collection: i32) -> Result<i64, ShardError> {
+fn new_batch(tx: &mut Tx<'_>, uid: i64, collection: i32) -> Result<i64, StorageError> {
     let base = unix_millis() + uid % 10;
     for attempt in 0..BATCH_ID_ATTEMPTS {
         if storage::create_batch(tx, base + attempt, uid, collection)? {
             return Ok(base + attempt);
         }
     }
-    Err(ShardError::Conflict)
+    Err(StorageError::Conflict)
 }
 
 /// Locks an existing batch; refuses ids that are unknown, another collection's, or expired
 /// (REF: creation time in the id + lifetime; 400 rather than 404).
 fn open_batch(
-    ctx: &ShardContext,
+    ctx: &Storage,
     tx: &mut Tx<'_>,
     uid: i64,
     collection: i32,
     batch: i64,
-) -> Result<(), ShardError> {
+) -> Result<(), StorageError> {
     match storage::lock_batch(tx, batch, uid)? {
         Some(owner) if owner == collection => {}
-        _ => return Err(ShardError::InvalidBatch),
+        _ => return Err(StorageError::InvalidBatch),
     }
-    if batch + ctx.config.batch_ttl_ms <= SyncTimestamp::now().as_millis() {
-        return Err(ShardError::InvalidBatch);
+    if batch + ctx.config().batch_ttl_ms <= SyncTimestamp::now().as_millis() {
+        return Err(StorageError::InvalidBatch);
     }
     Ok(())
 }
@@ -212,13 +202,6 @@ fn open_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batch_ids_are_query_safe_base64_of_digits() {
-        assert_eq!(encode_batch_id(1_536_198_976_921), "MTUzNjE5ODk3NjkyMQ==");
-        let id = encode_batch_id(9_999_999_999_999);
-        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'='), "{id}");
-    }
 
     #[test]
     fn commit_body_wins_field_by_field() {

@@ -1,0 +1,220 @@
+//! `Storage`: one db node's pool plus what every operation on it shares (settings, the
+//! collection-id cache, SQLite's writer queue), and `Operation`, the one way to run a request:
+//! in the transaction its `Access` needs, again as a whole on a deadlock or lost connection. It
+//! is also the one place that measures the database side of a request: operation latency, pool
+//! wait, retries and POST sizes (metric names in ops/metrics.md).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, RwLock};
+use std::time::Instant;
+
+use weft_schema::pool::{Backend, Tx};
+use weft_schema::queries::storage;
+use weft_schema::retry::with_retries;
+use weft_schema::{DbConnection, DbPool, SyncTimestamp};
+
+use crate::storage::requests::*;
+use crate::storage::{batch, bso, collection, info, StorageError};
+
+/// Settings of one node's storage, from the `limits`, `quota` and `batch` configuration.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Cap on the rows one collection read returns (REF caps unlimited reads at 10 000).
+    pub max_read_records: u64,
+    pub max_total_records: u64,
+    pub max_total_bytes: u64,
+    pub quota_enabled: bool,
+    pub quota_enforce: bool,
+    pub quota_limit_bytes: u64,
+    pub batch_ttl_ms: i64,
+}
+
+/// How an operation uses the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// One statement, outside a transaction: it is a consistent snapshot by itself, and the
+    /// hottest reads are spared the BEGIN and COMMIT round trips.
+    Snapshot,
+    /// A read transaction over several statements.
+    Read,
+    /// A write transaction (on SQLite queued behind the one writer).
+    Write,
+}
+
+/// A storage request the engine can run.
+pub trait Operation {
+    type Output;
+    /// The `operation` label of `weft_db_operation_duration_seconds`.
+    const NAME: &'static str;
+    const ACCESS: Access;
+
+    /// The operation itself, inside the transaction `Storage::execute` opened; it may run more
+    /// than once (retries), so it only reads `self`.
+    fn run(&self, storage: &Storage, tx: &mut Tx<'_>) -> Result<Self::Output, StorageError>;
+
+    /// Records what only this request knows once it succeeded (e.g. POST sizes).
+    fn observe(&self, _storage: &Storage) {}
+}
+
+/// One db node's storage. Shared by reference among the threads that run operations on it.
+pub struct Storage {
+    pool: DbPool,
+    config: StorageConfig,
+    /// The node's canonical URL: the `node` label of its metrics (one per configured node, so
+    /// the label stays bounded).
+    node: String,
+    /// Collection name → id. The mapping never changes once made, so it is cached for the life
+    /// of the process; a read lock per request is cheaper than a query.
+    collection_ids: RwLock<HashMap<String, i32>>,
+    /// SQLite allows one writer at a time. Queuing writers here, rather than in SQLite's busy
+    /// handler (which sleeps in growing steps), keeps write latency flat under contention.
+    sqlite_writer: Mutex<()>,
+}
+
+impl Storage {
+    /// The storage of the node whose canonical URL is `node`, over `pool`.
+    pub fn new(node: &str, pool: DbPool, config: StorageConfig) -> Storage {
+        // Exported at 0 from the start, so that rates and alerts see the series before the
+        // first retry.
+        metrics::counter!("weft_db_deadlock_retries_total", "node" => node.to_string()).absolute(0);
+        Storage {
+            pool,
+            config,
+            node: node.to_string(),
+            collection_ids: RwLock::new(HashMap::new()),
+            sqlite_writer: Mutex::new(()),
+        }
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    pub fn config(&self) -> &StorageConfig {
+        &self.config
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Runs `op` as its `Access` says, timing it as
+    /// `weft_db_operation_duration_seconds{operation}` (retries included: that is the latency
+    /// the request saw).
+    pub fn execute<Q: Operation>(&self, op: &Q) -> Result<Q::Output, StorageError> {
+        let started = Instant::now();
+        let run = |tx: &mut Tx<'_>| op.run(self, tx);
+        let result = match Q::ACCESS {
+            Access::Snapshot => self.with_retries(|| self.connection()?.single_statement(run)),
+            Access::Read => self.with_retries(|| self.connection()?.read_transaction(run)),
+            Access::Write => {
+                let _writer = match self.pool.backend() {
+                    Backend::Sqlite => Some(self.sqlite_writer.lock().unwrap_or_else(|e| e.into_inner())),
+                    Backend::Mysql => None,
+                };
+                self.with_retries(|| self.connection()?.write_transaction(run))
+            }
+        };
+        metrics::histogram!(
+            "weft_db_operation_duration_seconds",
+            "node" => self.node.clone(),
+            "operation" => Q::NAME,
+        )
+        .record(started.elapsed().as_secs_f64());
+        if result.is_ok() {
+            op.observe(self);
+        }
+        result
+    }
+
+    /// `SELECT 1` on a pooled connection, for heartbeats.
+    pub fn check(&self) -> Result<(), StorageError> {
+        Ok(self.connection()?.check()?)
+    }
+
+    /// A pooled connection; the time spent waiting for it is `weft_db_pool_wait_seconds`, the
+    /// first sign of a pool too small for the load.
+    fn connection(&self) -> Result<DbConnection, StorageError> {
+        let started = Instant::now();
+        let conn = self.pool.get();
+        metrics::histogram!("weft_db_pool_wait_seconds", "node" => self.node.clone())
+            .record(started.elapsed().as_secs_f64());
+        conn.map_err(|err| {
+            // The request is shed with a bare reason; the pool's own words (often the
+            // database's connection error) are kept here for the operator.
+            tracing::warn!(node = %self.node, error = %err, "no database connection");
+            StorageError::from(err)
+        })
+    }
+
+    fn with_retries<T>(&self, attempt: impl FnMut() -> Result<T, StorageError>) -> Result<T, StorageError> {
+        let on_retry = |attempt: u32, err: &weft_schema::DbError| {
+            tracing::warn!(attempt, error = %err, "transaction failed; retrying");
+            metrics::counter!("weft_db_deadlock_retries_total", "node" => self.node.clone()).increment(1);
+        };
+        with_retries(on_retry, attempt)
+    }
+
+    /// The collection's id, or `None` when no user ever wrote to a collection of that name.
+    pub(crate) fn collection_id(&self, tx: &mut Tx<'_>, name: &str) -> Result<Option<i32>, StorageError> {
+        if let Some(id) = self.cached_collection_id(name) {
+            return Ok(Some(id));
+        }
+        let id = storage::collection_id(tx, name)?;
+        if let Some(id) = id {
+            self.remember_collection(name, id);
+        }
+        Ok(id)
+    }
+
+    /// The collection's id, registering the name on first use.
+    pub(crate) fn ensure_collection_id(&self, tx: &mut Tx<'_>, name: &str) -> Result<i32, StorageError> {
+        if let Some(id) = self.collection_id(tx, name)? {
+            return Ok(id);
+        }
+        let id = storage::create_collection(tx, name)?;
+        self.remember_collection(name, id);
+        Ok(id)
+    }
+
+    fn cached_collection_id(&self, name: &str) -> Option<i32> {
+        self.collection_ids.read().unwrap_or_else(|e| e.into_inner()).get(name).copied()
+    }
+
+    fn remember_collection(&self, name: &str, id: i32) {
+        self.collection_ids.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), id);
+    }
+}
+
+/// Makes a request type an `Operation` run by `$function` with `$access`, named after the type.
+macro_rules! operation {
+    ($request:ty => $output:ty, $access:ident, $function:path $(, observe = $observe:path)?) => {
+        impl Operation for $request {
+            type Output = $output;
+            const NAME: &'static str = stringify!($request);
+            const ACCESS: Access = Access::$access;
+
+            fn run(&self, storage: &Storage, tx: &mut Tx<'_>) -> Result<$output, StorageError> {
+                $function(storage, tx, self)
+            }
+
+            $(
+                fn observe(&self, storage: &Storage) {
+                    $observe(storage, self)
+                }
+            )?
+        }
+    };
+}
+
+operation!(GetCollections => Timestamped<BTreeMap<String, SyncTimestamp>>, Snapshot, info::get_collections);
+operation!(GetQuota => Timestamped<u64>, Read, info::get_quota);
+operation!(GetCollectionUsage => Timestamped<BTreeMap<String, u64>>, Read, info::get_collection_usage);
+operation!(GetCollectionCounts => Timestamped<BTreeMap<String, u64>>, Read, info::get_collection_counts);
+operation!(DeleteStorage => SyncTimestamp, Write, info::delete_storage);
+operation!(GetBsos => Timestamped<BsoPage>, Read, collection::get_bsos);
+operation!(PostBsos => PostResult, Write, batch::post_bsos, observe = batch::observe_post);
+operation!(DeleteCollection => SyncTimestamp, Write, collection::delete_collection);
+operation!(GetBso => Bso, Snapshot, bso::get_bso);
+operation!(PutBso => PutResult, Write, bso::put_bso);
+operation!(DeleteBso => SyncTimestamp, Write, bso::delete_bso);

@@ -1,0 +1,682 @@
+//! The storage engine's conformance suite: every operation of `weft_actors::storage` run directly on every
+//! backend (no HTTP, no actors), each test on a fresh database. It pins the storage rules —
+//! timestamps, preconditions, paging and offsets, sort orders, expiry, the batch lifecycle and
+//! its limits, quota bookkeeping, concurrent writers — so that a new backend (or a cache in
+//! front of the engine) is checked against exactly what the HTTP suite expects of the server.
+//! The HTTP suite (tests/ at the workspace root) stays for the protocol itself.
+//!
+//! A backend joins by adding one line to the `backends:` list at the bottom (plus its `open_*`
+//! function that creates a fresh database). MySQL/MariaDB comes from `WEFT_TEST_MYSQL_URL`
+//! (default `mysql://root@127.0.0.1:3306`); being unreachable is a failure, never a skip.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft_actors::storage::*;
+use weft_schema::PoolSettings;
+
+/// The storage settings of most tests: the server's defaults, with small batch totals so that
+/// the limits are reachable.
+fn config() -> StorageConfig {
+    StorageConfig {
+        max_read_records: 10_000,
+        max_total_records: 20,
+        max_total_bytes: 2_000,
+        quota_enabled: false,
+        quota_enforce: false,
+        quota_limit_bytes: 2_097_152_000,
+        batch_ttl_ms: 7_200_000,
+    }
+}
+
+/// A fresh database and the engine over it; dropping it drops the database.
+struct TestDb {
+    storage: Storage,
+    _guard: Guard,
+}
+
+enum Guard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    #[cfg(feature = "mysql")]
+    Mysql(String),
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        #[cfg(feature = "mysql")]
+        if let Guard::Mysql(name) = self {
+            mariadb::execute(&format!("DROP DATABASE IF EXISTS {name}"));
+        }
+    }
+}
+
+fn pool_settings() -> PoolSettings {
+    PoolSettings {
+        max_size: 8,
+        connection_timeout: Duration::from_secs(10),
+        sqlite_busy_timeout: Duration::from_secs(10),
+        sqlite_synchronous: Default::default(),
+    }
+}
+
+fn start(url: &str, config: StorageConfig, guard: Guard) -> TestDb {
+    let pool = DbPool::connect(url, &pool_settings()).expect("pool");
+    pool.run_migrations().expect("migrations");
+    TestDb { storage: Storage::new("conformance", pool, config), _guard: guard }
+}
+
+fn open_sqlite(config: StorageConfig) -> TestDb {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite:{}", dir.path().join("storage.db").display());
+    start(&url, config, Guard::Sqlite(dir))
+}
+
+#[cfg(feature = "mysql")]
+fn open_mysql(config: StorageConfig) -> TestDb {
+    let name = mariadb::create_database();
+    start(&mariadb::url(&name), config, Guard::Mysql(name))
+}
+
+#[cfg(feature = "mysql")]
+mod mariadb {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, MysqlConnection};
+
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+    fn server() -> String {
+        let url =
+            std::env::var("WEFT_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
+        url.trim_end_matches('/').to_string()
+    }
+
+    pub fn url(name: &str) -> String {
+        format!("{}/{name}", server())
+    }
+
+    pub fn execute(sql: &str) {
+        let url = server();
+        let mut conn = MysqlConnection::establish(&url).unwrap_or_else(|e| {
+            panic!("MySQL/MariaDB at {url} is not usable (start it or set WEFT_TEST_MYSQL_URL): {e}")
+        });
+        conn.batch_execute(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// A new, empty `weft_test_*` database (the name scripts/test cleans up after a crash).
+    pub fn create_database() -> String {
+        let name =
+            format!("weft_test_engine_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"));
+        name
+    }
+}
+
+// ---- helpers ----
+
+const UID: u64 = 42;
+const OTHER_UID: u64 = 43;
+
+fn item(id: &str, payload: &str) -> BsoInput {
+    BsoInput { id: id.into(), payload: Some(payload.into()), ..BsoInput::default() }
+}
+
+fn put(s: &Storage, uid: u64, collection: &str, bso: BsoInput) -> Result<PutResult, StorageError> {
+    s.execute(&PutBso { uid, collection: collection.into(), bso, precondition: Precondition::None })
+}
+
+fn post_op(
+    uid: u64,
+    collection: &str,
+    bsos: Vec<BsoInput>,
+    batch: Option<BatchMode>,
+    commit: bool,
+) -> PostBsos {
+    PostBsos { uid, collection: collection.into(), bsos, batch, commit, precondition: Precondition::None }
+}
+
+/// A plain POST that must commit; returns its timestamp.
+fn post(s: &Storage, uid: u64, collection: &str, bsos: Vec<BsoInput>) -> SyncTimestamp {
+    match s.execute(&post_op(uid, collection, bsos, None, false)).expect("post").outcome {
+        PostOutcome::Committed { modified } => modified,
+        other => panic!("not committed: {other:?}"),
+    }
+}
+
+fn stage(s: &Storage, collection: &str, bsos: Vec<BsoInput>, batch: BatchMode) -> Result<i64, StorageError> {
+    match s.execute(&post_op(UID, collection, bsos, Some(batch), false))?.outcome {
+        PostOutcome::Staged { batch, .. } => Ok(batch),
+        other => panic!("not staged: {other:?}"),
+    }
+}
+
+fn commit(
+    s: &Storage,
+    collection: &str,
+    bsos: Vec<BsoInput>,
+    batch: i64,
+) -> Result<SyncTimestamp, StorageError> {
+    match s.execute(&post_op(UID, collection, bsos, Some(BatchMode::Append(batch)), true))?.outcome {
+        PostOutcome::Committed { modified } => Ok(modified),
+        other => panic!("not committed: {other:?}"),
+    }
+}
+
+fn get(s: &Storage, uid: u64, collection: &str, id: &str) -> Result<Bso, StorageError> {
+    s.execute(&GetBso { uid, collection: collection.into(), id: id.into(), precondition: Precondition::None })
+}
+
+fn query(s: &Storage, collection: &str, query: BsoQuery) -> Timestamped<BsoPage> {
+    s.execute(&GetBsos { uid: UID, collection: collection.into(), query, precondition: Precondition::None })
+        .expect("get bsos")
+}
+
+fn ids(page: &BsoPage) -> Vec<&str> {
+    page.items.iter().map(|b| b.id.as_str()).collect()
+}
+
+fn full() -> BsoQuery {
+    BsoQuery { full: true, ..BsoQuery::default() }
+}
+
+fn collections(s: &Storage, uid: u64) -> Timestamped<BTreeMap<String, SyncTimestamp>> {
+    s.execute(&GetCollections { uid, precondition: Precondition::None }).expect("info/collections")
+}
+
+fn counts(s: &Storage) -> BTreeMap<String, u64> {
+    s.execute(&GetCollectionCounts { uid: UID, precondition: Precondition::None }).expect("counts").value
+}
+
+/// Runs every test of `tests:` (a `fn(open)` taking the backend's database opener) on every
+/// backend of `backends:`, as `<backend>::<test>`.
+macro_rules! conformance {
+    (backends: [$($(#[$cfg:meta])* $backend:ident => $open:path),* $(,)?]; tests: $tests:tt) => {
+        $(
+            $(#[$cfg])*
+            mod $backend {
+                conformance!(@tests $open; $tests);
+            }
+        )*
+    };
+    (@tests $open:path; [$($name:ident),* $(,)?]) => {
+        $( #[test] fn $name() { super::$name($open) } )*
+    };
+}
+
+/// How a test gets a fresh database with the engine over it.
+type Open = fn(StorageConfig) -> TestDb;
+
+conformance! {
+    backends: [
+        sqlite => super::open_sqlite,
+        #[cfg(feature = "mysql")] mysql => super::open_mysql,
+    ];
+    tests: [
+        one_timestamp_per_write,
+        deletes_advance_the_storage_timestamp,
+        preconditions_refuse_and_change_nothing,
+        sort_orders_and_filters,
+        paging_visits_every_item_once,
+        unlimited_reads_are_capped_with_a_next_offset,
+        absent_fields_keep_stored_values,
+        deletes_of_items,
+        expired_items_are_absent_everywhere,
+        batch_lifecycle,
+        foreign_unknown_and_expired_batches_are_invalid,
+        batch_limits_refuse_and_stage_nothing,
+        quota_bookkeeping_and_enforcement,
+        concurrent_writers_get_distinct_ordered_timestamps,
+    ]
+}
+
+// ---- timestamps (storage-api.md §4) ----
+
+fn one_timestamp_per_write(open: Open) {
+    let db = open(config());
+    let s = &db.storage;
+    let t1 = post(s, UID, "history", vec![item("a", "1"), item("b", "2")]);
+    for id in ["a", "b"] {
+        assert_eq!(get(s, UID, "history", id).unwrap().modified, t1);
+    }
+    let info = collections(s, UID);
+    assert_eq!((info.last_modified, info.value["history"]), (t1, t1));
+    let page = query(s, "history", full());
+    assert_eq!(page.last_modified, t1);
+    // The next write to the collection is strictly later, even within the same tick.
+    let t2 = put(s, UID, "history", item("a", "3")).unwrap().modified;
+    assert!(t2 > t1, "{t2} > {t1}");
+    assert_eq!(get(s, UID, "history", "b").unwrap().modified, t1, "untouched item keeps its time");
+    assert_eq!(collections(s, UID).value["history"], t2);
+    // Other users see nothing of it.
+    assert!(collections(s, OTHER_UID).value.is_empty());
+    assert_eq!(collections(s, OTHER_UID).last_modified, SyncTimestamp::ZERO);
+}
+
+fn deletes_advance_the_storage_timestamp(open: Open) {
+    let db = open(config());
+    let s = &db.storage;
+    let t1 = post(s, UID, "history", vec![item("a", "1")]);
+    let t2 = post(s, UID, "bookmarks", vec![item("b", "1")]);
+    let after = s
+        .execute(&DeleteCollection {
+            uid: UID,
+            collection: "bookmarks".into(),
+            ids: None,
+            precondition: Precondition::None,
+        })
+        .unwrap();
+    assert!(after > t2, "the tombstone moves the storage timestamp: {after} > {t2}");
+    let info = collections(s, UID);
+    assert_eq!(info.value.keys().collect::<Vec<_>>(), ["history"]);
+    assert_eq!((info.value["history"], info.last_modified), (t1, after));
+    // Deleting a collection that does not exist changes nothing.
+    let missing = s
+        .execute(&DeleteCollection {
+            uid: UID,
+            collection: "nothing".into(),
+            ids: None,
+            precondition: Precondition::None,
+        })
+        .unwrap();
+    assert_eq!(missing, after);
+    let gone = s.execute(&DeleteStorage { uid: UID, precondition: Precondition::None }).unwrap();
+    assert!(gone > after);
+    assert!(collections(s, UID).value.is_empty());
+    // The next write is later than anything the user saw before the deletion.
+    let t3 = post(s, UID, "history", vec![item("a", "2")]);
+    assert!(t3 > after && t3 >= gone, "{t3} after {after}, {gone}");
+}
+
+// ---- preconditions (§5.4) ----
+
+fn preconditions_refuse_and_change_nothing(open: Open) {
+    let db = open(config());
+    let s = &db.storage;
+    let t1 = put(s, UID, "tabs", item("a", "1")).unwrap().modified;
+    let write = |precondition| {
+        s.execute(&PutBso { uid: UID, collection: "tabs".into(), bso: item("a", "2"), precondition })
+    };
+    let before = SyncTimestamp::from_millis(t1.as_millis() - 10);
+    assert!(
+        matches!(write(Precondition::IfUnmodifiedSince(before)), Err(StorageError::PreconditionFailed(ts)) if ts == t1)
+    );
+    // Create-only: `X-If-Unmodified-Since: 0` on an existing item.
+    assert!(matches!(
+        write(Precondition::IfUnmodifiedSince(SyncTimestamp::ZERO)),
+        Err(StorageError::PreconditionFailed(_))
+    ));
+    assert_eq!(get(s, UID, "tabs", "a").unwrap().payload, "1");
+    let posted = s.execute(&PostBsos {
+        precondition: Precondition::IfUnmodifiedSince(before),
+        ..post_op(UID, "tabs", vec![item("b", "1")], None, false)
+    });
+    assert!(matches!(posted, Err(StorageError::PreconditionFailed(_))));
+    assert!(matches!(get(s, UID, "tabs", "b"), Err(StorageError::NotFound)));
+    assert!(write(Precondition::IfUnmodifiedSince(t1)).is_ok());
+
+    let t2 = get(s, UID, "tabs", "a").unwrap().modified;
+    let read = |precondition| {
+        s.execute(&GetBso { uid: UID, collection: "tabs".into(), id: "a".into(), precondition })
+    };
+    assert!(
+        matches!(read(Precondition::IfModifiedSince(t2)), Err(StorageError::NotModified(ts)) if ts == t2)
+    );
+    assert!(read(Precondition::IfModifiedSince(t1)).is_ok());
+    let page = s.execute(&GetBsos {
+        uid: UID,
+        collection: "tabs".into(),
+        query: full(),
+        precondition: Precondition::IfModifiedSince(t2),
+    });
+    assert!(matches!(page, Err(StorageError::NotModified(_))));
+    let info = s.execute(&GetCollections { uid: UID, precondition: Precondition::IfModifiedSince(t2) });
+    assert!(matches!(info, Err(StorageError::NotModified(_))));
+    let delete = s.execute(&DeleteStorage { uid: UID, precondition: Precondition::IfUnmodifiedSince(t1) });
+    assert!(matches!(delete, Err(StorageError::PreconditionFailed(_))));
+    assert_eq!(counts(s)["tabs"], 1);
+}
+
+// ---- reads: sort orders, filters, paging (§6.7) ----
+
+fn sort_orders_and_filters(open: Open) {
+    let db = open(config());
+    let s = &db.storage;
+    let t1 = post(
+        s,
+        UID,
+        "bookmarks",
+        vec![
+            BsoInput { sortindex: Some(5), ..item("a", "1") },
+            BsoInput { sortindex: Some(9), ..item("b", "1") },
+        ],
+    );
+    let t2 =
+        post(s, UID, "bookmarks", vec![item("c", "1"), BsoInput { sortindex: Some(1), ..item("d", "1") }]);
+    let read = |sort| {
+        ids(&query(s, "bookmarks", BsoQuery { sort, ..BsoQuery::default() }).value)
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(read(Sort::Newest), ["d", "c", "b", "a"]);
+    assert_eq!(read(Sort::Oldest), ["a", "b", "c", "d"]);
+    // sortindex descending, items without one last.
+    assert_eq!(read(Sort::Index), ["b", "a", "d", "c"]);
+    let newer =
+        query(s, "bookmarks", BsoQuery { newer: Some(t1), sort: Sort::Oldest, ..BsoQuery::default() });
+    assert_eq!(ids(&newer.value), ["c", "d"]);
+    let older =
+        query(s, "bookmarks", BsoQuery { older: Some(t2), sort: Sort::Oldest, ..BsoQuery::default() });
+    assert_eq!(ids(&older.value), ["a", "b"]);
+    let some = query(
+        s,
+        "bookmarks",
+        BsoQuery {
+            ids: vec!["a".into(), "d".into(), "zz".into()],
+            sort: Sort::Oldest,
+            ..BsoQuery::default()
+        },
+    );
+    assert_eq!(ids(&some.value), ["a", "d"]);
+    // Id-only reads carry no payload; full reads do.
+    assert_eq!(query(s, "bookmarks", BsoQuery::default()).value.items[0].payload, "");
+    assert_eq!(query(s, "bookmarks", full()).value.items[0].payload, "1");
+    // A collection nobody wrote is an empty page at timestamp 0.
+    let empty = query(s, "nothing", full());
+    assert_eq!(
+        (empty.last_modified, empty.value.items.len(), empty.value.next_offset),
+        (SyncTimestamp::ZERO, 0, None)
+    );
+}
+
+fn paging_visits_every_item_once(open: Open) {
+    let db = open(config());
+    let s = &db.storage;
+    // Three writes: items share timestamps, so timestamp offsets must skip within a bound.
+    for chunk in 0..3 {
+        let items = (0..7).map(|i| item(&format!("{chunk}-{i}"), "x")).collect();
+        post(s, UID, "history", items);
+    }
+    for sort in [Sort::Newest, Sort::Oldest, Sort::Index] {
+        let mut seen = Vec::new();
+        let mut offset = None;
+        let mut pages = 0;
+        loop {
+            let page =
+                query(s, "history", BsoQuery { sort, limit: Some(5), offset, ..BsoQuery::default() }).value;
+            assert!(page.items.len() <= 5);
+            seen.extend(page.items.iter().map(|b| b.id.clone()));
+            pages += 1;
+            match page.next_offset {
+                Some(next) => {
+                    if sort == Sort::Index {
+                        assert!(matches!(next, Offset::Rows(_)), "{next:?}");
+                    } else {
+                        assert!(matches!(next, Offset::Timestamp { .. }), "{next:?}");
+                    }
+                    offset = Some(next);
+                }
+                None => break,
+            }
+        }
+        assert_eq!(pages, 5, "{sort:?}");
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!((seen.len(), unique.len()), (21, 21), "{sort:?}: {seen:?}");
+    }
+    // A limit of 0 reads nothing; the read cap applies to unlimited reads.
+    assert!(query(s, "history", BsoQuery { limit: Some(0), ..BsoQuery::default() }).value.items.is_empty());
+}
+
+fn unlimited_reads_are_capped_with_a_next_offset(open: Open) {
+    let db = open(StorageConfig { max_read_records: 4, ..config() });
+    let s = &db.storage;
+    post(s, UID, "forms", (0..6).map(|i| item(&format!("f{i}"), "x")).collect());
+    let page = query(s, "forms", BsoQuery::default()).value;
+    assert_eq!(page.items.len(), 4);
+    assert!(page.next_offset.is_some());
+    let rest = query(s, "forms", BsoQuery { offset: page.next_offset, ..BsoQuery::default() }).value;
+    assert_eq!((rest.items.len(), rest.next_offset), (2, None));
+}
+
+// ---- writes: PUT semantics (§6.12) ----
+
+fn absent_fields_keep_stored_values(open: Open) {
+    let db = open(config());
+    let s = &db.storage;
+    let t1 = put(s, UID, "prefs", BsoInput { sortindex: Some(3), ..item("a", "payload") }).unwrap().modified;
+    // A sortindex-only update keeps the payload and moves `modified`.
+    let t2 = put(s, UID, "prefs", BsoInput { id: "a".into(), sortindex: Some(4), ..BsoInput::default() })
+        .unwrap()
+        .modified;
+    let a = get(s, UID, "prefs", "a").unwrap();
+    assert_eq!((a.payload.as_str(), a.sortindex, a.modified), ("payload", Some(4), t2));
+    assert!(t2 > t1);
+    // A ttl-only update keeps `modified`, but the collection still moves.
+    let t3 = put(s, UID, "prefs", BsoInput { id: "a".into(), ttl: Some(3600), ..BsoInput::default() })
+        .unwrap()
+        .modified;
+    assert_eq!(get(s, UID, "prefs", "a").unwrap().modified, t2);
+    assert_eq!(collections(s, UID).value["prefs"], t3);
+    // A new item without a payload is stored with an empty one.
+    put(s, UID, "prefs", BsoInput { id: "b".into(), sortindex: Some(1), ..BsoInput::default() }).unwrap();
+    assert_eq!(get(s, UID, "prefs", "b").unwrap().payload, "");
+}
+
+fn deletes_of_items(open: Open) {
+    let db = open(config());
+    let s = &db.storage;
+    let t1 = post(s, UID, "passwords", vec![item("a", "1"), item("b", "1"), item("c", "1")]);
+    let del = |id: &str| {
+        s.execute(&DeleteBso {
+            uid: UID,
+            collection: "passwords".into(),
+            id: id.into(),
+            precondition: Precondition::None,
+        })
+    };
+    let t2 = del("a").unwrap();
+    assert!(t2 > t1);
+    assert!(matches!(del("a"), Err(StorageError::NotFound)));
+    assert!(matches!(
+        s.execute(&DeleteBso {
+            uid: UID,
+            collection: "nothing".into(),
+            id: "a".into(),
+            precondition: Precondition::None
+        }),
+        Err(StorageError::NotFound)
+    ));
+    let t3 = s
+        .execute(&DeleteCollection {
+            uid: UID,
+            collection: "passwords".into(),
+            ids: Some(vec!["b".into(), "zz".into()]),
+            precondition: Precondition::None,
+        })
+        .unwrap();
+    assert!(t3 > t2);
+    assert_eq!(ids(&query(s, "passwords", BsoQuery::default()).value), ["c"]);
+    assert_eq!(collections(s, UID).value["passwords"], t3);
+}
+
+// ---- expiry (§3.2) ----
+
+fn expired_items_are_absent_everywhere(open: Open) {
+    let db = open(StorageConfig { quota_enabled: true, ..config() });
+    let s = &db.storage;
+    post(s, UID, "tabs", vec![BsoInput { ttl: Some(1), ..item("old", "12345") }, item("live", "1")]);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(ids(&query(s, "tabs", BsoQuery::default()).value), ["live"]);
+    assert!(matches!(get(s, UID, "tabs", "old"), Err(StorageError::NotFound)));
+    assert_eq!(counts(s)["tabs"], 1);
+    let usage = s.execute(&GetCollectionUsage { uid: UID, precondition: Precondition::None }).unwrap().value;
+    assert_eq!(usage["tabs"], 1);
+    let del = s.execute(&DeleteBso {
+        uid: UID,
+        collection: "tabs".into(),
+        id: "old".into(),
+        precondition: Precondition::None,
+    });
+    assert!(matches!(del, Err(StorageError::NotFound)));
+    // An expired item counts as absent for preconditions and partial updates: a
+    // payload-less PUT creates it anew with an empty payload.
+    let create_only = Precondition::IfUnmodifiedSince(SyncTimestamp::ZERO);
+    s.execute(&PutBso {
+        uid: UID,
+        collection: "tabs".into(),
+        bso: BsoInput { id: "old".into(), ..BsoInput::default() },
+        precondition: create_only,
+    })
+    .unwrap();
+    assert_eq!(get(s, UID, "tabs", "old").unwrap().payload, "");
+}
+
+// ---- batches (§6.9) ----
+
+fn batch_lifecycle(open: Open) {
+    let db = open(config());
+    let s = &db.storage;
+    let t0 = post(s, UID, "history", vec![item("x", "0")]);
+    let batch = stage(s, "history", vec![item("a", "1")], BatchMode::Create).unwrap();
+    // Staged items are invisible and the collection keeps its timestamp.
+    assert_eq!(ids(&query(s, "history", BsoQuery::default()).value), ["x"]);
+    assert_eq!(collections(s, UID).value["history"], t0);
+    assert_eq!(
+        stage(s, "history", vec![item("b", "2"), item("a", "1b")], BatchMode::Append(batch)).unwrap(),
+        batch
+    );
+    let t = commit(s, "history", vec![item("c", "3")], batch).unwrap();
+    assert!(t > t0);
+    let page = query(s, "history", BsoQuery { sort: Sort::Oldest, full: true, ..BsoQuery::default() }).value;
+    let got: Vec<(&str, &str, SyncTimestamp)> =
+        page.items.iter().map(|b| (b.id.as_str(), b.payload.as_str(), b.modified)).collect();
+    assert_eq!(got[0], ("x", "0", t0));
+    let mut committed = got[1..].to_vec();
+    committed.sort();
+    assert_eq!(committed, [("a", "1b", t), ("b", "2", t), ("c", "3", t)]);
+    // A committed batch is gone.
+    assert!(matches!(commit(s, "history", vec![], batch), Err(StorageError::InvalidBatch)));
+    assert!(matches!(stage(s, "history", vec![], BatchMode::Append(batch)), Err(StorageError::InvalidBatch)));
+}
+
+fn foreign_unknown_and_expired_batches_are_invalid(open: Open) {
+    let db = open(StorageConfig { batch_ttl_ms: 300, ..config() });
+    let s = &db.storage;
+    post(s, UID, "bookmarks", vec![item("seed", "1")]);
+    let batch = stage(s, "history", vec![item("a", "1")], BatchMode::Create).unwrap();
+    // Another collection's, another user's, an unknown id, a never-written collection.
+    assert!(matches!(
+        stage(s, "bookmarks", vec![], BatchMode::Append(batch)),
+        Err(StorageError::InvalidBatch)
+    ));
+    let foreign = s.execute(&post_op(OTHER_UID, "history", vec![], Some(BatchMode::Append(batch)), true));
+    assert!(matches!(foreign, Err(StorageError::InvalidBatch)));
+    assert!(matches!(commit(s, "history", vec![], batch + 1), Err(StorageError::InvalidBatch)));
+    assert!(matches!(stage(s, "never", vec![], BatchMode::Append(batch)), Err(StorageError::InvalidBatch)));
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(matches!(commit(s, "history", vec![], batch), Err(StorageError::InvalidBatch)));
+    assert!(query(s, "history", BsoQuery::default()).value.items.is_empty());
+}
+
+fn batch_limits_refuse_and_stage_nothing(open: Open) {
+    let db = open(config());
+    let s = &db.storage;
+    let many =
+        |n: usize, prefix: &str| (0..n).map(|i| item(&format!("{prefix}{i}"), "x")).collect::<Vec<_>>();
+    let batch = stage(s, "history", many(15, "a"), BatchMode::Create).unwrap();
+    // 15 + 10 > 20 records: refused, and the refused append leaves the 15 staged.
+    assert!(matches!(
+        stage(s, "history", many(10, "b"), BatchMode::Append(batch)),
+        Err(StorageError::BatchLimitExceeded)
+    ));
+    assert!(matches!(commit(s, "history", many(6, "c"), batch), Err(StorageError::BatchLimitExceeded)));
+    commit(s, "history", many(5, "c"), batch).unwrap();
+    assert_eq!(counts(s)["history"], 20);
+    // Bytes: 2 × 1200 > 2000.
+    let big = "y".repeat(1200);
+    let batch = stage(s, "forms", vec![item("a", &big)], BatchMode::Create).unwrap();
+    assert!(matches!(
+        stage(s, "forms", vec![item("b", &big)], BatchMode::Append(batch)),
+        Err(StorageError::BatchLimitExceeded)
+    ));
+    // Re-staging an id replaces it rather than adding to the totals.
+    stage(s, "forms", vec![item("a", "small")], BatchMode::Append(batch)).unwrap();
+    commit(s, "forms", vec![item("b", &big)], batch).unwrap();
+    assert_eq!(get(s, UID, "forms", "a").unwrap().payload, "small");
+}
+
+// ---- quota (§11) ----
+
+fn quota_bookkeeping_and_enforcement(open: Open) {
+    let db =
+        open(StorageConfig { quota_enabled: true, quota_enforce: true, quota_limit_bytes: 1000, ..config() });
+    let s = &db.storage;
+    let result = put(s, UID, "history", item("a", &"x".repeat(300))).unwrap();
+    // Little remains: the write reports it.
+    assert_eq!(result.quota_remaining, Some(700));
+    post(s, UID, "bookmarks", vec![item("b", &"x".repeat(200)), item("c", "xx")]);
+    let quota = s.execute(&GetQuota { uid: UID, precondition: Precondition::None }).unwrap().value;
+    assert_eq!(quota, 502);
+    let usage = s.execute(&GetCollectionUsage { uid: UID, precondition: Precondition::None }).unwrap().value;
+    assert_eq!((usage["history"], usage["bookmarks"]), (300, 202));
+    assert_eq!((counts(s)["history"], counts(s)["bookmarks"]), (1, 2));
+    // Usage is checked before a write, so one write may cross the limit; the next is refused.
+    put(s, UID, "history", item("d", &"x".repeat(600))).unwrap();
+    assert!(matches!(put(s, UID, "history", item("e", "x")), Err(StorageError::QuotaExceeded)));
+    let staged = stage(s, "history", vec![item("f", "x")], BatchMode::Create);
+    assert!(matches!(staged, Err(StorageError::QuotaExceeded)));
+    // Deleting frees it again.
+    s.execute(&DeleteCollection {
+        uid: UID,
+        collection: "history".into(),
+        ids: Some(vec!["d".into()]),
+        precondition: Precondition::None,
+    })
+    .unwrap();
+    put(s, UID, "history", item("e", "x")).unwrap();
+    // Another user is unaffected.
+    assert!(put(s, OTHER_UID, "history", item("a", "x")).is_ok());
+}
+
+// ---- concurrency (§4.4, the invariants of ARCHITECTURE.md) ----
+
+fn concurrent_writers_get_distinct_ordered_timestamps(open: Open) {
+    let db = Arc::new(open(config()));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|i| {
+                        let bsos = vec![item(&format!("w{w}-{i}"), "x")];
+                        post(&db.storage, UID, "history", bsos)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let other = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            for i in 0..5 {
+                post(&db.storage, OTHER_UID, "history", vec![item(&i.to_string(), "x")]);
+            }
+        })
+    };
+    let mut times: Vec<SyncTimestamp> = writers.into_iter().flat_map(|w| w.join().expect("writer")).collect();
+    other.join().expect("other user");
+    let s = &db.storage;
+    times.sort();
+    let before = times.len();
+    times.dedup();
+    assert_eq!(times.len(), before, "every write to one collection has its own timestamp");
+    assert_eq!(counts(s)["history"], 20);
+    assert_eq!(collections(s, UID).value["history"], *times.last().unwrap());
+    // Each item carries its write's time: the newest item is the last write's.
+    let newest = query(s, "history", BsoQuery { limit: Some(1), ..full() }).value;
+    assert_eq!(newest.items[0].modified, *times.last().unwrap());
+}
