@@ -50,6 +50,15 @@ pub enum AccountError {
     Unavailable(#[from] crate::ActorUnavailable),
 }
 
+impl weft_schema::retry::DbFailure for AccountError {
+    fn db_error(&self) -> Option<&DbError> {
+        match self {
+            AccountError::Database(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl From<diesel::result::Error> for AccountError {
     fn from(err: diesel::result::Error) -> Self {
         AccountError::Database(DbError::from(err))

@@ -118,22 +118,13 @@ pub(super) fn run(pool: &DbPool, shared: &Shared, msg: AccountsRequest) -> Resul
     }
 }
 
-/// Transactions run again as a whole when the database reports a deadlock.
-const DEADLOCK_ATTEMPTS: u32 = 5;
-
-/// Runs `op` in a write transaction, again on deadlock.
+/// Runs `op` in a write transaction, again on a deadlock or a lost connection (the one retry
+/// policy, `weft_schema::retry`).
 fn write<T>(pool: &DbPool, op: impl Fn(&mut Tx<'_>) -> Result<T, AccountError>) -> Result<T, AccountError> {
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match pool.get()?.write_transaction(&op) {
-            Err(AccountError::Database(e)) if e.is_retryable() && tries < DEADLOCK_ATTEMPTS => {
-                tracing::warn!(attempt = tries, error = %e, "accounts transaction deadlocked; retrying");
-                std::thread::sleep(std::time::Duration::from_millis(5 * u64::from(tries)));
-            }
-            other => return other,
-        }
-    }
+    weft_schema::retry::with_retries(
+        |attempt, e| tracing::warn!(attempt, error = %e, "accounts transaction failed; retrying"),
+        || pool.get()?.write_transaction(&op),
+    )
 }
 
 /// Runs `op` in a read transaction (no write lock, which SQLite takes at BEGIN for writes).
