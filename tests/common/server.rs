@@ -214,12 +214,21 @@ impl TestServer {
         self._dir.path()
     }
 
-    /// Runs SQL on the server's database directly, as an operator's tool would (`sqlite3` or
-    /// `mariadb` CLI); panics with the CLI's message on failure.
+    /// Runs SQL on the server's database directly, as an operator's tool would (`sqlite3`,
+    /// `mariadb` or `psql` CLI); panics with the CLI's message on failure.
     pub fn execute_sql(&self, sql: &str) {
-        match &self.db.mysql {
-            Some((target, name)) => target.execute(&format!("USE {name}; {sql}")),
-            None => {
+        match (&self.db.mysql, &self.db.postgres) {
+            (Some((target, name)), _) => target.execute(&format!("USE {name}; {sql}")),
+            (None, Some((target, name))) => {
+                let out = Command::new("psql")
+                    .args(target.psql_args(name))
+                    .arg("-c")
+                    .arg(sql)
+                    .output()
+                    .expect("run the psql CLI");
+                assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            (None, None) => {
                 let path = self.db.url.strip_prefix("sqlite:").expect("sqlite URL");
                 let out = Command::new("sqlite3").arg(path).arg(sql).output().expect("run the sqlite3 CLI");
                 assert!(out.status.success(), "sqlite3 {sql}: {}", String::from_utf8_lossy(&out.stderr));
