@@ -12,13 +12,12 @@
 #[macro_use]
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::memcached::PrivateMemcached;
 use common::*;
 use rand::Rng;
 use serde_json::json;
@@ -137,52 +136,6 @@ fn write_here_read_there(webheads: &[&TestServer], rounds: usize) -> usize {
         t.join().expect("a reader failed");
     }
     done.load(Ordering::Relaxed) as usize
-}
-
-/// A private memcached on a free loopback port, killed on drop.
-struct PrivateMemcached {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateMemcached {
-    fn start() -> PrivateMemcached {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut m = PrivateMemcached { port, child: None };
-        m.restart();
-        m
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        self.kill();
-        let child = Command::new("memcached")
-            .args(["-l", "127.0.0.1", "-p", &self.port.to_string(), "-U", "0", "-m", "16", "-u", "root"])
-            .spawn()
-            .expect("memcached must be installed (scripts/test installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(self.address()).is_err() {
-            assert!(Instant::now() < deadline, "memcached did not start");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateMemcached {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 #[cfg(feature = "mysql")]

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -20,51 +19,9 @@ use weft_actors::cache::{
     Cache, Kind, MemcachedConfig, MemcachedRing, MemoryStore, Store, StoreError, WriteError,
 };
 
-/// A memcached process of this test's own, so killing it disturbs nobody.
-struct Memcached {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Memcached {
-    fn start() -> Memcached {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut m = Memcached { port, child: None };
-        m.restart();
-        m
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        self.kill();
-        let child = Command::new("memcached")
-            .args(["-l", "127.0.0.1", "-p", &self.port.to_string(), "-U", "0", "-m", "16", "-u", "root"])
-            .spawn()
-            .expect("memcached must be installed (apt-get install memcached)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(self.address()).is_err() {
-            assert!(Instant::now() < deadline, "memcached did not start on {}", self.address());
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Memcached {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+#[path = "../../tests/common/memcached.rs"]
+mod memcached;
+use memcached::PrivateMemcached as Memcached;
 
 fn ring(address: &str) -> Arc<dyn Store> {
     Arc::new(
