@@ -64,6 +64,20 @@ pub struct NodePlan {
     pub tuning: ShardTuning,
 }
 
+impl NodePlan {
+    /// The db node's name as operators wrote it: a `[[db_nodes]]` name, or the URL of a node
+    /// that is its own db node. The `db_node` label of metrics and the heartbeat.
+    pub fn db_node_name(&self) -> &str {
+        db_node_name(&self.db_node)
+    }
+}
+
+/// `db_node` keys are `db NAME` or `node URL`, so that a db node cannot be named like a
+/// node's URL; the name is what follows.
+pub fn db_node_name(key: &str) -> &str {
+    key.split_once(' ').map_or(key, |(_, name)| name)
+}
+
 /// A db node's shard settings: `shard.*`, or its `[[db_nodes]]` overrides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShardTuning {
@@ -318,13 +332,15 @@ pub fn start_services(
 pub fn shard_key(settings: &Settings, plan: &NodePlan) -> String {
     let (s, t) = (&settings.shard, &plan.tuning);
     format!(
-        "{} on {} threads={} pool_size={} queue_limit={} connection_timeout_ms={} sqlite_busy_timeout_ms={}",
+        "{} on {} threads={} pool_size={} queue_limit={} connection_timeout_ms={} request_timeout_ms={} \
+         sqlite_busy_timeout_ms={}",
         plan.database_url,
         plan.db_node,
         t.threads,
         t.pool_size,
         t.queue_limit,
         s.connection_timeout_ms,
+        s.request_timeout_ms,
         s.sqlite_busy_timeout_ms
     )
 }
@@ -338,7 +354,12 @@ pub fn start_shard(
     sibling: Option<&Shard>,
     cache: Option<&Arc<dyn Store>>,
 ) -> NodeEntry {
-    let shard_config = ShardConfig { threads: plan.tuning.threads, queue_limit: plan.tuning.queue_limit };
+    let shard_config = ShardConfig {
+        threads: plan.tuning.threads,
+        queue_limit: plan.tuning.queue_limit,
+        request_timeout: Duration::from_millis(settings.shard.request_timeout_ms),
+        db_node: plan.db_node_name().to_string(),
+    };
     let storage_config = StorageConfig {
         max_read_records: settings.limits.max_total_records,
         max_total_records: settings.limits.max_total_records,
