@@ -252,6 +252,12 @@ fn nodes_added_retuned_and_removed_by_a_reload() {
     // A token for node 1 sent to node 2 (same secret, same uid) is refused.
     let crossed = (on_1.0.clone(), on_2.1.clone());
     assert_eq!(get_on(&crossed, "/info/collections").status, 401);
+    // With two nodes, a host that names neither is refused before anything is read (401,
+    // body 0), whichever node the token names.
+    for token in [&on_1.0, &on_2.0] {
+        let stray = (token.clone(), "stray.weft.test".to_string());
+        get_on(&stray, "/storage/tabs/t").expect_error(401, "0").must_header("X-Weave-Timestamp");
+    }
 
     // New shard settings: node 2's data is still there, on a new shard.
     std::fs::write(config_path(&server), with_node_2(2)).expect("config");
