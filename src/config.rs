@@ -1061,6 +1061,8 @@ mod tests {
         assert!(err.to_string().contains("WEFT_LIMITS_MAX_POST_RECORDS"), "{err}");
         let err = Settings::load(None, env(&[("WEFT_LISTEN", "nowhere")])).unwrap_err();
         assert!(err.to_string().starts_with("listen:"), "{err}");
+        let err = Settings::load(None, env(&[("WEFT_SHARD_REQUEST_TIMEOUT_MS", "2000")])).unwrap_err();
+        assert!(err.to_string().starts_with("shard.request_timeout_ms:"), "{err}");
     }
 
     #[test]
