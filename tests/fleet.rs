@@ -576,8 +576,8 @@ fn scraped(text: &str, series: &str) -> Option<f64> {
 /// and a host that names no node is refused (401, the spec's answer). Then db-b, reached
 /// through a proxy this test owns, is made unreachable while it is in use, twice: hanging
 /// (connections stall mid-query) and refusing (connections reset). Its users get 503 +
-/// Retry-After, at once once its circuit opened (not after a pool timeout each); db-a's users
-/// get 200 throughout, with their latencies printed (timing is only bounded generously);
+/// Retry-After, at once once its circuit opened (not after a pool timeout each); db-a's and
+/// the SQLite db node's users get 200 throughout, with their latencies printed (timing is only bounded generously);
 /// the heartbeat names db-b as down, `__lbheartbeat__` keeps the webhead in the load balancer,
 /// the metrics say which db node is unavailable; db-b serves again once it answers.
 #[cfg(feature = "mysql")]
@@ -726,6 +726,9 @@ fn a_db_node_made_unreachable_sheds_only_its_own_users() {
             let measured = std::time::Instant::now();
             let during = timed_gets(&a1, "/storage/tabs", 4, 100);
             if down {
+                for other in ["http://a2.weft.test", "http://s1.weft.test"] {
+                    assert_eq!(get_on(&user(other), "/storage/tabs/t").json()["payload"], json!(other));
+                }
                 let (status, body) = heartbeat();
                 assert_eq!(status, 503, "{body}");
                 assert_eq!(body["db_nodes"]["db-b"]["database"], json!("Unknown"), "{body}");
