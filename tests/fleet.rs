@@ -577,9 +577,10 @@ fn scraped(text: &str, series: &str) -> Option<f64> {
 /// through a proxy this test owns, is made unreachable while it is in use, twice: hanging
 /// (connections stall mid-query) and refusing (connections reset). Its users get 503 +
 /// Retry-After, at once once its circuit opened (not after a pool timeout each); db-a's and
-/// the SQLite db node's users get 200 throughout, with their latencies printed (timing is only bounded generously);
-/// the heartbeat names db-b as down, `__lbheartbeat__` keeps the webhead in the load balancer,
-/// the metrics say which db node is unavailable; db-b serves again once it answers.
+/// the SQLite db node's users get 200 throughout, with db-a's latencies printed (timing is
+/// only bounded generously); the heartbeat names db-b as down, `__lbheartbeat__` keeps the
+/// webhead in the load balancer, the metrics say which db node is unavailable; db-b serves
+/// again once it answers.
 #[cfg(feature = "mysql")]
 #[test]
 fn a_db_node_made_unreachable_sheds_only_its_own_users() {
