@@ -64,6 +64,13 @@ mod tests {
     }
 }
 
+/// `db_node` keys are `db NAME` or `node URL`, so that a db node cannot be named like a
+/// node's URL; the name operators wrote (a `[[db_nodes]]` name, or the URL of a node that is
+/// its own db node) is what follows: the `db_node` label of metrics and the heartbeat.
+pub fn db_node_name(key: &str) -> &str {
+    key.split_once(' ').map_or(key, |(_, name)| name)
+}
+
 /// One storage node served by this process: its canonical public origin, accepted aliases, and
 /// the shard actor that owns its database.
 #[derive(Clone)]

@@ -18,7 +18,7 @@ use weft_schema::{DbError, DbPool, PoolSettings};
 
 use crate::config::Settings;
 use crate::master_secret::{self, MasterSecretError};
-use crate::node::{canonical_origin, NodeEntry, NodeTable};
+use crate::node::{canonical_origin, db_node_name, NodeEntry, NodeTable};
 use crate::secrets::{master_list, SecretsError, SecretsFile};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,20 +62,6 @@ pub struct NodePlan {
     /// The db node serving it: node names of one db node share its shard.
     pub db_node: String,
     pub tuning: ShardTuning,
-}
-
-impl NodePlan {
-    /// The db node's name as operators wrote it: a `[[db_nodes]]` name, or the URL of a node
-    /// that is its own db node. The `db_node` label of metrics and the heartbeat.
-    pub fn db_node_name(&self) -> &str {
-        db_node_name(&self.db_node)
-    }
-}
-
-/// `db_node` keys are `db NAME` or `node URL`, so that a db node cannot be named like a
-/// node's URL; the name is what follows.
-pub fn db_node_name(key: &str) -> &str {
-    key.split_once(' ').map_or(key, |(_, name)| name)
 }
 
 /// A db node's shard settings: `shard.*`, or its `[[db_nodes]]` overrides.
@@ -358,7 +344,7 @@ pub fn start_shard(
         threads: plan.tuning.threads,
         queue_limit: plan.tuning.queue_limit,
         request_timeout: Duration::from_millis(settings.shard.request_timeout_ms),
-        db_node: plan.db_node_name().to_string(),
+        db_node: db_node_name(&plan.db_node).to_string(),
     };
     let storage_config = StorageConfig {
         max_read_records: settings.limits.max_total_records,

@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 use weft_actors::shard::{Shard, ShardError, ShedReason, StorageError};
 
 use crate::config::Settings;
-use crate::node::NodeTable;
-use crate::startup::db_node_name;
+use crate::node::{db_node_name, NodeTable};
 
 /// The outcome of one node's database check, in REF's heartbeat vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeHealth {
     pub url: String,
-    /// The db node serving it (`startup::db_node_name`).
+    /// The db node serving it (`node::db_node_name`).
     pub db_node: String,
     /// `None` when `SELECT 1` ran; otherwise why not. A short fixed text: the heartbeat is
     /// public, so database error details only go to the log.

@@ -17,7 +17,7 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, Promet
 use super::health;
 use super::{COMMIT, VERSION};
 use crate::config::Settings;
-use crate::startup::db_node_name;
+use crate::node::db_node_name;
 use crate::web::AppState;
 
 /// The recorder is process-global by the `metrics` crate's design; its handle lives beside it.
