@@ -761,26 +761,33 @@ impl Settings {
     }
 }
 
-/// A configured secret must be long and must not be one of the published example values.
-pub(crate) fn check_master_secrets(key: &str, secrets: &[String]) -> Result<(), ConfigError> {
-    let placeholders = example_secrets();
-    for secret in secrets {
-        if secret.len() < MIN_MASTER_SECRET_BYTES {
-            return Err(invalid(
-                key,
-                format!(
-                    "a secret is shorter than {MIN_MASTER_SECRET_BYTES} bytes (make one with `openssl rand -hex 32`)"
-                ),
-            ));
-        }
-        if placeholders.iter().any(|p| p == secret) {
-            return Err(invalid(
-                key,
-                "a secret is the placeholder of an example config in ops/config; replace it",
-            ));
-        }
+/// Why a master secret is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WeakSecret {
+    #[error(
+        "a secret is shorter than {} bytes (make one with `openssl rand -hex 32`)",
+        MIN_MASTER_SECRET_BYTES
+    )]
+    TooShort,
+    #[error("a secret is the placeholder of an example config in ops/config; replace it")]
+    Placeholder,
+}
+
+/// The rule for every master secret, wherever it is configured: at least 32 bytes, and not one
+/// of the published example values.
+pub(crate) fn check_master_secret(secret: &str) -> Result<(), WeakSecret> {
+    if secret.len() < MIN_MASTER_SECRET_BYTES {
+        return Err(WeakSecret::TooShort);
+    }
+    if example_secrets().iter().any(|p| p == secret) {
+        return Err(WeakSecret::Placeholder);
     }
     Ok(())
+}
+
+/// A configured secret list: each secret passes `check_master_secret`; `key` names the setting.
+pub(crate) fn check_master_secrets(key: &str, secrets: &[String]) -> Result<(), ConfigError> {
+    secrets.iter().try_for_each(|secret| check_master_secret(secret).map_err(|e| invalid(key, e.to_string())))
 }
 
 /// Every master secret written in the example configurations (top level and `[[nodes]]`).
