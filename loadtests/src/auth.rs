@@ -66,7 +66,7 @@ impl Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_actors::token_verifier::hawk::{parse_header, verify_mac};
+    use weft_actors::token_verifier::hawk::{normalized_string, parse_header, verify_mac};
     use weft_actors::token_verifier::token::derived_key;
 
     #[test]

@@ -28,7 +28,7 @@ pub enum DeleteFailure {
     Local(#[from] ShardError),
     #[error("no master secret to sign for {0}")]
     NoSecret(String),
-    #[error("{0} is not a node URL")]
+    #[error("{0} is not a storage URL")]
     BadUrl(String),
     #[error("{node} answered {status}")]
     Status { node: String, status: u16 },
@@ -104,7 +104,9 @@ impl DataDeleter {
     /// nothing for the uid (already purged, or never synced) answers success.
     pub async fn delete(&self, node: &str, user: &ReplacedUser) -> Result<Reached, DeleteFailure> {
         let origin = canonical_node(node);
-        let uid = u64::try_from(user.uid).map_err(|_| DeleteFailure::BadUrl(node.to_string()))?;
+        // A negative uid (a row written by hand) has no storage URL.
+        let uid =
+            u64::try_from(user.uid).map_err(|_| DeleteFailure::BadUrl(format!("{node}/1.5/{}", user.uid)))?;
         if let Some(entry) = self.nodes.serving(&origin) {
             entry.shard.send(DeleteStorage { uid, precondition: Precondition::None }).await?;
             return Ok(Reached::Shard);
