@@ -14,6 +14,7 @@ use std::process::Command;
 use base64::engine::general_purpose::URL_SAFE;
 use base64::Engine;
 use common::fxa_mock::{self, FxaMock, Jwt, TestKey};
+use common::net::{free_port, silent_server};
 use common::*;
 use serde_json::{json, Value};
 
@@ -357,10 +358,6 @@ fn user_from(via: &TestServer, token: &Value) -> (User, String) {
     (user, node.trim_start_matches("http://").to_string())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 /// `weft-loadtest`, built (quietly, incrementally) beside the `weft` binary under test.
 fn loadtest_binary() -> PathBuf {
     let status = Command::new(env!("CARGO"))
@@ -523,19 +520,6 @@ fn fleet_operations_under_load() {
         assert!(report["requests"].as_u64().unwrap_or(0) > 100, "a real load: {report}");
     }
     target.execute(&format!("DROP DATABASE IF EXISTS {node_2_db}"));
-}
-
-/// A loopback port that accepts connections and never answers: a database server that hangs.
-fn silent_server() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
-    port
 }
 
 /// Milliseconds of `n` sequential `GET info/collections` of `user`; every one must be 200.

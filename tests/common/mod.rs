@@ -1,6 +1,6 @@
 //! Harness shared by Weft's behavioural test files: real `weft serve` processes per backend
 //! (`server`, `backend`), the suite's own token minting and Hawk signing (`hawk`), a signed
-//! HTTP client per user (`client`) and assertion helpers (`checks`).
+//! HTTP client per user (`client`), assertion helpers (`checks`) and loopback ports (`net`).
 //!
 //! Every test binary compiles this module but uses only part of it.
 #![allow(dead_code, unused_imports, unused_macros)]
@@ -34,6 +34,7 @@ pub mod client;
 pub mod fxa_mock;
 pub mod hawk;
 pub mod memcached;
+pub mod net;
 pub mod server;
 
 pub use backend::Backend;
