@@ -6,6 +6,7 @@
 # the server's VmRSS/VmHWM during each run, and printing the medians as a Markdown table.
 #
 # Usage: loadtests/bench.sh sqlite|mariadb|postgres [SECONDS]   (default 20 s per run)
+#        BENCH_SCENARIOS="write launch" loadtests/bench.sh …   runs only those scenarios
 # Needs: cargo build --release --features mysql --bin weft -p weft -p weft-loadtests
 #        (for mariadb a server on 127.0.0.1:3306 that root can use without a password, for
 #        postgres one at $WEFT_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432).
@@ -83,7 +84,7 @@ env -u WEFT_TEST_MYSQL_URL -u WEFT_TEST_POSTGRES_URL -u WEFT_TEST_MEMCACHED \
     "$WEFT" serve >"$OUT/server.log" 2>&1 </dev/null &
 PID=$!
 for _ in $(seq 150); do
-    grep -q "weft: listening on" "$OUT/server.log" && break
+    grep -q "weft: listening on" "$OUT/server.log" 2>/dev/null && break
     kill -0 "$PID" 2>/dev/null || { cat "$OUT/server.log"; exit 1; }
     sleep 0.2
 done
@@ -102,6 +103,7 @@ sample_rss() {
 
 for entry in "${SCENARIOS[@]}"; do
     scenario="${entry%%|*}"
+    case " ${BENCH_SCENARIOS:-$scenario} " in *" $scenario "*) ;; *) continue ;; esac
     read -r -a opts <<<"${entry#*|}"
     for run in $(seq "$RUNS"); do
         json="$OUT/$scenario-http-$run.json"
@@ -140,7 +142,8 @@ def med(values):
     return statistics.median(values) if values else None
 print("| scenario | req/s | records/s | p99 ms (slowest kind) | 5xx | errors | lost | raw req/s | raw records/s | % of raw | RSS max / HWM MiB | generator CPU % |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-for scenario in ["write", "read", "sync", "launch", "token"]:
+selected = os.environ.get("BENCH_SCENARIOS", "write read sync launch token").split()
+for scenario in [s for s in ["write", "read", "sync", "launch", "token"] if s in selected]:
     runs = [load(f"{scenario}-http-{i}.json") for i in (1, 2, 3)]
     raws = [load(f"{scenario}-raw-{i}.json") for i in (1, 2, 3)]
     runs = [r for r in runs if r]

@@ -420,6 +420,56 @@ pub struct TokenserverSettings {
     pub threads: u64,
     /// Limit for the database part of a token request (504 `elapsed`); 0: none.
     pub database_request_timeout_ms: u64,
+    /// The purge of replaced and retired users (tokenserver-api.md §10.6).
+    pub retired_purge: RetiredPurgeSettings,
+    /// FxA's account events, posted to `/1.0/webhooks/fxa/events` (§10.8).
+    pub account_events: AccountEventsSettings,
+}
+
+/// The purge of replaced and retired users run by `weft serve` (and `weft purge --kind retired`):
+/// their data deleted on their node, then their tokenserver row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetiredPurgeSettings {
+    /// Run a pass every `interval_seconds` in `weft serve` (with the tokenserver).
+    pub enabled: bool,
+    /// Between passes (each waits ±30 % of it at random, so that webheads drift apart).
+    pub interval_seconds: u64,
+    /// How long a row stays replaced before its data is deleted (REF: one day).
+    pub grace_period_seconds: u64,
+    /// Most users one pass handles; the rest wait for the next pass.
+    pub max_users: u64,
+    /// Limit for each signed DELETE sent to a node served by another process.
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for RetiredPurgeSettings {
+    fn default() -> Self {
+        // On by default: without it every database only grows, and a single box's one process
+        // serves both the tokenserver and its only node. It deletes only rows the tokenserver
+        // replaced more than a day ago, which no token (1 h) can reach any more; two processes
+        // running it at once do each row's work twice at worst (every step is idempotent).
+        RetiredPurgeSettings {
+            enabled: true,
+            interval_seconds: 3600,
+            grace_period_seconds: 86_400,
+            max_users: 1000,
+            request_timeout_seconds: 60,
+        }
+    }
+}
+
+/// FxA's account events (Security Event Tokens, §10.8). Off until the relying party's client id
+/// is configured: FxA signs each token for one audience.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountEventsSettings {
+    /// Accept `POST /1.0/webhooks/fxa/events`.
+    pub enabled: bool,
+    /// The `aud` of FxA's tokens: the OAuth client id FxA registered this server's webhook for.
+    pub audience: String,
+    /// The `iss` of FxA's tokens; empty: `tokenserver.fxa_oauth_issuer`.
+    pub issuer: String,
 }
 
 impl Default for TokenserverSettings {
@@ -443,6 +493,8 @@ impl Default for TokenserverSettings {
             allow_new_users: true,
             threads: 2,
             database_request_timeout_ms: 0,
+            retired_purge: RetiredPurgeSettings::default(),
+            account_events: AccountEventsSettings::default(),
         }
     }
 }
@@ -521,7 +573,38 @@ impl Settings {
         if t.fxa_email_domain.is_empty() {
             return Err(invalid("tokenserver.fxa_email_domain", "must not be empty"));
         }
+        let p = &t.retired_purge;
+        if p.interval_seconds == 0 || p.max_users == 0 || p.request_timeout_seconds == 0 {
+            return Err(invalid(
+                "tokenserver.retired_purge",
+                "interval_seconds, max_users and request_timeout_seconds must be at least 1",
+            ));
+        }
+        if t.account_events.enabled {
+            if t.account_events.audience.trim().is_empty() {
+                return Err(invalid(
+                    "tokenserver.account_events.audience",
+                    "the OAuth client id FxA sends events for must be set when account events are on",
+                ));
+            }
+            if self.account_events_issuer().is_empty() {
+                return Err(invalid(
+                    "tokenserver.account_events.issuer",
+                    "must be set (or tokenserver.fxa_oauth_issuer) when account events are on",
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The `iss` FxA's event tokens must carry.
+    pub fn account_events_issuer(&self) -> String {
+        let t = &self.tokenserver;
+        if t.account_events.issuer.is_empty() {
+            t.fxa_oauth_issuer.clone()
+        } else {
+            t.account_events.issuer.clone()
+        }
     }
 
     /// The SQLite file used when `database_url` is empty.
@@ -771,26 +854,33 @@ impl Settings {
     }
 }
 
-/// A configured secret must be long and must not be one of the published example values.
-pub(crate) fn check_master_secrets(key: &str, secrets: &[String]) -> Result<(), ConfigError> {
-    let placeholders = example_secrets();
-    for secret in secrets {
-        if secret.len() < MIN_MASTER_SECRET_BYTES {
-            return Err(invalid(
-                key,
-                format!(
-                    "a secret is shorter than {MIN_MASTER_SECRET_BYTES} bytes (make one with `openssl rand -hex 32`)"
-                ),
-            ));
-        }
-        if placeholders.iter().any(|p| p == secret) {
-            return Err(invalid(
-                key,
-                "a secret is the placeholder of an example config in ops/config; replace it",
-            ));
-        }
+/// Why a master secret is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WeakSecret {
+    #[error(
+        "a secret is shorter than {} bytes (make one with `openssl rand -hex 32`)",
+        MIN_MASTER_SECRET_BYTES
+    )]
+    TooShort,
+    #[error("a secret is the placeholder of an example config in ops/config; replace it")]
+    Placeholder,
+}
+
+/// The rule for every master secret, wherever it is configured: at least 32 bytes, and not one
+/// of the published example values.
+pub(crate) fn check_master_secret(secret: &str) -> Result<(), WeakSecret> {
+    if secret.len() < MIN_MASTER_SECRET_BYTES {
+        return Err(WeakSecret::TooShort);
+    }
+    if example_secrets().iter().any(|p| p == secret) {
+        return Err(WeakSecret::Placeholder);
     }
     Ok(())
+}
+
+/// A configured secret list: each secret passes `check_master_secret`; `key` names the setting.
+pub(crate) fn check_master_secrets(key: &str, secrets: &[String]) -> Result<(), ConfigError> {
+    secrets.iter().try_for_each(|secret| check_master_secret(secret).map_err(|e| invalid(key, e.to_string())))
 }
 
 /// Every master secret written in the example configurations (top level and `[[nodes]]`).
@@ -1026,6 +1116,21 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("storage.enabled"), "{err}");
+    }
+
+    #[test]
+    fn retired_purge_and_account_events_settings() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert!(s.tokenserver.retired_purge.enabled && !s.tokenserver.account_events.enabled);
+        assert_eq!(s.tokenserver.retired_purge.grace_period_seconds, 86_400);
+        let s = Settings::load(None, env(&[("WEFT_TOKENSERVER_RETIRED_PURGE_MAX_USERS", "5")])).unwrap();
+        assert_eq!(s.tokenserver.retired_purge.max_users, 5);
+        let on = ("WEFT_TOKENSERVER_ACCOUNT_EVENTS_ENABLED", "true");
+        let err = Settings::load(None, env(&[on])).unwrap_err();
+        assert!(err.to_string().starts_with("tokenserver.account_events.audience"), "{err}");
+        let s =
+            Settings::load(None, env(&[on, ("WEFT_TOKENSERVER_ACCOUNT_EVENTS_AUDIENCE", "abc")])).unwrap();
+        assert_eq!(s.account_events_issuer(), "https://accounts.firefox.com");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! binary. Subcommands: `serve` runs the server, `migrate` applies the embedded migrations and
 //! exits, `node …` and `user allocate` manage the tokenserver's nodes and users (`admin`),
 //! `account …` local accounts (`accounts::admin`), `export` and `import` move users' data
-//! between databases (`transfer`).
+//! between databases (`transfer`), `purge --kind retired` purges replaced users
+//! (`purge_retired`).
 //! See README.md for configuration and ARCHITECTURE.md for the code map.
 
 mod accounts;
@@ -11,6 +12,7 @@ mod config;
 mod error;
 mod master_secret;
 mod node;
+mod purge_retired;
 mod reload;
 mod secret_commands;
 mod secrets;
@@ -104,6 +106,14 @@ enum Command {
         #[command(flatten)]
         args: transfer::ImportArgs,
     },
+    /// Run one purge pass now: `--kind retired` deletes the data and tokenserver rows of users
+    /// replaced or retired longer ago than the grace period.
+    Purge {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: purge_retired::command::PurgeArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -123,7 +133,8 @@ fn main() -> ExitCode {
     | Command::Reload { config }
     | Command::Secret { config, .. }
     | Command::Export { config, .. }
-    | Command::Import { config, .. }) = &cli.command;
+    | Command::Import { config, .. }
+    | Command::Purge { config, .. }) = &cli.command;
     let config_path = config.clone();
     let settings = match Settings::load(config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
@@ -152,6 +163,9 @@ fn main() -> ExitCode {
         }
         Command::Import { args, .. } => {
             transfer::run_import(&settings, args).map_or_else(fail, |()| ExitCode::SUCCESS)
+        }
+        Command::Purge { args, .. } => {
+            purge_retired::command::run(&settings, args).map_or_else(fail, |()| ExitCode::SUCCESS)
         }
     }
 }
@@ -319,6 +333,10 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
         );
     }
     let accounts_pool = tokenserver.as_ref().map(startup::TokenserverPlan::pool);
+    let purge_pool = tokenserver
+        .as_ref()
+        .filter(|_| settings.tokenserver.retired_purge.enabled)
+        .map(startup::TokenserverPlan::pool);
     let result = actix_web::rt::System::new().block_on(async move {
         let services = startup::start_services(&settings, plans, &secrets, pools, cache.clone());
         let accounts = match (accounts, accounts_pool) {
@@ -356,6 +374,14 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
                 None
             }
         };
+        if let Some(pool) = purge_pool {
+            startup::start_retired_purge(&settings, pool, &services).map_err(|e| e.to_string())?;
+            println!(
+                "weft: purge of replaced users every {} s (grace period {} s)",
+                settings.tokenserver.retired_purge.interval_seconds,
+                settings.tokenserver.retired_purge.grace_period_seconds
+            );
+        }
         let state = actix_web::web::Data::new(web::AppState {
             settings: settings.clone(),
             nodes: services.nodes,

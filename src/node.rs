@@ -126,6 +126,12 @@ impl NodeTable {
         entries.iter().find(|n| n.url == origin || n.aliases.iter().any(|a| a == origin)).cloned()
     }
 
+    /// The node whose url or an alias is exactly `origin` (canonical), with no single-node
+    /// fallback: whether this process serves a node the tokenserver database names.
+    pub fn serving(&self, origin: &str) -> Option<NodeEntry> {
+        self.snapshot().iter().find(|n| n.url == origin || n.aliases.iter().any(|a| a == origin)).cloned()
+    }
+
     /// The entries served now.
     pub fn iter(&self) -> impl Iterator<Item = NodeEntry> {
         let entries = self.snapshot();

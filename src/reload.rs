@@ -42,6 +42,22 @@ const RELOADABLE: [&str; 8] = [
     "shard",
 ];
 
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Plan(#[from] startup::StartupError),
+    #[error("token verifier: {0}")]
+    Verifier(#[from] actix::MailboxError),
+    /// A new node's database could not be opened or migrated.
+    #[error("{node}: {source}")]
+    Database { node: String, source: weft_schema::DbError },
+    #[error("{node}: {source}")]
+    Blocking { node: String, source: actix_web::error::BlockingError },
+}
+
 /// The outcome of one reload, as `weft reload` reads it back.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReloadStatus {
@@ -105,9 +121,9 @@ impl Reloader {
         status
     }
 
-    async fn apply(&mut self) -> Result<String, String> {
-        let settings = Settings::load(self.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
-        let (plans, secrets) = startup::plan_nodes(&settings).map_err(|e| e.to_string())?;
+    async fn apply(&mut self) -> Result<String, ReloadError> {
+        let settings = Settings::load(self.config.as_deref(), std::env::vars())?;
+        let (plans, secrets) = startup::plan_nodes(&settings)?;
         let restart_only = restart_only_changes(&self.running, &settings);
         let (entries, started) = if self.running.storage.enabled {
             let (entries, started) = self.shards(&settings, &plans).await?;
@@ -124,12 +140,12 @@ impl Reloader {
         during.extend(self.applied.iter().filter(|old| !lists.iter().any(|n| n.url == old.url)).cloned());
         let verifier = &self.verifier;
         let set = |nodes| verifier.send(SetSecrets { nodes, default: default.clone() });
-        set(during).await.map_err(|e| format!("token verifier: {e}"))?;
+        set(during).await?;
         let before: BTreeSet<String> = self.state.nodes.iter().map(|n| n.url).collect();
         if let Some(entries) = entries {
             self.state.nodes.replace(entries);
         }
-        set(lists.clone()).await.map_err(|e| format!("token verifier: {e}"))?;
+        set(lists.clone()).await?;
         self.applied = lists;
 
         let after: BTreeSet<String> = plans.iter().map(|p| p.url.clone()).collect();
@@ -162,7 +178,7 @@ impl Reloader {
         &self,
         settings: &Settings,
         plans: &[NodePlan],
-    ) -> Result<(Vec<crate::node::NodeEntry>, Vec<String>), String> {
+    ) -> Result<(Vec<crate::node::NodeEntry>, Vec<String>), ReloadError> {
         let current: Vec<_> = self.state.nodes.iter().collect();
         let kept_entry = |plan: &NodePlan| {
             let key = startup::shard_key(settings, plan);
@@ -203,19 +219,20 @@ fn db_node_part(settings: &Settings, plan: &NodePlan) -> String {
 }
 
 /// Connecting and migrating block: done on the blocking pool, never on a worker.
-async fn open_pool(settings: &Settings, plan: &NodePlan) -> Result<DbPool, String> {
-    let (key, shown, url) = (plan.key.clone(), plan.key.clone(), plan.database_url.clone());
+async fn open_pool(settings: &Settings, plan: &NodePlan) -> Result<DbPool, ReloadError> {
+    let url = plan.database_url.clone();
     let pool_settings = startup::node_pool_settings(settings, plan);
     let migrate = settings.run_migrations;
-    actix_web::web::block(move || {
-        let pool = DbPool::connect(&url, &pool_settings).map_err(|e| format!("{key}: {e}"))?;
+    let opened = actix_web::web::block(move || {
+        let pool = DbPool::connect(&url, &pool_settings)?;
         if migrate {
-            pool.run_migrations().map_err(|e| format!("{key}: {e}"))?;
+            pool.run_migrations()?;
         }
         Ok(pool)
     })
     .await
-    .map_err(|e| format!("{shown}: {e}"))?
+    .map_err(|source| ReloadError::Blocking { node: plan.key.clone(), source })?;
+    opened.map_err(|source| ReloadError::Database { node: plan.key.clone(), source })
 }
 
 /// The top-level keys (and `shard.retry_after_seconds`, which the HTTP layer reads) that

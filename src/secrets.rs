@@ -37,6 +37,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::config::{check_master_secret, WeakSecret};
 use crate::node::canonical_origin;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,11 +46,35 @@ pub enum SecretsError {
     Io { path: String, source: std::io::Error },
     #[error("secrets file {path} is readable by group or others (mode {mode:03o}); run `chmod 600 {path}`")]
     Permissions { path: String, mode: u32 },
+    /// Not TOML of the expected shape.
     #[error("secrets file {path}: {message}")]
     Invalid { path: String, message: String },
+    /// Well-formed, but breaks a rule of the lists.
+    #[error("secrets file {path}: {source}")]
+    Rules { path: String, source: InvalidSecrets },
     /// A procedure step refused: the message says why and what to do instead.
     #[error("{0}")]
     Refused(String),
+}
+
+/// A rule of the secret lists that the file breaks; `at` names the list or entry
+/// (`default`, `nodes."https://…"[1]`, `metrics_hash_secret`).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidSecrets {
+    #[error("{at}: {source}")]
+    Weak { at: String, source: WeakSecret },
+    #[error("{at}: the list is empty")]
+    EmptyList { at: String },
+    #[error("{at}: the same secret twice")]
+    Duplicate { at: String },
+    #[error("{at}: a signing secret has no signed_until")]
+    SigningUntil { at: String },
+    #[error("{at}: exactly one secret must be state = \"signing\", found {found}")]
+    SigningCount { at: String, found: usize },
+    #[error("nodes: {0:?} is not an http(s) origin")]
+    NotAnOrigin(String),
+    #[error("nodes: {0:?} and {1:?} name the same node")]
+    SameNode(String, String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,15 +125,6 @@ pub struct SecretsFile {
     pub nodes: BTreeMap<String, Vec<SecretEntry>>,
 }
 
-/// The rule for every configured master secret (`config::check_master_secrets`): at least 32
-/// bytes, and not a placeholder of an example configuration.
-pub fn check_secret(secret: &str) -> Result<(), String> {
-    crate::config::check_master_secrets("secret", &[secret.to_string()]).map_err(|e| match e {
-        crate::config::ConfigError::Invalid { message, .. } => message,
-        other => other.to_string(),
-    })
-}
-
 /// 32 random bytes as 64 hex characters.
 pub fn generate_secret() -> String {
     let mut bytes = [0u8; 32];
@@ -136,14 +152,13 @@ impl SecretsFile {
         let text = fs::read_to_string(path).map_err(io)?;
         let file: SecretsFile = toml::from_str(&text)
             .map_err(|e| SecretsError::Invalid { path: shown.clone(), message: e.message().to_string() })?;
-        file.validate().map_err(|message| SecretsError::Invalid { path: shown, message })?;
+        file.validate().map_err(|source| SecretsError::Rules { path: shown, source })?;
         Ok(file)
     }
 
     /// Writes the file owner-only, atomically (a temporary file beside it, then a rename).
     pub fn write(&self, path: &Path) -> Result<(), SecretsError> {
-        self.validate()
-            .map_err(|message| SecretsError::Invalid { path: path.display().to_string(), message })?;
+        self.validate().map_err(|source| SecretsError::Rules { path: path.display().to_string(), source })?;
         let text = toml::to_string(self).map_err(|e| SecretsError::Invalid {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -161,19 +176,19 @@ impl SecretsFile {
 
     /// Every list: each secret long enough, none twice, exactly one signing; node names are
     /// http(s) origins written once (in any spelling).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSecrets> {
         check_list("default", &self.default)?;
         let mut seen = BTreeMap::new();
         for (url, entries) in &self.nodes {
-            let canonical =
-                canonical_origin(url).ok_or_else(|| format!("nodes: {url:?} is not an http(s) origin"))?;
+            let canonical = canonical_origin(url).ok_or_else(|| InvalidSecrets::NotAnOrigin(url.clone()))?;
             if let Some(other) = seen.insert(canonical, url) {
-                return Err(format!("nodes: {other:?} and {url:?} name the same node"));
+                return Err(InvalidSecrets::SameNode(other.clone(), url.clone()));
             }
             check_list(&format!("nodes.{url:?}"), entries)?;
         }
         if !self.metrics_hash_secret.is_empty() {
-            check_secret(&self.metrics_hash_secret).map_err(|e| format!("metrics_hash_secret: {e}"))?;
+            check_master_secret(&self.metrics_hash_secret)
+                .map_err(|source| InvalidSecrets::Weak { at: "metrics_hash_secret".into(), source })?;
         }
         Ok(())
     }
@@ -318,22 +333,24 @@ fn temporary_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn check_list(name: &str, entries: &[SecretEntry]) -> Result<(), String> {
+fn check_list(name: &str, entries: &[SecretEntry]) -> Result<(), InvalidSecrets> {
     if entries.is_empty() {
-        return if name == "default" { Ok(()) } else { Err(format!("{name}: the list is empty")) };
+        // Only the default list may be empty: a node list exists to hold that node's secrets.
+        return if name == "default" { Ok(()) } else { Err(InvalidSecrets::EmptyList { at: name.into() }) };
     }
     for (i, entry) in entries.iter().enumerate() {
-        check_secret(&entry.secret).map_err(|e| format!("{name}[{i}]: {e}"))?;
+        let at = || format!("{name}[{i}]");
+        check_master_secret(&entry.secret).map_err(|source| InvalidSecrets::Weak { at: at(), source })?;
         if entries[..i].iter().any(|e| e.secret == entry.secret) {
-            return Err(format!("{name}[{i}]: the same secret twice"));
+            return Err(InvalidSecrets::Duplicate { at: at() });
         }
         if entry.state == SecretState::Signing && entry.signed_until.is_some() {
-            return Err(format!("{name}[{i}]: a signing secret has no signed_until"));
+            return Err(InvalidSecrets::SigningUntil { at: at() });
         }
     }
     match entries.iter().filter(|e| e.state == SecretState::Signing).count() {
         1 => Ok(()),
-        n => Err(format!("{name}: exactly one secret must be state = \"signing\", found {n}")),
+        found => Err(InvalidSecrets::SigningCount { at: name.into(), found }),
     }
 }
 

@@ -20,6 +20,7 @@ use crate::web::{configure, configure_extractors, AppState};
 pub async fn serve(settings: Arc<Settings>, state: Data<AppState>) -> std::io::Result<()> {
     let max_request_bytes = usize::try_from(settings.limits.max_request_bytes).unwrap_or(usize::MAX);
     let storage_enabled = settings.storage.enabled;
+    let account_events = settings.tokenserver.account_events.enabled;
     // One for every worker: `__lbheartbeat__` remembers since when the process is saturated.
     let saturation = Data::new(Saturation::default());
     let app_state = state.clone();
@@ -31,7 +32,9 @@ pub async fn serve(settings: Arc<Settings>, state: Data<AppState>) -> std::io::R
             // Before the storage routes: with local accounts, `GET /` is the sign-in page.
             .configure(|cfg| crate::accounts::configure(cfg, app_state.accounts.as_ref()))
             .configure(|cfg| configure(cfg, storage_enabled))
-            .configure(|cfg| crate::tokenserver::configure(cfg, app_state.tokenserver.as_ref()))
+            .configure(|cfg| {
+                crate::tokenserver::configure(cfg, app_state.tokenserver.as_ref(), account_events)
+            })
             .wrap(from_fn(weave_timestamp))
             // Wrapped last, so it runs first: preflights are answered before anything else.
             .wrap(from_fn(cors))

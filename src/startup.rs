@@ -10,8 +10,8 @@ use weft_actors::cache::{Cache, MemcachedConfig, MemcachedRing, MemoryStore, Sto
 use weft_actors::shard::{Shard, ShardConfig, StorageConfig};
 use weft_actors::token_verifier::{NodeSecrets, PublishedCredentials, TokenVerifier};
 use weft_actors::tokenserver::{
-    Jwk, OAuthConfig, OAuthSetupError, OAuthVerifier, RegisterInitialNode, Tokenserver, TokenserverConfig,
-    TokenserverDb, TokenserverDbConfig, TokenserverError,
+    AccountEventsConfig, Jwk, OAuthConfig, OAuthSetupError, OAuthVerifier, RegisterInitialNode, Tokenserver,
+    TokenserverConfig, TokenserverDb, TokenserverDbConfig, TokenserverError,
 };
 use weft_actors::ActorUnavailable;
 use weft_schema::{DbError, DbPool, PoolSettings};
@@ -456,6 +456,10 @@ pub fn plan_tokenserver(
         node_type,
         database_timeout: (t.database_request_timeout_ms > 0)
             .then(|| Duration::from_millis(t.database_request_timeout_ms)),
+        account_events: t.account_events.enabled.then(|| AccountEventsConfig {
+            audience: t.account_events.audience.trim().to_string(),
+            issuer: settings.account_events_issuer(),
+        }),
     };
     let initial_node = match plans.first() {
         Some(primary) if serves_storage => {
@@ -511,6 +515,26 @@ pub async fn start_tokenserver(
         source: err.into(),
     })?;
     Ok((Tokenserver::new(plan.config, oauth, db, verifier).start(), registered))
+}
+
+/// Starts the periodic purge of replaced users (`tokenserver.retired_purge`) on a one-thread
+/// tokenserver database actor of its own, deleting data through `services`' shards or with
+/// signed DELETEs. Must run inside the actix system.
+pub fn start_retired_purge(
+    settings: &Settings,
+    pool: DbPool,
+    services: &Services,
+) -> Result<(), reqwest::Error> {
+    let p = &settings.tokenserver.retired_purge;
+    let deleter = crate::purge_retired::target::DataDeleter::new(
+        services.nodes.clone(),
+        services.credentials.clone(),
+        Duration::from_secs(p.request_timeout_seconds),
+    )?;
+    let db =
+        TokenserverDb::start(pool, TokenserverDbConfig { threads: 1, ..tokenserver_db_config(settings) });
+    crate::purge_retired::schedule::start(p, db, deleter);
+    Ok(())
 }
 
 /// Local accounts, prepared before the actix system runs: the signing keys (generated on

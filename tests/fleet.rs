@@ -14,6 +14,7 @@ use std::process::Command;
 use base64::engine::general_purpose::URL_SAFE;
 use base64::Engine;
 use common::fxa_mock::{self, FxaMock, Jwt, TestKey};
+use common::net::free_port;
 use common::*;
 use serde_json::{json, Value};
 
@@ -363,10 +364,6 @@ fn user_from(via: &TestServer, token: &Value) -> (User, String) {
     (user, node.trim_start_matches("http://").to_string())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 /// `weft-loadtest`, built (quietly, incrementally) beside the `weft` binary under test.
 fn loadtest_binary() -> PathBuf {
     let status = Command::new(env!("CARGO"))
@@ -381,8 +378,8 @@ fn loadtest_binary() -> PathBuf {
 /// webheads sharing one MariaDB database and one secrets file: a secret rotation with the
 /// webheads reloaded at different moments (tokens signed by the one already promoted are
 /// accepted by the other), a db node added (`[[db_nodes]]`, a new database on it) and new
-/// users moved to it, and its node drained and removed. The load must see no failed request, and every acknowledged write must
-/// read back (`--verify`).
+/// users moved to it, and its node drained and removed. The load must see no failed request,
+/// and every acknowledged write must read back (`--verify`).
 #[cfg(feature = "mysql")]
 #[test]
 fn fleet_operations_under_load() {

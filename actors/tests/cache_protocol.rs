@@ -46,19 +46,23 @@ struct Database {
 /// The metadata record as the cache holds it.
 type Record = BTreeMap<String, u64>;
 
+/// The stand-in database's one failure: a write it rolled back.
+#[derive(Debug)]
+struct RolledBack;
+
 impl Database {
-    fn read(&self) -> Result<Record, String> {
+    fn read(&self) -> Result<Record, RolledBack> {
         let snapshot = self.rows.lock().unwrap().clone();
         pause();
         Ok(snapshot)
     }
 
     /// Writes the value `next()` gives to `collection`; `fail` rolls it back.
-    fn write(&self, collection: &str, next: impl FnOnce() -> u64, fail: bool) -> Result<u64, String> {
+    fn write(&self, collection: &str, next: impl FnOnce() -> u64, fail: bool) -> Result<u64, RolledBack> {
         let _lock = self.writer.lock().unwrap();
         pause();
         if fail {
-            return Err("rolled back".into());
+            return Err(RolledBack);
         }
         let value = next();
         self.rows.lock().unwrap().insert(collection.to_owned(), value);
@@ -79,7 +83,7 @@ fn write(
     collection: &str,
     next: impl FnOnce() -> u64,
     fail: bool,
-) -> Result<u64, WriteError<String>> {
+) -> Result<u64, WriteError<RolledBack>> {
     cache.write(
         Some(key),
         &[],
@@ -134,11 +138,11 @@ fn protocol_basics(store: Arc<dyn Store>) {
 
     // A collection key is invalidated by a write and filled by the next read.
     let ckey = cache.collection_key(7, "meta");
-    let items = |n: u64| -> Result<Vec<u64>, String> { Ok(vec![n]) };
+    let items = |n: u64| -> Result<Vec<u64>, RolledBack> { Ok(vec![n]) };
     assert_eq!(cache.read(Kind::Collection, &ckey, || items(1)).unwrap(), vec![1]);
     assert_eq!(cache.read(Kind::Collection, &ckey, || items(2)).unwrap(), vec![1], "a hit");
     cache
-        .write(None, std::slice::from_ref(&ckey), || Ok::<_, String>(()), |r: Record, _: &()| Some(r))
+        .write(None, std::slice::from_ref(&ckey), || Ok::<_, RolledBack>(()), |r: Record, _: &()| Some(r))
         .unwrap();
     assert_eq!(cache.read(Kind::Collection, &ckey, || items(3)).unwrap(), vec![3]);
 }

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use reqwest::Url;
 use sha2::{Digest, Sha256};
-use weft_actors::token_verifier::hawk::{normalized_string, request_mac, HawkHeader};
+use weft_actors::token_verifier::hawk::authorization;
 use weft_actors::token_verifier::{mint_token, TokenPayload};
 
 /// One user's storage credentials.
@@ -57,32 +57,16 @@ impl Credentials {
         Credentials { uid, token, key }
     }
 
-    /// The `Authorization` value for `method` on `url`: the MAC covers the path and query
-    /// exactly as they go on the request line, and the host and port the client connects to.
+    /// The `Authorization` value for `method` on `url` (the token verifier's own signing code).
     pub fn authorization(&self, method: &str, url: &Url, nonce: &[u8; 6]) -> String {
-        let target = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        };
-        let header = HawkHeader {
-            id: self.token.clone(),
-            ts: unix_now().to_string(),
-            nonce: STANDARD.encode(nonce),
-            mac: String::new(),
-            hash: None,
-            ext: None,
-        };
-        let host = url.host_str().unwrap_or("");
-        let port = url.port_or_known_default().unwrap_or(80);
-        let mac = request_mac(&self.key, &normalized_string(&header, method, &target, host, port));
-        format!("Hawk id=\"{}\", ts=\"{}\", nonce=\"{}\", mac=\"{mac}\"", header.id, header.ts, header.nonce)
+        authorization(&self.token, &self.key, method, url, unix_now(), &STANDARD.encode(nonce))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_actors::token_verifier::hawk::{parse_header, verify_mac};
+    use weft_actors::token_verifier::hawk::{normalized_string, parse_header, verify_mac};
     use weft_actors::token_verifier::token::derived_key;
 
     #[test]

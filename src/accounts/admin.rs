@@ -60,7 +60,7 @@ pub enum AccountAdminError {
 pub struct BadDuration(String);
 
 /// `30m`, `12h`, `7d`, `90s` or plain seconds, as milliseconds.
-fn parse_duration_ms(text: &str) -> Result<i64, BadDuration> {
+pub(crate) fn parse_duration_ms(text: &str) -> Result<i64, BadDuration> {
     let text = text.trim();
     let bad = || BadDuration(text.to_string());
     let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {

@@ -48,7 +48,7 @@ pub async fn get_token(
 }
 
 /// §2.1: `<scheme> <token>`, split at the first space; the token is passed on verbatim.
-fn bearer_token(headers: &HeaderMap) -> Result<String, TokenserverError> {
+pub(super) fn bearer_token(headers: &HeaderMap) -> Result<String, TokenserverError> {
     let value = headers.get(AUTHORIZATION).ok_or(TokenserverError::Unauthorized)?;
     let value = value.to_str().map_err(|_| TokenserverError::Unauthorized)?;
     let (scheme, token) = value.split_once(' ').ok_or(TokenserverError::Unauthorized)?;

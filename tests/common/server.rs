@@ -236,6 +236,35 @@ impl TestServer {
         }
     }
 
+    /// Runs one query on the server's database with the same CLIs and returns its rows, one
+    /// line each, columns separated by tabs (`sqlite3` with `-separator`, `mariadb -N -B`,
+    /// `psql -t -A`), trimmed.
+    pub fn query_sql(&self, sql: &str) -> String {
+        let out = match (&self.db.mysql, &self.db.postgres) {
+            (Some((target, name)), _) => Command::new("mariadb")
+                .args(target.cli_args())
+                .args(["-N", "-B", "-e"])
+                .arg(format!("USE {name}; {sql}"))
+                .output()
+                .expect("run the mariadb CLI"),
+            (None, Some((target, name))) => Command::new("psql")
+                .args(target.psql_args(name))
+                .args(["-t", "-A", "-F", "\t", "-c"])
+                .arg(sql)
+                .output()
+                .expect("run the psql CLI"),
+            (None, None) => {
+                let path = self.db.url.strip_prefix("sqlite:").expect("sqlite URL");
+                Command::new("sqlite3")
+                    .args(["-separator", "\t", path, sql])
+                    .output()
+                    .expect("run the sqlite3 CLI")
+            }
+        };
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// The server process's id (only for kill-by-pid in tests that need it).
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -709,9 +709,10 @@ pub(super) fn admin(pool: &DbPool, shared: &Shared, op: AdminOp) -> Result<Admin
             let account = find(tx, &who)?;
             q::delete_account(tx, &account.uid)?;
             // Retired in the same transaction: no token is issued for the account again, and the
-            // storage purge may delete its data (tokenserver-api.md §6.1).
+            // purge of replaced users deletes its data after its grace period (§6.1, §10.6).
             if let Some(service) = ts::service_id(tx, ts::SYNC_SERVICE)? {
-                ts::retire_user(tx, service, &format!("{}@{}", account.uid, shared.config.fxa_email_domain))?;
+                let email = format!("{}@{}", account.uid, shared.config.fxa_email_domain);
+                ts::retire_user(tx, service, &email, now)?;
             }
             Ok(AdminReply::Done { uid: account.uid })
         }

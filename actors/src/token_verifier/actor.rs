@@ -124,6 +124,12 @@ impl PublishedCredentials {
         self.current().authenticate(req, now_secs())
     }
 
+    /// The secret new tokens for `node` are signed with (see `GetSigningSecret`), read from the
+    /// snapshot without a mailbox round trip.
+    pub fn signing_secret(&self, node: &str) -> Option<String> {
+        self.current().newest_secret(node).map(str::to_owned)
+    }
+
     fn current(&self) -> Arc<Credentials> {
         // The lock guards only an Arc swap, which cannot panic half-way: a poisoned lock still
         // holds a whole snapshot.
@@ -363,7 +369,7 @@ impl Handler<GetSigningSecret> for TokenVerifier {
     type Result = Option<String>;
 
     fn handle(&mut self, msg: GetSigningSecret, _ctx: &mut Context<Self>) -> Option<String> {
-        self.published.current().newest_secret(&msg.node).map(str::to_owned)
+        self.published.signing_secret(&msg.node)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Hawk header authentication as Sync uses it (tokens-and-hawk.md §6): parsing the
 //! `Authorization: Hawk …` header, building the normalized request string, computing and
-//! checking the request MAC, and the payload hash. Request side only: no bewits, no
-//! `Server-Authorization`.
+//! checking the request MAC, and the payload hash; and the client's side, the header a request
+//! is signed with. Request side only: no bewits, no `Server-Authorization`.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -120,6 +120,29 @@ pub fn verify_mac(key: &str, normalized: &str, client_mac: &str) -> bool {
         Ok(bytes) => mac_over(key, normalized).verify_slice(&bytes).is_ok(),
         Err(_) => false,
     }
+}
+
+/// The `Authorization` value a client sends for `method` on `url`, signed with the token `id`
+/// and its Hawk `key`: the MAC covers the path and query exactly as they go on the request line
+/// and the host and port connected to; no payload hash and no `ext`, exactly as Firefox signs
+/// (storage-api.md §12.1).
+pub fn authorization(id: &str, key: &str, method: &str, url: &reqwest::Url, ts: u64, nonce: &str) -> String {
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let header = HawkHeader {
+        id: id.to_string(),
+        ts: ts.to_string(),
+        nonce: nonce.to_string(),
+        mac: String::new(),
+        hash: None,
+        ext: None,
+    };
+    let host = url.host_str().unwrap_or("");
+    let port = url.port_or_known_default().unwrap_or(80);
+    let mac = request_mac(key, &normalized_string(&header, method, &target, host, port));
+    format!("Hawk id=\"{id}\", ts=\"{ts}\", nonce=\"{nonce}\", mac=\"{mac}\"")
 }
 
 /// The Hawk payload hash of §6.5: standard base64 of

@@ -1,8 +1,10 @@
 //! `Tokenserver`: the actor that answers `GET /1.0/sync/1.5` (tokenserver-api.md §2.5 steps
 //! 2–8). It verifies the OAuth token, applies the deferred header and URL verdicts in REF's
 //! order, has `TokenserverDb` get-or-create and check the user's record, asks the token
-//! verifier for the node's newest master secret and mints the token. It runs on the system
-//! arbiter; every wait (FxA, database) is asynchronous, so one slow request holds nothing.
+//! verifier for the node's newest master secret and mints the token. It also applies FxA's
+//! account events (§10.8): verifies the Security Event Token and has `TokenserverDb` retire the
+//! account or raise its generation. It runs on the system arbiter; every wait (FxA, database)
+//! is asynchronous, so one slow request holds nothing.
 
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,7 +15,8 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::db::{AssignUser, AssignedUser, TokenserverDb};
+use super::db::{AssignUser, RaiseGeneration, RetireUser, TokenserverDb};
+use super::events::{account_events, AccountEvent, AccountEventsConfig};
 use super::oauth::OAuthVerifier;
 use super::TokenserverError;
 use crate::token_verifier::{mint_token, GetSigningSecret, TokenPayload, TokenVerifier};
@@ -31,6 +34,8 @@ pub struct TokenserverConfig {
     pub node_type: String,
     /// Limit for the database part of a request; `None` waits for the pool's own limits.
     pub database_timeout: Option<Duration>,
+    /// FxA's account events (§10.8); `None`: not accepted.
+    pub account_events: Option<AccountEventsConfig>,
 }
 
 /// `X-KeyID` (with `X-Client-State`) as parsed by the handler (§2.2).
@@ -54,6 +59,14 @@ pub struct GetToken {
     pub service: Result<(), TokenserverError>,
     /// The `duration` query parameter when it parsed as an unsigned integer.
     pub duration: Option<u64>,
+}
+
+/// `POST /1.0/webhooks/fxa/events` (§10.8): the bearer token FxA sent, verbatim. Answers how
+/// many of its events changed something.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, TokenserverError>")]
+pub struct ApplyAccountEvents {
+    pub bearer: String,
 }
 
 /// The success body of §4, minus `X-Timestamp` (the handler's).
@@ -87,6 +100,11 @@ impl Tokenserver {
         db: Addr<TokenserverDb>,
         verifier: Addr<TokenVerifier>,
     ) -> Tokenserver {
+        // Exported at 0 from the start (whether or not account events are accepted), so that
+        // rates see the series before the first event.
+        for event in AccountEvent::LABELS {
+            metrics::counter!("weft_fxa_events_total", "event" => event).absolute(0);
+        }
         Tokenserver { inner: Rc::new(Inner { config, oauth, db, verifier }) }
     }
 }
@@ -104,6 +122,15 @@ impl Handler<GetToken> for Tokenserver {
     }
 }
 
+impl Handler<ApplyAccountEvents> for Tokenserver {
+    type Result = ResponseFuture<Result<usize, TokenserverError>>;
+
+    fn handle(&mut self, msg: ApplyAccountEvents, _: &mut Context<Self>) -> Self::Result {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.apply_account_events(msg).await })
+    }
+}
+
 impl Inner {
     async fn get_token(&self, msg: GetToken) -> Result<IssuedToken, TokenserverError> {
         let identity = self.oauth.verify(&msg.bearer).await?;
@@ -116,7 +143,7 @@ impl Inner {
             keys_changed_at: key_id.keys_changed_at,
             client_state: key_id.client_state.clone(),
         };
-        let user = self.assign(assign).await?;
+        let user = self.ask_db(assign).await?;
         // REF: a `duration` up to the configured one is used (0 included, [QUIRK]); larger is
         // ignored, never granted.
         let duration =
@@ -136,7 +163,7 @@ impl Inner {
             expires: (now_secs() + duration) as f64,
             salt: String::new(),
             fxa_uid: identity.fxa_uid,
-            fxa_kid: fxa_kid(&user),
+            fxa_kid: fxa_kid(user.keys_changed_at, user.generation, &user.client_state),
             hashed_fxa_uid: hashed_fxa_uid.clone(),
             hashed_device_id,
         };
@@ -154,7 +181,36 @@ impl Inner {
         })
     }
 
-    async fn assign(&self, msg: AssignUser) -> Result<AssignedUser, TokenserverError> {
+    async fn apply_account_events(&self, msg: ApplyAccountEvents) -> Result<usize, TokenserverError> {
+        let config =
+            self.config.account_events.as_ref().ok_or_else(|| {
+                TokenserverError::InvalidCredentials("account events are not accepted".into())
+            })?;
+        let claims = self.oauth.verify_event_token(&msg.bearer, config).await?;
+        let email = format!("{}@{}", claims.sub, self.config.fxa_email_domain);
+        let mut applied = 0;
+        for event in account_events(&claims) {
+            let rows = match event {
+                AccountEvent::Deleted => self.ask_db(RetireUser { email: email.clone() }).await?,
+                AccountEvent::PasswordChanged { generation } => {
+                    self.ask_db(RaiseGeneration { email: email.clone(), generation }).await?
+                }
+                AccountEvent::Ignored => 0,
+            };
+            applied += usize::from(event != AccountEvent::Ignored);
+            metrics::counter!("weft_fxa_events_total", "event" => event.label()).increment(1);
+            tracing::info!(event = event.label(), rows, "FxA account event");
+        }
+        Ok(applied)
+    }
+
+    /// Sends `msg` to the tokenserver database, bounded by `database_timeout`.
+    async fn ask_db<M, R>(&self, msg: M) -> Result<R, TokenserverError>
+    where
+        M: Message<Result = Result<R, TokenserverError>> + Send + 'static,
+        R: Send + 'static,
+        TokenserverDb: Handler<M>,
+    {
         let reply = self.db.send(msg);
         let reply = match self.config.database_timeout {
             Some(limit) => {
@@ -167,10 +223,10 @@ impl Inner {
 }
 
 /// `<keys_changed_at or generation, 13 digits>-<base64url of the client-state bytes>`
-/// (tokens-and-hawk §7), from the record's values after the request.
-pub fn fxa_kid(user: &AssignedUser) -> String {
-    let bytes = decode_hex(&user.client_state).unwrap_or_default();
-    format!("{:013}-{}", user.keys_changed_at.unwrap_or(user.generation), URL_SAFE_NO_PAD.encode(bytes))
+/// (tokens-and-hawk §7), from a user record's values (after the request, for a token request).
+pub fn fxa_kid(keys_changed_at: Option<i64>, generation: i64, client_state: &str) -> String {
+    let bytes = decode_hex(client_state).unwrap_or_default();
+    format!("{:013}-{}", keys_changed_at.unwrap_or(generation), URL_SAFE_NO_PAD.encode(bytes))
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
@@ -199,22 +255,11 @@ fn now_secs() -> u64 {
 mod tests {
     use super::*;
 
-    fn user(generation: i64, keys_changed_at: Option<i64>, client_state: &str) -> AssignedUser {
-        AssignedUser {
-            uid: 1,
-            node: "https://n".into(),
-            generation,
-            keys_changed_at,
-            client_state: client_state.into(),
-            first_seen_at: 0,
-        }
-    }
-
     #[test]
     fn fxa_kid_examples() {
-        assert_eq!(fxa_kid(&user(1234, Some(1234), "aaaa")), "0000000001234-qqo");
-        assert_eq!(fxa_kid(&user(2345, Some(2345), "bbbb")), "0000000002345-u7s");
-        assert_eq!(fxa_kid(&user(99, None, "")), "0000000000099-");
+        assert_eq!(fxa_kid(Some(1234), 1234, "aaaa"), "0000000001234-qqo");
+        assert_eq!(fxa_kid(Some(2345), 2345, "bbbb"), "0000000002345-u7s");
+        assert_eq!(fxa_kid(None, 99, ""), "0000000000099-");
     }
 
     #[test]

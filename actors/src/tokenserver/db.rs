@@ -1,7 +1,8 @@
 //! `TokenserverDb`: the SyncArbiter actor that owns every statement sequence on the
 //! tokenserver database — get-or-create of user records with the consistency rules and
-//! updates (tokenserver-api.md §6), node assignment (§7), the startup node registration and
-//! the node-management commands (§10). Each message runs in one write transaction, again as a
+//! updates (tokenserver-api.md §6), node assignment (§7), the startup node registration, the
+//! node-management commands (§10), the account events (§10.8) and the purge's reads and
+//! deletions of replaced users (§10.6, §7.3). Each message runs in one write transaction, again as a
 //! whole when the database reports a deadlock.
 
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
-use weft_schema::models::tokenserver::{NewUser, NodeFields, NodeRow, UserRecord};
+use weft_schema::models::tokenserver::{NewUser, NodeFields, NodeRow, ReplacedUser, UserRecord};
 use weft_schema::pool::Tx;
 use weft_schema::queries::tokenserver as q;
 use weft_schema::retry::with_retries;
@@ -108,6 +109,51 @@ pub struct ListNodes;
 pub struct AllocateUser {
     pub email: String,
     pub node: Option<String>,
+}
+
+/// Replaced users waiting for the purge (§10.6): up to `limit` rows replaced before `before`
+/// (ms) with a uid above `after_uid`, in uid order; with `node`, only rows on that node.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Vec<ReplacedUser>, TokenserverError>")]
+pub struct ReplacedUsers {
+    pub before: i64,
+    pub after_uid: i64,
+    pub node: Option<String>,
+    pub limit: i64,
+}
+
+/// How many rows `ReplacedUsers` would go through from the start: the purge's backlog.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<i64, TokenserverError>")]
+pub struct CountReplacedUsers {
+    pub before: i64,
+    pub node: Option<String>,
+}
+
+/// Deletes a replaced user row whose data is gone and gives its slot back to its node (§7.3),
+/// in one transaction. Answers whether the row was still there (a re-run finds it gone).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, TokenserverError>")]
+pub struct ForgetUser {
+    pub uid: i64,
+    pub nodeid: i64,
+}
+
+/// FxA's account-deleted event (§10.8): retires the account's live rows (§8.2). Answers the
+/// rows retired.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<usize, TokenserverError>")]
+pub struct RetireUser {
+    pub email: String,
+}
+
+/// FxA's password-change event (§10.8): the live rows' generation becomes at least
+/// `generation`. Answers the rows raised.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<usize, TokenserverError>")]
+pub struct RaiseGeneration {
+    pub email: String,
+    pub generation: i64,
 }
 
 /// State shared by the threads of the actor.
@@ -318,6 +364,12 @@ impl Context {
         };
         match (&current.node, current.replaced_at) {
             (Some(node), None) => Ok(record(current.nodeid, node.clone())),
+            // Retired (§8.2 marks the rows replaced too) on a node that still exists: served as
+            // it is, so that the generation check refuses it (§6.2 step 7, §6.5) rather than a
+            // 500; only a retired user without a node is an internal error.
+            (Some(node), Some(_)) if current.generation == MAX_GENERATION => {
+                Ok(record(current.nodeid, node.clone()))
+            }
             _ if current.generation < MAX_GENERATION => {
                 let (nodeid, node) = self.allocate(tx, service)?;
                 let mut copy = record(nodeid, node);
@@ -544,5 +596,66 @@ impl Handler<AllocateUser> for TokenserverDb {
 
     fn handle(&mut self, msg: AllocateUser, _: &mut Self::Context) -> Self::Result {
         self.write(|ctx, tx| ctx.allocate_user(tx, &msg, now_ms()))
+    }
+}
+
+impl Handler<ReplacedUsers> for TokenserverDb {
+    type Result = Result<Vec<ReplacedUser>, TokenserverError>;
+
+    fn handle(&mut self, msg: ReplacedUsers, _: &mut Self::Context) -> Self::Result {
+        self.read(|ctx, tx| {
+            let service = ctx.service(tx)?;
+            Ok(q::replaced_users(tx, service, msg.before, msg.after_uid, msg.node.as_deref(), msg.limit)?)
+        })
+    }
+}
+
+impl Handler<CountReplacedUsers> for TokenserverDb {
+    type Result = Result<i64, TokenserverError>;
+
+    fn handle(&mut self, msg: CountReplacedUsers, _: &mut Self::Context) -> Self::Result {
+        self.read(|ctx, tx| {
+            let service = ctx.service(tx)?;
+            Ok(q::count_replaced_users(tx, service, msg.before, msg.node.as_deref())?)
+        })
+    }
+}
+
+impl Handler<ForgetUser> for TokenserverDb {
+    type Result = Result<bool, TokenserverError>;
+
+    fn handle(&mut self, msg: ForgetUser, _: &mut Self::Context) -> Self::Result {
+        self.write(|ctx, tx| {
+            let service = ctx.service(tx)?;
+            // The slot is released only with the row, so a second pass over the same user (two
+            // purges at once, or one re-run after a kill) releases nothing twice.
+            if q::delete_replaced_user(tx, service, msg.uid)? == 0 {
+                return Ok(false);
+            }
+            q::release_slot(tx, msg.nodeid)?;
+            Ok(true)
+        })
+    }
+}
+
+impl Handler<RetireUser> for TokenserverDb {
+    type Result = Result<usize, TokenserverError>;
+
+    fn handle(&mut self, msg: RetireUser, _: &mut Self::Context) -> Self::Result {
+        self.write(|ctx, tx| {
+            let service = ctx.service(tx)?;
+            Ok(q::retire_user(tx, service, &msg.email, now_ms())?)
+        })
+    }
+}
+
+impl Handler<RaiseGeneration> for TokenserverDb {
+    type Result = Result<usize, TokenserverError>;
+
+    fn handle(&mut self, msg: RaiseGeneration, _: &mut Self::Context) -> Self::Result {
+        self.write(|ctx, tx| {
+            let service = ctx.service(tx)?;
+            Ok(q::raise_generation(tx, service, &msg.email, msg.generation)?)
+        })
     }
 }

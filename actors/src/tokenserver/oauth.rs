@@ -4,8 +4,10 @@
 //! verify endpoint for every token local verification cannot judge; the scope check; and a
 //! bounded cache of verified tokens so that a client's retries do not each cost a round trip.
 //! With local accounts on, tokens whose `iss` is Weft's own issuer are judged with its keys
-//! alone (never sent to FxA), and Mozilla's tokens only when still trusted.
+//! alone (never sent to FxA), and Mozilla's tokens only when still trusted. FxA's Security Event
+//! Tokens (account events) are verified here too, with the same keys.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +19,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::events::{AccountEventsConfig, EventClaims};
 use super::TokenserverError;
 
 /// The scope a token must carry to get a Sync token.
@@ -227,17 +230,52 @@ impl OAuthVerifier {
         if jwt_shape(token).is_none() {
             return Ok(Local::Undecided);
         }
-        let fetched;
-        let keys: &[DecodingKey] = if self.keys.is_empty() {
-            fetched = self.fetch_jwks().await;
-            &fetched
-        } else {
-            &self.keys
-        };
+        let keys = self.fxa_keys().await;
         if keys.is_empty() {
             return Ok(Local::Undecided);
         }
-        judge(token, keys, self.config.issuer.as_deref())
+        judge(token, &keys, self.config.issuer.as_deref())
+    }
+
+    /// The keys FxA's JWTs are judged with: the configured ones, else those FxA publishes now.
+    async fn fxa_keys(&self) -> Cow<'_, [DecodingKey]> {
+        if self.keys.is_empty() {
+            Cow::Owned(self.fetch_jwks().await)
+        } else {
+            Cow::Borrowed(&self.keys)
+        }
+    }
+
+    /// Verifies a Security Event Token FxA posted (tokenserver-api.md §10.8): RS256 with FxA's
+    /// keys, as for access tokens, `aud` and `iss` as configured, `exp` checked when present
+    /// (FxA's tokens need not carry one). `InvalidCredentials` (401) when it does not verify;
+    /// `VerifierUnavailable` (503) when no FxA key is usable, so that FxA delivers it again
+    /// later rather than the event being lost.
+    pub async fn verify_event_token(
+        &self,
+        token: &str,
+        config: &AccountEventsConfig,
+    ) -> Result<EventClaims, TokenserverError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("event token is not a JWT"))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(invalid("event token is not signed with RS256"));
+        }
+        let keys = self.fxa_keys().await;
+        if keys.is_empty() {
+            return Err(TokenserverError::VerifierUnavailable("no usable FxA key for event tokens".into()));
+        }
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_audience(&[&config.audience]);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_required_spec_claims(&["aud", "iss", "sub"]);
+        for key in keys.iter() {
+            match jsonwebtoken::decode::<EventClaims>(token, key, &validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
+                Err(e) => return Err(invalid(&format!("event token rejected: {e}"))),
+            }
+        }
+        Err(invalid("event token signature does not verify with any key"))
     }
 
     /// `GET {server}/v1/jwks`, per request, as REF does ([REF-CHOICE] §3.1: a key FxA has just

@@ -1,9 +1,10 @@
 //! The tokenserver's rules as pure functions: the consistency rules of tokenserver-api.md §6.3
 //! and the updated values of §6.4 (of the request's and the current record's values, in REF's
-//! order), and node assignment (§7.1): which nodes may take a new user, which of them is best,
-//! and how many slots a node releases at a time.
+//! order), node assignment (§7.1): which nodes may take a new user, which of them is best,
+//! and how many slots a node releases at a time, and what the purge of replaced users does
+//! with each row (§10.6).
 
-use weft_schema::models::tokenserver::NodeRow;
+use weft_schema::models::tokenserver::{NodeRow, ReplacedUser};
 
 use super::TokenserverError;
 
@@ -133,6 +134,25 @@ pub fn slots_to_release(node: &NodeRow, rate: f64) -> Option<i32> {
         .then(|| released_slots(node.capacity, rate).min(room))
 }
 
+/// What the purge of replaced users does with one row (§10.6 step 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurgeStep<'a> {
+    /// The node row is gone: the data went with it; only the user row is deleted.
+    ForgetOnly,
+    /// The node is `downed`: the row waits until it is back in service.
+    Wait,
+    /// Delete the uid's data on this node, then the user row.
+    DeleteData { node: &'a str },
+}
+
+pub fn purge_step(row: &ReplacedUser) -> PurgeStep<'_> {
+    match (&row.node, row.downed) {
+        (None, _) => PurgeStep::ForgetOnly,
+        (Some(_), Some(downed)) if downed != 0 => PurgeStep::Wait,
+        (Some(node), _) => PurgeStep::DeleteData { node },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +256,23 @@ mod tests {
         let released: Vec<Option<i32>> = nodes.iter().map(|n| slots_to_release(n, 0.1)).collect();
         assert_eq!(released, [Some(1), Some(10), Some(1), Some(1), None]);
         assert_eq!(slots_to_release(&node(6, 2, 0, 10), 0.1), None);
+    }
+
+    #[test]
+    fn purge_steps() {
+        let row = |node: Option<&str>, downed: Option<i32>| ReplacedUser {
+            uid: 7,
+            nodeid: 1,
+            email: "a@b".into(),
+            generation: 1,
+            keys_changed_at: None,
+            client_state: String::new(),
+            replaced_at: 1,
+            node: node.map(str::to_string),
+            downed,
+        };
+        assert_eq!(purge_step(&row(None, None)), PurgeStep::ForgetOnly);
+        assert_eq!(purge_step(&row(Some("https://n"), Some(1))), PurgeStep::Wait);
+        assert_eq!(purge_step(&row(Some("https://n"), Some(0))), PurgeStep::DeleteData { node: "https://n" });
     }
 }

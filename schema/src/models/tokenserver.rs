@@ -88,3 +88,27 @@ pub struct NodeFields {
     pub downed: Option<i32>,
     pub backoff: Option<i32>,
 }
+
+/// A replaced `users` row waiting for the purge (tokenserver-api.md §10.6), with its node's URL
+/// and `downed` flag (`None` when the node row is gone).
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct ReplacedUser {
+    #[diesel(sql_type = BigInt)]
+    pub uid: i64,
+    #[diesel(sql_type = BigInt)]
+    pub nodeid: i64,
+    #[diesel(sql_type = Text)]
+    pub email: String,
+    #[diesel(sql_type = BigInt)]
+    pub generation: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub keys_changed_at: Option<i64>,
+    #[diesel(sql_type = Text)]
+    pub client_state: String,
+    #[diesel(sql_type = BigInt)]
+    pub replaced_at: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub node: Option<String>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub downed: Option<i32>,
+}

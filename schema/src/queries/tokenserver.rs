@@ -7,7 +7,7 @@ use diesel::QueryResult;
 use super::dialect::{greatest, insert_ignore, int64, last_insert_id, lock_clause};
 use super::sql::{Arg, Sql};
 use super::storage::Lock;
-use crate::models::tokenserver::{NewUser, NodeFields, NodeRow, UserRecord};
+use crate::models::tokenserver::{NewUser, NodeFields, NodeRow, ReplacedUser, UserRecord};
 use crate::models::Single;
 use crate::pool::Tx;
 
@@ -231,12 +231,103 @@ pub fn delete_node(tx: &mut Tx<'_>, node_id: i64) -> QueryResult<usize> {
     Sql::new("DELETE FROM nodes WHERE id = ?").arg(Arg::I64(node_id)).execute(tx)
 }
 
-/// Retires an account (tokenserver-api.md §6.1): every row gets MAX generation, so no token is
-/// issued again and the storage purge may delete its data. Used when a local account is deleted.
-pub fn retire_user(tx: &mut Tx<'_>, service: i32, email: &str) -> QueryResult<usize> {
-    Sql::new("UPDATE users SET generation = ? WHERE service = ? AND email = ?")
-        .arg(Arg::I64(i64::MAX))
+/// Retires an account (tokenserver-api.md §6.1, §8.2): every live row gets MAX generation, so
+/// no token is issued again, and is marked replaced at `at`, so the purge of replaced users
+/// (§10.6) deletes its data once the grace period has passed. Used when a local account is
+/// deleted and for FxA's account-deleted event.
+pub fn retire_user(tx: &mut Tx<'_>, service: i32, email: &str, at: i64) -> QueryResult<usize> {
+    Sql::new(
+        "UPDATE users SET generation = ?, replaced_at = ? \
+         WHERE service = ? AND email = ? AND replaced_at IS NULL",
+    )
+    .arg(Arg::I64(i64::MAX))
+    .arg(Arg::I64(at))
+    .arg(Arg::I32(service))
+    .arg(Arg::Str(email))
+    .execute(tx)
+}
+
+/// Raises the live rows' generation to `generation` (FxA's password-change event, §10.8); a row
+/// already at or above it is left alone, so a late event never lowers the value.
+pub fn raise_generation(tx: &mut Tx<'_>, service: i32, email: &str, generation: i64) -> QueryResult<usize> {
+    Sql::new(
+        "UPDATE users SET generation = ? \
+         WHERE service = ? AND email = ? AND replaced_at IS NULL AND generation < ?",
+    )
+    .arg(Arg::I64(generation))
+    .arg(Arg::I32(service))
+    .arg(Arg::Str(email))
+    .arg(Arg::I64(generation))
+    .execute(tx)
+}
+
+// ---- the purge of replaced users (§10.6) ----
+
+const REPLACED_FILTER: &str = "users.service = ? AND users.replaced_at IS NOT NULL AND users.replaced_at < ?";
+
+/// Up to `limit` rows replaced before `before` (ms) with a uid above `after_uid`, in uid order,
+/// with their node's URL and `downed` flag (§8.2's old-records query). The uid order lets a
+/// pass go on after the last row it handled whatever happened to the rows before it. With
+/// `node`, only rows on that node.
+pub fn replaced_users(
+    tx: &mut Tx<'_>,
+    service: i32,
+    before: i64,
+    after_uid: i64,
+    node: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ReplacedUser>> {
+    Sql::new(format!(
+        "SELECT users.uid AS uid, users.nodeid AS nodeid, users.email AS email, \
+           users.generation AS generation, users.keys_changed_at AS keys_changed_at, \
+           users.client_state AS client_state, users.replaced_at AS replaced_at, \
+           nodes.node AS node, nodes.downed AS downed \
+         FROM users LEFT OUTER JOIN nodes ON users.nodeid = nodes.id \
+         WHERE {REPLACED_FILTER} AND users.uid > ?{} \
+         ORDER BY users.uid LIMIT ?",
+        if node.is_some() { " AND nodes.node = ?" } else { "" }
+    ))
+    .arg(Arg::I32(service))
+    .arg(Arg::I64(before))
+    .arg(Arg::I64(after_uid))
+    .args(node.map(Arg::Str))
+    .arg(Arg::I64(limit))
+    .load(tx)
+}
+
+/// How many rows `replaced_users` would go through (the purge's backlog).
+pub fn count_replaced_users(
+    tx: &mut Tx<'_>,
+    service: i32,
+    before: i64,
+    node: Option<&str>,
+) -> QueryResult<i64> {
+    let int64 = int64(tx.backend());
+    Ok(Sql::new(format!(
+        "SELECT CAST(COUNT(*) AS {int64}) AS value \
+         FROM users LEFT OUTER JOIN nodes ON users.nodeid = nodes.id \
+         WHERE {REPLACED_FILTER}{}",
+        if node.is_some() { " AND nodes.node = ?" } else { "" }
+    ))
+    .arg(Arg::I32(service))
+    .arg(Arg::I64(before))
+    .args(node.map(Arg::Str))
+    .first::<Single>(tx)?
+    .map_or(0, |r| r.value))
+}
+
+/// Deletes a user row that is replaced (a live row is never deleted, whatever the caller saw).
+/// Returns the rows deleted: 0 when an earlier pass deleted it already.
+pub fn delete_replaced_user(tx: &mut Tx<'_>, service: i32, uid: i64) -> QueryResult<usize> {
+    Sql::new("DELETE FROM users WHERE service = ? AND uid = ? AND replaced_at IS NOT NULL")
         .arg(Arg::I32(service))
-        .arg(Arg::Str(email))
+        .arg(Arg::I64(uid))
+        .execute(tx)
+}
+
+/// Gives a purged user's slot back to its node (§7.3).
+pub fn release_slot(tx: &mut Tx<'_>, node_id: i64) -> QueryResult<usize> {
+    Sql::new("UPDATE nodes SET available = available + 1, current_load = current_load - 1 WHERE id = ?")
+        .arg(Arg::I64(node_id))
         .execute(tx)
 }
