@@ -163,6 +163,9 @@ pub struct ShardSettings {
     pub queue_limit: usize,
     /// How long a shard thread waits for a pooled connection before answering 503.
     pub connection_timeout_ms: u64,
+    /// How long a request may wait for the shard's answer, queue included, before answering
+    /// 503: bounds the wait on a database that accepts connections but no longer answers.
+    pub request_timeout_ms: u64,
     /// SQLite `busy_timeout`.
     pub sqlite_busy_timeout_ms: u64,
     /// `Retry-After` seconds sent with a shed (503) response.
@@ -273,6 +276,7 @@ impl Default for ShardSettings {
             pool_size: 4,
             queue_limit: 256,
             connection_timeout_ms: 2000,
+            request_timeout_ms: 30_000,
             sqlite_busy_timeout_ms: 5000,
             retry_after_seconds: 10,
         }
@@ -648,6 +652,12 @@ impl Settings {
         }
         if self.shard.threads == 0 || self.shard.pool_size == 0 || self.shard.queue_limit == 0 {
             return Err(invalid("shard", "threads, pool_size and queue_limit must be at least 1"));
+        }
+        if self.shard.request_timeout_ms <= self.shard.connection_timeout_ms {
+            return Err(invalid(
+                "shard.request_timeout_ms",
+                "must be more than shard.connection_timeout_ms (a request waits for its connection first)",
+            ));
         }
         let l = &self.limits;
         if l.max_request_bytes < l.max_post_bytes + 4096 {
@@ -1156,6 +1166,8 @@ mod tests {
         assert!(err.to_string().contains("WEFT_LIMITS_MAX_POST_RECORDS"), "{err}");
         let err = Settings::load(None, env(&[("WEFT_LISTEN", "nowhere")])).unwrap_err();
         assert!(err.to_string().starts_with("listen:"), "{err}");
+        let err = Settings::load(None, env(&[("WEFT_SHARD_REQUEST_TIMEOUT_MS", "2000")])).unwrap_err();
+        assert!(err.to_string().starts_with("shard.request_timeout_ms:"), "{err}");
     }
 
     #[test]

@@ -64,6 +64,13 @@ mod tests {
     }
 }
 
+/// `db_node` keys are `db NAME` or `node URL`, so that a db node cannot be named like a
+/// node's URL; the name operators wrote (a `[[db_nodes]]` name, or the URL of a node that is
+/// its own db node) is what follows: the `db_node` label of metrics and the heartbeat.
+pub fn db_node_name(key: &str) -> &str {
+    key.split_once(' ').map_or(key, |(_, name)| name)
+}
+
 /// One storage node served by this process: its canonical public origin, accepted aliases, and
 /// the shard actor that owns its database.
 #[derive(Clone)]
@@ -103,6 +110,14 @@ impl NodeTable {
     /// the token's `node` is still checked against that node's url and aliases, and the Hawk
     /// MAC binds the host the client used, so a self-hoster reaching the server by another
     /// name (127.0.0.1 for localhost) loses nothing.
+    ///
+    /// With several nodes, an origin that names none of them resolves to nothing, and the
+    /// request is answered 401, body `0`, before anything else is looked at. That is the
+    /// spec's answer (tokens-and-hawk.md §5.3, storage-api.md §2): PY sent an unknown host to
+    /// its default backend and then refused every token, since none can name that host; the
+    /// recommended binding refuses a token that does not name the node the request was sent
+    /// to. A 401 is also what a client recovers from: it asks the tokenserver again and
+    /// follows the `api_endpoint` it gets. No node's data is ever served under another name.
     pub fn resolve(&self, origin: &str) -> Option<NodeEntry> {
         let entries = self.snapshot();
         if let [only] = entries.as_slice() {

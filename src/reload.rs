@@ -31,8 +31,16 @@ pub const STATUS_FILE: &str = "reload-status";
 
 /// Settings a reload applies. Every other key is read at start only: a change is reported,
 /// and applied by the next restart.
-const RELOADABLE: [&str; 7] =
-    ["public_url", "node_aliases", "database_url", "master_secrets", "secrets_file", "nodes", "shard"];
+const RELOADABLE: [&str; 8] = [
+    "public_url",
+    "node_aliases",
+    "database_url",
+    "master_secrets",
+    "secrets_file",
+    "nodes",
+    "db_nodes",
+    "shard",
+];
 
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]

@@ -18,7 +18,7 @@ use weft_schema::{DbError, DbPool, PoolSettings};
 
 use crate::config::Settings;
 use crate::master_secret::{self, MasterSecretError};
-use crate::node::{canonical_origin, NodeEntry, NodeTable};
+use crate::node::{canonical_origin, db_node_name, NodeEntry, NodeTable};
 use crate::secrets::{master_list, SecretsError, SecretsFile};
 
 #[derive(Debug, thiserror::Error)]
@@ -318,13 +318,15 @@ pub fn start_services(
 pub fn shard_key(settings: &Settings, plan: &NodePlan) -> String {
     let (s, t) = (&settings.shard, &plan.tuning);
     format!(
-        "{} on {} threads={} pool_size={} queue_limit={} connection_timeout_ms={} sqlite_busy_timeout_ms={}",
+        "{} on {} threads={} pool_size={} queue_limit={} connection_timeout_ms={} request_timeout_ms={} \
+         sqlite_busy_timeout_ms={}",
         plan.database_url,
         plan.db_node,
         t.threads,
         t.pool_size,
         t.queue_limit,
         s.connection_timeout_ms,
+        s.request_timeout_ms,
         s.sqlite_busy_timeout_ms
     )
 }
@@ -338,7 +340,12 @@ pub fn start_shard(
     sibling: Option<&Shard>,
     cache: Option<&Arc<dyn Store>>,
 ) -> NodeEntry {
-    let shard_config = ShardConfig { threads: plan.tuning.threads, queue_limit: plan.tuning.queue_limit };
+    let shard_config = ShardConfig {
+        threads: plan.tuning.threads,
+        queue_limit: plan.tuning.queue_limit,
+        request_timeout: Duration::from_millis(settings.shard.request_timeout_ms),
+        db_node: db_node_name(&plan.db_node).to_string(),
+    };
     let storage_config = StorageConfig {
         max_read_records: settings.limits.max_total_records,
         max_total_records: settings.limits.max_total_records,

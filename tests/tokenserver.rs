@@ -426,7 +426,13 @@ backend_tests! {
         let (payload, signature) = bytes.split_at(bytes.len() - 32);
         let expected = common::hawk::hmac_sha256(&common::hawk::signing_secret(DEFAULT_SECRET), payload);
         assert_eq!(signature, expected, "signed with the default secret");
-        assert_eq!(token_payload(token)["node"], json!(node));
+        let payload = token_payload(token);
+        assert_eq!(payload["node"], json!(node));
+        assert_eq!(payload["uid"], json!(uid));
+        assert!(payload["expires"].as_f64().unwrap_or(0.0) > fxa_mock::now_secs() as f64, "{payload}");
+        // What a storage node holding only the default secret derives: the Hawk key it hands out.
+        let salt = payload["salt"].as_str().expect("salt");
+        assert_eq!(body["key"], json!(common::hawk::derived_key(DEFAULT_SECRET, salt, token)));
     }
 
     // ---- §4 success, and the token used end to end ----

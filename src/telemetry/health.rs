@@ -1,19 +1,22 @@
 //! What the health endpoints (ops-model.md §2.1) and the metrics scrape know about the nodes:
 //! each node's database check (one `CheckHealth` message per shard, all at once, bounded in
-//! time) and whether the process is saturated, remembering since when as REF does.
+//! time), grouped by the db node serving it, and whether the process is saturated,
+//! remembering since when as REF does.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use weft_actors::shard::{Shard, ShardError, StorageError};
+use weft_actors::shard::{Shard, ShardError, ShedReason, StorageError};
 
 use crate::config::Settings;
-use crate::node::NodeTable;
+use crate::node::{db_node_name, NodeTable};
 
 /// The outcome of one node's database check, in REF's heartbeat vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeHealth {
     pub url: String,
+    /// The db node serving it (`node::db_node_name`).
+    pub db_node: String,
     /// `None` when `SELECT 1` ran; otherwise why not. A short fixed text: the heartbeat is
     /// public, so database error details only go to the log.
     pub failure: Option<&'static str>,
@@ -32,27 +35,30 @@ pub async fn check_nodes(nodes: &NodeTable, timeout: Duration) -> Vec<NodeHealth
         .iter()
         .map(|node| {
             let shard = node.shard.clone();
-            let url = node.url.clone();
             let check = actix_web::rt::spawn(async move {
                 actix_web::rt::time::timeout(timeout, shard.check_health()).await
             });
-            (url, check)
+            (node.url, db_node_name(&node.db_node).to_string(), check)
         })
         .collect();
     let mut report = Vec::with_capacity(checks.len());
-    for (url, check) in checks {
+    for (url, db_node, check) in checks {
         let failure = match check.await {
             Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(ShardError::Storage(StorageError::Overloaded(ShedReason::TimedOut))))) => {
+                tracing::warn!(node = %url, db_node = %db_node, "database check: no answer in time");
+                Some("timed out")
+            }
             Ok(Ok(Err(ShardError::Storage(StorageError::Overloaded(reason))))) => {
-                tracing::warn!(node = %url, "database check: no connection: {reason}");
+                tracing::warn!(node = %url, db_node = %db_node, "database check: no connection: {reason}");
                 Some("no connection")
             }
             Ok(Ok(Err(err))) => {
-                tracing::warn!(node = %url, "database check failed: {err}");
+                tracing::warn!(node = %url, db_node = %db_node, "database check failed: {err}");
                 Some("check failed")
             }
             Ok(Err(_elapsed)) => {
-                tracing::warn!(node = %url, "database check timed out after {timeout:?}");
+                tracing::warn!(node = %url, db_node = %db_node, "database check timed out after {timeout:?}");
                 Some("timed out")
             }
             Err(join) => {
@@ -60,7 +66,7 @@ pub async fn check_nodes(nodes: &NodeTable, timeout: Duration) -> Vec<NodeHealth
                 Some("check failed")
             }
         };
-        report.push(NodeHealth { url, failure });
+        report.push(NodeHealth { url, db_node, failure });
     }
     report
 }
@@ -73,14 +79,17 @@ pub struct Load {
     pub saturated: bool,
 }
 
-/// Sums every node's pool connections; the process is saturated when any node is.
+/// Sums every node's pool connections; the process is saturated when any node is. A db node
+/// that is down (its circuit open) does not count as saturated, even with every connection
+/// stuck: every webhead sees the same dead database, so taking this one out of the load
+/// balancer would only turn away the other db nodes' users.
 pub fn load(nodes: &NodeTable) -> Load {
     let mut load = Load { active_connections: 0, idle_connections: 0, saturated: false };
     for node in nodes.iter() {
         let (active, idle) = connections(&node.shard);
         load.active_connections += active;
         load.idle_connections += idle;
-        load.saturated |= is_saturated(&node.shard);
+        load.saturated |= node.shard.availability().is_available() && is_saturated(&node.shard);
     }
     load
 }

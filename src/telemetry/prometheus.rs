@@ -5,6 +5,7 @@
 //! node's database check), then renders every series. Latencies are true histograms (buckets),
 //! so quantiles can be aggregated across webheads.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, Promet
 use super::health;
 use super::{COMMIT, VERSION};
 use crate::config::Settings;
+use crate::node::db_node_name;
 use crate::web::AppState;
 
 /// The recorder is process-global by the `metrics` crate's design; its handle lives beside it.
@@ -77,6 +79,24 @@ pub fn serve(settings: &Settings, state: web::Data<AppState>) -> std::io::Result
 
 async fn scrape(state: web::Data<AppState>) -> HttpResponse {
     let Some(handle) = HANDLE.get() else { return HttpResponse::NotFound().finish() };
+    // Per db node: its node names share one shard (in-flight count, circuit); their pools add up.
+    let mut db_nodes: BTreeMap<String, (u32, u32, usize, bool)> = BTreeMap::new();
+    for node in state.nodes.iter() {
+        let (active, idle) = health::connections(&node.shard);
+        let entry = db_nodes.entry(db_node_name(&node.db_node).to_string()).or_default();
+        entry.0 += active;
+        entry.1 += idle;
+        entry.2 = node.shard.in_flight();
+        entry.3 = node.shard.availability().is_available();
+    }
+    for (db_node, (active, idle, in_flight, available)) in db_nodes {
+        metrics::gauge!("weft_db_node_connections", "db_node" => db_node.clone(), "state" => "active")
+            .set(f64::from(active));
+        metrics::gauge!("weft_db_node_connections", "db_node" => db_node.clone(), "state" => "idle")
+            .set(f64::from(idle));
+        metrics::gauge!("weft_db_node_in_flight", "db_node" => db_node.clone()).set(in_flight as f64);
+        metrics::gauge!("weft_db_node_available", "db_node" => db_node).set(f64::from(u8::from(available)));
+    }
     for node in state.nodes.iter() {
         let shard = &node.shard;
         let (active, idle) = health::connections(shard);
@@ -115,7 +135,7 @@ fn describe() {
     describe_counter!("weft_auth_failures_total", "Requests refused by authentication, by reason");
     describe_counter!(
         "weft_shard_shed_total",
-        "Requests answered 503 at once because the shard queue was full or no connection came in time"
+        "Requests answered 503 at once: shard queue full, no connection in time, db node down, no answer in time, cache unusable"
     );
     describe_gauge!(
         "weft_shard_in_flight",
@@ -139,6 +159,18 @@ fn describe() {
         "Open connections of the node's pool, by state (active, idle)"
     );
     describe_gauge!("weft_db_up", "1 when the node's database answered SELECT 1 at this scrape");
+    describe_gauge!(
+        "weft_db_node_available",
+        "0 while the db node is unreachable: its circuit is open and its requests get 503 at once"
+    );
+    describe_gauge!(
+        "weft_db_node_connections",
+        "Open connections of all of the db node's databases' pools, by state (active, idle)"
+    );
+    describe_gauge!(
+        "weft_db_node_in_flight",
+        "Requests admitted to the db node's shard and not yet answered (all of its node names)"
+    );
     describe_histogram!(
         "weft_db_pool_wait_seconds",
         Unit::Seconds,

@@ -1,6 +1,8 @@
 //! Harness shared by Weft's behavioural test files: real `weft serve` processes per backend
 //! (`server`, `backend`), the suite's own token minting and Hawk signing (`hawk`), a signed
-//! HTTP client per user (`client`), assertion helpers (`checks`) and loopback ports (`net`).
+//! HTTP client per user (`client`), assertion helpers (`checks`), loopback ports (`net`), a
+//! private memcached (`memcached`) and a TCP proxy that makes a database server hang or go away
+//! (`proxy`).
 //!
 //! Every test binary compiles this module but uses only part of it.
 #![allow(dead_code, unused_imports, unused_macros)]
@@ -35,6 +37,7 @@ pub mod fxa_mock;
 pub mod hawk;
 pub mod memcached;
 pub mod net;
+pub mod proxy;
 pub mod server;
 
 pub use backend::Backend;

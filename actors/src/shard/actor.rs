@@ -10,12 +10,15 @@ use std::sync::Arc;
 use crate::storage::{Operation, Storage, StorageError};
 use actix::{Actor, Handler, Message, SyncContext};
 
-/// Settings of one shard: its threads and admission bound; the storage settings go to the
-/// engine.
+/// Settings of one shard: its threads, admission bound and request deadline, and the name of
+/// its db node; the storage settings go to the engine.
 #[derive(Debug, Clone)]
 pub struct ShardConfig {
     pub threads: usize,
     pub queue_limit: usize,
+    pub request_timeout: std::time::Duration,
+    /// The `db_node` label of the circuit's metrics and log lines.
+    pub db_node: String,
 }
 
 /// The message carrying one storage operation to a shard, with the database it is for.

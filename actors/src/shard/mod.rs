@@ -5,18 +5,24 @@
 //! its own database, runs them all on the same threads under one admission bound. `Shard` is
 //! the handle the HTTP layer holds for one node name: it bounds how many requests may queue for
 //! the db node and sheds the rest at once, counting what it sheds (`weft_shard_shed_total`).
+//! It also bounds how long a request may wait for its answer (`request_timeout`) and keeps the
+//! db node's circuit (`availability`): while the db node is unreachable its requests are
+//! answered at once instead of each waiting for a connection.
 
 mod actor;
+pub mod availability;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::storage::Storage;
-use actix::{Addr, Handler, Message, SyncArbiter};
-use weft_schema::DbPool;
+use actix::{Addr, Handler, MailboxError, Message, SyncArbiter};
+use weft_schema::{DbErrorKind, DbPool};
 
 use self::actor::{CheckHealth, Request};
 pub use self::actor::{ShardActor, ShardConfig};
+use self::availability::{Admit, Availability, Outcome};
 use crate::ActorUnavailable;
 // The operations' requests and replies, so that callers name what they send a shard here.
 pub use crate::storage::requests::*;
@@ -40,6 +46,10 @@ pub struct Shard {
     in_flight: Arc<AtomicUsize>,
     queue_limit: usize,
     threads: usize,
+    /// How long a request may wait for its answer, queue included.
+    request_timeout: Duration,
+    /// The db node's circuit, shared by its node names like the threads.
+    availability: Arc<Availability>,
 }
 
 fn new_storage(node: &str, pool: DbPool, config: StorageConfig, cache: Option<Cache>) -> Arc<Storage> {
@@ -61,9 +71,34 @@ impl Drop for Admission {
     }
 }
 
+/// Reports a request's outcome to the db node's circuit however the request ends: a request
+/// whose caller went away says nothing, but still frees the probe slot it may hold.
+struct Verdict<'a> {
+    availability: &'a Availability,
+    probe: bool,
+    outcome: Outcome,
+}
+
+impl Drop for Verdict<'_> {
+    fn drop(&mut self) {
+        self.availability.record(self.outcome, self.probe, Instant::now());
+    }
+}
+
+/// What a reply says about the db node's reachability: any answer of the database is a sign
+/// of life; no connection in time or a broken one is not.
+fn outcome<R>(reply: &Result<R, StorageError>) -> Outcome {
+    match reply {
+        Err(StorageError::Overloaded(ShedReason::NoConnection)) => Outcome::Unreachable,
+        Err(StorageError::Overloaded(_)) => Outcome::Unknown,
+        Err(StorageError::Database(err)) if err.kind() == DbErrorKind::LostConnection => Outcome::Unreachable,
+        _ => Outcome::Reached,
+    }
+}
+
 impl Shard {
     /// Starts `config.threads` shard threads over `pool` for the node whose canonical URL is
-    /// `node` (the `node` label of the shard's metrics).
+    /// `node` (the `node` label of the shard's metrics), on the db node `config.db_node`.
     pub fn start(
         node: &str,
         pool: DbPool,
@@ -78,6 +113,8 @@ impl Shard {
             in_flight: Arc::new(AtomicUsize::new(0)),
             queue_limit: config.queue_limit,
             threads: config.threads,
+            request_timeout: config.request_timeout,
+            availability: Arc::new(Availability::new(&config.db_node)),
         }
     }
 
@@ -98,30 +135,49 @@ impl Shard {
         if let Some(hit) = op.local_hit(&self.storage) {
             return Ok(hit?);
         }
-        self.ask(Request(self.storage.clone(), op)).await
+        let probe = match self.availability.admit(Instant::now()) {
+            Admit::No => return Err(self.shed(ShedReason::DbNodeDown).into()),
+            Admit::Probe => true,
+            Admit::Yes => false,
+        };
+        self.ask(Request(self.storage.clone(), op), probe).await
     }
 
-    /// `SELECT 1` on a shard thread, for heartbeats.
+    /// `SELECT 1` on a shard thread, for heartbeats. Sent even while the circuit is open: the
+    /// load balancer's heartbeats notice a db node's recovery without user traffic, and its
+    /// outcome counts like a request's.
     pub async fn check_health(&self) -> Result<(), ShardError> {
-        self.ask(CheckHealth(self.storage.clone())).await
+        self.ask(CheckHealth(self.storage.clone()), false).await
     }
 
     /// Sends `msg` to the actor; answers `Overloaded(QueueFull)` at once when `queue_limit`
-    /// requests are already queued or running on this shard.
-    async fn ask<M, R>(&self, msg: M) -> Result<R, ShardError>
+    /// requests are already queued or running on this shard, and `Overloaded(TimedOut)` when
+    /// no answer came within `request_timeout` (the message is then dropped unrun if it is
+    /// still queued; one already running finishes on its thread, unanswered). The outcome
+    /// goes to the db node's circuit.
+    async fn ask<M, R>(&self, msg: M, probe: bool) -> Result<R, ShardError>
     where
         M: Message<Result = Result<R, StorageError>> + Send + 'static,
         R: Send + 'static,
         ShardActor: Handler<M>,
     {
+        let mut verdict = Verdict { availability: &self.availability, probe, outcome: Outcome::Unknown };
         let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
         let admission = Admission(self.in_flight.clone());
         if before >= self.queue_limit {
             return Err(self.shed(ShedReason::QueueFull).into());
         }
-        let reply = self.addr.send(msg).await;
+        let reply = self.addr.send(msg).timeout(self.request_timeout).await;
         drop(admission);
-        match reply.map_err(ActorUnavailable::of("shard"))? {
+        let reply = match reply {
+            Err(MailboxError::Timeout) => {
+                verdict.outcome = Outcome::Unreachable;
+                return Err(self.shed(ShedReason::TimedOut).into());
+            }
+            other => other.map_err(ActorUnavailable::of("shard"))?,
+        };
+        verdict.outcome = outcome(&reply);
+        match reply {
             Err(StorageError::Overloaded(reason)) => Err(self.shed(reason).into()),
             other => Ok(other?),
         }
@@ -149,5 +205,10 @@ impl Shard {
     /// The node's pool, for pool gauges.
     pub fn pool(&self) -> &DbPool {
         self.storage.pool()
+    }
+
+    /// The db node's circuit: whether its database is reachable, and its name.
+    pub fn availability(&self) -> &Availability {
+        &self.availability
     }
 }

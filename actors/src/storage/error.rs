@@ -15,11 +15,21 @@ pub enum ShedReason {
     /// A write could not place its cache marker on a memcached server that failed without
     /// being down, which may still hold entries other webheads read (weft-cache's protocol).
     CacheUnavailable,
+    /// The db node is unreachable (its circuit is open, `shard::availability`): answered
+    /// without a thread or a connection.
+    DbNodeDown,
+    /// No answer within `shard.request_timeout_ms` (a database that hangs).
+    TimedOut,
 }
 
 impl ShedReason {
-    pub const ALL: [ShedReason; 3] =
-        [ShedReason::QueueFull, ShedReason::NoConnection, ShedReason::CacheUnavailable];
+    pub const ALL: [ShedReason; 5] = [
+        ShedReason::QueueFull,
+        ShedReason::NoConnection,
+        ShedReason::CacheUnavailable,
+        ShedReason::DbNodeDown,
+        ShedReason::TimedOut,
+    ];
 
     /// The metric label.
     pub fn label(self) -> &'static str {
@@ -27,6 +37,8 @@ impl ShedReason {
             ShedReason::QueueFull => "queue_full",
             ShedReason::NoConnection => "no_connection",
             ShedReason::CacheUnavailable => "cache_unavailable",
+            ShedReason::DbNodeDown => "db_node_down",
+            ShedReason::TimedOut => "timed_out",
         }
     }
 }
@@ -37,6 +49,8 @@ impl std::fmt::Display for ShedReason {
             ShedReason::QueueFull => "shard queue is full",
             ShedReason::NoConnection => "no database connection in time",
             ShedReason::CacheUnavailable => "cache cannot be invalidated",
+            ShedReason::DbNodeDown => "db node unreachable",
+            ShedReason::TimedOut => "no answer from the database in time",
         })
     }
 }

@@ -32,16 +32,27 @@ pub async fn lbheartbeat(state: web::Data<AppState>, saturation: web::Data<Satur
 }
 
 /// Checks every node's database (§2.1): 200 when all answer, 503 otherwise. The top-level
-/// `database` is REF's field for the whole process; `nodes` reports each node, with a short
-/// `database_msg` for a failed one (details go to the log only: the endpoint is public).
+/// `database` is REF's field for the whole process; `nodes` reports each node and the db
+/// node serving it, with a short `database_msg` for a failed one (details go to the log only:
+/// the endpoint is public); `db_nodes` names each db node with its state, so a page says
+/// which database server is down.
 pub async fn heartbeat(state: web::Data<AppState>) -> HttpResponse {
     let report = health::check_nodes(&state.nodes, health::check_timeout(&state.settings)).await;
     let healthy = report.iter().all(health::NodeHealth::is_ok);
     let mut nodes = Map::new();
+    let mut db_nodes = Map::new();
     for node in report {
+        let db_node =
+            db_nodes.entry(node.db_node.clone()).or_insert_with(|| json!({"database": "Ok", "nodes": []}));
+        if !node.is_ok() {
+            db_node["database"] = json!("Unknown");
+        }
+        if let Some(urls) = db_node["nodes"].as_array_mut() {
+            urls.push(json!(node.url));
+        }
         let entry = match node.failure {
-            None => json!({"database": "Ok"}),
-            Some(msg) => json!({"database": "Unknown", "database_msg": msg}),
+            None => json!({"database": "Ok", "db_node": node.db_node}),
+            Some(msg) => json!({"database": "Unknown", "database_msg": msg, "db_node": node.db_node}),
         };
         nodes.insert(node.url, entry);
     }
@@ -52,6 +63,7 @@ pub async fn heartbeat(state: web::Data<AppState>) -> HttpResponse {
         "database": if healthy { "Ok" } else { "Unknown" },
         "status": if healthy { "Ok" } else { "Err" },
         "nodes": nodes,
+        "db_nodes": db_nodes,
     });
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     HttpResponse::build(status).content_type(APPLICATION_JSON).body(body.to_string())
