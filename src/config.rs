@@ -329,6 +329,9 @@ pub struct CacheSettings {
     /// Cache each user's collection timestamps (`info/collections`, `X-Last-Modified`,
     /// preconditions).
     pub metadata: bool,
+    /// Write-through collections: kept whole in the cache (items and timestamp), read from it,
+    /// and updated by every write after the database committed it.
+    pub collections: Vec<String>,
     /// memcached servers, `host:port`; keys are spread over them by consistent hashing.
     pub servers: Vec<String>,
     /// Starts every memcached key, so that deployments can share memcached.
@@ -345,6 +348,7 @@ impl Default for CacheSettings {
     fn default() -> Self {
         CacheSettings {
             metadata: true,
+            collections: vec!["meta".into(), "clients".into(), "crypto".into()],
             servers: vec![],
             key_prefix: "weft".into(),
             timeout_ms: 250,
@@ -362,6 +366,15 @@ impl CacheSettings {
                 .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
             if !port_ok {
                 return Err(invalid("cache.servers", format!("{server:?} is not host:port")));
+            }
+        }
+        // Collection names as the protocol allows them (storage-api.md §3.2): they end up in keys.
+        for name in &self.collections {
+            let valid = !name.is_empty()
+                && name.len() <= 32
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !valid {
+                return Err(invalid("cache.collections", format!("{name:?} is not a collection name")));
             }
         }
         // memcached keys are at most 250 bytes of visible ASCII; the rest of a key takes < 60.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use weft_actors::cache::{Cache, MemcachedConfig, MemcachedRing, MemoryStore, Store};
-use weft_actors::shard::{Shard, ShardConfig, StorageConfig};
+use weft_actors::shard::{NodeCache, Shard, ShardConfig, StorageConfig};
 use weft_actors::token_verifier::{NodeSecrets, PublishedCredentials, TokenVerifier};
 use weft_actors::tokenserver::{
     Jwk, OAuthConfig, OAuthSetupError, OAuthVerifier, RegisterInitialNode, Tokenserver, TokenserverConfig,
@@ -243,7 +243,7 @@ pub fn open_pools(
 /// down. Needs the metrics recorder installed first (it exports the cache's series at 0).
 pub fn cache_store(settings: &Settings) -> Result<Option<Arc<dyn Store>>, StartupError> {
     let c = &settings.cache;
-    if !c.metadata {
+    if !c.metadata && c.collections.is_empty() {
         return Ok(None);
     }
     if c.servers.is_empty() {
@@ -352,7 +352,7 @@ pub fn start_shard(
     let cache = cache.map(|store| {
         let cache = Cache::for_node(store.clone(), &settings.cache.key_prefix, &plan.url);
         cache.register_metrics();
-        cache
+        NodeCache::new(cache, settings.cache.metadata, settings.cache.collections.clone())
     });
     let shard = match sibling {
         Some(shard) => shard.serve(&plan.url, pool, storage_config, cache),

@@ -20,7 +20,7 @@ pub use self::actor::{ShardActor, ShardConfig};
 use crate::ActorUnavailable;
 // The operations' requests and replies, so that callers name what they send a shard here.
 pub use crate::storage::requests::*;
-pub use crate::storage::{Cache, Operation, ShedReason, StorageConfig, StorageError};
+pub use crate::storage::{Cache, NodeCache, Operation, ShedReason, StorageConfig, StorageError};
 
 /// How a request to a shard can fail: the engine's outcome, or the actor never answered.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +42,7 @@ pub struct Shard {
     threads: usize,
 }
 
-fn new_storage(node: &str, pool: DbPool, config: StorageConfig, cache: Option<Cache>) -> Arc<Storage> {
+fn new_storage(node: &str, pool: DbPool, config: StorageConfig, cache: Option<NodeCache>) -> Arc<Storage> {
     // Exported at 0 from the start, so that rates and alerts see the series before the first
     // shed request.
     for reason in ShedReason::ALL {
@@ -69,7 +69,7 @@ impl Shard {
         pool: DbPool,
         config: ShardConfig,
         storage: StorageConfig,
-        cache: Option<Cache>,
+        cache: Option<NodeCache>,
     ) -> Shard {
         let addr = SyncArbiter::start(config.threads, || ShardActor);
         Shard {
@@ -84,7 +84,7 @@ impl Shard {
     /// Another node name of the same db node, on its own database (`pool`): served by this
     /// shard's threads under this shard's admission bound, so that a db node has one
     /// connection budget and one queue whatever the number of its databases.
-    pub fn serve(&self, node: &str, pool: DbPool, storage: StorageConfig, cache: Option<Cache>) -> Shard {
+    pub fn serve(&self, node: &str, pool: DbPool, storage: StorageConfig, cache: Option<NodeCache>) -> Shard {
         Shard { storage: new_storage(node, pool, storage, cache), ..self.clone() }
     }
 
@@ -95,7 +95,7 @@ impl Shard {
         Q: Operation + Send + 'static,
         Q::Output: Send + 'static,
     {
-        if let Some(hit) = op.local_hit(&self.storage) {
+        if let Some(hit) = self.storage.local_hit(&op) {
             return Ok(hit?);
         }
         self.ask(Request(self.storage.clone(), op)).await

@@ -21,6 +21,7 @@ mod info;
 pub mod requests;
 mod rules;
 
+pub use self::cache::NodeCache;
 pub use self::engine::{Access, Operation, Storage, StorageConfig};
 pub use self::error::{ShedReason, StorageError};
 pub use self::requests::*;
