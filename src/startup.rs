@@ -352,7 +352,8 @@ pub fn start_shard(
     let cache = cache.map(|store| {
         let cache = Cache::for_node(store.clone(), &settings.cache.key_prefix, &plan.url);
         cache.register_metrics();
-        NodeCache::new(cache, settings.cache.metadata, settings.cache.collections.clone())
+        let c = &settings.cache;
+        NodeCache::new(cache, c.metadata, c.collections.clone(), c.cache_only.clone())
     });
     let shard = match sibling {
         Some(shard) => shard.serve(&plan.url, pool, storage_config, cache),

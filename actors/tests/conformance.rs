@@ -82,7 +82,7 @@ fn cached(db: TestDb, write_through: bool) -> TestDb {
     let TestDb { storage, _guard } = db;
     let cache = Cache::new(Arc::new(MemoryStore::new(16 << 20)), "conformance");
     let collections = COLLECTIONS.iter().filter(|_| write_through).map(|c| c.to_string());
-    TestDb { storage: storage.with_cache(Some(NodeCache::new(cache, true, collections))), _guard }
+    TestDb { storage: storage.with_cache(Some(NodeCache::new(cache, true, collections, []))), _guard }
 }
 
 fn open_sqlite_metadata_cache(config: StorageConfig) -> TestDb {
@@ -781,4 +781,57 @@ fn write_through_reads_are_served_from_the_cache() {
     let page = query(s, "tabs", full());
     assert_eq!(page.last_modified, t3);
     assert_eq!(ids(&page.value), ["b", "a"]);
+}
+
+/// Cache-only collections: the rules hold (timestamps, preconditions, PUT semantics, deletes),
+/// `info/collections` lists them, and nothing reaches the database.
+#[test]
+fn cache_only_collections_live_in_the_cache_alone() {
+    let TestDb { storage, _guard } = open_sqlite(config());
+    let cache = Cache::new(Arc::new(MemoryStore::new(16 << 20)), "conformance");
+    let s = &storage.with_cache(Some(NodeCache::new(cache, true, [], ["tabs".to_string()])));
+    let t1 = post(s, UID, "tabs", vec![item("a", "1"), item("b", "2")]);
+    let t0 = post(s, UID, "history", vec![item("h", "x")]);
+    let info = collections(s, UID);
+    assert_eq!((info.value["tabs"], info.value["history"]), (t1, t0));
+    assert_eq!(info.last_modified, t0.max(t1));
+    let tabs =
+        GetBsos { uid: UID, collection: "tabs".into(), query: full(), precondition: Precondition::None };
+    assert!(s.execute(&tabs).unwrap().value.items.is_empty(), "the database holds no tabs");
+    let page = query(s, "tabs", full());
+    assert_eq!((page.last_modified, ids(&page.value)), (t1, vec!["b", "a"]));
+    // PUT semantics: a sortindex-only update keeps the payload.
+    let t2 = put(s, UID, "tabs", BsoInput { id: "a".into(), sortindex: Some(3), ..BsoInput::default() })
+        .unwrap()
+        .modified;
+    assert!(t2 > t1);
+    let a = get(s, UID, "tabs", "a").unwrap();
+    assert_eq!((a.payload.as_str(), a.sortindex, a.modified), ("1", Some(3), t2));
+    // Preconditions against the cached timestamps.
+    let stale = PutBso {
+        uid: UID,
+        collection: "tabs".into(),
+        bso: item("a", "stale"),
+        precondition: Precondition::IfUnmodifiedSince(t1),
+    };
+    assert!(matches!(s.run(&stale), Err(StorageError::PreconditionFailed(_))));
+    let t3 = s
+        .run(&DeleteBso {
+            uid: UID,
+            collection: "tabs".into(),
+            id: "b".into(),
+            precondition: Precondition::None,
+        })
+        .unwrap();
+    assert_eq!(collections(s, UID).value["tabs"], t3);
+    assert_eq!(ids(&query(s, "tabs", full()).value), ["a"]);
+    // A batch over several requests would stage in the database: refused.
+    assert!(matches!(
+        stage(s, "tabs", vec![item("c", "3")], BatchMode::Create),
+        Err(StorageError::InvalidBatch)
+    ));
+    // Deleting everything forgets them too.
+    s.run(&DeleteStorage { uid: UID, precondition: Precondition::None }).unwrap();
+    assert!(query(s, "tabs", full()).value.items.is_empty());
+    assert!(!collections(s, UID).value.contains_key("tabs"));
 }

@@ -255,6 +255,44 @@ impl Cache {
         Some(answered)
     }
 
+    /// A value kept only in the cache, with the version `put_kept` needs; `None` when absent
+    /// (or hidden by a writer's marker). No database stands behind it, so a store that is down
+    /// (and so holds nothing) reads as absent.
+    pub fn get_kept<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        key: &str,
+    ) -> Result<Option<(T, u64)>, StoreError> {
+        let found = match self.store.get(key) {
+            Ok(found) => found,
+            Err(StoreError::Down { .. }) => None,
+            Err(err) => {
+                self.count(kind, "error");
+                return Err(err);
+            }
+        };
+        let value = found.and_then(|f| Some((decode(&f.value)?, f.cas)));
+        self.count(kind, if value.is_some() { "hit" } else { "miss" });
+        Ok(value)
+    }
+
+    /// Stores a kept value if the key still has `version` (`None`: if it is still absent);
+    /// `Ok(false)` when another write came first, or the value is over `MAX_VALUE_BYTES`.
+    pub fn put_kept<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        version: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let Some(bytes) = encode(value) else {
+            return Ok(false);
+        };
+        match version {
+            Some(cas) => self.store.cas(key, &bytes, 0, cas),
+            None => self.store.add(key, &bytes, 0),
+        }
+    }
+
     /// The read protocol: the cached value of `key`, or `load()` from the database (then
     /// stored if this reader may fill it).
     pub fn read<T, E>(&self, kind: Kind, key: &str, load: impl FnOnce() -> Result<T, E>) -> Result<T, E>

@@ -38,6 +38,7 @@ use weft_schema::SyncTimestamp;
 
 use crate::cache::{Cache, Derived, Kind, WriteError};
 use crate::storage::apply::{merge, Stored, Touch};
+use crate::storage::cache_only;
 use crate::storage::collection::{LoadItems, PageAfter, Window};
 use crate::storage::requests::*;
 use crate::storage::rules::check_precondition;
@@ -56,11 +57,21 @@ pub struct NodeCache {
     metadata: bool,
     /// The write-through collections.
     collections: BTreeSet<String>,
+    /// The cache-only collections (`cache_only.rs`); they need the metadata record.
+    cache_only: BTreeSet<String>,
 }
 
 impl NodeCache {
-    pub fn new(cache: Cache, metadata: bool, collections: impl IntoIterator<Item = String>) -> NodeCache {
-        NodeCache { cache, metadata, collections: collections.into_iter().collect() }
+    /// The node's cache holding each user's metadata record (if `metadata`), the write-through
+    /// `collections` and, when `metadata`, the `cache_only` ones.
+    pub fn new(
+        cache: Cache,
+        metadata: bool,
+        collections: impl IntoIterator<Item = String>,
+        cache_only: impl IntoIterator<Item = String>,
+    ) -> NodeCache {
+        let cache_only = if metadata { cache_only.into_iter().collect() } else { BTreeSet::new() };
+        NodeCache { cache, metadata, collections: collections.into_iter().collect(), cache_only }
     }
 
     pub fn cache(&self) -> &Cache {
@@ -69,6 +80,10 @@ impl NodeCache {
 
     fn writes_through(&self, collection: &str) -> bool {
         self.collections.contains(collection)
+    }
+
+    fn keeps_only(&self, collection: &str) -> bool {
+        self.cache_only.contains(collection)
     }
 
     fn metadata_key(&self, uid: u64) -> String {
@@ -82,7 +97,15 @@ impl NodeCache {
         }
         let record = self.cache.read(Kind::Metadata, &self.metadata_key(uid), || {
             let all = GetCollections { uid, precondition: Precondition::None };
-            storage.execute(&all).map(Metadata::from_reply)
+            let mut record = storage.execute(&all).map(Metadata::from_reply)?;
+            // The database does not know the cache-only collections.
+            for name in &self.cache_only {
+                let modified = cache_only::items(self, uid, name)?.modified;
+                if modified > 0 {
+                    record = record.touched(name, SyncTimestamp::from_millis(modified));
+                }
+            }
+            Ok::<_, StorageError>(record)
         })?;
         Ok(Some(record))
     }
@@ -95,8 +118,12 @@ impl NodeCache {
         self.cache.local_answer(Kind::Metadata, &self.metadata_key(uid), answer)
     }
 
-    /// A write-through collection's record (loaded on a miss).
+    /// A write-through or cache-only collection's record (a write-through one is loaded on a
+    /// miss).
     fn items(&self, storage: &Storage, uid: u64, collection: &str) -> Result<Items, StorageError> {
+        if self.keeps_only(collection) {
+            return cache_only::items(self, uid, collection);
+        }
         self.cache.read(Kind::Collection, &self.cache.collection_key(uid, collection), || {
             storage.execute(&LoadItems { uid, collection, max_items: MAX_CACHED_ITEMS }).map(Items::loaded)
         })
@@ -166,16 +193,17 @@ impl Metadata {
     }
 
     /// After a write that left `collection` modified at `t`.
-    fn touched(mut self, collection: &str, t: SyncTimestamp) -> Option<Metadata> {
+    fn touched(mut self, collection: &str, t: SyncTimestamp) -> Metadata {
         self.collections.insert(collection.to_owned(), t.as_millis());
         self.modified = self.modified.max(t.as_millis());
-        Some(self)
+        self
     }
 }
 
-/// A write-through collection as cached (ops-model.md §5.2 `<uid>:c:<collection>`).
+/// A write-through or cache-only collection as cached (ops-model.md §5.2
+/// `<uid>:c:<collection>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Items {
+pub(crate) struct Items {
     /// The collection's last-modified (milliseconds); 0 when the user has none.
     modified: i64,
     /// id → item (expired ones are skipped by reads and dropped by writes); `None` when the
@@ -184,8 +212,8 @@ struct Items {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Item {
-    modified: i64,
+pub(crate) struct Item {
+    pub(crate) modified: i64,
     payload: String,
     sortindex: Option<i32>,
     /// Absolute expiry (milliseconds): the item is live while `expiry > now`.
@@ -193,8 +221,18 @@ struct Item {
 }
 
 impl Items {
-    fn empty() -> Items {
+    pub(crate) fn empty() -> Items {
         Items { modified: 0, items: Some(BTreeMap::new()) }
+    }
+
+    /// The collection's timestamp (milliseconds).
+    pub(crate) fn modified(&self) -> i64 {
+        self.modified
+    }
+
+    /// The item `id` if it is live at `now`.
+    pub(crate) fn live_item(&self, id: &str, now: SyncTimestamp) -> Option<&Item> {
+        self.items.as_ref()?.get(id).filter(|item| item.expiry > now.as_millis())
     }
 
     fn loaded((modified, rows): (SyncTimestamp, Option<Vec<ExportedBso>>)) -> Items {
@@ -271,8 +309,8 @@ impl Items {
 
     /// The reply to an item read; `None` when the items are not kept.
     fn item(&self, msg: &GetBso) -> Option<Result<Bso, StorageError>> {
-        let now = SyncTimestamp::now().as_millis();
-        let item = self.items.as_ref()?.get(&msg.id).filter(|item| item.expiry > now);
+        self.items.as_ref()?;
+        let item = self.live_item(&msg.id, SyncTimestamp::now());
         let resource = SyncTimestamp::from_millis(item.map_or(0, |item| item.modified));
         Some(check_precondition(msg.precondition, resource).and_then(|()| {
             let item = item.ok_or(StorageError::NotFound)?;
@@ -286,7 +324,7 @@ impl Items {
     }
 
     /// After `bsos` were written at `t` (`apply::apply_bsos`, the same rule).
-    fn applied(mut self, bsos: &[BsoInput], t: SyncTimestamp, touch: Touch) -> Option<Items> {
+    pub(crate) fn applied(mut self, bsos: &[BsoInput], t: SyncTimestamp, touch: Touch) -> Items {
         self.modified = t.as_millis();
         if let Some(items) = &mut self.items {
             items.retain(|_, item| item.expiry > t.as_millis());
@@ -312,18 +350,18 @@ impl Items {
                 items.insert(bso.id.clone(), item);
             }
         }
-        Some(self)
+        self
     }
 
     /// After the items `ids` were deleted at `t`.
-    fn removed(mut self, ids: &[String], t: SyncTimestamp) -> Option<Items> {
+    pub(crate) fn removed(mut self, ids: &[String], t: SyncTimestamp) -> Items {
         self.modified = t.as_millis();
         if let Some(items) = &mut self.items {
             for id in ids {
                 items.remove(id);
             }
         }
-        Some(self)
+        self
     }
 }
 
@@ -371,7 +409,7 @@ pub(crate) fn get_bsos(
     nc: &NodeCache,
     msg: &GetBsos,
 ) -> Result<Timestamped<BsoPage>, StorageError> {
-    if nc.writes_through(&msg.collection) {
+    if nc.writes_through(&msg.collection) || nc.keeps_only(&msg.collection) {
         if let Some(reply) = nc.items(storage, msg.uid, &msg.collection)?.page(storage, msg) {
             return reply;
         }
@@ -397,7 +435,7 @@ pub(crate) fn local_get_bsos(
     msg: &GetBsos,
 ) -> Option<Result<Timestamped<BsoPage>, StorageError>> {
     let nc = storage.cache()?;
-    if nc.writes_through(&msg.collection) {
+    if nc.writes_through(&msg.collection) || nc.keeps_only(&msg.collection) {
         return nc.local_items(msg.uid, &msg.collection, |items| items.page(storage, msg));
     }
     nc.local_metadata(msg.uid, |record| by_timestamp(storage, record.collection(&msg.collection), msg))
@@ -406,7 +444,7 @@ pub(crate) fn local_get_bsos(
 /// `GET storage/{collection}/{id}` through the cache, on a shard thread: from a write-through
 /// collection's record, or 404 at once for a collection the user does not have.
 pub(crate) fn get_bso(storage: &Storage, nc: &NodeCache, msg: &GetBso) -> Result<Bso, StorageError> {
-    if nc.writes_through(&msg.collection) {
+    if nc.writes_through(&msg.collection) || nc.keeps_only(&msg.collection) {
         if let Some(reply) = nc.items(storage, msg.uid, &msg.collection)?.item(msg) {
             return reply;
         }
@@ -420,7 +458,7 @@ pub(crate) fn get_bso(storage: &Storage, nc: &NodeCache, msg: &GetBso) -> Result
 
 pub(crate) fn local_get_bso(storage: &Storage, msg: &GetBso) -> Option<Result<Bso, StorageError>> {
     let nc = storage.cache()?;
-    if nc.writes_through(&msg.collection) {
+    if nc.writes_through(&msg.collection) || nc.keeps_only(&msg.collection) {
         return nc.local_items(msg.uid, &msg.collection, |items| items.item(msg));
     }
     nc.local_metadata(msg.uid, |record| {
@@ -474,34 +512,38 @@ pub(crate) fn get_collection_counts(
     storage_read(storage, nc, msg, msg.uid, msg.precondition)
 }
 
-/// Runs a write under the protocol over the cached `entries` it changes.
+/// Runs a write under the protocol over the cached `entries` it changes: on the database, or
+/// on the cache alone (`keep`) for a cache-only collection.
 fn write<'a, Q: Operation>(
     storage: &Storage,
     nc: &NodeCache,
     op: &Q,
+    collection: &str,
     entries: impl IntoIterator<Item = Option<Derived<'a, Q::Output>>>,
+    keep: impl FnOnce() -> Result<Q::Output, StorageError>,
 ) -> Result<Q::Output, StorageError> {
     let entries = entries.into_iter().flatten().collect();
-    nc.cache.write(entries, || storage.execute(op)).map_err(|err| match err {
+    let run = || if nc.keeps_only(collection) { keep() } else { storage.execute(op) };
+    nc.cache.write(entries, run).map_err(unavailable)
+}
+
+fn unavailable(err: WriteError<StorageError>) -> StorageError {
+    match err {
         WriteError::Database(err) => err,
         WriteError::CacheUnavailable(_) => StorageError::Overloaded(ShedReason::CacheUnavailable),
-    })
+    }
 }
 
 pub(crate) fn put_bso(storage: &Storage, nc: &NodeCache, msg: &PutBso) -> Result<PutResult, StorageError> {
-    write(
-        storage,
-        nc,
-        msg,
-        [
-            nc.metadata_entry(msg.uid, |m: Metadata, out: &PutResult| {
-                m.touched(&msg.collection, out.modified)
-            }),
-            nc.items_entry(msg.uid, &msg.collection, |items: Items, out: &PutResult| {
-                items.applied(std::slice::from_ref(&msg.bso), out.modified, Touch::Changed)
-            }),
-        ],
-    )
+    let entries = [
+        nc.metadata_entry(msg.uid, |m: Metadata, out: &PutResult| {
+            Some(m.touched(&msg.collection, out.modified))
+        }),
+        nc.items_entry(msg.uid, &msg.collection, |items: Items, out: &PutResult| {
+            Some(items.applied(std::slice::from_ref(&msg.bso), out.modified, Touch::Changed))
+        }),
+    ];
+    write(storage, nc, msg, &msg.collection, entries, || cache_only::put_bso(nc, msg))
 }
 
 pub(crate) fn post_bsos(
@@ -509,28 +551,24 @@ pub(crate) fn post_bsos(
     nc: &NodeCache,
     msg: &PostBsos,
 ) -> Result<PostResult, StorageError> {
-    write(
-        storage,
-        nc,
-        msg,
-        [
-            nc.metadata_entry(msg.uid, |m: Metadata, out: &PostResult| match out.outcome {
-                PostOutcome::Committed { modified } => m.touched(&msg.collection, modified),
-                // Staging changes nothing a reader of the record sees.
-                PostOutcome::Staged { .. } => Some(m),
-            }),
-            nc.items_entry(msg.uid, &msg.collection, |items: Items, out: &PostResult| {
-                match (&out.outcome, &msg.batch) {
-                    (PostOutcome::Staged { .. }, _) => Some(items),
-                    // The staged items are only in the database: the next read loads them.
-                    (PostOutcome::Committed { .. }, Some(BatchMode::Append(_))) => None,
-                    (PostOutcome::Committed { modified }, _) => {
-                        items.applied(&msg.bsos, *modified, Touch::Changed)
-                    }
+    let entries = [
+        nc.metadata_entry(msg.uid, |m: Metadata, out: &PostResult| match out.outcome {
+            PostOutcome::Committed { modified } => Some(m.touched(&msg.collection, modified)),
+            // Staging changes nothing a reader of the record sees.
+            PostOutcome::Staged { .. } => Some(m),
+        }),
+        nc.items_entry(msg.uid, &msg.collection, |items: Items, out: &PostResult| {
+            match (&out.outcome, &msg.batch) {
+                (PostOutcome::Staged { .. }, _) => Some(items),
+                // The staged items are only in the database: the next read loads them.
+                (PostOutcome::Committed { .. }, Some(BatchMode::Append(_))) => None,
+                (PostOutcome::Committed { modified }, _) => {
+                    Some(items.applied(&msg.bsos, *modified, Touch::Changed))
                 }
-            }),
-        ],
-    )
+            }
+        }),
+    ];
+    write(storage, nc, msg, &msg.collection, entries, || cache_only::post_bsos(nc, msg))
 }
 
 pub(crate) fn delete_bso(
@@ -538,17 +576,13 @@ pub(crate) fn delete_bso(
     nc: &NodeCache,
     msg: &DeleteBso,
 ) -> Result<SyncTimestamp, StorageError> {
-    write(
-        storage,
-        nc,
-        msg,
-        [
-            nc.metadata_entry(msg.uid, |m: Metadata, t: &SyncTimestamp| m.touched(&msg.collection, *t)),
-            nc.items_entry(msg.uid, &msg.collection, |items: Items, t: &SyncTimestamp| {
-                items.removed(std::slice::from_ref(&msg.id), *t)
-            }),
-        ],
-    )
+    let entries = [
+        nc.metadata_entry(msg.uid, |m: Metadata, t: &SyncTimestamp| Some(m.touched(&msg.collection, *t))),
+        nc.items_entry(msg.uid, &msg.collection, |items: Items, t: &SyncTimestamp| {
+            Some(items.removed(std::slice::from_ref(&msg.id), *t))
+        }),
+    ];
+    write(storage, nc, msg, &msg.collection, entries, || cache_only::delete_bso(nc, msg))
 }
 
 pub(crate) fn delete_collection(
@@ -556,27 +590,24 @@ pub(crate) fn delete_collection(
     nc: &NodeCache,
     msg: &DeleteCollection,
 ) -> Result<SyncTimestamp, StorageError> {
-    write(
-        storage,
-        nc,
-        msg,
-        [
-            nc.metadata_entry(msg.uid, |mut m: Metadata, t: &SyncTimestamp| match msg.ids {
-                // By ids: the collection's new timestamp.
-                Some(_) => m.touched(&msg.collection, *t),
-                // Whole collection: gone from the list; the reply is the storage timestamp.
-                None => {
-                    m.collections.remove(&msg.collection);
-                    m.modified = t.as_millis();
-                    Some(m)
-                }
-            }),
-            nc.items_entry(msg.uid, &msg.collection, |items: Items, t: &SyncTimestamp| match &msg.ids {
-                Some(ids) => items.removed(ids, *t),
-                None => Some(Items::empty()),
-            }),
-        ],
-    )
+    let entries = [
+        nc.metadata_entry(msg.uid, |mut m: Metadata, t: &SyncTimestamp| match msg.ids {
+            // By ids: the collection's new timestamp.
+            Some(_) => Some(m.touched(&msg.collection, *t)),
+            // Whole collection: gone from the list; the reply is the storage timestamp (the
+            // deletion time: later than every collection's).
+            None => {
+                m.collections.remove(&msg.collection);
+                m.modified = m.modified.max(t.as_millis());
+                Some(m)
+            }
+        }),
+        nc.items_entry(msg.uid, &msg.collection, |items: Items, t: &SyncTimestamp| match &msg.ids {
+            Some(ids) => Some(items.removed(ids, *t)),
+            None => Some(Items::empty()),
+        }),
+    ];
+    write(storage, nc, msg, &msg.collection, entries, || cache_only::delete_collection(nc, msg))
 }
 
 pub(crate) fn delete_storage(
@@ -584,11 +615,16 @@ pub(crate) fn delete_storage(
     nc: &NodeCache,
     msg: &DeleteStorage,
 ) -> Result<SyncTimestamp, StorageError> {
-    // Nothing is left; the next reads load the empty records.
+    // Nothing is left; the next reads load the empty records (a cache-only collection's is
+    // simply gone).
     let metadata = nc.metadata_entry(msg.uid, |_: Metadata, _: &SyncTimestamp| None);
-    let collections =
-        nc.collections.iter().map(|name| Some(Derived::dropped(nc.cache.collection_key(msg.uid, name))));
-    write(storage, nc, msg, std::iter::once(metadata).chain(collections))
+    let collections = nc
+        .collections
+        .iter()
+        .chain(&nc.cache_only)
+        .map(|name| Some(Derived::dropped(nc.cache.collection_key(msg.uid, name))));
+    let entries: Vec<_> = std::iter::once(metadata).chain(collections).collect();
+    nc.cache.write(entries.into_iter().flatten().collect(), || storage.execute(msg)).map_err(unavailable)
 }
 
 #[cfg(test)]
@@ -598,7 +634,7 @@ mod tests {
     #[test]
     fn record_follows_writes() {
         let m = Metadata { modified: 2000, collections: BTreeMap::from([("tabs".into(), 2000)]) };
-        let m = m.touched("bookmarks", SyncTimestamp::from_millis(3000)).unwrap();
+        let m = m.touched("bookmarks", SyncTimestamp::from_millis(3000));
         assert_eq!(m.modified, 3000);
         assert_eq!(m.collections.get("bookmarks"), Some(&3000));
         let reply = m.clone().reply(Precondition::IfModifiedSince(SyncTimestamp::from_millis(3000)));
@@ -618,22 +654,20 @@ mod tests {
             sortindex,
             ttl,
         };
-        let items = Items::empty()
-            .applied(
-                &[put("a", Some("one"), Some(5), None), put("b", Some("two"), None, Some(0))],
-                t1,
-                Touch::Changed,
-            )
-            .unwrap();
+        let items = Items::empty().applied(
+            &[put("a", Some("one"), Some(5), None), put("b", Some("two"), None, Some(0))],
+            t1,
+            Touch::Changed,
+        );
         // A ttl-only update keeps payload, sortindex and modified; "b" expired at once.
-        let items = items.applied(&[put("a", None, None, Some(60))], t2, Touch::Changed).unwrap();
+        let items = items.applied(&[put("a", None, None, Some(60))], t2, Touch::Changed);
         assert_eq!(items.modified, t2.as_millis());
         let kept = items.items.as_ref().unwrap();
         let a = &kept["a"];
         assert_eq!((a.payload.as_str(), a.sortindex, a.modified), ("one", Some(5), t1.as_millis()));
         assert_eq!(a.expiry, t2.as_millis() + 60_000);
         assert!(!kept.contains_key("b"), "expired items are dropped by writes");
-        let items = items.removed(&["a".to_string()], t2).unwrap();
+        let items = items.removed(&["a".to_string()], t2);
         assert!(items.items.unwrap().is_empty());
     }
 }

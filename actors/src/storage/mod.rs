@@ -14,6 +14,7 @@ mod apply;
 mod batch;
 mod bso;
 mod cache;
+mod cache_only;
 mod collection;
 mod engine;
 mod error;
