@@ -268,8 +268,8 @@ pub fn describe_cache(
     plans: &[NodePlan],
 ) -> Vec<String> {
     let c = &settings.cache;
-    match store.map(|s| s.name()) {
-        None => vec!["weft: cache off".into()],
+    let mut lines = match store.map(|s| s.name()) {
+        None => return vec!["weft: cache off".into()],
         Some("memcached") => {
             vec![format!("weft: cache on memcached {} (key prefix {})", c.servers.join(", "), c.key_prefix)]
         }
@@ -283,9 +283,24 @@ pub fn describe_cache(
                         .into(),
                 );
             }
+            if !c.cache_only.is_empty() {
+                lines.push(
+                    "weft: warning: cache-only collections in the in-process cache are lost when this \
+                     process stops"
+                        .into(),
+                );
+            }
             lines
         }
+    };
+    if !c.collections.is_empty() {
+        lines.push(format!("weft: write-through collections: {}", c.collections.join(", ")));
     }
+    if !c.cache_only.is_empty() {
+        lines
+            .push(format!("weft: cache-only collections (not in the database): {}", c.cache_only.join(", ")));
+    }
+    lines
 }
 
 /// Starts a shard actor per node and the token verifier. Must run inside the actix system.
