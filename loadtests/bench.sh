@@ -3,11 +3,15 @@
 #
 # Owns: starting one release `weft serve` per backend on a free loopback port, running every
 # scenario three times against it plus three raw-mode runs on a database of their own, sampling
-# the server's VmRSS/VmHWM during each run, and printing the medians as a Markdown table.
+# the server's VmRSS/VmHWM during each run, its context switches (all threads, from /proc) and
+# the share of storage requests that reached the database (`weft_storage_requests_total` on
+# the server's metrics listener) over each run, and printing the medians as a Markdown table.
+# read and sync run at concurrency 8 and 32. Cache settings come from the environment
+# (e.g. WEFT_CACHE_MEMORY_BYTES=0 for a run without the cache).
 #
 # Usage: loadtests/bench.sh sqlite|mariadb|postgres [SECONDS]   (default 20 s per run)
-#        BENCH_SCENARIOS="write launch" loadtests/bench.sh …   runs only those scenarios
-# Needs: cargo build --release --features mysql --bin weft -p weft -p weft-loadtests
+#        BENCH_SCENARIOS="write read-c8" loadtests/bench.sh …   runs only those labels or scenarios
+# Needs: cargo build --release --features mysql --bin weft --bin weft-loadtest -p weft -p weft-loadtests
 #        (for mariadb a server on 127.0.0.1:3306 that root can use without a password, for
 #        postgres one at $WEFT_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432).
 # Results (JSON per run, server log, table) go to target/bench/<backend>/.
@@ -24,13 +28,15 @@ TAG="$(date +%s)"
 rm -rf "$OUT" && mkdir -p "$OUT"
 DATA="$(mktemp -d "${TMPDIR:-/tmp}/weft-bench.XXXXXX")"
 
-# scenario | options (besides target, secret, duration, seed, json)
+# label | scenario | options (besides target, secret, duration, seed, json)
 SCENARIOS=(
-    "write|--users 1000 --concurrency 16"
-    "read|--users 100 --records-per-user 500 --concurrency 32"
-    "sync|--users 1000 --concurrency 32"
-    "launch|--users 100 --records-per-user 2000 --concurrency 16"
-    "token|--users 1000 --concurrency 16"
+    "write|write|--users 1000 --concurrency 16"
+    "read-c8|read|--users 100 --records-per-user 500 --concurrency 8"
+    "read-c32|read|--users 100 --records-per-user 500 --concurrency 32"
+    "sync-c8|sync|--users 1000 --concurrency 8"
+    "sync-c32|sync|--users 1000 --concurrency 32"
+    "launch|launch|--users 100 --records-per-user 2000 --concurrency 16"
+    "token|token|--users 1000 --concurrency 16"
 )
 
 case "$BACKEND" in
@@ -56,7 +62,11 @@ case "$BACKEND" in
     *) echo "backend must be sqlite, mariadb or postgres" >&2; exit 2 ;;
 esac
 
-PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+PORT="$(free_port)"
+METRICS_PORT="$(free_port)"
 URL="http://127.0.0.1:$PORT"
 SECRET="bench-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 PID=""
@@ -79,6 +89,7 @@ trap cleanup EXIT
 env -u WEFT_TEST_MYSQL_URL -u WEFT_TEST_POSTGRES_URL -u WEFT_TEST_MEMCACHED \
     WEFT_LISTEN="127.0.0.1:$PORT" WEFT_PUBLIC_URL="$URL" WEFT_DATA_DIR="$DATA" \
     WEFT_DATABASE_URL="$DB_URL" WEFT_MASTER_SECRET="$SECRET" \
+    WEFT_METRICS_ENABLED=true WEFT_METRICS_LISTEN="127.0.0.1:$METRICS_PORT" \
     WEFT_TOKENSERVER_FXA_OAUTH_PRIMARY_JWK="$("$LT" --print-test-jwk)" \
     WEFT_TOKENSERVER_FXA_OAUTH_SERVER_URL="http://127.0.0.1:9" \
     "$WEFT" serve >"$OUT/server.log" 2>&1 </dev/null &
@@ -101,34 +112,60 @@ sample_rss() {
     echo "$((max / 1024)) $(( $(awk '/^VmHWM/ {print $2}' "/proc/$PID/status") / 1024 ))"
 }
 
+# "<storage requests answered by the database> <by the cache> <context switches>" now: the
+# server's counters, and the voluntary and involuntary switches of all its threads.
+counters() {
+    local metrics
+    metrics="$(curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" || true)"
+    awk -v kind=database '$1 ~ /^weft_storage_requests_total\{/ && $1 ~ "answered_by=\"" kind "\"" {n += $2} END {printf "%d ", n}' <<<"$metrics"
+    awk -v kind=cache '$1 ~ /^weft_storage_requests_total\{/ && $1 ~ "answered_by=\"" kind "\"" {n += $2} END {printf "%d ", n}' <<<"$metrics"
+    cat /proc/"$PID"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {print n + 0}'
+}
+
+# True when BENCH_SCENARIOS (default: everything) names one of the words of "$1".
+selected() {
+    local word
+    [ -z "${BENCH_SCENARIOS:-}" ] && return 0
+    for word in $1; do
+        case " $BENCH_SCENARIOS " in *" $word "*) return 0 ;; esac
+    done
+    return 1
+}
+
 for entry in "${SCENARIOS[@]}"; do
-    scenario="${entry%%|*}"
-    case " ${BENCH_SCENARIOS:-$scenario} " in *" $scenario "*) ;; *) continue ;; esac
-    read -r -a opts <<<"${entry#*|}"
+    IFS='|' read -r label scenario options <<<"$entry"
+    selected " $label $scenario " || continue
+    read -r -a opts <<<"$options"
     for run in $(seq "$RUNS"); do
-        json="$OUT/$scenario-http-$run.json"
+        json="$OUT/$label-http-$run.json"
+        before="$(counters)"
         touch "$OUT/.running"
         "$LT" --scenario "$scenario" --target "$URL" --master-secret "$SECRET" \
             --duration "$SECONDS_PER_RUN" --seed "$run" --no-progress --verify "${opts[@]}" --json "$json" \
-            >"$OUT/$scenario-http-$run.log" 2>&1 &
+            >"$OUT/$label-http-$run.log" 2>&1 &
         lt_pid=$!
-        sample_rss "$lt_pid" "$OUT/.running" >"$OUT/$scenario-http-$run.rss" &
+        sample_rss "$lt_pid" "$OUT/.running" >"$OUT/$label-http-$run.rss" &
         sampler=$!
-        wait "$lt_pid" || echo "  $scenario run $run: weft-loadtest exited $? (see $OUT/$scenario-http-$run.log)"
+        wait "$lt_pid" || echo "  $label run $run: weft-loadtest exited $? (see $OUT/$label-http-$run.log)"
         rm -f "$OUT/.running"
         wait "$sampler" || true
-        echo "  $scenario http run $run: $(grep -m1 '^  requests' "$OUT/$scenario-http-$run.log" || echo failed)"
+        echo "$before $(counters)" >"$OUT/$label-http-$run.counters"
+        echo "  $label http run $run: $(grep -m1 '^  requests' "$OUT/$label-http-$run.log" || echo failed)"
     done
     [ "$scenario" = token ] && continue
     for run in $(seq "$RUNS"); do
         "$LT" --scenario "$scenario" --raw "$RAW_URL" --duration "$SECONDS_PER_RUN" --seed "$run" \
-            --no-progress "${opts[@]}" --json "$OUT/$scenario-raw-$run.json" >"$OUT/$scenario-raw-$run.log" 2>&1 \
-            || echo "  $scenario raw run $run: exited $?"
-        echo "  $scenario raw run $run: $(grep -m1 '^  requests' "$OUT/$scenario-raw-$run.log" || echo failed)"
+            --no-progress "${opts[@]}" --json "$OUT/$label-raw-$run.json" >"$OUT/$label-raw-$run.log" 2>&1 \
+            || echo "  $label raw run $run: exited $?"
+        echo "  $label raw run $run: $(grep -m1 '^  requests' "$OUT/$label-raw-$run.log" || echo failed)"
     done
 done
 
-python3 - "$OUT" <<'EOF' | tee "$OUT/table.md"
+LABELS="$(for entry in "${SCENARIOS[@]}"; do
+    IFS='|' read -r label scenario _ <<<"$entry"
+    if selected " $label $scenario "; then echo "$label"; fi
+done)"
+python3 - "$OUT" $LABELS <<'EOF' | tee "$OUT/table.md"
 import json, os, statistics, sys
 out = sys.argv[1]
 def load(name):
@@ -140,16 +177,28 @@ def load(name):
 def med(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
-print("| scenario | req/s | records/s | p99 ms (slowest kind) | 5xx | errors | lost | raw req/s | raw records/s | % of raw | RSS max / HWM MiB | generator CPU % |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-selected = os.environ.get("BENCH_SCENARIOS", "write read sync launch token").split()
-for scenario in [s for s in ["write", "read", "sync", "launch", "token"] if s in selected]:
+def counters(name):
+    """(share of storage requests that reached the database, context switches per request)
+    over a run, setup included."""
+    try:
+        with open(os.path.join(out, name)) as f:
+            b_db, b_cache, b_cs, a_db, a_cache, a_cs = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return None, None
+    db, cache = a_db - b_db, a_cache - b_cache
+    run = load(name.replace(".counters", ".json")) or {}
+    requests = run.get("requests", 0) + run.get("setup", {}).get("requests", 0)
+    share = 100 * db / (db + cache) if db + cache else None
+    return share, ((a_cs - b_cs) / requests if requests else None)
+print("| scenario | req/s | records/s | p99 ms (slowest kind) | 5xx | errors | lost | raw req/s | raw records/s | % of raw | reached the database % | context switches / request | RSS max / HWM MiB | generator CPU % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+for scenario in sys.argv[2:]:
     runs = [load(f"{scenario}-http-{i}.json") for i in (1, 2, 3)]
     raws = [load(f"{scenario}-raw-{i}.json") for i in (1, 2, 3)]
     runs = [r for r in runs if r]
     raws = [r for r in raws if r]
     if not runs:
-        print(f"| {scenario} | failed | | | | | | | | | | |")
+        print(f"| {scenario} | failed | | | | | | | | | | | | |")
         continue
     rps = med([r["requests_per_second"] for r in runs])
     recs = med([r["records_per_second"] for r in runs])
@@ -159,7 +208,7 @@ for scenario in [s for s in ["write", "read", "sync", "launch", "token"] if s in
     lost = sum(r.get("verify", {}).get("lost", 0) for r in runs)
     raw_rps = med([r["requests_per_second"] for r in raws]) if raws else None
     raw_recs = med([r["records_per_second"] for r in raws]) if raws else None
-    if raw_recs and scenario in ("write", "launch"):
+    if raw_recs and scenario.split("-")[0] in ("write", "launch"):
         pct = f"{100 * recs / raw_recs:.0f}% (records)"
     elif raw_rps:
         pct = f"{100 * rps / raw_rps:.0f}% (requests)"
@@ -174,6 +223,9 @@ for scenario in [s for s in ["write", "read", "sync", "launch", "token"] if s in
             pass
     rss_s = f"{max(r[0] for r in rss)} / {max(r[1] for r in rss)}" if rss else "-"
     cpu = med([r["cpu"]["percent_of_one_core"] for r in runs])
+    measured = [counters(f"{scenario}-http-{i}.counters") for i in (1, 2, 3)]
+    db_share = med([m[0] for m in measured])
+    switches = med([m[1] for m in measured])
     fmt = lambda v, d=0: "-" if v is None else f"{v:,.{d}f}"
-    print(f"| {scenario} | {fmt(rps)} | {fmt(recs)} | {fmt(p99, 1)} | {e5} | {errs} | {lost} | {fmt(raw_rps)} | {fmt(raw_recs)} | {pct} | {rss_s} | {fmt(cpu)} |")
+    print(f"| {scenario} | {fmt(rps)} | {fmt(recs)} | {fmt(p99, 1)} | {e5} | {errs} | {lost} | {fmt(raw_rps)} | {fmt(raw_recs)} | {pct} | {fmt(db_share)} | {fmt(switches, 1)} | {rss_s} | {fmt(cpu)} |")
 EOF

@@ -333,6 +333,12 @@ pub struct CacheSettings {
     /// Cache each user's collection timestamps (`info/collections`, `X-Last-Modified`,
     /// preconditions).
     pub metadata: bool,
+    /// Write-through collections: kept whole in the cache (items and timestamp), read from it,
+    /// and updated by every write after the database committed it.
+    pub collections: Vec<String>,
+    /// Cache-only collections: kept only in the cache, never in the database (lost with the
+    /// cache; README). Needs `metadata`.
+    pub cache_only: Vec<String>,
     /// memcached servers, `host:port`; keys are spread over them by consistent hashing.
     pub servers: Vec<String>,
     /// Starts every memcached key, so that deployments can share memcached.
@@ -349,6 +355,8 @@ impl Default for CacheSettings {
     fn default() -> Self {
         CacheSettings {
             metadata: true,
+            collections: vec!["meta".into(), "clients".into(), "crypto".into()],
+            cache_only: vec![],
             servers: vec![],
             key_prefix: "weft".into(),
             timeout_ms: 250,
@@ -367,6 +375,24 @@ impl CacheSettings {
             if !port_ok {
                 return Err(invalid("cache.servers", format!("{server:?} is not host:port")));
             }
+        }
+        // Collection names as the protocol allows them (storage-api.md §3.2): they end up in keys.
+        for (key, names) in [("cache.collections", &self.collections), ("cache.cache_only", &self.cache_only)]
+        {
+            for name in names {
+                let valid = !name.is_empty()
+                    && name.len() <= 32
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                if !valid {
+                    return Err(invalid(key, format!("{name:?} is not a collection name")));
+                }
+            }
+        }
+        if let Some(name) = self.cache_only.iter().find(|name| self.collections.contains(name)) {
+            return Err(invalid("cache.cache_only", format!("{name:?} is also in cache.collections")));
+        }
+        if !self.cache_only.is_empty() && !self.metadata {
+            return Err(invalid("cache.cache_only", "needs cache.metadata = true"));
         }
         // memcached keys are at most 250 bytes of visible ASCII; the rest of a key takes < 60.
         if self.key_prefix.len() > 100 || !self.key_prefix.bytes().all(|b| b.is_ascii_graphic()) {
@@ -1158,6 +1184,15 @@ mod tests {
         assert!(err.to_string().starts_with("cache.servers"), "{err}");
         let err = Settings::load(None, env(&[("WEFT_CACHE_KEY_PREFIX", "a b")])).unwrap_err();
         assert!(err.to_string().starts_with("cache.key_prefix"), "{err}");
+        assert_eq!(s.cache.collections, ["meta", "clients", "crypto"]);
+        let s = Settings::load(None, env(&[("WEFT_CACHE_CACHE_ONLY", "tabs")])).unwrap();
+        assert_eq!(s.cache.cache_only, ["tabs"]);
+        for bad in [&[("WEFT_CACHE_CACHE_ONLY", "meta")][..], &[("WEFT_CACHE_COLLECTIONS", "a b")][..]] {
+            let err = Settings::load(None, env(bad)).unwrap_err();
+            assert!(err.to_string().starts_with("cache.c"), "{err}");
+        }
+        let no_metadata = [("WEFT_CACHE_CACHE_ONLY", "tabs"), ("WEFT_CACHE_METADATA", "false")];
+        assert!(Settings::load(None, env(&no_metadata)).is_err());
     }
 
     #[test]

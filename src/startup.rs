@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use weft_actors::cache::{Cache, MemcachedConfig, MemcachedRing, MemoryStore, Store};
-use weft_actors::shard::{Shard, ShardConfig, StorageConfig};
+use weft_actors::shard::{NodeCache, Shard, ShardConfig, StorageConfig};
 use weft_actors::token_verifier::{NodeSecrets, PublishedCredentials, TokenVerifier};
 use weft_actors::tokenserver::{
     AccountEventsConfig, Jwk, OAuthConfig, OAuthSetupError, OAuthVerifier, RegisterInitialNode, Tokenserver,
@@ -243,7 +243,7 @@ pub fn open_pools(
 /// down. Needs the metrics recorder installed first (it exports the cache's series at 0).
 pub fn cache_store(settings: &Settings) -> Result<Option<Arc<dyn Store>>, StartupError> {
     let c = &settings.cache;
-    if !c.metadata {
+    if !c.metadata && c.collections.is_empty() {
         return Ok(None);
     }
     if c.servers.is_empty() {
@@ -268,8 +268,8 @@ pub fn describe_cache(
     plans: &[NodePlan],
 ) -> Vec<String> {
     let c = &settings.cache;
-    match store.map(|s| s.name()) {
-        None => vec!["weft: cache off".into()],
+    let mut lines = match store.map(|s| s.name()) {
+        None => return vec!["weft: cache off".into()],
         Some("memcached") => {
             vec![format!("weft: cache on memcached {} (key prefix {})", c.servers.join(", "), c.key_prefix)]
         }
@@ -283,9 +283,24 @@ pub fn describe_cache(
                         .into(),
                 );
             }
+            if !c.cache_only.is_empty() {
+                lines.push(
+                    "weft: warning: cache-only collections in the in-process cache are lost when this \
+                     process stops"
+                        .into(),
+                );
+            }
             lines
         }
+    };
+    if !c.collections.is_empty() {
+        lines.push(format!("weft: write-through collections: {}", c.collections.join(", ")));
     }
+    if !c.cache_only.is_empty() {
+        lines
+            .push(format!("weft: cache-only collections (not in the database): {}", c.cache_only.join(", ")));
+    }
+    lines
 }
 
 /// Starts a shard actor per node and the token verifier. Must run inside the actix system.
@@ -359,7 +374,8 @@ pub fn start_shard(
     let cache = cache.map(|store| {
         let cache = Cache::for_node(store.clone(), &settings.cache.key_prefix, &plan.url);
         cache.register_metrics();
-        cache
+        let c = &settings.cache;
+        NodeCache::new(cache, c.metadata, c.collections.clone(), c.cache_only.clone())
     });
     let shard = match sibling {
         Some(shard) => shard.serve(&plan.url, pool, storage_config, cache),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use weft_actors::cache::{
-    Cache, Kind, MemcachedConfig, MemcachedRing, MemoryStore, Store, StoreError, WriteError,
+    Cache, Derived, Kind, MemcachedConfig, MemcachedRing, MemoryStore, Store, StoreError, WriteError,
 };
 
 #[path = "../../tests/common/memcached.rs"]
@@ -84,15 +84,11 @@ fn write(
     next: impl FnOnce() -> u64,
     fail: bool,
 ) -> Result<u64, WriteError<RolledBack>> {
-    cache.write(
-        Some(key),
-        &[],
-        || db.write(collection, next, fail),
-        |mut record: Record, written: &u64| {
-            record.insert(collection.to_owned(), *written);
-            Some(record)
-        },
-    )
+    let follows = Derived::follows(key.to_owned(), |mut record: Record, written: &u64| {
+        record.insert(collection.to_owned(), *written);
+        Some(record)
+    });
+    cache.write(vec![follows], || db.write(collection, next, fail))
 }
 
 fn read(cache: &Cache, db: &Database, key: &str) -> Record {
@@ -141,9 +137,7 @@ fn protocol_basics(store: Arc<dyn Store>) {
     let items = |n: u64| -> Result<Vec<u64>, RolledBack> { Ok(vec![n]) };
     assert_eq!(cache.read(Kind::Collection, &ckey, || items(1)).unwrap(), vec![1]);
     assert_eq!(cache.read(Kind::Collection, &ckey, || items(2)).unwrap(), vec![1], "a hit");
-    cache
-        .write(None, std::slice::from_ref(&ckey), || Ok::<_, RolledBack>(()), |r: Record, _: &()| Some(r))
-        .unwrap();
+    cache.write(vec![Derived::dropped(ckey.clone())], || Ok::<_, RolledBack>(())).unwrap();
     assert_eq!(cache.read(Kind::Collection, &ckey, || items(3)).unwrap(), vec![3]);
 }
 

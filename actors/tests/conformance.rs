@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use weft_actors::cache::MemoryStore;
 use weft_actors::storage::*;
 use weft_schema::PoolSettings;
 
@@ -69,6 +70,32 @@ fn start(url: &str, config: StorageConfig, guard: Guard) -> TestDb {
     let pool = DbPool::connect(url, &pool_settings()).expect("pool");
     pool.run_migrations().expect("migrations");
     TestDb { storage: Storage::new("conformance", pool, config), _guard: guard }
+}
+
+/// Every collection the tests write.
+const COLLECTIONS: [&str; 6] = ["history", "tabs", "bookmarks", "prefs", "forms", "passwords"];
+
+/// The engine behind an in-process cache holding each user's metadata and, when
+/// `write_through`, every collection whole: each test then checks that what the cache answers
+/// is what the database would.
+fn cached(db: TestDb, write_through: bool) -> TestDb {
+    let TestDb { storage, _guard } = db;
+    let cache = Cache::new(Arc::new(MemoryStore::new(16 << 20)), "conformance");
+    let collections = COLLECTIONS.iter().filter(|_| write_through).map(|c| c.to_string());
+    TestDb { storage: storage.with_cache(Some(NodeCache::new(cache, true, collections, []))), _guard }
+}
+
+fn open_sqlite_metadata_cache(config: StorageConfig) -> TestDb {
+    cached(open_sqlite(config), false)
+}
+
+fn open_sqlite_write_through(config: StorageConfig) -> TestDb {
+    cached(open_sqlite(config), true)
+}
+
+#[cfg(feature = "mysql")]
+fn open_mysql_write_through(config: StorageConfig) -> TestDb {
+    cached(open_mysql(config), true)
 }
 
 fn open_sqlite(config: StorageConfig) -> TestDb {
@@ -172,7 +199,7 @@ fn item(id: &str, payload: &str) -> BsoInput {
 }
 
 fn put(s: &Storage, uid: u64, collection: &str, bso: BsoInput) -> Result<PutResult, StorageError> {
-    s.execute(&PutBso { uid, collection: collection.into(), bso, precondition: Precondition::None })
+    s.run(&PutBso { uid, collection: collection.into(), bso, precondition: Precondition::None })
 }
 
 fn post_op(
@@ -187,14 +214,14 @@ fn post_op(
 
 /// A plain POST that must commit; returns its timestamp.
 fn post(s: &Storage, uid: u64, collection: &str, bsos: Vec<BsoInput>) -> SyncTimestamp {
-    match s.execute(&post_op(uid, collection, bsos, None, false)).expect("post").outcome {
+    match s.run(&post_op(uid, collection, bsos, None, false)).expect("post").outcome {
         PostOutcome::Committed { modified } => modified,
         other => panic!("not committed: {other:?}"),
     }
 }
 
 fn stage(s: &Storage, collection: &str, bsos: Vec<BsoInput>, batch: BatchMode) -> Result<i64, StorageError> {
-    match s.execute(&post_op(UID, collection, bsos, Some(batch), false))?.outcome {
+    match s.run(&post_op(UID, collection, bsos, Some(batch), false))?.outcome {
         PostOutcome::Staged { batch, .. } => Ok(batch),
         other => panic!("not staged: {other:?}"),
     }
@@ -206,18 +233,18 @@ fn commit(
     bsos: Vec<BsoInput>,
     batch: i64,
 ) -> Result<SyncTimestamp, StorageError> {
-    match s.execute(&post_op(UID, collection, bsos, Some(BatchMode::Append(batch)), true))?.outcome {
+    match s.run(&post_op(UID, collection, bsos, Some(BatchMode::Append(batch)), true))?.outcome {
         PostOutcome::Committed { modified } => Ok(modified),
         other => panic!("not committed: {other:?}"),
     }
 }
 
 fn get(s: &Storage, uid: u64, collection: &str, id: &str) -> Result<Bso, StorageError> {
-    s.execute(&GetBso { uid, collection: collection.into(), id: id.into(), precondition: Precondition::None })
+    s.run(&GetBso { uid, collection: collection.into(), id: id.into(), precondition: Precondition::None })
 }
 
 fn query(s: &Storage, collection: &str, query: BsoQuery) -> Timestamped<BsoPage> {
-    s.execute(&GetBsos { uid: UID, collection: collection.into(), query, precondition: Precondition::None })
+    s.run(&GetBsos { uid: UID, collection: collection.into(), query, precondition: Precondition::None })
         .expect("get bsos")
 }
 
@@ -230,11 +257,11 @@ fn full() -> BsoQuery {
 }
 
 fn collections(s: &Storage, uid: u64) -> Timestamped<BTreeMap<String, SyncTimestamp>> {
-    s.execute(&GetCollections { uid, precondition: Precondition::None }).expect("info/collections")
+    s.run(&GetCollections { uid, precondition: Precondition::None }).expect("info/collections")
 }
 
 fn counts(s: &Storage) -> BTreeMap<String, u64> {
-    s.execute(&GetCollectionCounts { uid: UID, precondition: Precondition::None }).expect("counts").value
+    s.run(&GetCollectionCounts { uid: UID, precondition: Precondition::None }).expect("counts").value
 }
 
 /// Runs every test of `tests:` (a `fn(open)` taking the backend's database opener) on every
@@ -261,6 +288,9 @@ conformance! {
         sqlite => super::open_sqlite,
         #[cfg(feature = "mysql")] mysql => super::open_mysql,
         postgres => super::open_postgres,
+        sqlite_metadata_cache => super::open_sqlite_metadata_cache,
+        sqlite_write_through => super::open_sqlite_write_through,
+        #[cfg(feature = "mysql")] mysql_write_through => super::open_mysql_write_through,
     ];
     tests: [
         one_timestamp_per_write,
@@ -309,7 +339,7 @@ fn deletes_advance_the_storage_timestamp(open: Open) {
     let t1 = post(s, UID, "history", vec![item("a", "1")]);
     let t2 = post(s, UID, "bookmarks", vec![item("b", "1")]);
     let after = s
-        .execute(&DeleteCollection {
+        .run(&DeleteCollection {
             uid: UID,
             collection: "bookmarks".into(),
             ids: None,
@@ -322,7 +352,7 @@ fn deletes_advance_the_storage_timestamp(open: Open) {
     assert_eq!((info.value["history"], info.last_modified), (t1, after));
     // Deleting a collection that does not exist changes nothing.
     let missing = s
-        .execute(&DeleteCollection {
+        .run(&DeleteCollection {
             uid: UID,
             collection: "nothing".into(),
             ids: None,
@@ -330,7 +360,7 @@ fn deletes_advance_the_storage_timestamp(open: Open) {
         })
         .unwrap();
     assert_eq!(missing, after);
-    let gone = s.execute(&DeleteStorage { uid: UID, precondition: Precondition::None }).unwrap();
+    let gone = s.run(&DeleteStorage { uid: UID, precondition: Precondition::None }).unwrap();
     assert!(gone > after);
     assert!(collections(s, UID).value.is_empty());
     // The next write is later than anything the user saw before the deletion.
@@ -345,7 +375,7 @@ fn preconditions_refuse_and_change_nothing(open: Open) {
     let s = &db.storage;
     let t1 = put(s, UID, "tabs", item("a", "1")).unwrap().modified;
     let write = |precondition| {
-        s.execute(&PutBso { uid: UID, collection: "tabs".into(), bso: item("a", "2"), precondition })
+        s.run(&PutBso { uid: UID, collection: "tabs".into(), bso: item("a", "2"), precondition })
     };
     let before = SyncTimestamp::from_millis(t1.as_millis() - 10);
     assert!(
@@ -357,7 +387,7 @@ fn preconditions_refuse_and_change_nothing(open: Open) {
         Err(StorageError::PreconditionFailed(_))
     ));
     assert_eq!(get(s, UID, "tabs", "a").unwrap().payload, "1");
-    let posted = s.execute(&PostBsos {
+    let posted = s.run(&PostBsos {
         precondition: Precondition::IfUnmodifiedSince(before),
         ..post_op(UID, "tabs", vec![item("b", "1")], None, false)
     });
@@ -366,23 +396,22 @@ fn preconditions_refuse_and_change_nothing(open: Open) {
     assert!(write(Precondition::IfUnmodifiedSince(t1)).is_ok());
 
     let t2 = get(s, UID, "tabs", "a").unwrap().modified;
-    let read = |precondition| {
-        s.execute(&GetBso { uid: UID, collection: "tabs".into(), id: "a".into(), precondition })
-    };
+    let read =
+        |precondition| s.run(&GetBso { uid: UID, collection: "tabs".into(), id: "a".into(), precondition });
     assert!(
         matches!(read(Precondition::IfModifiedSince(t2)), Err(StorageError::NotModified(ts)) if ts == t2)
     );
     assert!(read(Precondition::IfModifiedSince(t1)).is_ok());
-    let page = s.execute(&GetBsos {
+    let page = s.run(&GetBsos {
         uid: UID,
         collection: "tabs".into(),
         query: full(),
         precondition: Precondition::IfModifiedSince(t2),
     });
     assert!(matches!(page, Err(StorageError::NotModified(_))));
-    let info = s.execute(&GetCollections { uid: UID, precondition: Precondition::IfModifiedSince(t2) });
+    let info = s.run(&GetCollections { uid: UID, precondition: Precondition::IfModifiedSince(t2) });
     assert!(matches!(info, Err(StorageError::NotModified(_))));
-    let delete = s.execute(&DeleteStorage { uid: UID, precondition: Precondition::IfUnmodifiedSince(t1) });
+    let delete = s.run(&DeleteStorage { uid: UID, precondition: Precondition::IfUnmodifiedSince(t1) });
     assert!(matches!(delete, Err(StorageError::PreconditionFailed(_))));
     assert_eq!(counts(s)["tabs"], 1);
 }
@@ -520,7 +549,7 @@ fn deletes_of_items(open: Open) {
     let s = &db.storage;
     let t1 = post(s, UID, "passwords", vec![item("a", "1"), item("b", "1"), item("c", "1")]);
     let del = |id: &str| {
-        s.execute(&DeleteBso {
+        s.run(&DeleteBso {
             uid: UID,
             collection: "passwords".into(),
             id: id.into(),
@@ -531,7 +560,7 @@ fn deletes_of_items(open: Open) {
     assert!(t2 > t1);
     assert!(matches!(del("a"), Err(StorageError::NotFound)));
     assert!(matches!(
-        s.execute(&DeleteBso {
+        s.run(&DeleteBso {
             uid: UID,
             collection: "nothing".into(),
             id: "a".into(),
@@ -540,7 +569,7 @@ fn deletes_of_items(open: Open) {
         Err(StorageError::NotFound)
     ));
     let t3 = s
-        .execute(&DeleteCollection {
+        .run(&DeleteCollection {
             uid: UID,
             collection: "passwords".into(),
             ids: Some(vec!["b".into(), "zz".into()]),
@@ -562,9 +591,9 @@ fn expired_items_are_absent_everywhere(open: Open) {
     assert_eq!(ids(&query(s, "tabs", BsoQuery::default()).value), ["live"]);
     assert!(matches!(get(s, UID, "tabs", "old"), Err(StorageError::NotFound)));
     assert_eq!(counts(s)["tabs"], 1);
-    let usage = s.execute(&GetCollectionUsage { uid: UID, precondition: Precondition::None }).unwrap().value;
+    let usage = s.run(&GetCollectionUsage { uid: UID, precondition: Precondition::None }).unwrap().value;
     assert_eq!(usage["tabs"], 1);
-    let del = s.execute(&DeleteBso {
+    let del = s.run(&DeleteBso {
         uid: UID,
         collection: "tabs".into(),
         id: "old".into(),
@@ -574,7 +603,7 @@ fn expired_items_are_absent_everywhere(open: Open) {
     // An expired item counts as absent for preconditions and partial updates: a
     // payload-less PUT creates it anew with an empty payload.
     let create_only = Precondition::IfUnmodifiedSince(SyncTimestamp::ZERO);
-    s.execute(&PutBso {
+    s.run(&PutBso {
         uid: UID,
         collection: "tabs".into(),
         bso: BsoInput { id: "old".into(), ..BsoInput::default() },
@@ -622,7 +651,7 @@ fn foreign_unknown_and_expired_batches_are_invalid(open: Open) {
         stage(s, "bookmarks", vec![], BatchMode::Append(batch)),
         Err(StorageError::InvalidBatch)
     ));
-    let foreign = s.execute(&post_op(OTHER_UID, "history", vec![], Some(BatchMode::Append(batch)), true));
+    let foreign = s.run(&post_op(OTHER_UID, "history", vec![], Some(BatchMode::Append(batch)), true));
     assert!(matches!(foreign, Err(StorageError::InvalidBatch)));
     assert!(matches!(commit(s, "history", vec![], batch + 1), Err(StorageError::InvalidBatch)));
     assert!(matches!(stage(s, "never", vec![], BatchMode::Append(batch)), Err(StorageError::InvalidBatch)));
@@ -668,9 +697,9 @@ fn quota_bookkeeping_and_enforcement(open: Open) {
     // Little remains: the write reports it.
     assert_eq!(result.quota_remaining, Some(700));
     post(s, UID, "bookmarks", vec![item("b", &"x".repeat(200)), item("c", "xx")]);
-    let quota = s.execute(&GetQuota { uid: UID, precondition: Precondition::None }).unwrap().value;
+    let quota = s.run(&GetQuota { uid: UID, precondition: Precondition::None }).unwrap().value;
     assert_eq!(quota, 502);
-    let usage = s.execute(&GetCollectionUsage { uid: UID, precondition: Precondition::None }).unwrap().value;
+    let usage = s.run(&GetCollectionUsage { uid: UID, precondition: Precondition::None }).unwrap().value;
     assert_eq!((usage["history"], usage["bookmarks"]), (300, 202));
     assert_eq!((counts(s)["history"], counts(s)["bookmarks"]), (1, 2));
     // Usage is checked before a write, so one write may cross the limit; the next is refused.
@@ -679,7 +708,7 @@ fn quota_bookkeeping_and_enforcement(open: Open) {
     let staged = stage(s, "history", vec![item("f", "x")], BatchMode::Create);
     assert!(matches!(staged, Err(StorageError::QuotaExceeded)));
     // Deleting frees it again.
-    s.execute(&DeleteCollection {
+    s.run(&DeleteCollection {
         uid: UID,
         collection: "history".into(),
         ids: Some(vec!["d".into()]),
@@ -728,4 +757,81 @@ fn concurrent_writers_get_distinct_ordered_timestamps(open: Open) {
     // Each item carries its write's time: the newest item is the last write's.
     let newest = query(s, "history", BsoQuery { limit: Some(1), ..full() }).value;
     assert_eq!(newest.items[0].modified, *times.last().unwrap());
+}
+
+/// The cached backends above really answer from the cache: a change made behind its back
+/// (`execute` bypasses the cache) stays unseen until the next write through it.
+#[test]
+fn write_through_reads_are_served_from_the_cache() {
+    let db = open_sqlite_write_through(config());
+    let s = &db.storage;
+    let t1 = post(s, UID, "tabs", vec![item("a", "1")]);
+    assert_eq!(query(s, "tabs", full()).value.items[0].payload, "1");
+    s.execute(&PutBso {
+        uid: UID,
+        collection: "tabs".into(),
+        bso: item("a", "2"),
+        precondition: Precondition::None,
+    })
+    .expect("put behind the cache");
+    let page = query(s, "tabs", full());
+    assert_eq!((page.last_modified, page.value.items[0].payload.as_str()), (t1, "1"));
+    assert_eq!(get(s, UID, "tabs", "a").unwrap().payload, "1");
+    let t3 = put(s, UID, "tabs", item("b", "3")).unwrap().modified;
+    let page = query(s, "tabs", full());
+    assert_eq!(page.last_modified, t3);
+    assert_eq!(ids(&page.value), ["b", "a"]);
+}
+
+/// Cache-only collections: the rules hold (timestamps, preconditions, PUT semantics, deletes),
+/// `info/collections` lists them, and nothing reaches the database.
+#[test]
+fn cache_only_collections_live_in_the_cache_alone() {
+    let TestDb { storage, _guard } = open_sqlite(config());
+    let cache = Cache::new(Arc::new(MemoryStore::new(16 << 20)), "conformance");
+    let s = &storage.with_cache(Some(NodeCache::new(cache, true, [], ["tabs".to_string()])));
+    let t1 = post(s, UID, "tabs", vec![item("a", "1"), item("b", "2")]);
+    let t0 = post(s, UID, "history", vec![item("h", "x")]);
+    let info = collections(s, UID);
+    assert_eq!((info.value["tabs"], info.value["history"]), (t1, t0));
+    assert_eq!(info.last_modified, t0.max(t1));
+    let tabs =
+        GetBsos { uid: UID, collection: "tabs".into(), query: full(), precondition: Precondition::None };
+    assert!(s.execute(&tabs).unwrap().value.items.is_empty(), "the database holds no tabs");
+    let page = query(s, "tabs", full());
+    assert_eq!((page.last_modified, ids(&page.value)), (t1, vec!["b", "a"]));
+    // PUT semantics: a sortindex-only update keeps the payload.
+    let t2 = put(s, UID, "tabs", BsoInput { id: "a".into(), sortindex: Some(3), ..BsoInput::default() })
+        .unwrap()
+        .modified;
+    assert!(t2 > t1);
+    let a = get(s, UID, "tabs", "a").unwrap();
+    assert_eq!((a.payload.as_str(), a.sortindex, a.modified), ("1", Some(3), t2));
+    // Preconditions against the cached timestamps.
+    let stale = PutBso {
+        uid: UID,
+        collection: "tabs".into(),
+        bso: item("a", "stale"),
+        precondition: Precondition::IfUnmodifiedSince(t1),
+    };
+    assert!(matches!(s.run(&stale), Err(StorageError::PreconditionFailed(_))));
+    let t3 = s
+        .run(&DeleteBso {
+            uid: UID,
+            collection: "tabs".into(),
+            id: "b".into(),
+            precondition: Precondition::None,
+        })
+        .unwrap();
+    assert_eq!(collections(s, UID).value["tabs"], t3);
+    assert_eq!(ids(&query(s, "tabs", full()).value), ["a"]);
+    // A batch over several requests would stage in the database: refused.
+    assert!(matches!(
+        stage(s, "tabs", vec![item("c", "3")], BatchMode::Create),
+        Err(StorageError::InvalidBatch)
+    ));
+    // Deleting everything forgets them too.
+    s.run(&DeleteStorage { uid: UID, precondition: Precondition::None }).unwrap();
+    assert!(query(s, "tabs", full()).value.items.is_empty());
+    assert!(!collections(s, UID).value.contains_key("tabs"));
 }

@@ -29,15 +29,15 @@
 //! lands between the two, or the reader's marker was gone before its `cas`).
 //!
 //! **Writing** (any database write touching keys `k…`): before the database is touched, the
-//! writer replaces each key with its own writer marker (`set`; for the metadata record, `cas`
-//! over the clean value it read, so it knows exactly which value its marker replaced). Then it
-//! writes the database. Then, for each key: if the key still holds *its* marker, it replaces
-//! it (`cas`) with the value that follows (the metadata record it replaced, updated with the
-//! write's result, or that record unchanged after a failed write), or deletes it when it cannot
-//! know that value (collections, or a replaced entry that was itself a marker); if the key holds
-//! another writer's marker it leaves it to that writer; if it holds a value or a reader's
-//! marker, that was filled after its own marker vanished (eviction, restart) and may predate
-//! its commit, so it deletes it. Only then is the write acknowledged.
+//! writer replaces each key with its own writer marker (`set`; for an entry whose next value
+//! it can derive, `cas` over the clean value it read, so it knows exactly which value its
+//! marker replaced). Then it writes the database. Then, for each key: if the key still holds
+//! *its* marker, it replaces it (`cas`) with the value that follows (the value it replaced,
+//! updated with the write's result, or that value unchanged after a failed write), or deletes
+//! it when it cannot know that value (a batch commit, or a replaced entry that was itself a
+//! marker); if the key holds another writer's marker it leaves it to that writer; if it holds
+//! a value or a reader's marker, that was filled after its own marker vanished (eviction,
+//! restart) and may predate its commit, so it deletes it. Only then is the write acknowledged.
 //!
 //! Why (1) holds: after writer W's commit, the key holds W's marker, another writer's marker,
 //! or something W deletes before acknowledging; a value can only be put there by a writer
@@ -63,9 +63,9 @@
 //! it; the stale entry lives until the next write of that key.
 //!
 //! What is cached is the storage engine's business (`storage/cache.rs`): each user's
-//! metadata record (collection timestamps). Counts and usage are not cached: items expire (TTL)
-//! without any write, so a cached count would go stale by itself. `Kind::Collection` and the
-//! `others` keys of `write` are for whole cached collections (ops-model.md §5.4), not built yet.
+//! metadata record (collection timestamps) and the write-through collections' items. Counts
+//! and usage are not cached: items expire (TTL) without any write, so a cached count would go
+//! stale by itself. Values above `MAX_VALUE_BYTES` are not cached.
 
 pub mod memcached;
 pub mod memory;
@@ -116,6 +116,34 @@ pub enum WriteError<E> {
     CacheUnavailable(StoreError),
 }
 
+/// A cached value a write changes: its key and, when the value that follows the write can be
+/// derived from the one it displaced, how (`None` from the closure: it cannot, and the entry
+/// is removed; the next read loads it).
+pub struct Derived<'a, R> {
+    key: String,
+    update: Option<DeriveFn<'a, R>>,
+}
+
+/// From the displaced value's JSON and the write's result to the next value's stored form.
+type DeriveFn<'a, R> = Box<dyn FnOnce(&[u8], &R) -> Option<Vec<u8>> + 'a>;
+
+impl<'a, R> Derived<'a, R> {
+    /// An entry that follows the write: `update(displaced, result)` is its next value.
+    pub fn follows<T>(key: String, update: impl FnOnce(T, &R) -> Option<T> + 'a) -> Derived<'a, R>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        let update =
+            move |json: &[u8], result: &R| encode(&update(serde_json::from_slice(json).ok()?, result)?);
+        Derived { key, update: Some(Box::new(update)) }
+    }
+
+    /// An entry the write only invalidates: removed after it, loaded again by the next read.
+    pub fn dropped(key: String) -> Derived<'a, R> {
+        Derived { key, update: None }
+    }
+}
+
 /// The cache as the storage layer sees it: a store and the key prefix.
 #[derive(Clone)]
 pub struct Cache {
@@ -138,10 +166,14 @@ fn marker(tag: u8) -> Vec<u8> {
     bytes
 }
 
+/// The largest value stored: half of memcached's default item size (1 MiB), so that a value
+/// and its key always fit; a bigger one is simply not cached (its reads go to the database).
+pub const MAX_VALUE_BYTES: usize = 512 * 1024;
+
 fn encode<T: Serialize>(value: &T) -> Option<Vec<u8>> {
     let mut bytes = vec![VALUE];
     serde_json::to_writer(&mut bytes, value).ok()?;
-    Some(bytes)
+    (bytes.len() <= MAX_VALUE_BYTES).then_some(bytes)
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
@@ -208,15 +240,57 @@ impl Cache {
     }
 
     /// A hit answered without blocking, for callers on async workers: only a store inside this
-    /// process is asked (a memcached call would block the worker), and a miss is not counted
+    /// process is asked (a memcached call would block the worker), and `answer` says whether
+    /// the cached value answers the request. Neither a miss nor an unanswered value is counted
     /// (the caller then goes through `read` on a thread that may block).
-    pub fn local_hit<T: DeserializeOwned>(&self, kind: Kind, key: &str) -> Option<T> {
+    pub fn local_answer<T, A>(&self, kind: Kind, key: &str, answer: impl FnOnce(T) -> Option<A>) -> Option<A>
+    where
+        T: DeserializeOwned,
+    {
         if !self.store.is_local() {
             return None;
         }
-        let value = decode(&self.store.get(key).ok()??.value)?;
+        let answered = answer(decode(&self.store.get(key).ok()??.value)?)?;
         self.count(kind, "hit");
-        Some(value)
+        Some(answered)
+    }
+
+    /// A value kept only in the cache, with the version `put_kept` needs; `None` when absent
+    /// (or hidden by a writer's marker). No database stands behind it, so a store that is down
+    /// (and so holds nothing) reads as absent.
+    pub fn get_kept<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        key: &str,
+    ) -> Result<Option<(T, u64)>, StoreError> {
+        let found = match self.store.get(key) {
+            Ok(found) => found,
+            Err(StoreError::Down { .. }) => None,
+            Err(err) => {
+                self.count(kind, "error");
+                return Err(err);
+            }
+        };
+        let value = found.and_then(|f| Some((decode(&f.value)?, f.cas)));
+        self.count(kind, if value.is_some() { "hit" } else { "miss" });
+        Ok(value)
+    }
+
+    /// Stores a kept value if the key still has `version` (`None`: if it is still absent);
+    /// `Ok(false)` when another write came first, or the value is over `MAX_VALUE_BYTES`.
+    pub fn put_kept<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        version: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let Some(bytes) = encode(value) else {
+            return Ok(false);
+        };
+        match version {
+            Some(cas) => self.store.cas(key, &bytes, 0, cas),
+            None => self.store.add(key, &bytes, 0),
+        }
     }
 
     /// The read protocol: the cached value of `key`, or `load()` from the database (then
@@ -269,60 +343,46 @@ impl Cache {
         Ok(value)
     }
 
-    /// The write protocol around one database write. `metadata` is the key of the user's
-    /// metadata record, which after a successful write becomes `update(record, &result)` when
-    /// the record was cached (`None`: the record cannot be derived, and is dropped); `others`
-    /// (collections) are invalidated.
-    pub fn write<M, R, E>(
+    /// The write protocol around one database write: `entries` are the cached values the write
+    /// changes, each replaced after a successful write by what its `Derived` derives from the
+    /// value it displaced (or removed when that cannot be known), and restored after a failed
+    /// one.
+    pub fn write<R, E>(
         &self,
-        metadata: Option<&str>,
-        others: &[String],
+        entries: Vec<Derived<'_, R>>,
         write: impl FnOnce() -> Result<R, E>,
-        update: impl FnOnce(M, &R) -> Option<M>,
-    ) -> Result<R, WriteError<E>>
-    where
-        M: Serialize + DeserializeOwned,
-    {
+    ) -> Result<R, WriteError<E>> {
         let mine = marker(WRITER_MARKER);
-        let mut marked_metadata: Option<(&str, Option<M>)> = None;
+        // Each marked entry with the clean value its marker displaced, if any.
+        let mut marked: Vec<(Derived<'_, R>, Option<Vec<u8>>)> = Vec::with_capacity(entries.len());
         // Keys on a server that is down: nothing to mark there now, but it may come back
         // during the write and be filled from the database by a reader that loads before the
         // commit; removing the key after the commit voids any such fill.
-        let mut unmarked: Vec<&str> = vec![];
-        if let Some(key) = metadata {
-            match self.mark_metadata::<M>(key, &mine) {
-                Ok(displaced) => marked_metadata = Some((key, displaced)),
-                Err(StoreError::Down { .. }) => unmarked.push(key),
-                Err(err) => return Err(self.refuse(err)),
-            }
-        }
-        let mut marked: Vec<&str> = Vec::with_capacity(others.len());
-        for key in others {
-            match self.store.set(key, &mine, MARKER_TTL_SECONDS) {
-                Ok(()) => marked.push(key),
-                Err(StoreError::Down { .. }) => unmarked.push(key),
+        let mut unmarked: Vec<String> = vec![];
+        for entry in entries {
+            match self.mark(&entry, &mine) {
+                Ok(displaced) => marked.push((entry, displaced)),
+                Err(StoreError::Down { .. }) => unmarked.push(entry.key),
                 Err(err) => return Err(self.refuse(err)),
             }
         }
         if !unmarked.is_empty() {
             self.count_write("down");
         }
-        if marked_metadata.is_some() || !marked.is_empty() {
+        if !marked.is_empty() {
             self.count_write("marked");
         }
         let result = write();
-        if let Some((key, displaced)) = marked_metadata {
-            let next = displaced.and_then(|record| match &result {
-                Ok(r) => update(record, r),
-                Err(_) => Some(record),
+        for (entry, displaced) in marked {
+            let next = displaced.and_then(|bytes| match &result {
+                Ok(r) => entry.update.and_then(|update| update(&bytes[1..], r)),
+                // The database is as it was: so is the entry.
+                Err(_) => Some(bytes),
             });
-            self.finish(key, &mine, next);
-        }
-        for key in marked {
-            self.finish::<M>(key, &mine, None);
+            self.finish(&entry.key, &mine, next);
         }
         for key in unmarked {
-            match self.store.delete(key) {
+            match self.store.delete(&key) {
                 // Still down: the ring owes the key and removes it when the server is back.
                 Ok(()) | Err(StoreError::Down { .. }) => {}
                 Err(err) => self.unsettled(&err),
@@ -331,26 +391,29 @@ impl Cache {
         result.map_err(WriteError::Database)
     }
 
-    /// Puts the writer marker on the metadata key; returns the clean record it displaced, if
-    /// the key held one and nothing changed it between the read and the marker.
-    fn mark_metadata<M: DeserializeOwned>(&self, key: &str, mine: &[u8]) -> Result<Option<M>, StoreError> {
-        if let Some(found) = self.store.get(key)? {
-            if let Some(record) = decode::<M>(&found.value) {
-                if self.store.cas(key, mine, MARKER_TTL_SECONDS, found.cas)? {
-                    return Ok(Some(record));
+    /// Puts the writer marker on the entry's key; returns the clean value it displaced, if the
+    /// entry can follow the write, the key held a value and nothing changed it between the read
+    /// and the marker.
+    fn mark<R>(&self, entry: &Derived<'_, R>, mine: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if entry.update.is_some() {
+            if let Some(found) = self.store.get(&entry.key)? {
+                if found.value.first() == Some(&VALUE)
+                    && self.store.cas(&entry.key, mine, MARKER_TTL_SECONDS, found.cas)?
+                {
+                    return Ok(Some(found.value));
                 }
             }
         }
-        self.store.set(key, mine, MARKER_TTL_SECONDS)?;
+        self.store.set(&entry.key, mine, MARKER_TTL_SECONDS)?;
         Ok(None)
     }
 
     /// After the database write: replaces this writer's marker with `next` (or removes it), and
     /// removes whatever a reader filled after the marker vanished.
-    fn finish<M: Serialize>(&self, key: &str, mine: &[u8], next: Option<M>) {
+    fn finish(&self, key: &str, mine: &[u8], next: Option<Vec<u8>>) {
         let outcome = match self.store.get(key) {
             Ok(None) => Ok(()),
-            Ok(Some(found)) if found.value == mine => match next.and_then(|m| encode(&m)) {
+            Ok(Some(found)) if found.value == mine => match next {
                 Some(bytes) => match self.store.cas(key, &bytes, 0, found.cas) {
                     Ok(true) => Ok(()),
                     _ => self.store.delete(key),

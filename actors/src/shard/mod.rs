@@ -26,7 +26,7 @@ use self::availability::{Admit, Availability, Outcome};
 use crate::ActorUnavailable;
 // The operations' requests and replies, so that callers name what they send a shard here.
 pub use crate::storage::requests::*;
-pub use crate::storage::{Cache, Operation, ShedReason, StorageConfig, StorageError};
+pub use crate::storage::{Cache, NodeCache, Operation, ShedReason, StorageConfig, StorageError};
 
 /// How a request to a shard can fail: the engine's outcome, or the actor never answered.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,7 @@ pub struct Shard {
     availability: Arc<Availability>,
 }
 
-fn new_storage(node: &str, pool: DbPool, config: StorageConfig, cache: Option<Cache>) -> Arc<Storage> {
+fn new_storage(node: &str, pool: DbPool, config: StorageConfig, cache: Option<NodeCache>) -> Arc<Storage> {
     // Exported at 0 from the start, so that rates and alerts see the series before the first
     // shed request.
     for reason in ShedReason::ALL {
@@ -104,7 +104,7 @@ impl Shard {
         pool: DbPool,
         config: ShardConfig,
         storage: StorageConfig,
-        cache: Option<Cache>,
+        cache: Option<NodeCache>,
     ) -> Shard {
         let addr = SyncArbiter::start(config.threads, || ShardActor);
         Shard {
@@ -121,7 +121,7 @@ impl Shard {
     /// Another node name of the same db node, on its own database (`pool`): served by this
     /// shard's threads under this shard's admission bound, so that a db node has one
     /// connection budget and one queue whatever the number of its databases.
-    pub fn serve(&self, node: &str, pool: DbPool, storage: StorageConfig, cache: Option<Cache>) -> Shard {
+    pub fn serve(&self, node: &str, pool: DbPool, storage: StorageConfig, cache: Option<NodeCache>) -> Shard {
         Shard { storage: new_storage(node, pool, storage, cache), ..self.clone() }
     }
 
@@ -132,7 +132,7 @@ impl Shard {
         Q: Operation + Send + 'static,
         Q::Output: Send + 'static,
     {
-        if let Some(hit) = op.local_hit(&self.storage) {
+        if let Some(hit) = self.storage.local_hit(&op) {
             return Ok(hit?);
         }
         let probe = match self.availability.admit(Instant::now()) {

@@ -23,6 +23,47 @@ pub enum Touch {
     All,
 }
 
+/// A live stored item's fields that a write may keep.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored {
+    pub modified: i64,
+    pub sortindex: Option<i32>,
+    pub ttl: i64,
+}
+
+/// An item after a write: its fields, and its payload unless the stored one stays (`None`).
+#[derive(Debug, Clone, Copy)]
+pub struct Merged<'a> {
+    pub modified: i64,
+    pub sortindex: Option<i32>,
+    pub ttl: i64,
+    pub payload: Option<&'a str>,
+}
+
+/// The PUT-semantics rule for one item written at `t` over the live item `stored`: the one rule
+/// the database write and the write-through cache (`storage/cache.rs`) both apply.
+pub fn merge(item: &BsoInput, stored: Option<Stored>, t: SyncTimestamp, touch: Touch) -> Merged<'_> {
+    let ttl = match (item.ttl, stored) {
+        (Some(ttl), _) => expiry(t, ttl),
+        (None, Some(row)) => row.ttl,
+        (None, None) => never_expires(t),
+    };
+    let sortindex = item.sortindex.or(stored.and_then(|row| row.sortindex));
+    match (&item.payload, stored) {
+        (None, Some(row)) => {
+            let changed = item.sortindex.is_some() || touch == Touch::All;
+            let modified = if changed { t.as_millis() } else { row.modified };
+            Merged { modified, sortindex, ttl, payload: None }
+        }
+        (payload, _) => Merged {
+            modified: t.as_millis(),
+            sortindex,
+            ttl,
+            payload: Some(payload.as_deref().unwrap_or("")),
+        },
+    }
+}
+
 pub fn apply_bsos(
     tx: &mut Tx<'_>,
     uid: i64,
@@ -43,25 +84,30 @@ pub fn apply_bsos(
 
     let mut rows = Vec::with_capacity(items.len());
     for item in items {
-        let stored = live.get(&item.id);
-        let ttl = match (item.ttl, stored) {
-            (Some(ttl), _) => expiry(t, ttl),
-            (None, Some(row)) => row.ttl,
-            (None, None) => never_expires(t),
-        };
-        let sortindex = item.sortindex.or(stored.and_then(|row| row.sortindex));
-        match (&item.payload, stored) {
-            (None, Some(row)) => {
-                let changed = item.sortindex.is_some() || touch == Touch::All;
-                let modified = if changed { t.as_millis() } else { row.modified };
-                storage::update_bso_metadata(tx, uid, collection, &item.id, sortindex, modified, ttl)?;
+        let stored = live.get(&item.id).map(|row| Stored {
+            modified: row.modified,
+            sortindex: row.sortindex,
+            ttl: row.ttl,
+        });
+        let merged = merge(item, stored, t, touch);
+        match merged.payload {
+            None => {
+                storage::update_bso_metadata(
+                    tx,
+                    uid,
+                    collection,
+                    &item.id,
+                    merged.sortindex,
+                    merged.modified,
+                    merged.ttl,
+                )?;
             }
-            (payload, _) => rows.push(NewBso {
+            Some(payload) => rows.push(NewBso {
                 id: &item.id,
-                sortindex,
-                payload: payload.as_deref().unwrap_or(""),
-                modified: t.as_millis(),
-                ttl,
+                sortindex: merged.sortindex,
+                payload,
+                modified: merged.modified,
+                ttl: merged.ttl,
             }),
         }
     }

@@ -32,13 +32,7 @@ pub fn get_bso(ctx: &Storage, tx: &mut Tx<'_>, msg: &GetBso) -> Result<Bso, Stor
     };
     let resource = SyncTimestamp::from_millis(row.as_ref().map_or(0, |r| r.modified));
     check_precondition(msg.precondition, resource)?;
-    let row = row.ok_or(StorageError::NotFound)?;
-    Ok(Bso {
-        id: row.id,
-        modified: SyncTimestamp::from_millis(row.modified),
-        payload: row.payload,
-        sortindex: row.sortindex,
-    })
+    Ok(row.ok_or(StorageError::NotFound)?.into())
 }
 
 pub fn put_bso(ctx: &Storage, tx: &mut Tx<'_>, msg: &PutBso) -> Result<PutResult, StorageError> {

@@ -4,6 +4,7 @@
 //! is also the one place that measures the database side of a request: operation latency, pool
 //! wait, retries and POST sizes (metric names in ops/metrics.md).
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
@@ -13,9 +14,9 @@ use weft_schema::queries::storage;
 use weft_schema::retry::with_retries;
 use weft_schema::{DbConnection, DbPool, SyncTimestamp};
 
-use crate::cache::Cache;
+use crate::storage::cache::{self, NodeCache};
 use crate::storage::requests::*;
-use crate::storage::{batch, bso, cache, collection, info, StorageError};
+use crate::storage::{batch, bso, collection, info, StorageError};
 
 /// Settings of one node's storage, from the `limits`, `quota` and `batch` configuration.
 #[derive(Debug, Clone)]
@@ -58,7 +59,7 @@ pub trait Operation {
 
     /// Runs the operation with the node's cache in front (`cache.rs`); by default it does not
     /// concern the cache and goes straight to the database.
-    fn run_cached(&self, storage: &Storage, _cache: &Cache) -> Result<Self::Output, StorageError>
+    fn run_cached(&self, storage: &Storage, _cache: &NodeCache) -> Result<Self::Output, StorageError>
     where
         Self: Sized,
     {
@@ -70,6 +71,12 @@ pub trait Operation {
     fn local_hit(&self, _storage: &Storage) -> Option<Result<Self::Output, StorageError>> {
         None
     }
+}
+
+thread_local! {
+    /// Operations this thread ran on a database: `run` compares it before and after, to tell
+    /// whether the cache answered a request alone.
+    static EXECUTED: Cell<u64> = const { Cell::new(0) };
 }
 
 /// One db node's storage. Shared by reference among the threads that run operations on it.
@@ -86,7 +93,7 @@ pub struct Storage {
     /// handler (which sleeps in growing steps), keeps write latency flat under contention.
     sqlite_writer: Mutex<()>,
     /// The cache in front of this node's database (`cache.*` settings), if any.
-    cache: Option<Cache>,
+    cache: Option<NodeCache>,
 }
 
 impl Storage {
@@ -95,6 +102,10 @@ impl Storage {
         // Exported at 0 from the start, so that rates and alerts see the series before the
         // first retry.
         metrics::counter!("weft_db_deadlock_retries_total", "node" => node.to_string()).absolute(0);
+        for answered_by in ["cache", "database"] {
+            metrics::counter!("weft_storage_requests_total", "node" => node.to_string(), "answered_by" => answered_by)
+                .absolute(0);
+        }
         Storage {
             pool,
             config,
@@ -106,21 +117,39 @@ impl Storage {
     }
 
     /// Puts `cache` in front of the database for `run` (the engine's own `execute` never uses it).
-    pub fn with_cache(mut self, cache: Option<Cache>) -> Storage {
+    pub fn with_cache(mut self, cache: Option<NodeCache>) -> Storage {
         self.cache = cache;
         self
     }
 
-    pub fn cache(&self) -> Option<&Cache> {
+    pub fn cache(&self) -> Option<&NodeCache> {
         self.cache.as_ref()
     }
 
     /// Runs `op` through the node's cache when it has one, else straight on the database.
     pub fn run<Q: Operation>(&self, op: &Q) -> Result<Q::Output, StorageError> {
-        match &self.cache {
+        let before = EXECUTED.with(Cell::get);
+        let result = match &self.cache {
             Some(cache) => op.run_cached(self, cache),
             None => self.execute(op),
-        }
+        };
+        let reached = EXECUTED.with(Cell::get) != before;
+        self.count_request(if reached { "database" } else { "cache" });
+        result
+    }
+
+    /// `op` answered by the in-process cache, without blocking (`Operation::local_hit`).
+    pub fn local_hit<Q: Operation>(&self, op: &Q) -> Option<Result<Q::Output, StorageError>> {
+        let hit = op.local_hit(self)?;
+        self.count_request("cache");
+        Some(hit)
+    }
+
+    /// `weft_storage_requests_total{answered_by}`: whether a request reached the database, the
+    /// share the cache exists to lower.
+    fn count_request(&self, answered_by: &'static str) {
+        metrics::counter!("weft_storage_requests_total", "node" => self.node.clone(), "answered_by" => answered_by)
+            .increment(1);
     }
 
     pub fn pool(&self) -> &DbPool {
@@ -139,6 +168,7 @@ impl Storage {
     /// `weft_db_operation_duration_seconds{operation}` (retries included: that is the latency
     /// the request saw).
     pub fn execute<Q: Operation>(&self, op: &Q) -> Result<Q::Output, StorageError> {
+        EXECUTED.with(|n| n.set(n.get() + 1));
         let started = Instant::now();
         let run = |tx: &mut Tx<'_>| op.run(self, tx);
         let result = match Q::ACCESS {
@@ -243,7 +273,7 @@ macro_rules! operation {
             )?
 
             $(
-                fn run_cached(&self, storage: &Storage, cache: &Cache) -> Result<$output, StorageError> {
+                fn run_cached(&self, storage: &Storage, cache: &NodeCache) -> Result<$output, StorageError> {
                     $cached(storage, cache, self)
                 }
             )?
@@ -259,15 +289,18 @@ macro_rules! operation {
 
 operation!(GetCollections => Timestamped<BTreeMap<String, SyncTimestamp>>, Snapshot, info::get_collections,
     cached = cache::get_collections, local = cache::local_get_collections);
-operation!(GetQuota => Timestamped<u64>, Read, info::get_quota);
-operation!(GetCollectionUsage => Timestamped<BTreeMap<String, u64>>, Read, info::get_collection_usage);
-operation!(GetCollectionCounts => Timestamped<BTreeMap<String, u64>>, Read, info::get_collection_counts);
+operation!(GetQuota => Timestamped<u64>, Read, info::get_quota, cached = cache::get_quota);
+operation!(GetCollectionUsage => Timestamped<BTreeMap<String, u64>>, Read, info::get_collection_usage,
+    cached = cache::get_collection_usage);
+operation!(GetCollectionCounts => Timestamped<BTreeMap<String, u64>>, Read, info::get_collection_counts,
+    cached = cache::get_collection_counts);
 operation!(DeleteStorage => SyncTimestamp, Write, info::delete_storage, cached = cache::delete_storage);
-operation!(GetBsos => Timestamped<BsoPage>, Read, collection::get_bsos);
+operation!(GetBsos => Timestamped<BsoPage>, Read, collection::get_bsos, cached = cache::get_bsos,
+    local = cache::local_get_bsos);
 operation!(PostBsos => PostResult, Write, batch::post_bsos, observe = batch::observe_post,
     cached = cache::post_bsos);
 operation!(DeleteCollection => SyncTimestamp, Write, collection::delete_collection,
     cached = cache::delete_collection);
-operation!(GetBso => Bso, Snapshot, bso::get_bso);
+operation!(GetBso => Bso, Snapshot, bso::get_bso, cached = cache::get_bso, local = cache::local_get_bso);
 operation!(PutBso => PutResult, Write, bso::put_bso, cached = cache::put_bso);
 operation!(DeleteBso => SyncTimestamp, Write, bso::delete_bso, cached = cache::delete_bso);

@@ -14,6 +14,7 @@ mod apply;
 mod batch;
 mod bso;
 mod cache;
+mod cache_only;
 mod collection;
 mod engine;
 mod error;
@@ -21,6 +22,7 @@ mod info;
 pub mod requests;
 mod rules;
 
+pub use self::cache::NodeCache;
 pub use self::engine::{Access, Operation, Storage, StorageConfig};
 pub use self::error::{ShedReason, StorageError};
 pub use self::requests::*;

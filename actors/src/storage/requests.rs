@@ -122,7 +122,7 @@ pub struct DeleteStorage {
 }
 
 /// One page of `GET /storage/{collection}`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct BsoPage {
     pub items: Vec<Bso>,
     /// Where the next page starts, when more items match.

@@ -4,11 +4,11 @@
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde_json::{Map, Value};
-use weft_actors::shard::{DeleteCollection, GetBsos, PostBsos, PostOutcome};
+use weft_actors::shard::{Bso, DeleteCollection, GetBsos, PostBsos, PostOutcome};
 
 use super::{
-    bso_json, json_string, quota_remaining_header, storage_response, APPLICATION_JSON, X_WEAVE_NEXT_OFFSET,
-    X_WEAVE_RECORDS,
+    json_string, push_bso_json, push_json_string, quota_remaining_header, storage_response, APPLICATION_JSON,
+    X_WEAVE_NEXT_OFFSET, X_WEAVE_RECORDS,
 };
 use crate::error::ApiError;
 use crate::web::extract::accept::OutputFormat;
@@ -34,21 +34,45 @@ pub async fn get(
     let full = query.full;
     let reply = user.send(GetBsos { uid: user.uid, collection, query, precondition }).await?;
     let page = reply.value;
-    let items: Vec<String> =
-        page.items.iter().map(|bso| if full { bso_json(bso) } else { json_string(&bso.id) }).collect();
+    // One buffer for the whole body: a page of full BSOs runs to megabytes.
+    let size: usize =
+        page.items.iter().map(|bso| bso.id.len() + if full { bso.payload.len() + 64 } else { 4 }).sum();
+    let mut body = Vec::with_capacity(size + 2);
+    let item = |body: &mut Vec<u8>, bso: &Bso| {
+        if full {
+            push_bso_json(body, bso);
+        } else {
+            push_json_string(body, &bso.id);
+        }
+    };
+    let content_type = match format {
+        OutputFormat::Json => {
+            body.push(b'[');
+            for (i, bso) in page.items.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                item(&mut body, bso);
+            }
+            body.push(b']');
+            APPLICATION_JSON
+        }
+        // Serialized JSON never holds a raw newline, so REF's `\n` → `\u000a` replacement is
+        // already true of every line.
+        OutputFormat::Newlines => {
+            for bso in &page.items {
+                item(&mut body, bso);
+                body.push(b'\n');
+            }
+            APPLICATION_NEWLINES
+        }
+    };
     let mut response = storage_response(StatusCode::OK, reply.last_modified);
-    response.insert_header((X_WEAVE_RECORDS, items.len()));
+    response.insert_header((X_WEAVE_RECORDS, page.items.len()));
     if let Some(offset) = page.next_offset {
         response.insert_header((X_WEAVE_NEXT_OFFSET, encode_offset(offset)));
     }
-    Ok(match format {
-        OutputFormat::Json => response.content_type(APPLICATION_JSON).body(format!("[{}]", items.join(","))),
-        // Serialized JSON never holds a raw newline, so REF's `\n` → `\u000a` replacement is
-        // already true of every line.
-        OutputFormat::Newlines => response
-            .content_type(APPLICATION_NEWLINES)
-            .body(items.iter().map(|item| format!("{item}\n")).collect::<String>()),
-    })
+    Ok(response.content_type(content_type).body(body))
 }
 
 /// 200 `{"modified":T,"success":[…],"failed":{…}}` when written, 202

@@ -9,7 +9,7 @@ pub mod info;
 pub mod storage;
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::io::Write;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, HttpResponseBuilder};
@@ -40,23 +40,36 @@ fn quota_remaining_header(response: &mut HttpResponseBuilder, quota_remaining: O
 /// `text` as a JSON string literal, escaped straight from the `&str` (no copy into a `Value`:
 /// payloads run to megabytes).
 fn json_string(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| String::from("\"\""))
+    let mut out = Vec::with_capacity(text.len() + 2);
+    push_json_string(&mut out, text);
+    String::from_utf8(out).unwrap_or_else(|_| String::from("\"\""))
+}
+
+/// Appends `text` as a JSON string literal.
+fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    if serde_json::to_writer(&mut *out, text).is_err() {
+        out.extend_from_slice(b"\"\"");
+    }
 }
 
 /// A BSO with REF's key order `id`, `modified`, `payload`, `sortindex`; `sortindex` omitted
 /// when never set (§3.1).
 fn bso_json(bso: &Bso) -> String {
-    let mut json = format!(
-        "{{\"id\":{},\"modified\":{},\"payload\":{}",
-        json_string(&bso.id),
-        bso.modified,
-        json_string(&bso.payload)
-    );
+    let mut out = Vec::with_capacity(bso.payload.len() + bso.id.len() + 64);
+    push_bso_json(&mut out, bso);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends a BSO as `bso_json` writes it, so that a page of them is built in one buffer.
+fn push_bso_json(out: &mut Vec<u8>, bso: &Bso) {
+    out.extend_from_slice(b"{\"id\":");
+    push_json_string(out, &bso.id);
+    let _ = write!(out, ",\"modified\":{},\"payload\":", bso.modified);
+    push_json_string(out, &bso.payload);
     if let Some(sortindex) = bso.sortindex {
-        let _ = write!(json, ",\"sortindex\":{sortindex}");
+        let _ = write!(out, ",\"sortindex\":{sortindex}");
     }
-    json.push('}');
-    json
+    out.push(b'}');
 }
 
 /// `{"name":1454709541.42,…}`.
