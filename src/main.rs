@@ -2,7 +2,7 @@
 //! binary. Subcommands: `serve` runs the server, `migrate` applies the embedded migrations and
 //! exits, `node …` and `user allocate` manage the tokenserver's nodes and users (`admin`),
 //! `account …` local accounts (`accounts::admin`), `export` and `import` move users' data
-//! between databases (`transfer`).
+//! between databases (`transfer`), `purge` runs one pass of the deleter on demand (`purge`).
 //! See README.md for configuration and ARCHITECTURE.md for the code map.
 
 mod accounts;
@@ -11,6 +11,7 @@ mod config;
 mod error;
 mod master_secret;
 mod node;
+mod purge;
 mod reload;
 mod secret_commands;
 mod secrets;
@@ -97,6 +98,14 @@ enum Command {
         #[command(flatten)]
         args: transfer::ExportArgs,
     },
+    /// Remove now what deletes, expiry and abandoned batches left (one pass of the deleter),
+    /// with a progress bar and a summary.
+    Purge {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: purge::PurgeArgs,
+    },
     /// Read a weft-export file (or a Mozilla syncstorage-rs database) into a database.
     Import {
         #[arg(long, short)]
@@ -123,7 +132,8 @@ fn main() -> ExitCode {
     | Command::Reload { config }
     | Command::Secret { config, .. }
     | Command::Export { config, .. }
-    | Command::Import { config, .. }) = &cli.command;
+    | Command::Import { config, .. }
+    | Command::Purge { config, .. }) = &cli.command;
     let config_path = config.clone();
     let settings = match Settings::load(config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
@@ -153,6 +163,7 @@ fn main() -> ExitCode {
         Command::Import { args, .. } => {
             transfer::run_import(&settings, args).map_or_else(fail, |()| ExitCode::SUCCESS)
         }
+        Command::Purge { args, .. } => purge::run(&settings, args).map_or_else(fail, |()| ExitCode::SUCCESS),
     }
 }
 
@@ -321,6 +332,8 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
     let accounts_pool = tokenserver.as_ref().map(startup::TokenserverPlan::pool);
     let result = actix_web::rt::System::new().block_on(async move {
         let services = startup::start_services(&settings, plans, &secrets, pools, cache.clone());
+        // The deleters run as long as the server does.
+        let _deleters = services.deleters;
         let accounts = match (accounts, accounts_pool) {
             (Some(plan), Some(pool)) => Some(actix_web::web::Data::new(accounts::AccountsState::new(
                 plan.start(pool).map_err(|e| e.to_string())?,
