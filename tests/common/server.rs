@@ -236,6 +236,30 @@ impl TestServer {
         }
     }
 
+    /// Runs a query returning one integer (a count, say) on the server's database with the
+    /// backend's CLI, as `execute_sql` does.
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        let out = match (&self.db.mysql, &self.db.postgres) {
+            (Some((target, name)), _) => Command::new("mariadb")
+                .args(target.cli_args())
+                .args(["-N", "-B", name, "-e", sql])
+                .output()
+                .expect("run the mariadb CLI"),
+            (None, Some((target, name))) => Command::new("psql")
+                .args(target.psql_args(name))
+                .args(["-t", "-A", "-c", sql])
+                .output()
+                .expect("run the psql CLI"),
+            (None, None) => {
+                let path = self.db.url.strip_prefix("sqlite:").expect("sqlite URL");
+                Command::new("sqlite3").arg(path).arg(sql).output().expect("run the sqlite3 CLI")
+            }
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        text.trim().parse().unwrap_or_else(|_| panic!("{sql}: not an integer: {text:?}"))
+    }
+
     /// The server process's id (only for kill-by-pid in tests that need it).
     pub fn pid(&self) -> u32 {
         self.child.id()
