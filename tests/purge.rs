@@ -105,7 +105,9 @@ backend_tests! {
         assert_eq!(user.get_json("/storage/history"), json!([]));
         assert!(user.get_json("/info/collection_counts").get("history").is_none());
         // Physically gone after the deleter: only the five small records remain.
+        let purging = Instant::now();
         wait_for_rows(&server, user.uid, 5, Duration::from_secs(120));
+        println!("{b:?}: the deleter removed {} rows within {:.1} s", BIG + 1, purging.elapsed().as_secs_f64());
         assert_eq!(server.query_i64("SELECT COUNT(*) FROM weft_deleted_collections"), 0);
     }
 
