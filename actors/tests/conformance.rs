@@ -285,6 +285,7 @@ conformance! {
         expired_items_and_batches_are_purged_in_chunks,
         open_batches_are_bounded,
         staged_bytes_count_toward_quota,
+        purges_keep_to_the_rows_per_second_ceiling,
     ]
 }
 
@@ -936,4 +937,22 @@ fn staged_bytes_count_toward_quota(open: Open) {
     // Committing moves the bytes from staged to stored: still counted once.
     commit(s, "history", vec![], first).unwrap();
     assert_eq!(s.execute(&GetQuota { uid: UID, precondition: Precondition::None }).unwrap().value, 1100);
+}
+
+/// The ceiling holds over a pass: 30 rows at 100 rows/s in chunks of 10 cannot end before the
+/// second chunk's rows are due (0.2 s). A lower bound only: a loaded machine is only slower.
+fn purges_keep_to_the_rows_per_second_ceiling(open: Open) {
+    let db = open(config());
+    let s = &db.storage;
+    post(s, UID, "tabs", (0..30).map(|n| BsoInput { ttl: Some(1), ..item(&format!("e{n}"), "x") }).collect());
+    std::thread::sleep(Duration::from_millis(1100));
+    let paced = Pacing { max_rows_per_second: 100, ..pacing(10) };
+    let started = std::time::Instant::now();
+    let mut chunks = vec![];
+    let rows =
+        purge::purge(s, PurgeKind::Ttl, None, &mut Pace::new(paced), &Unhindered, &mut |n| chunks.push(n))
+            .expect("purge");
+    assert_eq!(rows, 30);
+    assert_eq!(chunks, [10, 10, 10, 0], "bounded chunks, the last finding nothing");
+    assert!(started.elapsed() >= Duration::from_millis(200), "{:?}", started.elapsed());
 }
