@@ -6,7 +6,7 @@
 #[macro_use]
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -168,16 +168,8 @@ backend_tests! {
         std::thread::sleep(Duration::from_millis(1100));
         // Slow on purpose: 500 rows a chunk, at most 4000 rows a second.
         let purge = |extra: &[&str]| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
-            cmd.arg("purge").args(extra);
-            for (name, _) in std::env::vars() {
-                if name.starts_with("WEFT_") {
-                    cmd.env_remove(name);
-                }
-            }
-            cmd.env("WEFT_DATABASE_URL", server.database_url())
-                .env("WEFT_DATA_DIR", server.data_dir())
-                .env("WEFT_PUBLIC_URL", PUBLIC_URL)
+            let mut cmd = server::weft_command("purge", server.data_dir(), server.database_url());
+            cmd.args(extra)
                 .env("WEFT_MASTER_SECRET", DEFAULT_SECRET)
                 .env("WEFT_BATCH_TTL_SECONDS", "1")
                 .env("WEFT_PURGE_GRACE_SECONDS", "0")

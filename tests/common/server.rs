@@ -52,8 +52,14 @@ fn append_log(log: &Mutex<String>, line: &str) {
 /// `WEFT_*` variable: the server refuses unknown ones, and inherited ones would make the run
 /// depend on the developer's shell.
 pub fn serve_command(data_dir: &std::path::Path, database_url: &str) -> Command {
+    weft_command("serve", data_dir, database_url)
+}
+
+/// `weft <subcommand>` with the harness's public URL, `data_dir` and database, and no other
+/// `WEFT_*` variable (see `serve_command`).
+pub fn weft_command(subcommand: &str, data_dir: &std::path::Path, database_url: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
-    cmd.arg("serve");
+    cmd.arg(subcommand);
     for (name, _) in std::env::vars() {
         if name.starts_with("WEFT_") {
             cmd.env_remove(name);

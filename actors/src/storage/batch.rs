@@ -16,7 +16,7 @@ use weft_schema::SyncTimestamp;
 use crate::storage::apply::{apply_bsos, Touch};
 use crate::storage::requests::*;
 use crate::storage::rules::{
-    check_precondition, check_quota, lock_for_write, oldest_open_batch, settle_quota, write_timestamp,
+    check_precondition, check_quota, expired_batches_bound, lock_for_write, settle_quota, write_timestamp,
 };
 use crate::storage::Storage;
 use crate::storage::StorageError;
@@ -177,7 +177,7 @@ fn check_batch_totals(ctx: &Storage, count: u64, bytes: u64) -> Result<(), Stora
 /// `max_total_bytes`, and a client that opens batches and never commits them would otherwise
 /// fill the database (neither reference bounds them).
 fn new_batch(ctx: &Storage, tx: &mut Tx<'_>, uid: i64, collection: i32) -> Result<i64, StorageError> {
-    let open = storage::open_batches(tx, uid, oldest_open_batch(ctx))?;
+    let open = storage::open_batches(tx, uid, expired_batches_bound(ctx))?;
     if open.max(0) as u64 >= ctx.config().max_open_batches {
         return Err(StorageError::TooManyOpenBatches);
     }
@@ -203,7 +203,7 @@ fn open_batch(
         Some(owner) if owner == collection => {}
         _ => return Err(StorageError::InvalidBatch),
     }
-    if batch <= oldest_open_batch(ctx) {
+    if batch <= expired_batches_bound(ctx) {
         return Err(StorageError::InvalidBatch);
     }
     Ok(())

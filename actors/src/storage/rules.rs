@@ -80,9 +80,9 @@ pub fn lock_for_write(
     Ok((SyncTimestamp::from_millis(current), floor))
 }
 
-/// The newest batch id that has expired: batches with a greater id are open (REF: an id is its
-/// creation time in ms, and a batch lives `batch_ttl_ms`).
-pub fn oldest_open_batch(ctx: &Storage) -> i64 {
+/// Batch ids at or below this have expired; greater ones are open (REF: an id is its creation
+/// time in ms, and a batch lives `batch_ttl_ms`).
+pub fn expired_batches_bound(ctx: &Storage) -> i64 {
     SyncTimestamp::now().as_millis() - ctx.config().batch_ttl_ms
 }
 
@@ -95,7 +95,7 @@ pub fn check_quota(ctx: &Storage, tx: &mut Tx<'_>, uid: i64) -> Result<(), Stora
     if !config.quota_enabled {
         return Ok(());
     }
-    let staged = storage::staged_bytes(tx, uid, oldest_open_batch(ctx))?.max(0) as u64;
+    let staged = storage::staged_bytes(tx, uid, expired_batches_bound(ctx))?.max(0) as u64;
     let usage = storage::quota_usage(tx, uid)?.max(0) as u64 + staged;
     if usage >= config.quota_limit_bytes {
         if config.quota_enforce {

@@ -572,7 +572,7 @@ pub fn batch_totals(tx: &mut Tx<'_>, batch: i64, uid: i64) -> QueryResult<(i64, 
     .map_or((0, 0), |t| (t.count, t.bytes)))
 }
 
-/// How many batches the user has opened after `since` (the oldest id still open).
+/// How many batches the user has with an id above `since` (the expired ones are at or below it).
 pub fn open_batches(tx: &mut Tx<'_>, uid: i64, since: i64) -> QueryResult<i64> {
     Ok(Sql::new("SELECT COUNT(*) AS value FROM batch_uploads WHERE userid = ? AND batch > ?")
         .arg(Arg::I64(uid))
@@ -581,7 +581,7 @@ pub fn open_batches(tx: &mut Tx<'_>, uid: i64, since: i64) -> QueryResult<i64> {
         .map_or(0, |r| r.value))
 }
 
-/// Payload bytes staged in the user's batches opened after `since`.
+/// Payload bytes staged in the user's batches with an id above `since`.
 pub fn staged_bytes(tx: &mut Tx<'_>, uid: i64, since: i64) -> QueryResult<i64> {
     let int64 = int64(tx.backend());
     Ok(Sql::new(format!(
