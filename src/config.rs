@@ -69,6 +69,7 @@ pub struct Settings {
     pub quota: QuotaSettings,
     pub auth: AuthSettings,
     pub batch: BatchSettings,
+    pub purge: PurgeSettings,
     pub cors: CorsSettings,
     pub metrics: MetricsSettings,
     pub storage: StorageSettings,
@@ -208,6 +209,40 @@ pub struct AuthSettings {
 pub struct BatchSettings {
     /// Lifetime of an uncommitted batch (REF and PY: 2 hours).
     pub ttl_seconds: u64,
+    /// Batches one user may have open at once; one more is refused with 400, body `17`.
+    pub max_open_per_user: u64,
+}
+
+/// The deleter (ARCHITECTURE.md): what removes deleted collections' items, expired items and
+/// expired batches in the background, and how fast, per db node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PurgeSettings {
+    /// Run the deleter in `weft serve` (`weft purge` runs a pass on demand either way).
+    pub enabled: bool,
+    /// Rest between two passes; 0 runs them back to back.
+    pub interval_seconds: u64,
+    /// Rows one chunk (one short transaction) removes at most.
+    pub chunk_rows: u64,
+    /// Rest after every chunk.
+    pub pause_ms: u64,
+    /// Ceiling on rows removed per second on one db node (0: none).
+    pub max_rows_per_second: u64,
+    /// How long expired items and batches stay before they are removed (PY's purgettl: a day).
+    pub grace_seconds: u64,
+}
+
+impl Default for PurgeSettings {
+    fn default() -> Self {
+        PurgeSettings {
+            enabled: true,
+            interval_seconds: 300,
+            chunk_rows: 1000,
+            pause_ms: 100,
+            max_rows_per_second: 5000,
+            grace_seconds: 86_400,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -258,6 +293,7 @@ impl Default for Settings {
             quota: QuotaSettings::default(),
             auth: AuthSettings::default(),
             batch: BatchSettings::default(),
+            purge: PurgeSettings::default(),
             cors: CorsSettings::default(),
             metrics: MetricsSettings::default(),
             storage: StorageSettings::default(),
@@ -306,7 +342,9 @@ impl Default for AuthSettings {
 
 impl Default for BatchSettings {
     fn default() -> Self {
-        BatchSettings { ttl_seconds: 7200 }
+        // A Firefox profile keeps one batch open per engine while it uploads; 100 leaves room
+        // for many devices and abandoned uploads, and bounds staged data per user.
+        BatchSettings { ttl_seconds: 7200, max_open_per_user: 100 }
     }
 }
 
@@ -700,6 +738,12 @@ impl Settings {
         }
         if self.batch.ttl_seconds == 0 {
             return Err(invalid("batch.ttl_seconds", "must be at least 1"));
+        }
+        if self.batch.max_open_per_user == 0 {
+            return Err(invalid("batch.max_open_per_user", "must be at least 1"));
+        }
+        if self.purge.chunk_rows == 0 {
+            return Err(invalid("purge.chunk_rows", "must be at least 1"));
         }
         self.validate_tokenserver()?;
         self.validate_secrets_file()?;

@@ -101,6 +101,11 @@ impl ApiError {
             // REF deliberately answers 400 rather than 404 for any unusable batch id (§6.9).
             StorageError::InvalidBatch => ApiError::InvalidRequest("invalid batch id".into()),
             StorageError::BatchLimitExceeded => ApiError::SizeLimitExceeded("batch totals".into()),
+            // Neither reference bounds open batches, so neither has an answer for it; the
+            // batch-limit answer (400, `17` "size limit exceeded") is the one a client already
+            // handles as "this upload is too big now": Firefox gives up the engine's sync and
+            // tries again next time, by when the oldest batches have expired.
+            StorageError::TooManyOpenBatches => ApiError::SizeLimitExceeded("open batches".into()),
             StorageError::QuotaExceeded => ApiError::QuotaExceeded,
             StorageError::Conflict => ApiError::Conflict,
             StorageError::Overloaded(reason) => unavailable(Unavailable::Shed(reason)),
@@ -255,6 +260,7 @@ mod tests {
         for (err, status, body) in [
             (StorageError::InvalidBatch, 400, "0"),
             (StorageError::BatchLimitExceeded, 400, "17"),
+            (StorageError::TooManyOpenBatches, 400, "17"),
             (StorageError::QuotaExceeded, 403, "14"),
             (StorageError::NotFound, 404, "0"),
             (StorageError::Database(database_error("no such table: bso")), 500, "0"),

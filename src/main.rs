@@ -2,8 +2,8 @@
 //! binary. Subcommands: `serve` runs the server, `migrate` applies the embedded migrations and
 //! exits, `node …` and `user allocate` manage the tokenserver's nodes and users (`admin`),
 //! `account …` local accounts (`accounts::admin`), `export` and `import` move users' data
-//! between databases (`transfer`), `purge --kind retired` purges replaced users
-//! (`purge_retired`).
+//! between databases (`transfer`), `purge` runs one pass of the deleter and of the purge of
+//! replaced users on demand (`purge`, `purge_retired`).
 //! See README.md for configuration and ARCHITECTURE.md for the code map.
 
 mod accounts;
@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod master_secret;
 mod node;
+mod purge;
 mod purge_retired;
 mod reload;
 mod secret_commands;
@@ -99,20 +100,20 @@ enum Command {
         #[command(flatten)]
         args: transfer::ExportArgs,
     },
+    /// Remove now what deletes, expiry and abandoned batches left (one pass of the deleter), and
+    /// the data and rows of users the tokenserver replaced (`--kind retired`), with a summary.
+    Purge {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: purge::PurgeArgs,
+    },
     /// Read a weft-export file (or a Mozilla syncstorage-rs database) into a database.
     Import {
         #[arg(long, short)]
         config: Option<PathBuf>,
         #[command(flatten)]
         args: transfer::ImportArgs,
-    },
-    /// Run one purge pass now: `--kind retired` deletes the data and tokenserver rows of users
-    /// replaced or retired longer ago than the grace period.
-    Purge {
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        #[command(flatten)]
-        args: purge_retired::command::PurgeArgs,
     },
 }
 
@@ -164,9 +165,7 @@ fn main() -> ExitCode {
         Command::Import { args, .. } => {
             transfer::run_import(&settings, args).map_or_else(fail, |()| ExitCode::SUCCESS)
         }
-        Command::Purge { args, .. } => {
-            purge_retired::command::run(&settings, args).map_or_else(fail, |()| ExitCode::SUCCESS)
-        }
+        Command::Purge { args, .. } => purge::run(&settings, args).map_or_else(fail, |()| ExitCode::SUCCESS),
     }
 }
 
@@ -382,6 +381,8 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
                 settings.tokenserver.retired_purge.grace_period_seconds
             );
         }
+        // The deleters run as long as the server does.
+        let _deleters = services.deleters;
         let state = actix_web::web::Data::new(web::AppState {
             settings: settings.clone(),
             nodes: services.nodes,

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use weft_actors::cache::{Cache, MemcachedConfig, MemcachedRing, MemoryStore, Store};
+use weft_actors::deleter::{Deleter, DeleterGuard};
 use weft_actors::shard::{NodeCache, Shard, ShardConfig, StorageConfig};
+use weft_actors::storage::purge::Pacing;
 use weft_actors::token_verifier::{NodeSecrets, PublishedCredentials, TokenVerifier};
 use weft_actors::tokenserver::{
     AccountEventsConfig, Jwk, OAuthConfig, OAuthSetupError, OAuthVerifier, RegisterInitialNode, Tokenserver,
@@ -93,6 +95,8 @@ pub struct Services {
     pub verifier: Addr<TokenVerifier>,
     /// What request workers verify Hawk requests with, published by `verifier`.
     pub credentials: PublishedCredentials,
+    /// One deleter per db node (none with `purge.enabled = false`); dropping stops them.
+    pub deleters: Vec<DeleterGuard>,
 }
 
 /// Every node this process serves, the primary first, with the secrets each verifies with. A
@@ -325,7 +329,46 @@ pub fn start_services(
     )
     .with_default_secrets(secrets.default.clone());
     let credentials = verifier.credentials();
-    Services { nodes: Arc::new(NodeTable::new(entries)), verifier: verifier.start(), credentials }
+    let deleters = if settings.purge.enabled { start_deleters(settings, &entries) } else { vec![] };
+    Services { nodes: Arc::new(NodeTable::new(entries)), verifier: verifier.start(), credentials, deleters }
+}
+
+/// A deleter per db node, over the shards of its node names. Must run inside the actix system.
+fn start_deleters(settings: &Settings, entries: &[NodeEntry]) -> Vec<DeleterGuard> {
+    let mut db_nodes: Vec<&str> = entries.iter().map(|e| e.db_node.as_str()).collect();
+    db_nodes.dedup();
+    db_nodes
+        .into_iter()
+        .map(|db_node| {
+            let shards = entries.iter().filter(|e| e.db_node == db_node).map(|e| e.shard.clone()).collect();
+            Deleter::start(shards, pacing(settings), Duration::from_secs(settings.purge.interval_seconds))
+        })
+        .collect()
+}
+
+/// The deleter's pacing (`purge.*`), for the actor and for `weft purge`.
+pub fn pacing(settings: &Settings) -> Pacing {
+    let p = &settings.purge;
+    Pacing {
+        chunk_rows: p.chunk_rows,
+        pause: Duration::from_millis(p.pause_ms),
+        max_rows_per_second: p.max_rows_per_second,
+        grace: Duration::from_secs(p.grace_seconds),
+    }
+}
+
+/// The storage engine's settings (`limits`, `quota`, `batch`), the same for every node.
+pub fn storage_config(settings: &Settings) -> StorageConfig {
+    StorageConfig {
+        max_read_records: settings.limits.max_total_records,
+        max_total_records: settings.limits.max_total_records,
+        max_total_bytes: settings.limits.max_total_bytes,
+        quota_enabled: settings.quota.enabled,
+        quota_enforce: settings.quota.enforce,
+        quota_limit_bytes: settings.limits.max_quota_limit,
+        batch_ttl_ms: settings.batch.ttl_seconds as i64 * 1000,
+        max_open_batches: settings.batch.max_open_per_user,
+    }
 }
 
 /// What a node's shard was started from: its database and the shard settings. A reload keeps
@@ -361,15 +404,7 @@ pub fn start_shard(
         request_timeout: Duration::from_millis(settings.shard.request_timeout_ms),
         db_node: db_node_name(&plan.db_node).to_string(),
     };
-    let storage_config = StorageConfig {
-        max_read_records: settings.limits.max_total_records,
-        max_total_records: settings.limits.max_total_records,
-        max_total_bytes: settings.limits.max_total_bytes,
-        quota_enabled: settings.quota.enabled,
-        quota_enforce: settings.quota.enforce,
-        quota_limit_bytes: settings.limits.max_quota_limit,
-        batch_ttl_ms: settings.batch.ttl_seconds as i64 * 1000,
-    };
+    let storage_config = storage_config(settings);
     // Keys carry the node: the same uid on two nodes is two users.
     let cache = cache.map(|store| {
         let cache = Cache::for_node(store.clone(), &settings.cache.key_prefix, &plan.url);

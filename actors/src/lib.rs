@@ -4,6 +4,8 @@
 //! * `shard` — one shard actor per storage db node, running on an actix `SyncArbiter`: a thin
 //!   adapter over that node's `crate::storage::Storage`, which owns the pool and every storage
 //!   rule (preconditions, timestamps, merging, batches, quota).
+//! * `deleter` — one per storage db node, on its own SyncArbiter thread: runs the purges of
+//!   `crate::storage::purge` periodically, yielding to the shard's clients.
 //! * `token_verifier` — holds the master secrets of every node (several at once, for rollover),
 //!   verifies tokenlib tokens and Hawk signatures, caches derived keys.
 //! * `tokenserver` — the token endpoint's actors: OAuth verification and token minting, and a
@@ -18,6 +20,7 @@
 
 pub mod accounts;
 pub mod cache;
+pub mod deleter;
 pub mod shard;
 pub mod storage;
 pub mod token_verifier;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weft_actors::cache::MemoryStore;
+use weft_actors::storage::purge::{self, Open as Unhindered, Pace, Pacing, PurgeKind};
 use weft_actors::storage::*;
 use weft_schema::PoolSettings;
 
@@ -29,6 +30,7 @@ fn config() -> StorageConfig {
         quota_enforce: false,
         quota_limit_bytes: 2_097_152_000,
         batch_ttl_ms: 7_200_000,
+        max_open_batches: 100,
     }
 }
 
@@ -307,6 +309,13 @@ conformance! {
         batch_limits_refuse_and_stage_nothing,
         quota_bookkeeping_and_enforcement,
         concurrent_writers_get_distinct_ordered_timestamps,
+        deleted_collections_vanish_at_once_and_are_purged_later,
+        writes_after_a_deletion_survive_its_purge,
+        storage_deletion_is_deferred,
+        expired_items_and_batches_are_purged_in_chunks,
+        open_batches_are_bounded,
+        staged_bytes_count_toward_quota,
+        purges_keep_to_the_rows_per_second_ceiling,
     ]
 }
 
@@ -834,4 +843,222 @@ fn cache_only_collections_live_in_the_cache_alone() {
     s.run(&DeleteStorage { uid: UID, precondition: Precondition::None }).unwrap();
     assert!(query(s, "tabs", full()).value.items.is_empty());
     assert!(!collections(s, UID).value.contains_key("tabs"));
+}
+
+// ---- deferred deletes and purges (the deleter) ----
+
+/// Chunks of `chunk_rows`, no pause, no ceiling, no grace: purges in tests finish at once.
+fn pacing(chunk_rows: u64) -> Pacing {
+    Pacing { chunk_rows, pause: Duration::ZERO, max_rows_per_second: 0, grace: Duration::ZERO }
+}
+
+/// Purges `kind` completely; returns the rows removed.
+fn purge_all(s: &Storage, kind: PurgeKind, chunk_rows: u64) -> u64 {
+    purge::purge(s, kind, None, &mut Pace::new(pacing(chunk_rows)), &Unhindered, &mut |_| {}).expect("purge")
+}
+
+fn purgeable(s: &Storage, kind: PurgeKind) -> u64 {
+    purge::purgeable(s, kind, None, Duration::ZERO).expect("count")
+}
+
+fn delete_collection(s: &Storage, uid: u64, collection: &str) -> SyncTimestamp {
+    s.execute(&DeleteCollection {
+        uid,
+        collection: collection.into(),
+        ids: None,
+        precondition: Precondition::None,
+    })
+    .expect("delete collection")
+}
+
+fn deleted_collections_vanish_at_once_and_are_purged_later(open: Open) {
+    let db = open(StorageConfig { quota_enabled: true, ..config() });
+    let s = &db.storage;
+    post(s, UID, "history", vec![item("a", "111"), item("b", "222"), item("c", "333")]);
+    post(s, UID, "tabs", vec![item("t", "1")]);
+    post(s, OTHER_UID, "history", vec![item("a", "other")]);
+    let deleted = delete_collection(s, UID, "history");
+    // Invisible at once to every read, count, usage figure and precondition.
+    assert!(query(s, "history", BsoQuery::default()).value.items.is_empty());
+    assert!(matches!(get(s, UID, "history", "a"), Err(StorageError::NotFound)));
+    assert_eq!(counts(s).keys().collect::<Vec<_>>(), ["tabs"]);
+    let usage = s.execute(&GetCollectionUsage { uid: UID, precondition: Precondition::None }).unwrap().value;
+    assert_eq!(usage.keys().collect::<Vec<_>>(), ["tabs"]);
+    assert_eq!(s.execute(&GetQuota { uid: UID, precondition: Precondition::None }).unwrap().value, 1);
+    let del = s.execute(&DeleteBso {
+        uid: UID,
+        collection: "history".into(),
+        id: "b".into(),
+        precondition: Precondition::None,
+    });
+    assert!(matches!(del, Err(StorageError::NotFound)));
+    // A partial update of a deleted item creates it anew ("create only" passes), empty payload.
+    let created = s
+        .execute(&PutBso {
+            uid: UID,
+            collection: "history".into(),
+            bso: BsoInput { id: "a".into(), sortindex: Some(5), ..BsoInput::default() },
+            precondition: Precondition::IfUnmodifiedSince(SyncTimestamp::ZERO),
+        })
+        .unwrap();
+    assert!(created.modified > deleted, "a write after the deletion is later than it");
+    let a = get(s, UID, "history", "a").unwrap();
+    assert_eq!((a.payload.as_str(), a.sortindex), ("", Some(5)));
+    assert_eq!(counts(s)["history"], 1);
+    // The rows are still stored until the deleter runs: b and c (a was rewritten).
+    assert_eq!(purgeable(s, PurgeKind::Deleted), 2);
+    assert_eq!(purge::backlog(s, Duration::ZERO).unwrap().pending_deletions, 1);
+    assert_eq!(purge_all(s, PurgeKind::Deleted, 1), 2);
+    assert_eq!(purgeable(s, PurgeKind::Deleted), 0);
+    assert_eq!(purge::backlog(s, Duration::ZERO).unwrap().pending_deletions, 0);
+    assert_eq!(ids(&query(s, "history", BsoQuery::default()).value), ["a"]);
+    assert_eq!(ids(&query(s, "tabs", BsoQuery::default()).value), ["t"]);
+    // Another user's collection of the same name is untouched.
+    assert_eq!(get(s, OTHER_UID, "history", "a").unwrap().payload, "other");
+}
+
+/// Delete-then-write, 200 times, while another thread purges without pause: every write made
+/// after a deletion survives, whichever finishes first.
+fn writes_after_a_deletion_survive_its_purge(open: Open) {
+    let db = Arc::new(open(config()));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let purger = {
+        let (db, done) = (db.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut removed = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                removed += purge_all(&db.storage, PurgeKind::Deleted, 3);
+            }
+            removed
+        })
+    };
+    let s = &db.storage;
+    for i in 0..200 {
+        let collection = if i % 2 == 0 { "history" } else { "bookmarks" };
+        post(s, UID, collection, (0..5).map(|n| item(&format!("old{n}"), "old")).collect());
+        if i % 10 == 8 {
+            s.execute(&DeleteStorage { uid: UID, precondition: Precondition::None }).unwrap();
+        } else {
+            delete_collection(s, UID, collection);
+        }
+        let t =
+            post(s, UID, collection, vec![item("old0", &format!("new{i}")), item(&format!("n{i}"), "new")]);
+        let page = query(s, collection, full()).value;
+        let mut got: Vec<(String, SyncTimestamp)> =
+            page.items.into_iter().map(|b| (b.id, b.modified)).collect();
+        got.sort();
+        let mut expected = vec![("old0".to_string(), t), (format!("n{i}"), t)];
+        expected.sort();
+        assert_eq!(got, expected, "iteration {i}");
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let removed = purger.join().expect("purger") + purge_all(s, PurgeKind::Deleted, 3);
+    assert!(removed > 0, "the purger ran");
+    // Whatever the interleaving, the last write of each collection is all that is left.
+    assert_eq!(purgeable(s, PurgeKind::Deleted), 0);
+    assert_eq!(get(s, UID, "history", "old0").unwrap().payload, "new198");
+    assert_eq!(get(s, UID, "bookmarks", "old0").unwrap().payload, "new199");
+    assert_eq!(counts(s).values().sum::<u64>(), 4, "{:?}", counts(s));
+}
+
+fn storage_deletion_is_deferred(open: Open) {
+    let db = open(StorageConfig { batch_ttl_ms: 300, ..config() });
+    let s = &db.storage;
+    post(s, UID, "history", vec![item("a", "1"), item("b", "2")]);
+    let before = post(s, UID, "bookmarks", vec![item("c", "3")]);
+    let batch = stage(s, "history", vec![item("staged", "x")], BatchMode::Create).unwrap();
+    let gone = s.execute(&DeleteStorage { uid: UID, precondition: Precondition::None }).unwrap();
+    assert!(gone > before);
+    let info = collections(s, UID);
+    assert!(info.value.is_empty());
+    assert_eq!(info.last_modified, SyncTimestamp::ZERO);
+    assert!(counts(s).is_empty());
+    assert!(query(s, "history", BsoQuery::default()).value.items.is_empty());
+    // The pending batch went with the user's data.
+    assert!(matches!(commit(s, "history", vec![], batch), Err(StorageError::InvalidBatch)));
+    // The next write is visible and later than the deletion.
+    let t = post(s, UID, "history", vec![item("z", "new")]);
+    assert!(t > gone);
+    assert_eq!(purgeable(s, PurgeKind::Deleted), 3);
+    assert_eq!(purge_all(s, PurgeKind::Deleted, 2), 3);
+    std::thread::sleep(Duration::from_millis(400));
+    // The staged item of the dropped batch goes with the expired batches.
+    assert_eq!(purge_all(s, PurgeKind::Batches, 10), 1);
+    assert_eq!(ids(&query(s, "history", BsoQuery::default()).value), ["z"]);
+    assert_eq!(counts(s)["history"], 1);
+}
+
+fn expired_items_and_batches_are_purged_in_chunks(open: Open) {
+    let db = open(StorageConfig { batch_ttl_ms: 300, ..config() });
+    let s = &db.storage;
+    let short = |id: &str| BsoInput { ttl: Some(1), ..item(id, "x") };
+    post(s, UID, "tabs", (0..5).map(|n| short(&format!("e{n}"))).chain([item("live", "1")]).collect());
+    post(s, OTHER_UID, "tabs", vec![short("e")]);
+    let batch = stage(s, "history", vec![item("a", "1"), item("b", "2")], BatchMode::Create).unwrap();
+    let open_batch = {
+        std::thread::sleep(Duration::from_millis(1100));
+        stage(s, "forms", vec![item("c", "3")], BatchMode::Create).unwrap()
+    };
+    assert_eq!(purgeable(s, PurgeKind::Ttl), 6);
+    // Chunks of 2: five chunks, each its own transaction.
+    assert_eq!(purge_all(s, PurgeKind::Ttl, 2), 6);
+    assert_eq!(purgeable(s, PurgeKind::Ttl), 0);
+    assert_eq!(ids(&query(s, "tabs", BsoQuery::default()).value), ["live"]);
+    // The expired batch's 2 items and its record; the open one stays usable.
+    assert_eq!(purgeable(s, PurgeKind::Batches), 3);
+    assert_eq!(purge_all(s, PurgeKind::Batches, 1), 3);
+    assert!(matches!(commit(s, "history", vec![], batch), Err(StorageError::InvalidBatch)));
+    commit(s, "forms", vec![], open_batch).unwrap();
+    assert_eq!(get(s, UID, "forms", "c").unwrap().payload, "3");
+    // Nothing left: a second pass removes nothing.
+    assert_eq!(purge_all(s, PurgeKind::Ttl, 2) + purge_all(s, PurgeKind::Batches, 2), 0);
+}
+
+fn open_batches_are_bounded(open: Open) {
+    let db = open(StorageConfig { max_open_batches: 2, ..config() });
+    let s = &db.storage;
+    let first = stage(s, "history", vec![item("a", "1")], BatchMode::Create).unwrap();
+    stage(s, "bookmarks", vec![], BatchMode::Create).unwrap();
+    assert!(matches!(
+        stage(s, "history", vec![item("b", "1")], BatchMode::Create),
+        Err(StorageError::TooManyOpenBatches)
+    ));
+    // Appending to an open batch is not opening one; another user has a bound of their own.
+    stage(s, "history", vec![item("b", "2")], BatchMode::Append(first)).unwrap();
+    assert!(s.execute(&post_op(OTHER_UID, "history", vec![], Some(BatchMode::Create), false)).is_ok());
+    commit(s, "history", vec![], first).unwrap();
+    stage(s, "history", vec![item("c", "1")], BatchMode::Create).unwrap();
+}
+
+fn staged_bytes_count_toward_quota(open: Open) {
+    let db =
+        open(StorageConfig { quota_enabled: true, quota_enforce: true, quota_limit_bytes: 1000, ..config() });
+    let s = &db.storage;
+    let first = stage(s, "history", vec![item("a", &"x".repeat(600))], BatchMode::Create).unwrap();
+    // 600 staged + 500 more ≥ 1000: refused although neither batch alone reaches the quota.
+    let second = stage(s, "forms", vec![item("b", &"x".repeat(500))], BatchMode::Create);
+    assert!(matches!(second, Err(StorageError::QuotaExceeded)), "{second:?}");
+    put(s, UID, "tabs", item("t", &"x".repeat(500))).expect("under quota");
+    assert!(matches!(put(s, UID, "tabs", item("u", "x")), Err(StorageError::QuotaExceeded)));
+    // Committing moves the bytes from staged to stored: still counted once.
+    commit(s, "history", vec![], first).unwrap();
+    assert_eq!(s.execute(&GetQuota { uid: UID, precondition: Precondition::None }).unwrap().value, 1100);
+}
+
+/// The ceiling holds over a pass: 30 rows at 100 rows/s in chunks of 10 cannot end before the
+/// second chunk's rows are due (0.2 s). A lower bound only: a loaded machine is only slower.
+fn purges_keep_to_the_rows_per_second_ceiling(open: Open) {
+    let db = open(config());
+    let s = &db.storage;
+    post(s, UID, "tabs", (0..30).map(|n| BsoInput { ttl: Some(1), ..item(&format!("e{n}"), "x") }).collect());
+    std::thread::sleep(Duration::from_millis(1100));
+    let paced = Pacing { max_rows_per_second: 100, ..pacing(10) };
+    let started = std::time::Instant::now();
+    let mut chunks = vec![];
+    let rows =
+        purge::purge(s, PurgeKind::Ttl, None, &mut Pace::new(paced), &Unhindered, &mut |n| chunks.push(n))
+            .expect("purge");
+    assert_eq!(rows, 30);
+    assert_eq!(chunks, [10, 10, 10, 0], "bounded chunks, the last finding nothing");
+    assert!(started.elapsed() >= Duration::from_millis(200), "{:?}", started.elapsed());
 }

@@ -79,6 +79,40 @@ pub struct StagedBso {
     pub ttl_offset: Option<i32>,
 }
 
+/// A pending collection deletion: the collection's items with `modified <= deleted_at` are
+/// deleted for readers and wait for the deleter.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct DeletedCollection {
+    #[diesel(sql_type = BigInt)]
+    pub userid: i64,
+    #[diesel(sql_type = Integer)]
+    pub collection: i32,
+    #[diesel(sql_type = BigInt)]
+    pub deleted_at: i64,
+}
+
+/// The primary key of a `bso` row.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct BsoKey {
+    #[diesel(sql_type = BigInt)]
+    pub userid: i64,
+    #[diesel(sql_type = Integer)]
+    pub collection: i32,
+    #[diesel(sql_type = Text)]
+    pub id: String,
+}
+
+/// The primary key of a `batch_upload_items` row.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct BatchKey {
+    #[diesel(sql_type = BigInt)]
+    pub batch: i64,
+    #[diesel(sql_type = BigInt)]
+    pub userid: i64,
+    #[diesel(sql_type = Text)]
+    pub id: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub(crate) struct NamedCount {
     #[diesel(sql_type = Text)]

@@ -1,5 +1,6 @@
-//! `weft purge --kind retired [--dry-run] [--grace-period 1d] [--max-users N] [--node URL]`: one
-//! pass of the purge of replaced and retired users, on demand. It opens the tokenserver database
+//! `weft purge --kind retired [--dry-run] [--grace-period 1d] [--max-users N] [--node URL]`
+//! (parsed with the other kinds in `crate::purge`): one pass of the purge of replaced and
+//! retired users, on demand. It opens the tokenserver database
 //! and, when this configuration serves storage nodes, their databases (their data is deleted
 //! there directly); users on other nodes are reached with a signed DELETE. Prints a line per
 //! user and a summary; exits non-zero when a user could not be purged (it waits for the next
@@ -7,7 +8,6 @@
 
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
 use weft_actors::tokenserver::TokenserverDb;
 use weft_schema::models::tokenserver::ReplacedUser;
 
@@ -18,34 +18,18 @@ use crate::config::Settings;
 use crate::node::canonical_origin;
 use crate::startup;
 
-#[derive(Args)]
-pub struct PurgeArgs {
-    /// What to purge: `retired` = users the tokenserver replaced or retired, past the grace period.
-    #[arg(long, value_enum)]
-    kind: PurgeKind,
-    /// Print what would be purged; change nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Only users replaced longer ago than this, e.g. 1d, 12h, 0 (default:
-    /// tokenserver.retired_purge.grace_period_seconds).
-    #[arg(long, value_parser = grace_period)]
-    grace_period: Option<Duration>,
-    /// Most users this pass goes through (default: tokenserver.retired_purge.max_users).
-    #[arg(long)]
-    max_users: Option<u64>,
-    /// Only users on this node.
-    #[arg(long)]
-    node: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum PurgeKind {
-    /// Replaced and retired tokenserver users (tokenserver-api.md §10.6).
-    Retired,
+/// What `weft purge` passes on for the retired kind.
+pub struct RetiredArgs {
+    pub dry_run: bool,
+    /// Default: tokenserver.retired_purge.grace_period_seconds.
+    pub grace_period: Option<Duration>,
+    /// Default: tokenserver.retired_purge.max_users.
+    pub max_users: Option<u64>,
+    pub node: Option<String>,
 }
 
 /// `0` (no grace at all) or a positive duration like 90s, 30m, 12h, 7d.
-fn grace_period(text: &str) -> Result<Duration, BadDuration> {
+pub fn grace_period(text: &str) -> Result<Duration, BadDuration> {
     if matches!(text.trim(), "0" | "0s" | "0m" | "0h" | "0d") {
         return Ok(Duration::ZERO);
     }
@@ -66,8 +50,7 @@ pub enum PurgeCommandError {
     Failed(u64),
 }
 
-pub fn run(settings: &Settings, args: PurgeArgs) -> Result<(), PurgeCommandError> {
-    let PurgeKind::Retired = args.kind;
+pub fn run(settings: &Settings, args: RetiredArgs) -> Result<(), PurgeCommandError> {
     let p = &settings.tokenserver.retired_purge;
     let node = match args.node.as_deref() {
         Some(url) => Some(

@@ -254,7 +254,7 @@ impl<'a> Importer<'a> {
         uid: i64,
         records: &mut dyn Iterator<Item = Result<Record, TransferError>>,
     ) -> Result<u64, TransferError> {
-        storage::delete_storage(tx, uid)?;
+        storage::erase_user(tx, uid)?;
         let mut collections: Vec<i32> = Vec::new();
         let mut group: Vec<(String, ExportedBso)> = Vec::with_capacity(GROUP);
         let mut bsos = 0u64;

@@ -52,8 +52,14 @@ fn append_log(log: &Mutex<String>, line: &str) {
 /// `WEFT_*` variable: the server refuses unknown ones, and inherited ones would make the run
 /// depend on the developer's shell.
 pub fn serve_command(data_dir: &std::path::Path, database_url: &str) -> Command {
+    weft_command("serve", data_dir, database_url)
+}
+
+/// `weft <subcommand>` with the harness's public URL, `data_dir` and database, and no other
+/// `WEFT_*` variable (see `serve_command`).
+pub fn weft_command(subcommand: &str, data_dir: &std::path::Path, database_url: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
-    cmd.arg("serve");
+    cmd.arg(subcommand);
     for (name, _) in std::env::vars() {
         if name.starts_with("WEFT_") {
             cmd.env_remove(name);
@@ -263,6 +269,12 @@ impl TestServer {
         };
         assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Runs a query returning one integer (a count, say) on the server's database.
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        let text = self.query_sql(sql);
+        text.parse().unwrap_or_else(|_| panic!("{sql}: not an integer: {text:?}"))
     }
 
     /// The server process's id (only for kill-by-pid in tests that need it).

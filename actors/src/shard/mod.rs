@@ -202,6 +202,16 @@ impl Shard {
         self.threads
     }
 
+    /// The engine of this node name, for work that is not a client request (the deleter).
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.storage
+    }
+
+    /// Every thread of the db node has a client request: background work waits.
+    pub fn busy(&self) -> bool {
+        self.in_flight() >= self.threads
+    }
+
     /// The node's pool, for pool gauges.
     pub fn pool(&self) -> &DbPool {
         self.storage.pool()

@@ -15,7 +15,9 @@ use weft_schema::SyncTimestamp;
 
 use crate::storage::apply::{apply_bsos, Touch};
 use crate::storage::requests::*;
-use crate::storage::rules::{check_precondition, check_quota, settle_quota, write_timestamp};
+use crate::storage::rules::{
+    check_precondition, check_quota, expired_batches_bound, lock_for_write, settle_quota, write_timestamp,
+};
 use crate::storage::Storage;
 use crate::storage::StorageError;
 
@@ -64,7 +66,7 @@ fn stage(
             open_batch(ctx, tx, uid, collection, batch)?;
             batch
         }
-        None => new_batch(tx, uid, collection)?,
+        None => new_batch(ctx, tx, uid, collection)?,
     };
     let staged: Vec<StagedBso> = msg
         .bsos
@@ -79,7 +81,8 @@ fn stage(
     storage::stage_batch_items(tx, batch, uid, &staged)?;
     let (count, bytes) = storage::batch_totals(tx, batch, uid)?;
     check_batch_totals(ctx, count.max(0) as u64, bytes.max(0) as u64)?;
-    check_quota(ctx, tx, uid, bytes.max(0) as u64)?;
+    // What this request staged is already among the open batches' bytes the quota counts.
+    check_quota(ctx, tx, uid)?;
     Ok(PostResult { outcome: PostOutcome::Staged { batch, last_modified: current }, quota_remaining: None })
 }
 
@@ -91,8 +94,8 @@ fn commit(
 ) -> Result<PostResult, StorageError> {
     let uid = msg.uid as i64;
     let collection = batch_collection(ctx, tx, msg, batch)?;
-    let (current, _) = storage::lock_or_create_collection(tx, uid, collection)?;
-    check_precondition(msg.precondition, SyncTimestamp::from_millis(current))?;
+    let (current, floor) = lock_for_write(tx, uid, collection)?;
+    check_precondition(msg.precondition, current)?;
 
     let items = match batch {
         None => msg.bsos.clone(),
@@ -106,8 +109,8 @@ fn commit(
             items
         }
     };
-    check_quota(ctx, tx, uid, 0)?;
-    let t = write_timestamp(current)?;
+    check_quota(ctx, tx, uid)?;
+    let t = write_timestamp(floor)?;
     // Every item of a batch commit gets modified = T; a plain POST changes `modified` only for
     // items whose payload or sortindex it supplies.
     let touch = if batch.is_some() { Touch::All } else { Touch::Changed };
@@ -170,7 +173,14 @@ fn check_batch_totals(ctx: &Storage, count: u64, bytes: u64) -> Result<(), Stora
 
 /// Creates a batch for (user, collection): id = creation ms + uid % 10 (REF), + 1 on collision.
 /// The whole millisecond, not the 10 ms tick, so that back-to-back batches rarely collide.
-fn new_batch(tx: &mut Tx<'_>, uid: i64, collection: i32) -> Result<i64, StorageError> {
+/// Refused when the user already has `max_open_batches` open: each may stage up to
+/// `max_total_bytes`, and a client that opens batches and never commits them would otherwise
+/// fill the database (neither reference bounds them).
+fn new_batch(ctx: &Storage, tx: &mut Tx<'_>, uid: i64, collection: i32) -> Result<i64, StorageError> {
+    let open = storage::open_batches(tx, uid, expired_batches_bound(ctx))?;
+    if open.max(0) as u64 >= ctx.config().max_open_batches {
+        return Err(StorageError::TooManyOpenBatches);
+    }
     let base = unix_millis() + uid % 10;
     for attempt in 0..BATCH_ID_ATTEMPTS {
         if storage::create_batch(tx, base + attempt, uid, collection)? {
@@ -193,7 +203,7 @@ fn open_batch(
         Some(owner) if owner == collection => {}
         _ => return Err(StorageError::InvalidBatch),
     }
-    if batch + ctx.config().batch_ttl_ms <= SyncTimestamp::now().as_millis() {
+    if batch <= expired_batches_bound(ctx) {
         return Err(StorageError::InvalidBatch);
     }
     Ok(())

@@ -7,7 +7,7 @@ use weft_schema::SyncTimestamp;
 
 use crate::storage::apply::{apply_bsos, Touch};
 use crate::storage::requests::*;
-use crate::storage::rules::{check_precondition, check_quota, settle_quota, write_timestamp};
+use crate::storage::rules::{check_precondition, check_quota, lock_for_write, settle_quota, write_timestamp};
 use crate::storage::Storage;
 use crate::storage::StorageError;
 
@@ -38,10 +38,10 @@ pub fn get_bso(ctx: &Storage, tx: &mut Tx<'_>, msg: &GetBso) -> Result<Bso, Stor
 pub fn put_bso(ctx: &Storage, tx: &mut Tx<'_>, msg: &PutBso) -> Result<PutResult, StorageError> {
     let uid = msg.uid as i64;
     let collection = ctx.ensure_collection_id(tx, &msg.collection)?;
-    let (current, _) = storage::lock_or_create_collection(tx, uid, collection)?;
+    let (_, floor) = lock_for_write(tx, uid, collection)?;
     check_precondition(msg.precondition, item_timestamp(tx, uid, collection, &msg.bso.id)?)?;
-    check_quota(ctx, tx, uid, 0)?;
-    let t = write_timestamp(current)?;
+    check_quota(ctx, tx, uid)?;
+    let t = write_timestamp(floor)?;
     apply_bsos(tx, uid, collection, std::slice::from_ref(&msg.bso), t, Touch::Changed)?;
     storage::set_collection_modified(tx, uid, collection, t.as_millis())?;
     let quota_remaining = settle_quota(ctx, tx, uid, collection, t)?;

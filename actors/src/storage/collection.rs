@@ -9,7 +9,7 @@ use weft_schema::queries::transfer;
 use weft_schema::SyncTimestamp;
 
 use crate::storage::requests::*;
-use crate::storage::rules::{check_precondition, settle_quota, write_timestamp};
+use crate::storage::rules::{check_precondition, lock_for_write, settle_quota, write_timestamp};
 use crate::storage::StorageError;
 use crate::storage::{Access, Operation, Storage};
 
@@ -186,17 +186,19 @@ pub fn delete_collection(
     };
     // Deleting by ids touches the collection, creating it when missing (both references).
     let collection = ctx.ensure_collection_id(tx, &msg.collection)?;
-    let (current, _) = storage::lock_or_create_collection(tx, uid, collection)?;
-    check_precondition(msg.precondition, SyncTimestamp::from_millis(current))?;
-    let t = write_timestamp(current)?;
+    let (current, floor) = lock_for_write(tx, uid, collection)?;
+    check_precondition(msg.precondition, current)?;
+    let t = write_timestamp(floor)?;
     storage::delete_bsos(tx, uid, collection, ids)?;
     storage::set_collection_modified(tx, uid, collection, t.as_millis())?;
     settle_quota(ctx, tx, uid, collection, t)?;
     Ok(t)
 }
 
-/// Deletes items and record; replies with the storage timestamp, which the tombstone moves to
-/// the deletion time. A missing collection is not an error: nothing changes.
+/// Deletes the collection for readers at once (its record goes, the tombstone moves to the
+/// deletion time T, its items written at or before T become invisible) and leaves the items to
+/// the deleter, so the answer takes a few statements whatever the collection's size. Replies
+/// with the storage timestamp. A missing collection is not an error: nothing changes.
 fn delete_whole_collection(
     ctx: &Storage,
     tx: &mut Tx<'_>,

@@ -29,6 +29,8 @@ pub struct StorageConfig {
     pub quota_enforce: bool,
     pub quota_limit_bytes: u64,
     pub batch_ttl_ms: i64,
+    /// Batches one user may have open at once (`batch.max_open_per_user`).
+    pub max_open_batches: u64,
 }
 
 /// How an operation uses the database.

@@ -72,6 +72,9 @@ pub enum StorageError {
     /// The batch's staged totals would pass `max_total_records` / `max_total_bytes`.
     #[error("batch size limit exceeded")]
     BatchLimitExceeded,
+    /// A new batch while the user already has `max_open_batches` open (400, body `17`).
+    #[error("too many open batches")]
+    TooManyOpenBatches,
     /// Over quota while enforcing.
     #[error("over quota")]
     QuotaExceeded,

@@ -71,10 +71,12 @@ fn non_negative(rows: Vec<(String, i64)>) -> BTreeMap<String, u64> {
     rows.into_iter().map(|(name, n)| (name, n.max(0) as u64)).collect()
 }
 
-/// Deletes everything; replies with the time of the deletion (the storage timestamp itself
-/// is 0 afterwards, as nothing is left). The deletion time is taken like a write's, strictly
-/// after the old storage timestamp, so that the next write — which has nothing left to compare
-/// with — still gets a timestamp later than anything the user saw before (§13.36).
+/// Deletes everything for readers; replies with the time of the deletion (the storage timestamp
+/// itself is 0 afterwards, as nothing is left). The deletion time is taken like a write's,
+/// strictly after the old storage timestamp, so that the next write — which has nothing left to
+/// compare with — still gets a timestamp later than anything the user saw before (§13.36), and
+/// every stored item is at or before it: the deleter removes exactly those later (`purge.rs`),
+/// so this answers in a few statements whatever the user stores.
 pub fn delete_storage(
     _: &Storage,
     tx: &mut Tx<'_>,
@@ -82,6 +84,6 @@ pub fn delete_storage(
 ) -> Result<SyncTimestamp, StorageError> {
     let current = storage_timestamp(tx, msg.uid, msg.precondition)?;
     let t = write_timestamp(current.as_millis())?;
-    storage::delete_storage(tx, msg.uid as i64)?;
+    storage::delete_storage(tx, msg.uid as i64, t.as_millis())?;
     Ok(t)
 }

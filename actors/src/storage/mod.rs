@@ -8,7 +8,8 @@
 //! implementing `Operation` — in the transaction its access needs, with the one retry policy
 //! (`weft_schema::retry`). The shard actors are thin adapters over it; the load generator's raw
 //! mode and the conformance suite (`actors/tests/conformance.rs`) call it directly, so all three run
-//! exactly the same database work.
+//! exactly the same database work. `purge` is the deleter's work: removing, in paced chunks,
+//! what deletes, expiry and abandoned batches only hide.
 
 mod apply;
 mod batch;
@@ -19,6 +20,7 @@ mod collection;
 mod engine;
 mod error;
 mod info;
+pub mod purge;
 pub mod requests;
 mod rules;
 

@@ -62,15 +62,42 @@ pub fn never_expires(t: SyncTimestamp) -> i64 {
     t.as_millis() + NEVER_EXPIRES_MS
 }
 
-/// Refuses a write when the user's recorded usage plus `incoming` bytes has reached the quota
-/// and quota is enforced (REF checks before the write, so one write can cross the limit).
-pub fn check_quota(ctx: &Storage, tx: &mut Tx<'_>, uid: i64, incoming: u64) -> Result<(), StorageError> {
+/// Locks the collection's row for a write (creating it when missing) and returns its
+/// last-modified and the time the write's timestamp must pass: the last-modified, or, when this
+/// write creates the collection again while its deletion is still pending, the deletion's time.
+/// So every item written after a deletion is later than it, and the deleter, which removes
+/// only items at or before it, can never remove one, whichever finishes first.
+pub fn lock_for_write(
+    tx: &mut Tx<'_>,
+    uid: i64,
+    collection: i32,
+) -> Result<(SyncTimestamp, i64), StorageError> {
+    let (current, existed) = storage::lock_or_create_collection(tx, uid, collection)?;
+    let floor = match existed {
+        true => current,
+        false => storage::pending_deletion(tx, uid, collection)?.map_or(current, |d| d.max(current)),
+    };
+    Ok((SyncTimestamp::from_millis(current), floor))
+}
+
+/// Batch ids at or below this have expired; greater ones are open (REF: an id is its creation
+/// time in ms, and a batch lives `batch_ttl_ms`).
+pub fn expired_batches_bound(ctx: &Storage) -> i64 {
+    SyncTimestamp::now().as_millis() - ctx.config().batch_ttl_ms
+}
+
+/// Refuses a write when the user's usage has reached the quota and quota is enforced (REF
+/// checks before the write, so one write can cross the limit). Usage is the recorded bytes of
+/// the collections plus what the user's open batches stage, so that batches opened and never
+/// committed cannot hold more than the quota.
+pub fn check_quota(ctx: &Storage, tx: &mut Tx<'_>, uid: i64) -> Result<(), StorageError> {
     let config = ctx.config();
     if !config.quota_enabled {
         return Ok(());
     }
-    let usage = storage::quota_usage(tx, uid)?.max(0) as u64;
-    if usage + incoming >= config.quota_limit_bytes {
+    let staged = storage::staged_bytes(tx, uid, expired_batches_bound(ctx))?.max(0) as u64;
+    let usage = storage::quota_usage(tx, uid)?.max(0) as u64 + staged;
+    if usage >= config.quota_limit_bytes {
         if config.quota_enforce {
             return Err(StorageError::QuotaExceeded);
         }

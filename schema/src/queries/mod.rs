@@ -4,6 +4,7 @@
 
 pub mod accounts;
 mod dialect;
+pub mod purge;
 mod sql;
 pub mod storage;
 pub mod tokenserver;

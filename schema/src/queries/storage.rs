@@ -1,10 +1,11 @@
 //! Statements on the storage tables: `collections`, `user_collections`, `bso`,
-//! `batch_uploads`, `batch_upload_items`. Times are milliseconds; `now` filters expired rows
-//! (a row is live iff `ttl > now`).
+//! `batch_uploads`, `batch_upload_items`, and Weft's `weft_deleted_collections`. Times are
+//! milliseconds. A row is live iff `ttl > now` and its `modified` is later than its
+//! collection's pending deletion, if any (`AFTER_DELETION`); `purge.rs` removes the others.
 
 use diesel::QueryResult;
 
-use super::dialect::{desc_nulls_last, insert_ignore, int64, lock_clause, payload_bytes};
+use super::dialect::{desc_nulls_last, greatest, insert_ignore, int64, lock_clause, payload_bytes};
 use super::sql::{placeholders, Arg, Sql};
 use crate::models::{
     BsoRow, ExistingBso, NamedCount, NewBso, OptionalSingle, Single, StagedBso, Totals, UserCollectionRow,
@@ -17,7 +18,7 @@ pub const TOMBSTONE_COLLECTION: i32 = 0;
 
 /// Rows written per multi-row statement: far below SQLite's 32 766 bind variables and small
 /// enough that a statement of full-size payloads stays within MySQL's default packet limit.
-const ROWS_PER_STATEMENT: usize = 200;
+pub(crate) const ROWS_PER_STATEMENT: usize = 200;
 const BYTES_PER_STATEMENT: usize = 8 * 1024 * 1024;
 
 /// How a transaction locks a collection's `user_collections` row (REF: share mode for reads,
@@ -27,6 +28,19 @@ pub enum Lock {
     Read,
     Write,
 }
+
+/// The condition, on a statement about one `(userid, collection)` of `bso`, that keeps only
+/// rows written after the collection's pending deletion (storage-api.md §6.6, §6.10 deferred:
+/// the deleter removes the rest later). Binds the uid and the collection id. An uncorrelated
+/// subquery, so that every backend evaluates it once per statement.
+pub(crate) const AFTER_DELETION: &str =
+    " AND modified > COALESCE((SELECT deleted_at FROM weft_deleted_collections \
+     WHERE userid = ? AND collection = ?), 0)";
+
+/// The same condition for statements over several collections of `bso` aliased `b`.
+const B_AFTER_DELETION: &str =
+    " AND b.modified > COALESCE((SELECT d.deleted_at FROM weft_deleted_collections d \
+     WHERE d.userid = b.userid AND d.collection = b.collection), 0)";
 
 // ---- collections ----
 
@@ -99,12 +113,12 @@ pub fn refresh_collection_totals(tx: &mut Tx<'_>, uid: i64, collection: i32, now
     let len = payload_bytes(tx.backend());
     Sql::new(format!(
         "UPDATE user_collections SET \
-           total_bytes = (SELECT COALESCE(SUM({len}), 0) FROM bso WHERE userid = ? AND collection = ? AND ttl > ?), \
-           count = (SELECT COUNT(*) FROM bso WHERE userid = ? AND collection = ? AND ttl > ?) \
+           total_bytes = (SELECT COALESCE(SUM({len}), 0) FROM bso WHERE userid = ? AND collection = ? AND ttl > ?{AFTER_DELETION}), \
+           count = (SELECT COUNT(*) FROM bso WHERE userid = ? AND collection = ? AND ttl > ?{AFTER_DELETION}) \
          WHERE userid = ? AND collection = ?"
     ))
-    .args([Arg::I64(uid), Arg::I32(collection), Arg::I64(now)])
-    .args([Arg::I64(uid), Arg::I32(collection), Arg::I64(now)])
+    .args([Arg::I64(uid), Arg::I32(collection), Arg::I64(now), Arg::I64(uid), Arg::I32(collection)])
+    .args([Arg::I64(uid), Arg::I32(collection), Arg::I64(now), Arg::I64(uid), Arg::I32(collection)])
     .args([Arg::I64(uid), Arg::I32(collection)])
     .execute(tx)
 }
@@ -157,7 +171,7 @@ pub fn collection_usage(tx: &mut Tx<'_>, uid: i64, now: i64) -> QueryResult<Vec<
 fn named_aggregate(tx: &mut Tx<'_>, aggregate: &str, uid: i64, now: i64) -> QueryResult<Vec<(String, i64)>> {
     Ok(Sql::new(format!(
         "SELECT c.name AS name, {aggregate} AS value FROM bso b JOIN collections c ON c.id = b.collection \
-         WHERE b.userid = ? AND b.ttl > ? GROUP BY c.name"
+         WHERE b.userid = ? AND b.ttl > ?{B_AFTER_DELETION} GROUP BY c.name"
     ))
     .arg(Arg::I64(uid))
     .arg(Arg::I64(now))
@@ -171,7 +185,9 @@ fn named_aggregate(tx: &mut Tx<'_>, aggregate: &str, uid: i64, now: i64) -> Quer
 pub fn storage_usage(tx: &mut Tx<'_>, uid: i64, now: i64) -> QueryResult<i64> {
     let len = payload_bytes(tx.backend());
     let int64 = int64(tx.backend());
-    Ok(Sql::new(format!("SELECT CAST(SUM({len}) AS {int64}) AS value FROM bso WHERE userid = ? AND ttl > ?"))
+    Ok(Sql::new(format!(
+        "SELECT CAST(SUM({len}) AS {int64}) AS value FROM bso b WHERE b.userid = ? AND b.ttl > ?{B_AFTER_DELETION}"
+    ))
         .arg(Arg::I64(uid))
         .arg(Arg::I64(now))
         .first::<OptionalSingle>(tx)?
@@ -179,12 +195,12 @@ pub fn storage_usage(tx: &mut Tx<'_>, uid: i64, now: i64) -> QueryResult<i64> {
         .unwrap_or(0))
 }
 
-/// Removes a collection's items and its record, and moves the tombstone to `modified`.
+/// Deletes a collection as its reader sees it, in a constant number of statements whatever its
+/// size: records the deletion at `modified` (its items become invisible), removes the
+/// collection's record and moves the tombstone to `modified`. The items themselves are the
+/// deleter's (`purge::delete_deleted_bsos`).
 pub fn delete_collection(tx: &mut Tx<'_>, uid: i64, collection: i32, modified: i64) -> QueryResult<()> {
-    Sql::new("DELETE FROM bso WHERE userid = ? AND collection = ?")
-        .arg(Arg::I64(uid))
-        .arg(Arg::I32(collection))
-        .execute(tx)?;
+    record_deletions(tx, uid, &[collection], modified)?;
     Sql::new("DELETE FROM user_collections WHERE userid = ? AND collection = ?")
         .arg(Arg::I64(uid))
         .arg(Arg::I32(collection))
@@ -200,12 +216,70 @@ pub fn delete_collection(tx: &mut Tx<'_>, uid: i64, collection: i32, modified: i
     Ok(())
 }
 
-/// Removes everything the user has: items, collection records, tombstone, pending batches.
-pub fn delete_storage(tx: &mut Tx<'_>, uid: i64) -> QueryResult<()> {
-    for table in ["bso", "user_collections", "batch_upload_items", "batch_uploads"] {
+/// Deletes everything the user has as readers see it: records the deletion of every
+/// collection at `modified`, removes the collection records and tombstone and the pending
+/// batches (their staged items, unreachable now, go with the expired batches' purge). Items
+/// are the deleter's.
+pub fn delete_storage(tx: &mut Tx<'_>, uid: i64, modified: i64) -> QueryResult<()> {
+    let collections: Vec<i32> = user_collections(tx, uid)?
+        .into_iter()
+        .map(|row| row.collection)
+        .filter(|&c| c != TOMBSTONE_COLLECTION)
+        .collect();
+    record_deletions(tx, uid, &collections, modified)?;
+    for table in ["user_collections", "batch_uploads"] {
         Sql::new(format!("DELETE FROM {table} WHERE userid = ?")).arg(Arg::I64(uid)).execute(tx)?;
     }
     Ok(())
+}
+
+/// Removes every row of the user at once, pending deletions included: for `weft import`, which
+/// rewrites a user with the source's timestamps (which a deferred deletion, recorded now, would
+/// hide). Costs as much as the user stores; not for the request path.
+pub fn erase_user(tx: &mut Tx<'_>, uid: i64) -> QueryResult<()> {
+    for table in
+        ["bso", "user_collections", "batch_upload_items", "batch_uploads", "weft_deleted_collections"]
+    {
+        Sql::new(format!("DELETE FROM {table} WHERE userid = ?")).arg(Arg::I64(uid)).execute(tx)?;
+    }
+    Ok(())
+}
+
+/// Marks the collections' items written at or before `deleted_at` deleted; a pending deletion
+/// only ever moves forward.
+fn record_deletions(tx: &mut Tx<'_>, uid: i64, collections: &[i32], deleted_at: i64) -> QueryResult<()> {
+    if collections.is_empty() {
+        return Ok(());
+    }
+    let backend = tx.backend();
+    let greatest = greatest(backend);
+    let conflict = match backend {
+        Backend::Sqlite | Backend::Postgres => format!(
+            " ON CONFLICT (userid, collection) DO UPDATE SET \
+             deleted_at = {greatest}(weft_deleted_collections.deleted_at, excluded.deleted_at)"
+        ),
+        Backend::Mysql => {
+            format!(" ON DUPLICATE KEY UPDATE deleted_at = {greatest}(deleted_at, VALUES(deleted_at))")
+        }
+    };
+    let values = vec!["(?, ?, ?)"; collections.len()].join(", ");
+    Sql::new(format!(
+        "INSERT INTO weft_deleted_collections (userid, collection, deleted_at) VALUES {values}{conflict}"
+    ))
+    .args(collections.iter().flat_map(|&c| [Arg::I64(uid), Arg::I32(c), Arg::I64(deleted_at)]))
+    .execute(tx)?;
+    Ok(())
+}
+
+/// The time of the collection's pending deletion, if one is pending.
+pub fn pending_deletion(tx: &mut Tx<'_>, uid: i64, collection: i32) -> QueryResult<Option<i64>> {
+    Ok(Sql::new(
+        "SELECT deleted_at AS value FROM weft_deleted_collections WHERE userid = ? AND collection = ?",
+    )
+    .arg(Arg::I64(uid))
+    .arg(Arg::I32(collection))
+    .first::<Single>(tx)?
+    .map(|r| r.value))
 }
 
 // ---- bso ----
@@ -221,9 +295,10 @@ pub fn get_bso(
     now: i64,
 ) -> QueryResult<Option<BsoRow>> {
     Sql::new(format!(
-        "SELECT {BSO_COLUMNS} FROM bso WHERE userid = ? AND collection = ? AND id = ? AND ttl > ?"
+        "SELECT {BSO_COLUMNS} FROM bso WHERE userid = ? AND collection = ? AND id = ? AND ttl > ?{AFTER_DELETION}"
     ))
     .args([Arg::I64(uid), Arg::I32(collection), Arg::Str(id), Arg::I64(now)])
+    .args([Arg::I64(uid), Arg::I32(collection)])
     .first::<BsoRow>(tx)
 }
 
@@ -235,10 +310,11 @@ pub fn bso_modified(
     id: &str,
     now: i64,
 ) -> QueryResult<Option<i64>> {
-    Ok(Sql::new(
-        "SELECT modified AS value FROM bso WHERE userid = ? AND collection = ? AND id = ? AND ttl > ?",
-    )
+    Ok(Sql::new(format!(
+        "SELECT modified AS value FROM bso WHERE userid = ? AND collection = ? AND id = ? AND ttl > ?{AFTER_DELETION}"
+    ))
     .args([Arg::I64(uid), Arg::I32(collection), Arg::Str(id), Arg::I64(now)])
+    .args([Arg::I64(uid), Arg::I32(collection)])
     .first::<Single>(tx)?
     .map(|r| r.value))
 }
@@ -278,8 +354,10 @@ pub fn find_bsos(
 ) -> QueryResult<Vec<BsoRow>> {
     let columns = if filter.full { BSO_COLUMNS } else { BSO_ID_COLUMNS };
     let order = filter.order.unwrap_or(Order::Newest);
-    let mut sql = format!("SELECT {columns} FROM bso WHERE userid = ? AND collection = ? AND ttl > ?");
-    let mut args = vec![Arg::I64(uid), Arg::I32(collection), Arg::I64(now)];
+    let mut sql =
+        format!("SELECT {columns} FROM bso WHERE userid = ? AND collection = ? AND ttl > ?{AFTER_DELETION}");
+    let mut args =
+        vec![Arg::I64(uid), Arg::I32(collection), Arg::I64(now), Arg::I64(uid), Arg::I32(collection)];
     if !filter.ids.is_empty() {
         sql.push_str(&format!(" AND id IN ({})", placeholders(filter.ids.len())));
         args.extend(filter.ids.iter().map(|id| Arg::Str(id)));
@@ -310,7 +388,8 @@ pub fn find_bsos(
     Sql::new(sql).args(args).load::<BsoRow>(tx)
 }
 
-/// The stored rows (live or expired) among `ids`.
+/// The stored rows (live or expired, not deleted) among `ids`: a deleted row is absent, and the
+/// write that replaces it writes every column.
 pub fn existing_bsos(
     tx: &mut Tx<'_>,
     uid: i64,
@@ -320,13 +399,14 @@ pub fn existing_bsos(
     let mut found = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS_PER_STATEMENT * 4) {
         let sql = format!(
-            "SELECT id, sortindex, modified, ttl FROM bso WHERE userid = ? AND collection = ? AND id IN ({})",
+            "SELECT id, sortindex, modified, ttl FROM bso WHERE userid = ? AND collection = ? AND id IN ({}){AFTER_DELETION}",
             placeholders(chunk.len())
         );
         let rows = Sql::new(sql)
             .arg(Arg::I64(uid))
             .arg(Arg::I32(collection))
             .args(chunk.iter().map(|id| Arg::Str(id)))
+            .args([Arg::I64(uid), Arg::I32(collection)])
             .load::<ExistingBso>(tx)?;
         found.extend(rows);
     }
@@ -404,9 +484,18 @@ pub fn delete_bsos(tx: &mut Tx<'_>, uid: i64, collection: i32, ids: &[String]) -
 
 // ---- batches ----
 
-/// Records a new batch; `false` when the id is taken.
+/// Records a new batch; `false` when the id is taken, also by the staged items of a batch that
+/// a storage deletion left for the purge (they must not join the new batch).
 pub fn create_batch(tx: &mut Tx<'_>, batch: i64, uid: i64, collection: i32) -> QueryResult<bool> {
     let backend = tx.backend();
+    let leftover =
+        Sql::new("SELECT batch AS value FROM batch_upload_items WHERE batch = ? AND userid = ? LIMIT 1")
+            .arg(Arg::I64(batch))
+            .arg(Arg::I64(uid))
+            .first::<Single>(tx)?;
+    if leftover.is_some() {
+        return Ok(false);
+    }
     let inserted =
         Sql::new(insert_ignore(backend, "INTO batch_uploads (batch, userid, collection) VALUES (?, ?, ?)"))
             .args([Arg::I64(batch), Arg::I64(uid), Arg::I32(collection)])
@@ -481,6 +570,30 @@ pub fn batch_totals(tx: &mut Tx<'_>, batch: i64, uid: i64) -> QueryResult<(i64, 
     .arg(Arg::I64(uid))
     .first::<Totals>(tx)?
     .map_or((0, 0), |t| (t.count, t.bytes)))
+}
+
+/// How many batches the user has with an id above `since` (the expired ones are at or below it).
+pub fn open_batches(tx: &mut Tx<'_>, uid: i64, since: i64) -> QueryResult<i64> {
+    Ok(Sql::new("SELECT COUNT(*) AS value FROM batch_uploads WHERE userid = ? AND batch > ?")
+        .arg(Arg::I64(uid))
+        .arg(Arg::I64(since))
+        .first::<Single>(tx)?
+        .map_or(0, |r| r.value))
+}
+
+/// Payload bytes staged in the user's batches with an id above `since`.
+pub fn staged_bytes(tx: &mut Tx<'_>, uid: i64, since: i64) -> QueryResult<i64> {
+    let int64 = int64(tx.backend());
+    Ok(Sql::new(format!(
+        "SELECT CAST(SUM(i.payload_size) AS {int64}) AS value FROM batch_uploads b \
+         JOIN batch_upload_items i ON i.batch = b.batch AND i.userid = b.userid \
+         WHERE b.userid = ? AND b.batch > ?"
+    ))
+    .arg(Arg::I64(uid))
+    .arg(Arg::I64(since))
+    .first::<OptionalSingle>(tx)?
+    .and_then(|r| r.value)
+    .unwrap_or(0))
 }
 
 pub fn batch_items(tx: &mut Tx<'_>, batch: i64, uid: i64) -> QueryResult<Vec<StagedBso>> {

@@ -14,6 +14,7 @@
 use diesel::QueryResult;
 
 use super::sql::{Arg, Sql};
+use super::storage::AFTER_DELETION;
 use crate::models::tokenserver::{Account, NewUser};
 use crate::models::{ExportedBso, Single, UserCollectionRow};
 use crate::pool::{Backend, Tx};
@@ -49,11 +50,12 @@ pub fn bsos_after(
     now: i64,
     limit: i64,
 ) -> QueryResult<Vec<ExportedBso>> {
-    Sql::new(
+    Sql::new(format!(
         "SELECT id, sortindex, payload, modified, ttl FROM bso \
-         WHERE userid = ? AND collection = ? AND ttl > ? AND id > ? ORDER BY id LIMIT ?",
-    )
-    .args([Arg::I64(uid), Arg::I32(collection), Arg::I64(now), Arg::Str(after), Arg::I64(limit)])
+         WHERE userid = ? AND collection = ? AND ttl > ?{AFTER_DELETION} AND id > ? ORDER BY id LIMIT ?"
+    ))
+    .args([Arg::I64(uid), Arg::I32(collection), Arg::I64(now), Arg::I64(uid), Arg::I32(collection)])
+    .args([Arg::Str(after), Arg::I64(limit)])
     .load(tx)
 }
 
