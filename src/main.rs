@@ -382,7 +382,7 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
             );
         }
         // The deleters run as long as the server does.
-        let _deleters = services.deleters;
+        let _deleters = startup::start_deleters(&settings, &services.nodes);
         let state = actix_web::web::Data::new(web::AppState {
             settings: settings.clone(),
             nodes: services.nodes,

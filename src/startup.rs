@@ -95,8 +95,6 @@ pub struct Services {
     pub verifier: Addr<TokenVerifier>,
     /// What request workers verify Hawk requests with, published by `verifier`.
     pub credentials: PublishedCredentials,
-    /// One deleter per db node (none with `purge.enabled = false`); dropping stops them.
-    pub deleters: Vec<DeleterGuard>,
 }
 
 /// Every node this process serves, the primary first, with the secrets each verifies with. A
@@ -329,13 +327,20 @@ pub fn start_services(
     )
     .with_default_secrets(secrets.default.clone());
     let credentials = verifier.credentials();
-    let deleters = if settings.purge.enabled { start_deleters(settings, &entries) } else { vec![] };
-    Services { nodes: Arc::new(NodeTable::new(entries)), verifier: verifier.start(), credentials, deleters }
+    Services { nodes: Arc::new(NodeTable::new(entries)), verifier: verifier.start(), credentials }
 }
 
-/// A deleter per db node, over the shards of its node names. Must run inside the actix system.
-fn start_deleters(settings: &Settings, entries: &[NodeEntry]) -> Vec<DeleterGuard> {
+/// A deleter per db node, over the shards of its node names (none with `purge.enabled =
+/// false`); dropping the guards stops them. Only `weft serve` runs them: a one-shot command
+/// that starts shards (`weft purge --kind retired`) must not purge behind its caller's back.
+/// Must run inside the actix system.
+pub fn start_deleters(settings: &Settings, nodes: &NodeTable) -> Vec<DeleterGuard> {
+    if !settings.purge.enabled {
+        return Vec::new();
+    }
+    let entries: Vec<NodeEntry> = nodes.iter().collect();
     let mut db_nodes: Vec<&str> = entries.iter().map(|e| e.db_node.as_str()).collect();
+    db_nodes.sort_unstable();
     db_nodes.dedup();
     db_nodes
         .into_iter()
