@@ -862,7 +862,7 @@ fn purgeable(s: &Storage, kind: PurgeKind) -> u64 {
 }
 
 fn delete_collection(s: &Storage, uid: u64, collection: &str) -> SyncTimestamp {
-    s.execute(&DeleteCollection {
+    s.run(&DeleteCollection {
         uid,
         collection: collection.into(),
         ids: None,
@@ -882,10 +882,10 @@ fn deleted_collections_vanish_at_once_and_are_purged_later(open: Open) {
     assert!(query(s, "history", BsoQuery::default()).value.items.is_empty());
     assert!(matches!(get(s, UID, "history", "a"), Err(StorageError::NotFound)));
     assert_eq!(counts(s).keys().collect::<Vec<_>>(), ["tabs"]);
-    let usage = s.execute(&GetCollectionUsage { uid: UID, precondition: Precondition::None }).unwrap().value;
+    let usage = s.run(&GetCollectionUsage { uid: UID, precondition: Precondition::None }).unwrap().value;
     assert_eq!(usage.keys().collect::<Vec<_>>(), ["tabs"]);
-    assert_eq!(s.execute(&GetQuota { uid: UID, precondition: Precondition::None }).unwrap().value, 1);
-    let del = s.execute(&DeleteBso {
+    assert_eq!(s.run(&GetQuota { uid: UID, precondition: Precondition::None }).unwrap().value, 1);
+    let del = s.run(&DeleteBso {
         uid: UID,
         collection: "history".into(),
         id: "b".into(),
@@ -894,7 +894,7 @@ fn deleted_collections_vanish_at_once_and_are_purged_later(open: Open) {
     assert!(matches!(del, Err(StorageError::NotFound)));
     // A partial update of a deleted item creates it anew ("create only" passes), empty payload.
     let created = s
-        .execute(&PutBso {
+        .run(&PutBso {
             uid: UID,
             collection: "history".into(),
             bso: BsoInput { id: "a".into(), sortindex: Some(5), ..BsoInput::default() },
@@ -937,7 +937,7 @@ fn writes_after_a_deletion_survive_its_purge(open: Open) {
         let collection = if i % 2 == 0 { "history" } else { "bookmarks" };
         post(s, UID, collection, (0..5).map(|n| item(&format!("old{n}"), "old")).collect());
         if i % 10 == 8 {
-            s.execute(&DeleteStorage { uid: UID, precondition: Precondition::None }).unwrap();
+            s.run(&DeleteStorage { uid: UID, precondition: Precondition::None }).unwrap();
         } else {
             delete_collection(s, UID, collection);
         }
@@ -967,7 +967,7 @@ fn storage_deletion_is_deferred(open: Open) {
     post(s, UID, "history", vec![item("a", "1"), item("b", "2")]);
     let before = post(s, UID, "bookmarks", vec![item("c", "3")]);
     let batch = stage(s, "history", vec![item("staged", "x")], BatchMode::Create).unwrap();
-    let gone = s.execute(&DeleteStorage { uid: UID, precondition: Precondition::None }).unwrap();
+    let gone = s.run(&DeleteStorage { uid: UID, precondition: Precondition::None }).unwrap();
     assert!(gone > before);
     let info = collections(s, UID);
     assert!(info.value.is_empty());
@@ -1025,7 +1025,7 @@ fn open_batches_are_bounded(open: Open) {
     ));
     // Appending to an open batch is not opening one; another user has a bound of their own.
     stage(s, "history", vec![item("b", "2")], BatchMode::Append(first)).unwrap();
-    assert!(s.execute(&post_op(OTHER_UID, "history", vec![], Some(BatchMode::Create), false)).is_ok());
+    assert!(s.run(&post_op(OTHER_UID, "history", vec![], Some(BatchMode::Create), false)).is_ok());
     commit(s, "history", vec![], first).unwrap();
     stage(s, "history", vec![item("c", "1")], BatchMode::Create).unwrap();
 }
@@ -1042,7 +1042,7 @@ fn staged_bytes_count_toward_quota(open: Open) {
     assert!(matches!(put(s, UID, "tabs", item("u", "x")), Err(StorageError::QuotaExceeded)));
     // Committing moves the bytes from staged to stored: still counted once.
     commit(s, "history", vec![], first).unwrap();
-    assert_eq!(s.execute(&GetQuota { uid: UID, precondition: Precondition::None }).unwrap().value, 1100);
+    assert_eq!(s.run(&GetQuota { uid: UID, precondition: Precondition::None }).unwrap().value, 1100);
 }
 
 /// The ceiling holds over a pass: 30 rows at 100 rows/s in chunks of 10 cannot end before the
