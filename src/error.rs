@@ -42,6 +42,10 @@ pub enum ApiError {
     /// Body larger than `max_request_bytes` (§5.1): 413, body `17`.
     #[error("request body larger than max_request_bytes")]
     PayloadTooLarge,
+    /// The body did not arrive within `http.body_timeout_ms`: 408, body `0`, and the
+    /// connection is closed (the rest of the body is not waited for).
+    #[error("request body not received in time")]
+    RequestTimeout,
     #[error("unsupported Content-Type")]
     UnsupportedMediaType,
     #[error("no acceptable output format")]
@@ -84,6 +88,12 @@ pub enum Unavailable {
     /// An actor (shard, token verifier) did not answer.
     #[error(transparent)]
     Actor(ActorUnavailable),
+    /// Every `http.max_concurrent_bodies` slot stayed taken for `http.body_timeout_ms`.
+    #[error("no body slot free within http.body_timeout_ms")]
+    NoBodySlot,
+    /// The request was not answered within `http.request_timeout_ms`.
+    #[error("request not answered within http.request_timeout_ms ({0:?})")]
+    Deadline(std::time::Duration),
 }
 
 impl ApiError {
@@ -136,6 +146,7 @@ impl ResponseError for ApiError {
             | ApiError::InvalidBso(_)
             | ApiError::SizeLimitExceeded(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -163,6 +174,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Conflict => {
                 response.insert_header((header::RETRY_AFTER, CONFLICT_RETRY_AFTER_SECONDS));
+            }
+            ApiError::RequestTimeout => {
+                response.force_close();
             }
             ApiError::Unavailable { cause, retry_after_seconds } => {
                 tracing::warn!("service unavailable: {cause}");
@@ -224,6 +238,7 @@ mod tests {
             (ApiError::InvalidBso("x".into()), 400, "8"),
             (ApiError::SizeLimitExceeded("x".into()), 400, "17"),
             (ApiError::PayloadTooLarge, 413, "17"),
+            (ApiError::RequestTimeout, 408, "0"),
             (ApiError::UnsupportedMediaType, 415, "0"),
             (ApiError::NotAcceptable, 406, "0"),
             (ApiError::NotFound, 404, "0"),

@@ -14,7 +14,7 @@ use weft_actors::tokenserver::{
     TokenserverDb, TokenserverDbConfig, TokenserverError,
 };
 use weft_actors::ActorUnavailable;
-use weft_schema::{DbError, DbPool, PoolSettings};
+use weft_schema::{DbError, DbPool, PoolSettings, SqliteSynchronous};
 
 use crate::config::Settings;
 use crate::master_secret::{self, MasterSecretError};
@@ -215,6 +215,12 @@ pub fn pool_settings(settings: &Settings) -> PoolSettings {
         max_size: settings.shard.pool_size,
         connection_timeout: Duration::from_millis(settings.shard.connection_timeout_ms),
         sqlite_busy_timeout: Duration::from_millis(settings.shard.sqlite_busy_timeout_ms),
+        // `validate` admits only `full` and `normal`.
+        sqlite_synchronous: if settings.shard.sqlite_synchronous == "normal" {
+            SqliteSynchronous::Normal
+        } else {
+            SqliteSynchronous::Full
+        },
     }
 }
 
@@ -354,11 +360,16 @@ pub fn start_shard(
         cache.register_metrics();
         cache
     });
+    // The health check's own one-connection pool. The URL already made `pool`, so this cannot
+    // fail; were it to, the check would share the node's pool rather than be missing.
+    let health_settings = PoolSettings { max_size: 1, ..pool_settings(settings) };
+    let health_pool = DbPool::connect(&plan.database_url, &health_settings).unwrap_or_else(|_| pool.clone());
     let shard = match sibling {
         Some(shard) => shard.serve(&plan.url, pool, storage_config, cache),
         None => Shard::start(&plan.url, pool, shard_config, storage_config, cache),
     };
     NodeEntry {
+        health_pool,
         shard,
         db_node: plan.db_node.clone(),
         url: plan.url.clone(),

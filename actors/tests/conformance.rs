@@ -62,6 +62,7 @@ fn pool_settings() -> PoolSettings {
         max_size: 8,
         connection_timeout: Duration::from_secs(10),
         sqlite_busy_timeout: Duration::from_secs(10),
+        sqlite_synchronous: Default::default(),
     }
 }
 

@@ -60,6 +60,7 @@ pub async fn run_raw(opts: Options, url: String) -> Result<Outcome, String> {
         max_size: opts.concurrency as u32 + 1,
         connection_timeout: Duration::from_secs(30),
         sqlite_busy_timeout: Duration::from_secs(30),
+        sqlite_synchronous: Default::default(),
     };
     let db = tokio::task::spawn_blocking(move || open(&url, &settings))
         .await

@@ -5,7 +5,7 @@
 //! plain 404 of an unknown path.
 
 mod error;
-mod handler;
+pub mod handler;
 
 use actix::Addr;
 use actix_web::web::{self, Data, ServiceConfig};

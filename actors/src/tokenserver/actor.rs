@@ -15,6 +15,7 @@ use sha2::Sha256;
 
 use super::db::{AssignUser, AssignedUser, TokenserverDb};
 use super::oauth::OAuthVerifier;
+use super::rules;
 use super::TokenserverError;
 use crate::token_verifier::{mint_token, GetSigningSecret, TokenPayload, TokenVerifier};
 use crate::ActorUnavailable;
@@ -117,6 +118,7 @@ impl Inner {
             client_state: key_id.client_state.clone(),
         };
         let user = self.assign(assign).await?;
+        let uid = rules::token_uid(user.uid)?;
         // REF: a `duration` up to the configured one is used (0 included, [QUIRK]); larger is
         // ignored, never granted.
         let duration =
@@ -131,7 +133,7 @@ impl Inner {
         let hashed_device_id =
             metrics_hash(&self.config.fxa_metrics_hash_secret, &format!("{hashed_fxa_uid}none"));
         let payload = TokenPayload {
-            uid: u64::try_from(user.uid).unwrap_or_default(),
+            uid,
             node: user.node.clone(),
             expires: (now_secs() + duration) as f64,
             salt: String::new(),

@@ -1,10 +1,14 @@
 //! `/1.5/{uid}/storage/{collection}` (storage-api.md §6.7–§6.10): read a page of the
 //! collection, write a list of BSOs (optionally through a batch), delete it or some of its ids.
 
+use std::borrow::Cow;
+use std::convert::Infallible;
+
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use actix_web::HttpResponse;
-use serde_json::{Map, Value};
-use weft_actors::shard::{DeleteCollection, GetBsos, PostBsos, PostOutcome};
+use serde_json::Value;
+use weft_actors::shard::{Bso, DeleteCollection, GetBsos, PostBsos, PostOutcome};
 
 use super::{
     bso_json, json_string, quota_remaining_header, storage_response, APPLICATION_JSON, X_WEAVE_NEXT_OFFSET,
@@ -34,21 +38,66 @@ pub async fn get(
     let full = query.full;
     let reply = user.send(GetBsos { uid: user.uid, collection, query, precondition }).await?;
     let page = reply.value;
-    let items: Vec<String> =
-        page.items.iter().map(|bso| if full { bso_json(bso) } else { json_string(&bso.id) }).collect();
     let mut response = storage_response(StatusCode::OK, reply.last_modified);
-    response.insert_header((X_WEAVE_RECORDS, items.len()));
+    response.insert_header((X_WEAVE_RECORDS, page.items.len()));
     if let Some(offset) = page.next_offset {
         response.insert_header((X_WEAVE_NEXT_OFFSET, encode_offset(offset)));
     }
-    Ok(match format {
-        OutputFormat::Json => response.content_type(APPLICATION_JSON).body(format!("[{}]", items.join(","))),
-        // Serialized JSON never holds a raw newline, so REF's `\n` → `\u000a` replacement is
-        // already true of every line.
-        OutputFormat::Newlines => response
-            .content_type(APPLICATION_NEWLINES)
-            .body(items.iter().map(|item| format!("{item}\n")).collect::<String>()),
-    })
+    response.content_type(match format {
+        OutputFormat::Json => APPLICATION_JSON,
+        OutputFormat::Newlines => APPLICATION_NEWLINES,
+    });
+    let chunks = PageChunks { items: page.items.into_iter(), full, format, started: false, done: false };
+    Ok(response.streaming(futures_util::stream::iter(chunks.map(Ok::<_, Infallible>))))
+}
+
+/// Rough size of one response chunk: large enough that a page costs few writes.
+const PAGE_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A page's body, rendered as it is sent: ids or full BSOs as a JSON list, or one JSON text per
+/// line. Each record is rendered and freed as the writer reaches it, so a page of up to
+/// `max_total_records` records is never held a second time as text.
+struct PageChunks {
+    items: std::vec::IntoIter<Bso>,
+    full: bool,
+    format: OutputFormat,
+    started: bool,
+    done: bool,
+}
+
+impl Iterator for PageChunks {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        let json = self.format == OutputFormat::Json;
+        let mut chunk = String::new();
+        if !self.started && json {
+            chunk.push('[');
+        }
+        while chunk.len() < PAGE_CHUNK_BYTES {
+            let Some(bso) = self.items.next() else {
+                if json {
+                    chunk.push(']');
+                }
+                self.done = true;
+                break;
+            };
+            if self.started && json {
+                chunk.push(',');
+            }
+            self.started = true;
+            chunk.push_str(&if self.full { bso_json(&bso) } else { json_string(&bso.id) });
+            // Serialized JSON never holds a raw newline, so REF's `\n` → `\u000a` replacement is
+            // already true of every line.
+            if !json {
+                chunk.push('\n');
+            }
+        }
+        Some(Bytes::from(chunk))
+    }
 }
 
 /// 200 `{"modified":T,"success":[…],"failed":{…}}` when written, 202
@@ -72,8 +121,7 @@ pub async fn post(
             precondition,
         })
         .await?;
-    let failed: Map<String, Value> =
-        body.failed.into_iter().map(|(id, reason)| (id, Value::from(reason))).collect();
+    let failed = failed_json(body.failed);
     let (status, last_modified, first_member) = match result.outcome {
         PostOutcome::Committed { modified } => (StatusCode::OK, modified, format!("\"modified\":{modified}")),
         // §6.9: staging leaves the collection untouched; X-Last-Modified is its current value.
@@ -88,8 +136,25 @@ pub async fn post(
     Ok(response.content_type(APPLICATION_JSON).body(format!(
         "{{{first_member},\"success\":{},\"failed\":{}}}",
         Value::from(success),
-        Value::Object(failed)
+        failed
     )))
+}
+
+/// `{"id":"reason",…}` in id order, as a JSON map would write it, written straight from the
+/// list: a POST of many tiny refused items is not copied once more into a map.
+fn failed_json(mut failed: Vec<(String, Cow<'static, str>)>) -> String {
+    failed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut json = String::from("{");
+    for (i, (id, reason)) in failed.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&json_string(id));
+        json.push(':');
+        json.push_str(&json_string(reason));
+    }
+    json.push('}');
+    json
 }
 
 /// [REF-CHOICE] §6.10/§14: the body is the bare new timestamp, as current production sends it
