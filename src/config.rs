@@ -93,6 +93,10 @@ pub struct Sources {
     pub ignored: Vec<String>,
 }
 
+/// Firefox's 13 standard collections and the few newer ones (`extension-storage`, …): a lower
+/// `limits.max_user_collections` would refuse Firefox itself.
+const MIN_USER_COLLECTIONS: u64 = 20;
+
 /// Master secrets shorter than this are refused: the generated one has 32 random bytes, and
 /// tokenlib secrets are used as text (the bytes of the string are the HKDF input key).
 pub const MIN_MASTER_SECRET_BYTES: usize = 32;
@@ -219,6 +223,9 @@ pub struct Limits {
     pub max_total_bytes: u64,
     pub max_total_records: u64,
     pub max_quota_limit: u64,
+    /// Collections one user may hold (those it has plus those with an open batch). A write that
+    /// would create one more is refused like a write over quota (403, body 14).
+    pub max_user_collections: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -331,6 +338,9 @@ impl Default for Limits {
             max_total_records: 10_000,
             // REF computes 2 × 1024 × 1024 × 1000; its docs claim 2 GiB, the code value is served.
             max_quota_limit: 2_097_152_000,
+            // Firefox uses about 15 (storage-api.md §3.3); ten times that leaves room for new
+            // engines and extensions while a client inventing names stops early.
+            max_user_collections: 150,
         }
     }
 }
@@ -651,6 +661,12 @@ impl Settings {
             return Err(invalid(
                 "limits.max_total_records",
                 "batch totals must be at least the per-POST limits",
+            ));
+        }
+        if l.max_user_collections < MIN_USER_COLLECTIONS {
+            return Err(invalid(
+                "limits.max_user_collections",
+                format!("must be at least {MIN_USER_COLLECTIONS}, room for Firefox's own collections"),
             ));
         }
         if self.batch.ttl_seconds == 0 {
@@ -1147,6 +1163,9 @@ mod tests {
         assert!(err.to_string().starts_with("shard.sqlite_synchronous"), "{err}");
         let err = Settings::load(None, env(&[("WEFT_HTTP_BODY_TIMEOUT_MS", "0")])).unwrap_err();
         assert!(err.to_string().starts_with("http"), "{err}");
+        assert_eq!(Settings::load(None, env(&[])).unwrap().limits.max_user_collections, 150);
+        let err = Settings::load(None, env(&[("WEFT_LIMITS_MAX_USER_COLLECTIONS", "5")])).unwrap_err();
+        assert!(err.to_string().starts_with("limits.max_user_collections"), "{err}");
     }
 
     #[test]

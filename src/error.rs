@@ -111,7 +111,9 @@ impl ApiError {
             // REF deliberately answers 400 rather than 404 for any unusable batch id (§6.9).
             StorageError::InvalidBatch => ApiError::InvalidRequest("invalid batch id".into()),
             StorageError::BatchLimitExceeded => ApiError::SizeLimitExceeded("batch totals".into()),
-            StorageError::QuotaExceeded => ApiError::QuotaExceeded,
+            // Holding too many collections is a limit on what one user stores: answered as
+            // quota (see `rules::check_collection_bound`).
+            StorageError::QuotaExceeded | StorageError::TooManyCollections => ApiError::QuotaExceeded,
             StorageError::Conflict => ApiError::Conflict,
             StorageError::Overloaded(reason) => unavailable(Unavailable::Shed(reason)),
             // The kind decides: a lost connection or a deadlock that outlived the retries is the
@@ -271,6 +273,7 @@ mod tests {
             (StorageError::InvalidBatch, 400, "0"),
             (StorageError::BatchLimitExceeded, 400, "17"),
             (StorageError::QuotaExceeded, 403, "14"),
+            (StorageError::TooManyCollections, 403, "14"),
             (StorageError::NotFound, 404, "0"),
             (StorageError::Database(database_error("no such table: bso")), 500, "0"),
         ] {

@@ -13,7 +13,9 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use weft::config::Settings;
 use weft::startup::SecretSource;
-use weft::{accounts, admin, config, reload, secret_commands, secrets, server, startup, telemetry, transfer, web};
+use weft::{
+    accounts, admin, config, reload, secret_commands, secrets, server, startup, telemetry, transfer, web,
+};
 
 #[derive(Parser)]
 #[command(name = "weft", version, about = "Firefox Sync server: SyncStorage 1.5 storage node")]

@@ -353,6 +353,7 @@ pub fn start_shard(
         quota_enforce: settings.quota.enforce,
         quota_limit_bytes: settings.limits.max_quota_limit,
         batch_ttl_ms: settings.batch.ttl_seconds as i64 * 1000,
+        max_user_collections: settings.limits.max_user_collections,
     };
     // Keys carry the node: the same uid on two nodes is two users.
     let cache = cache.map(|store| {

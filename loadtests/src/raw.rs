@@ -116,6 +116,7 @@ fn storage_config() -> StorageConfig {
         quota_enforce: false,
         quota_limit_bytes: 2_097_152_000,
         batch_ttl_ms: 7_200_000,
+        max_user_collections: 150,
     }
 }
 

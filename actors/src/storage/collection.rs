@@ -8,7 +8,7 @@ use weft_schema::queries::storage::{self, BsoFilter, Lock, Order};
 use weft_schema::SyncTimestamp;
 
 use crate::storage::requests::*;
-use crate::storage::rules::{check_precondition, settle_quota, write_timestamp};
+use crate::storage::rules::{check_precondition, open_collection, settle_quota, write_timestamp};
 use crate::storage::Storage;
 use crate::storage::StorageError;
 
@@ -97,8 +97,7 @@ pub fn delete_collection(
         return delete_whole_collection(ctx, tx, msg);
     };
     // Deleting by ids touches the collection, creating it when missing (both references).
-    let collection = ctx.ensure_collection_id(tx, &msg.collection)?;
-    let (current, _) = storage::lock_or_create_collection(tx, uid, collection)?;
+    let (collection, current) = open_collection(ctx, tx, uid, &msg.collection)?;
     check_precondition(msg.precondition, SyncTimestamp::from_millis(current))?;
     let t = write_timestamp(current)?;
     storage::delete_bsos(tx, uid, collection, ids)?;

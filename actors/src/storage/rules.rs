@@ -1,5 +1,6 @@
 //! Storage rules every operation shares: preconditions (storage-api.md §5.4), the write
-//! timestamp and its monotonicity (§4.2, §4.4), expiry arithmetic (§3.2) and quota (§11).
+//! timestamp and its monotonicity (§4.2, §4.4), expiry arithmetic (§3.2), quota (§11) and the
+//! bound on the collections one user holds.
 
 use std::time::Duration;
 
@@ -75,6 +76,37 @@ pub fn check_quota(ctx: &Storage, tx: &mut Tx<'_>, uid: i64, incoming: u64) -> R
             return Err(StorageError::QuotaExceeded);
         }
         tracing::info!(uid, usage, "user at quota limit (not enforced)");
+    }
+    Ok(())
+}
+
+/// The collection a write by `uid` goes to, with its last-modified, its row locked for the
+/// write and created when the user had no such collection (§3.3).
+pub fn open_collection(
+    ctx: &Storage,
+    tx: &mut Tx<'_>,
+    uid: i64,
+    name: &str,
+) -> Result<(i32, i64), StorageError> {
+    let collection = ctx.ensure_collection_id(tx, name)?;
+    let (current, existed) = storage::lock_or_create_collection(tx, uid, collection)?;
+    if !existed {
+        check_collection_bound(ctx, tx, uid)?;
+    }
+    Ok((collection, current))
+}
+
+/// Refuses the write that made the user hold more than `max_user_collections` collections
+/// (its own, and those with an open batch): the error rolls the transaction back, and with it
+/// the collection and the name's registration, so neither the user's rows nor the global name
+/// table grow. The storage spec and Mozilla's servers set no such bound; Weft answers as for
+/// a write over quota (403, body 14), a refusal Firefox already reports to the user rather than
+/// retrying. First writes of one user to new collections running at the same moment can pass
+/// the bound by their number: it bounds growth, it is not an exact count.
+pub fn check_collection_bound(ctx: &Storage, tx: &mut Tx<'_>, uid: i64) -> Result<(), StorageError> {
+    let held = storage::held_collections(tx, uid)?.max(0) as u64;
+    if held > ctx.config().max_user_collections {
+        return Err(StorageError::TooManyCollections);
     }
     Ok(())
 }
