@@ -4,7 +4,10 @@
 //! - a client trickling its headers, or its body, is dropped at the deadline while a normal
 //!   client keeps being answered at once;
 //! - the process killed with SIGKILL in the middle of a write load with batch commits loses
-//!   no acknowledged write and starts again cleanly on the same database.
+//!   no acknowledged write and starts again cleanly on the same database;
+//! - MariaDB stopped and started under a load (a private `mariadbd`, not the shared server):
+//!   no 500, 503s carry `Retry-After`, the server recovers by itself and every acknowledged
+//!   write is readable afterwards.
 //!
 //! The memory side of the unfinished bodies is measured by `loadtests/hostile.py`, not here.
 
@@ -269,5 +272,132 @@ backend_tests! {
         }
         let _ = restarted.kill();
         let _ = restarted.wait();
+    }
+}
+
+/// What one writer saw during the MariaDB restart: statuses by phase, and what was acknowledged.
+#[cfg(feature = "mysql")]
+#[derive(Default)]
+struct RestartTally {
+    /// (status, had `Retry-After`) of every answer.
+    answers: Vec<(u16, bool)>,
+    /// Requests the server never answered (a reset connection, a client timeout).
+    unanswered: Vec<String>,
+    /// id → payload of every write answered 200.
+    acknowledged: BTreeMap<String, Value>,
+    /// Writes answered 200 after the database came back.
+    acknowledged_after_restart: usize,
+}
+
+#[cfg(feature = "mysql")]
+#[test]
+fn mariadb_stopped_and_started_under_load_gives_no_500_and_loses_nothing() {
+    let mut mariadb = match common::mariadb::PrivateMariadb::start() {
+        Ok(server) => server,
+        Err(reason) => {
+            // Only when mariadbd is missing; scripts/test installs mariadb-server.
+            eprintln!("SKIPPED mariadb_stopped_and_started_under_load: {reason}");
+            return;
+        }
+    };
+    mariadb.target().execute("CREATE DATABASE weft_fault");
+    let url = mariadb.target().url("weft_fault");
+    // A short wait for a connection, so that requests during the outage are answered 503 soon
+    // rather than queueing behind each other.
+    let server = TestServer::start_on(
+        Backend::Mysql,
+        &url,
+        &[("WEFT_SHARD_CONNECTION_TIMEOUT_MS", "500"), ("WEFT_LOG", "warn")],
+    );
+    let restarted = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let (user, restarted, stop) = (User::new(&server), restarted.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut tally = RestartTally::default();
+                for round in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let after_restart = restarted.load(Ordering::Relaxed);
+                    let records: Vec<Value> = (0..5)
+                        .map(|i| json!({"id": format!("w{w}r{round}i{i}"), "payload": format!("p{round}-{i}")}))
+                        .collect();
+                    let answer = if round % 3 == 2 {
+                        user.req("GET", "/storage/history?full=1&limit=20").try_send()
+                    } else {
+                        user.req("POST", "/storage/history").json(&Value::Array(records.clone())).try_send()
+                    };
+                    match answer {
+                        Ok(r) => {
+                            tally.answers.push((r.status, r.header("retry-after").is_some()));
+                            if r.status == 200 && round % 3 != 2 {
+                                tally.acknowledged_after_restart += usize::from(after_restart);
+                                for r in records {
+                                    tally.acknowledged.insert(r["id"].as_str().unwrap().to_owned(), r["payload"].clone());
+                                }
+                            }
+                            if r.status == 503 {
+                                // As Firefox would: back off a little (not the full Retry-After).
+                                std::thread::sleep(Duration::from_millis(200));
+                            }
+                        }
+                        Err(e) => tally.unanswered.push(e),
+                    }
+                }
+                (user, tally)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    mariadb.stop();
+    std::thread::sleep(Duration::from_secs(4));
+    mariadb.start_again();
+    restarted.store(true, Ordering::Relaxed);
+    // Recovery: the load goes on until every writer has had a write acknowledged again, within
+    // a bound.
+    std::thread::sleep(Duration::from_secs(6));
+    stop.store(true, Ordering::Relaxed);
+    let results: Vec<(User, RestartTally)> = writers.into_iter().map(|w| w.join().expect("writer")).collect();
+
+    let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
+    for (_, tally) in &results {
+        for (status, _) in &tally.answers {
+            *by_status.entry(*status).or_default() += 1;
+        }
+    }
+    // The numbers for the record (issue 13 asks for the 5xx counts).
+    eprintln!("MariaDB restart under load: answers by status {by_status:?}");
+    for (user, tally) in &results {
+        assert!(tally.unanswered.is_empty(), "uid {}: unanswered requests {:?}", user.uid, tally.unanswered);
+        for (status, retry_after) in &tally.answers {
+            assert!(
+                matches!(status, 200 | 503),
+                "uid {}: HTTP {status} during the restart (statuses {by_status:?}); log:\n{}",
+                user.uid,
+                server.log_tail()
+            );
+            assert!(*status != 503 || *retry_after, "a 503 without Retry-After");
+        }
+        assert!(
+            tally.acknowledged_after_restart > 0,
+            "uid {}: no write acknowledged after the restart",
+            user.uid
+        );
+    }
+    assert!(by_status.get(&503).copied().unwrap_or(0) > 0, "the outage was not seen: {by_status:?}");
+    // Nothing acknowledged was lost.
+    for (user, tally) in &results {
+        let stored: BTreeMap<String, Value> = user
+            .get_json("/storage/history?full=1")
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|bso| (bso["id"].as_str().unwrap().to_owned(), bso["payload"].clone()))
+            .collect();
+        for (id, payload) in &tally.acknowledged {
+            assert_eq!(stored.get(id), Some(payload), "acknowledged write {id} lost across the restart");
+        }
     }
 }
