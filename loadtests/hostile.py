@@ -4,8 +4,9 @@
 Measures what issue 13 asks for, on a server you started yourself (any build):
 
   hostile.py unfinished-bodies --url http://127.0.0.1:8000 --pid PID [--connections 300]
-      N connections without credentials, each a PUT that declares a 2.5 MB body, sends 1 MB of
-      it and stalls. Prints the server's RSS growth and how many connections the server closed,
+                                [--sent-bytes 1000000]
+      N connections without credentials, each a PUT that declares a 2.5 MB body, sends part of
+      it (1 MB by default) and stalls. Prints the server's RSS growth and how many connections the server closed,
       and when, within 30 s.
 
   hostile.py tiny-elements --url http://127.0.0.1:8000 --pid PID --secret SECRET [--parallel 1]
@@ -51,7 +52,7 @@ def loopback(url):
 def unfinished_bodies(args):
     host, port = loopback(args.url)
     before = rss_kib(args.pid)
-    sent_part = b"x" * 1_000_000
+    sent_part = b"x" * args.sent_bytes
     conns = []
     for i in range(args.connections):
         s = socket.create_connection((host, port), timeout=5)
@@ -155,6 +156,7 @@ def main():
     u.add_argument("--url", required=True)
     u.add_argument("--pid", type=int, required=True)
     u.add_argument("--connections", type=int, default=300)
+    u.add_argument("--sent-bytes", type=int, default=1_000_000, help="body bytes sent before stalling")
     u.add_argument("--wait", type=float, default=28.0, help="seconds to watch for closes after the 2 s settle")
     t = sub.add_parser("tiny-elements")
     t.add_argument("--url", required=True)

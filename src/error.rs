@@ -24,7 +24,8 @@ pub const X_LAST_MODIFIED: &str = "x-last-modified";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// Missing or invalid Hawk credentials: 401, body `0`. The reason is for logs only.
+    /// Missing or invalid Hawk credentials: 401, body `0`, and the connection closed. The
+    /// reason is for logs only.
     #[error("authentication failed: {0}")]
     Unauthorized(AuthError),
     /// The token's uid is not the one in the path.
@@ -173,6 +174,10 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed => return response.finish(),
             ApiError::Unauthorized(err) => {
                 tracing::info!(reason = err.reason(), "authentication failed: {err}");
+                // The connection is closed after the answer: a body the request announced is
+                // never read, so an unauthenticated client cannot keep the connection by
+                // trickling it. Firefox reconnects anyway after fetching a new token.
+                response.force_close();
             }
             ApiError::Conflict => {
                 response.insert_header((header::RETRY_AFTER, CONFLICT_RETRY_AFTER_SECONDS));
