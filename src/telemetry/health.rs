@@ -45,11 +45,14 @@ pub struct HealthCache {
 }
 
 impl HealthCache {
-    /// The report, checked again when the last one is older than [`HEALTH_CACHE`].
+    /// The report, checked again when the last one is older than [`HEALTH_CACHE`] or was made
+    /// for other nodes (a reload changed the table: `weft node provision` asks the heartbeat
+    /// for the node it just added).
     pub async fn report(&self, nodes: &NodeTable, timeout: Duration) -> Vec<NodeHealth> {
         let mut last = self.last.lock().await;
         if let Some((at, report)) = last.as_ref() {
-            if at.elapsed() < HEALTH_CACHE {
+            let same_nodes = report.iter().map(|h| h.url.clone()).eq(nodes.iter().map(|n| n.url));
+            if at.elapsed() < HEALTH_CACHE && same_nodes {
                 return report.clone();
             }
         }
