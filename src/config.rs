@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::proxy::TrustProxyHeaders;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -53,8 +55,8 @@ pub struct Settings {
     pub secrets_file: String,
     /// Run the embedded migrations at start.
     pub run_migrations: bool,
-    /// Trust `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` (only behind a proxy you run).
-    pub trust_proxy_headers: bool,
+    /// The proxies whose `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` are used.
+    pub trust_proxy_headers: TrustProxyHeaders,
     /// `human` or `json` log lines.
     pub log_format: String,
     /// After SIGTERM, how long in-flight requests may take to finish before they are dropped.
@@ -64,6 +66,7 @@ pub struct Settings {
     /// Database servers each serving several node names, one database per name, under one
     /// shard (one connection budget and queue per db node).
     pub db_nodes: Vec<DbNodeSettings>,
+    pub http: HttpSettings,
     pub shard: ShardSettings,
     pub limits: Limits,
     pub quota: QuotaSettings,
@@ -90,6 +93,10 @@ pub struct Sources {
     /// `WEFT_*` variables that are not settings and do not look like a mistyped one.
     pub ignored: Vec<String>,
 }
+
+/// Firefox's 13 standard collections and the few newer ones (`extension-storage`, …): a lower
+/// `limits.max_user_collections` would refuse Firefox itself.
+const MIN_USER_COLLECTIONS: u64 = 20;
 
 /// Master secrets shorter than this are refused: the generated one has 32 random bytes, and
 /// tokenlib secrets are used as text (the bytes of the string are the HKDF input key).
@@ -153,6 +160,39 @@ impl DbNodeSettings {
     }
 }
 
+/// What one client may hold of the server: connections, time, and memory for bodies. An
+/// unauthenticated request never costs more than its headers; these bound what the rest may.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Open connections of the whole process; past it new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Request bodies being read or processed at once, each up to `limits.max_request_bytes`.
+    pub max_concurrent_bodies: usize,
+    /// Deadline for a request's headers, from the connection's first byte (408 past it).
+    pub header_timeout_ms: u64,
+    /// Deadline for reading one body, waiting for a body slot included (408 past it; 503 when
+    /// the time went on waiting for a slot).
+    pub body_timeout_ms: u64,
+    /// Deadline for a whole request, headers excluded (503 + Retry-After past it).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            max_connections: 4096,
+            // 64 × the 2.5 MiB `max_request_bytes` bounds bodies in memory to 160 MiB.
+            max_concurrent_bodies: 64,
+            // actix-web's own default.
+            header_timeout_ms: 5000,
+            // A full 2.5 MiB body at 128 KiB/s, a slow phone link, takes 20 s.
+            body_timeout_ms: 20_000,
+            request_timeout_ms: 60_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShardSettings {
@@ -169,6 +209,9 @@ pub struct ShardSettings {
     pub request_timeout_ms: u64,
     /// SQLite `busy_timeout`.
     pub sqlite_busy_timeout_ms: u64,
+    /// SQLite `synchronous`: `full` (an acknowledged write survives a power loss) or `normal`
+    /// (faster writes; the last ones acknowledged can be lost in an OS crash).
+    pub sqlite_synchronous: String,
     /// `Retry-After` seconds sent with a shed (503) response.
     pub retry_after_seconds: u32,
 }
@@ -184,6 +227,9 @@ pub struct Limits {
     pub max_total_bytes: u64,
     pub max_total_records: u64,
     pub max_quota_limit: u64,
+    /// Collections one user may hold (those it has plus those with an open batch). A write that
+    /// would create one more is refused like a write over quota (403, body 14).
+    pub max_user_collections: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -283,11 +329,12 @@ impl Default for Settings {
             master_secrets: vec![],
             secrets_file: String::new(),
             run_migrations: true,
-            trust_proxy_headers: false,
+            trust_proxy_headers: TrustProxyHeaders::Nobody,
             log_format: "human".into(),
             shutdown_timeout_seconds: 30,
             nodes: vec![],
             db_nodes: vec![],
+            http: HttpSettings::default(),
             shard: ShardSettings::default(),
             limits: Limits::default(),
             quota: QuotaSettings::default(),
@@ -314,6 +361,7 @@ impl Default for ShardSettings {
             connection_timeout_ms: 2000,
             request_timeout_ms: 30_000,
             sqlite_busy_timeout_ms: 5000,
+            sqlite_synchronous: "full".into(),
             retry_after_seconds: 10,
         }
     }
@@ -330,6 +378,9 @@ impl Default for Limits {
             max_total_records: 10_000,
             // REF computes 2 × 1024 × 1024 × 1000; its docs claim 2 GiB, the code value is served.
             max_quota_limit: 2_097_152_000,
+            // Firefox uses about 15 (storage-api.md §3.3); ten times that leaves room for new
+            // engines and extensions while a client inventing names stops early.
+            max_user_collections: 150,
         }
     }
 }
@@ -597,6 +648,29 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Settings that work but that an operator should change, one line each, for `serve` and
+    /// `check-config` to print.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.trust_proxy_headers == TrustProxyHeaders::Everybody {
+            warnings.push(
+                "trust_proxy_headers = true lets any client choose the host its Hawk signature is \
+                 checked against; list your proxies instead, e.g. \
+                 trust_proxy_headers = [\"127.0.0.1\", \"10.0.0.0/8\"] \
+                 (WEFT_TRUST_PROXY_HEADERS=127.0.0.1,10.0.0.0/8)"
+                    .into(),
+            );
+        }
+        if self.shard.sqlite_synchronous == "normal" {
+            warnings.push(
+                "shard.sqlite_synchronous = normal: writes acknowledged just before an OS crash or \
+                 power loss can be lost"
+                    .into(),
+            );
+        }
+        warnings
+    }
+
     /// The tokenserver's database: its own, or the storage database.
     pub fn tokenserver_database_url(&self) -> String {
         if self.tokenserver.database_url.is_empty() {
@@ -723,6 +797,16 @@ impl Settings {
                 "must be more than shard.connection_timeout_ms (a request waits for its connection first)",
             ));
         }
+        if !matches!(self.shard.sqlite_synchronous.as_str(), "full" | "normal") {
+            return Err(invalid("shard.sqlite_synchronous", "must be full or normal"));
+        }
+        let h = &self.http;
+        if h.max_connections == 0 || h.max_concurrent_bodies == 0 {
+            return Err(invalid("http", "max_connections and max_concurrent_bodies must be at least 1"));
+        }
+        if h.header_timeout_ms == 0 || h.body_timeout_ms == 0 || h.request_timeout_ms == 0 {
+            return Err(invalid("http", "header, body and request timeouts must be at least 1 ms"));
+        }
         let l = &self.limits;
         if l.max_request_bytes < l.max_post_bytes + 4096 {
             return Err(invalid("limits.max_request_bytes", "must be at least max_post_bytes + 4096"));
@@ -734,6 +818,12 @@ impl Settings {
             return Err(invalid(
                 "limits.max_total_records",
                 "batch totals must be at least the per-POST limits",
+            ));
+        }
+        if l.max_user_collections < MIN_USER_COLLECTIONS {
+            return Err(invalid(
+                "limits.max_user_collections",
+                format!("must be at least {MIN_USER_COLLECTIONS}, room for Firefox's own collections"),
             ));
         }
         if self.batch.ttl_seconds == 0 {
@@ -1023,6 +1113,11 @@ fn apply_env(
             ("master_secrets".to_string(), toml::Value::Array(vec![toml::Value::String(raw.clone())]))
         } else if let Some(path) = ENV_ALIASES.iter().find(|(alias, _)| *alias == rest).map(|(_, p)| *p) {
             (path.to_string(), toml::Value::String(raw.clone()))
+        } else if rest == "TRUST_PROXY_HEADERS" {
+            // A boolean word or a list of addresses: the one key with two TOML types.
+            let setting = TrustProxyHeaders::from_env(&raw).map_err(|e| invalid(&name, e.to_string()))?;
+            let value = toml::Value::try_from(setting).map_err(|e| invalid(&name, e.to_string()))?;
+            ("trust_proxy_headers".to_string(), value)
         } else if let Some((path, default)) =
             keys.iter().find(|(path, _)| path.replace('.', "_").to_uppercase() == rest)
         {
@@ -1237,6 +1332,34 @@ mod tests {
         }
         let no_metadata = [("WEFT_CACHE_CACHE_ONLY", "tabs"), ("WEFT_CACHE_METADATA", "false")];
         assert!(Settings::load(None, env(&no_metadata)).is_err());
+    }
+
+    #[test]
+    fn trust_proxy_headers_takes_booleans_or_addresses() {
+        let s = Settings::load(None, env(&[("WEFT_TRUST_PROXY_HEADERS", "127.0.0.1, 10.0.0.0/8")])).unwrap();
+        assert!(s.trust_proxy_headers.trusts(Some("10.1.2.3".parse().unwrap())));
+        assert!(!s.trust_proxy_headers.trusts(Some("192.0.2.1".parse().unwrap())));
+        assert!(s.warnings().is_empty());
+        let s = Settings::load(None, env(&[("WEFT_TRUST_PROXY_HEADERS", "true")])).unwrap();
+        assert_eq!(s.trust_proxy_headers, TrustProxyHeaders::Everybody);
+        assert!(s.warnings()[0].contains("trust_proxy_headers = [\"127.0.0.1\""), "{:?}", s.warnings());
+        let err = Settings::load(None, env(&[("WEFT_TRUST_PROXY_HEADERS", "proxy.local")])).unwrap_err();
+        assert!(err.to_string().contains("WEFT_TRUST_PROXY_HEADERS"), "{err}");
+    }
+
+    #[test]
+    fn durability_and_http_bounds_are_validated() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.shard.sqlite_synchronous, "full");
+        let s = Settings::load(None, env(&[("WEFT_SHARD_SQLITE_SYNCHRONOUS", "normal")])).unwrap();
+        assert_eq!(s.warnings().len(), 1);
+        let err = Settings::load(None, env(&[("WEFT_SHARD_SQLITE_SYNCHRONOUS", "off")])).unwrap_err();
+        assert!(err.to_string().starts_with("shard.sqlite_synchronous"), "{err}");
+        let err = Settings::load(None, env(&[("WEFT_HTTP_BODY_TIMEOUT_MS", "0")])).unwrap_err();
+        assert!(err.to_string().starts_with("http"), "{err}");
+        assert_eq!(Settings::load(None, env(&[])).unwrap().limits.max_user_collections, 150);
+        let err = Settings::load(None, env(&[("WEFT_LIMITS_MAX_USER_COLLECTIONS", "5")])).unwrap_err();
+        assert!(err.to_string().starts_with("limits.max_user_collections"), "{err}");
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub const X_LAST_MODIFIED: &str = "x-last-modified";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// Missing or invalid Hawk credentials: 401, body `0`. The reason is for logs only.
+    /// Missing or invalid Hawk credentials: 401, body `0`, and the connection closed. The
+    /// reason is for logs only.
     #[error("authentication failed: {0}")]
     Unauthorized(AuthError),
     /// The token's uid is not the one in the path.
@@ -42,6 +43,10 @@ pub enum ApiError {
     /// Body larger than `max_request_bytes` (§5.1): 413, body `17`.
     #[error("request body larger than max_request_bytes")]
     PayloadTooLarge,
+    /// The body did not arrive within `http.body_timeout_ms`: 408, body `0`, and the
+    /// connection is closed (the rest of the body is not waited for).
+    #[error("request body not received in time")]
+    RequestTimeout,
     #[error("unsupported Content-Type")]
     UnsupportedMediaType,
     #[error("no acceptable output format")]
@@ -84,6 +89,12 @@ pub enum Unavailable {
     /// An actor (shard, token verifier) did not answer.
     #[error(transparent)]
     Actor(ActorUnavailable),
+    /// Every `http.max_concurrent_bodies` slot stayed taken for `http.body_timeout_ms`.
+    #[error("no body slot free within http.body_timeout_ms")]
+    NoBodySlot,
+    /// The request was not answered within `http.request_timeout_ms`.
+    #[error("request not answered within http.request_timeout_ms ({0:?})")]
+    Deadline(std::time::Duration),
 }
 
 impl ApiError {
@@ -106,7 +117,9 @@ impl ApiError {
             // handles as "this upload is too big now": Firefox gives up the engine's sync and
             // tries again next time, by when the oldest batches have expired.
             StorageError::TooManyOpenBatches => ApiError::SizeLimitExceeded("open batches".into()),
-            StorageError::QuotaExceeded => ApiError::QuotaExceeded,
+            // Holding too many collections is a limit on what one user stores: answered as
+            // quota (see `rules::check_collection_bound`).
+            StorageError::QuotaExceeded | StorageError::TooManyCollections => ApiError::QuotaExceeded,
             StorageError::Conflict => ApiError::Conflict,
             StorageError::Overloaded(reason) => unavailable(Unavailable::Shed(reason)),
             // The kind decides: a lost connection or a deadlock that outlived the retries is the
@@ -141,6 +154,7 @@ impl ResponseError for ApiError {
             | ApiError::InvalidBso(_)
             | ApiError::SizeLimitExceeded(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -165,9 +179,16 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed => return response.finish(),
             ApiError::Unauthorized(err) => {
                 tracing::info!(reason = err.reason(), "authentication failed: {err}");
+                // The connection is closed after the answer: a body the request announced is
+                // never read, so an unauthenticated client cannot keep the connection by
+                // trickling it. Firefox reconnects anyway after fetching a new token.
+                response.force_close();
             }
             ApiError::Conflict => {
                 response.insert_header((header::RETRY_AFTER, CONFLICT_RETRY_AFTER_SECONDS));
+            }
+            ApiError::RequestTimeout => {
+                response.force_close();
             }
             ApiError::Unavailable { cause, retry_after_seconds } => {
                 tracing::warn!("service unavailable: {cause}");
@@ -229,6 +250,7 @@ mod tests {
             (ApiError::InvalidBso("x".into()), 400, "8"),
             (ApiError::SizeLimitExceeded("x".into()), 400, "17"),
             (ApiError::PayloadTooLarge, 413, "17"),
+            (ApiError::RequestTimeout, 408, "0"),
             (ApiError::UnsupportedMediaType, 415, "0"),
             (ApiError::NotAcceptable, 406, "0"),
             (ApiError::NotFound, 404, "0"),
@@ -262,6 +284,7 @@ mod tests {
             (StorageError::BatchLimitExceeded, 400, "17"),
             (StorageError::TooManyOpenBatches, 400, "17"),
             (StorageError::QuotaExceeded, 403, "14"),
+            (StorageError::TooManyCollections, 403, "14"),
             (StorageError::NotFound, 404, "0"),
             (StorageError::Database(database_error("no such table: bso")), 500, "0"),
         ] {

@@ -6,32 +6,18 @@
 //! replaced users on demand (`purge`, `purge_retired`).
 //! See README.md for configuration and ARCHITECTURE.md for the code map.
 
-mod accounts;
-mod admin;
-mod config;
-mod error;
-mod master_secret;
-mod node;
-mod purge;
-mod purge_retired;
-mod reload;
-mod secret_commands;
-mod secrets;
-mod server;
-mod startup;
-mod telemetry;
-mod tokenserver;
-mod transfer;
-mod web;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::config::Settings;
-use crate::startup::SecretSource;
+use weft::config::Settings;
+use weft::startup::SecretSource;
+use weft::{
+    accounts, admin, config, purge, reload, secret_commands, secrets, server, startup, telemetry, transfer,
+    web,
+};
 
 #[derive(Parser)]
 #[command(name = "weft", version, about = "Firefox Sync server: SyncStorage 1.5 storage node")]
@@ -209,6 +195,9 @@ fn check_config(settings: &Settings) -> ExitCode {
             return fail(e);
         }
     }
+    for warning in settings.warnings() {
+        eprintln!("weft: warning: {warning}");
+    }
     let db_node_names: usize = settings.db_nodes.iter().map(|d| d.nodes.len()).sum();
     let storage_nodes = if settings.storage.enabled { 1 + settings.nodes.len() + db_node_names } else { 0 };
     let on_off = |on: bool| if on { "on" } else { "off" };
@@ -286,6 +275,9 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
     };
     print_sources(&settings.sources);
     println!("weft: public URL {}", settings.public_url);
+    for warning in settings.warnings() {
+        eprintln!("weft: warning: {warning}");
+    }
     if settings.storage.enabled {
         for plan in &plans {
             println!("weft: node {} on {}", plan.url, startup::redact_url(&plan.database_url));
@@ -343,7 +335,7 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
                 plan.start(pool).map_err(|e| e.to_string())?,
                 &settings.public_url,
                 plan.keys.jwks(),
-                settings.trust_proxy_headers,
+                settings.trust_proxy_headers.clone(),
             ))),
             _ => None,
         };
@@ -389,6 +381,8 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
             credentials: services.credentials,
             tokenserver,
             accounts,
+            body_slots: web::extract::request_body::BodySlots::new(settings.http.max_concurrent_bodies),
+            health: Default::default(),
         });
         let reloader = reload::Reloader::new(
             config_path,

@@ -8,6 +8,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use weft_actors::shard::Shard;
 use weft_actors::token_verifier::token::canonical_node;
+use weft_schema::DbPool;
 
 /// The canonical form of a configured node URL; `None` when the text is not an http(s) origin
 /// (a path, query, fragment, empty host or non-numeric port).
@@ -71,8 +72,9 @@ pub fn db_node_name(key: &str) -> &str {
     key.split_once(' ').map_or(key, |(_, name)| name)
 }
 
-/// One storage node served by this process: its canonical public origin, accepted aliases, and
-/// the shard actor that owns its database.
+/// One storage node served by this process: its canonical public origin, accepted aliases, the
+/// shard actor that owns its database, and a one-connection pool of its own for the health
+/// check, so that the check never waits for a connection behind client requests.
 #[derive(Clone)]
 pub struct NodeEntry {
     pub url: String,
@@ -83,6 +85,7 @@ pub struct NodeEntry {
     /// The database and shard settings the shard was started with: a reload keeps the shard
     /// when they are unchanged.
     pub shard_key: String,
+    pub health_pool: DbPool,
 }
 
 /// Every node this process serves, looked up by the origin a request was sent to.

@@ -16,7 +16,7 @@ use weft_actors::tokenserver::{
     TokenserverConfig, TokenserverDb, TokenserverDbConfig, TokenserverError,
 };
 use weft_actors::ActorUnavailable;
-use weft_schema::{DbError, DbPool, PoolSettings};
+use weft_schema::{DbError, DbPool, PoolSettings, SqliteSynchronous};
 
 use crate::config::Settings;
 use crate::master_secret::{self, MasterSecretError};
@@ -217,6 +217,12 @@ pub fn pool_settings(settings: &Settings) -> PoolSettings {
         max_size: settings.shard.pool_size,
         connection_timeout: Duration::from_millis(settings.shard.connection_timeout_ms),
         sqlite_busy_timeout: Duration::from_millis(settings.shard.sqlite_busy_timeout_ms),
+        // `validate` admits only `full` and `normal`.
+        sqlite_synchronous: if settings.shard.sqlite_synchronous == "normal" {
+            SqliteSynchronous::Normal
+        } else {
+            SqliteSynchronous::Full
+        },
     }
 }
 
@@ -373,6 +379,7 @@ pub fn storage_config(settings: &Settings) -> StorageConfig {
         quota_limit_bytes: settings.limits.max_quota_limit,
         batch_ttl_ms: settings.batch.ttl_seconds as i64 * 1000,
         max_open_batches: settings.batch.max_open_per_user,
+        max_user_collections: settings.limits.max_user_collections,
     }
 }
 
@@ -417,11 +424,16 @@ pub fn start_shard(
         let c = &settings.cache;
         NodeCache::new(cache, c.metadata, c.collections.clone(), c.cache_only.clone())
     });
+    // The health check's own one-connection pool. The URL already made `pool`, so this cannot
+    // fail; were it to, the check would share the node's pool rather than be missing.
+    let health_settings = PoolSettings { max_size: 1, ..pool_settings(settings) };
+    let health_pool = DbPool::connect(&plan.database_url, &health_settings).unwrap_or_else(|_| pool.clone());
     let shard = match sibling {
         Some(shard) => shard.serve(&plan.url, pool, storage_config, cache),
         None => Shard::start(&plan.url, pool, shard_config, storage_config, cache),
     };
     NodeEntry {
+        health_pool,
         shard,
         db_node: plan.db_node.clone(),
         url: plan.url.clone(),

@@ -26,6 +26,11 @@ fn get(server: &TestServer, path: &str) -> Resp {
     }
 }
 
+/// The heartbeat answers from a result up to 1 s old (issue 13).
+fn wait_for_a_fresh_check() {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+}
+
 /// (status, body) of `/__heartbeat__`.
 fn heartbeat(server: &TestServer) -> (u16, Value) {
     let resp = get(server, "/__heartbeat__");
@@ -100,6 +105,7 @@ fn heartbeat_fails_while_a_sqlite_node_cannot_be_opened_and_recovers() {
     assert!(!body.to_string().contains(&path.display().to_string()), "no paths in a public body: {body}");
 
     std::fs::remove_dir(&path).expect("unblock the database path");
+    wait_for_a_fresh_check();
     let (status, body) = heartbeat(&server);
     assert_eq!(status, 200, "{body}");
     assert_node(&body, SECOND_NODE, "Ok");
@@ -196,6 +202,7 @@ fn heartbeat_fails_while_a_mariadb_node_refuses_and_recovers() {
     assert_node(&body, SECOND_NODE, "Ok");
 
     db.make_unavailable();
+    wait_for_a_fresh_check();
     let (status, body) = heartbeat(&server);
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "Err");
@@ -204,6 +211,7 @@ fn heartbeat_fails_while_a_mariadb_node_refuses_and_recovers() {
     assert!(!body.to_string().contains("hb-pass"), "{body}");
 
     db.make_available();
+    wait_for_a_fresh_check();
     let (status, body) = heartbeat(&server);
     assert_eq!(status, 200, "{body}");
     assert_node(&body, SECOND_NODE, "Ok");

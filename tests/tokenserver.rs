@@ -169,6 +169,7 @@ fn hold_node_lock(database_url: &str, seconds: u64) -> std::thread::JoinHandle<(
         max_size: 1,
         connection_timeout: Duration::from_secs(10),
         sqlite_busy_timeout: Duration::from_secs(10),
+        sqlite_synchronous: Default::default(),
     };
     let pool = weft_schema::DbPool::connect(database_url, &settings).expect("test pool");
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
@@ -245,7 +246,7 @@ backend_tests! {
         let mut expired = Jwt::new(TestKey::Primary, &uid, None);
         expired.claims["exp"] = json!(fxa_mock::now_secs() - 3600);
         expect_unauthorized(&request(s, &expired.sign(), &key), "invalid-credentials");
-        // Wrong typ, wrong issuer, missing exp.
+        // Wrong typ, wrong or missing issuer, missing exp.
         let mut typ = Jwt::new(TestKey::Primary, &uid, None);
         typ.typ = Some("JWT".into());
         expect_unauthorized(&request(s, &typ.sign(), &key), "invalid-credentials");
@@ -255,6 +256,10 @@ backend_tests! {
         let mut issuer = Jwt::new(TestKey::Primary, &uid, None);
         issuer.claims["iss"] = json!("https://evil.example");
         expect_unauthorized(&request(s, &issuer.sign(), &key), "invalid-credentials");
+        // An issuer is configured, so a JWT without `iss` is not accepted either (issue 13).
+        let mut no_issuer = Jwt::new(TestKey::Primary, &uid, None);
+        no_issuer.claims.as_object_mut().unwrap().remove("iss");
+        expect_unauthorized(&request(s, &no_issuer.sign(), &key), "invalid-credentials");
         let mut no_exp = Jwt::new(TestKey::Primary, &uid, None);
         no_exp.claims.as_object_mut().unwrap().remove("exp");
         expect_unauthorized(&request(s, &no_exp.sign(), &key), "invalid-credentials");

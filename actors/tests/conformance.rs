@@ -31,6 +31,7 @@ fn config() -> StorageConfig {
         quota_limit_bytes: 2_097_152_000,
         batch_ttl_ms: 7_200_000,
         max_open_batches: 100,
+        max_user_collections: 150,
     }
 }
 
@@ -65,6 +66,7 @@ fn pool_settings() -> PoolSettings {
         max_size: 8,
         connection_timeout: Duration::from_secs(10),
         sqlite_busy_timeout: Duration::from_secs(10),
+        sqlite_synchronous: Default::default(),
     }
 }
 
@@ -308,6 +310,7 @@ conformance! {
         foreign_unknown_and_expired_batches_are_invalid,
         batch_limits_refuse_and_stage_nothing,
         quota_bookkeeping_and_enforcement,
+        collections_per_user_are_bounded,
         concurrent_writers_get_distinct_ordered_timestamps,
         deleted_collections_vanish_at_once_and_are_purged_later,
         writes_after_a_deletion_survive_its_purge,
@@ -727,6 +730,47 @@ fn quota_bookkeeping_and_enforcement(open: Open) {
     put(s, UID, "history", item("e", "x")).unwrap();
     // Another user is unaffected.
     assert!(put(s, OTHER_UID, "history", item("a", "x")).is_ok());
+}
+
+// ---- the collections one user holds ----
+
+fn collections_per_user_are_bounded(open: Open) {
+    let db = open(StorageConfig { max_user_collections: 3, ..config() });
+    let s = &db.storage;
+    post(s, UID, "history", vec![item("a", "x")]);
+    put(s, UID, "custom-1", item("a", "x")).unwrap();
+    // A batch opened in a collection the user lacks holds it: the third.
+    let batch = stage(s, "custom-2", vec![item("a", "x")], BatchMode::Create).unwrap();
+    // A fourth, by any write, is refused and leaves nothing behind.
+    let over = |r: Result<(), StorageError>| matches!(r, Err(StorageError::TooManyCollections));
+    assert!(over(put(s, UID, "custom-3", item("a", "x")).map(drop)));
+    assert!(over(s.execute(&post_op(UID, "custom-3", vec![item("a", "x")], None, false)).map(drop)));
+    assert!(over(stage(s, "custom-3", vec![item("a", "x")], BatchMode::Create).map(drop)));
+    let deleted_ids = DeleteCollection {
+        uid: UID,
+        collection: "custom-3".into(),
+        ids: Some(vec!["a".into()]),
+        precondition: Precondition::None,
+    };
+    assert!(over(s.execute(&deleted_ids).map(drop)));
+    assert!(!collections(s, UID).value.contains_key("custom-3"));
+    // Collections already held keep taking writes; the batch commits into its own.
+    put(s, UID, "custom-1", item("b", "x")).unwrap();
+    commit(s, "custom-2", vec![], batch).unwrap();
+    let held: Vec<String> = collections(s, UID).value.into_keys().collect();
+    assert_eq!(held, ["custom-1", "custom-2", "history"]);
+    // Deleting one makes room again; other users have their own bound.
+    s.execute(&DeleteCollection {
+        uid: UID,
+        collection: "history".into(),
+        ids: None,
+        precondition: Precondition::None,
+    })
+    .unwrap();
+    put(s, UID, "custom-3", item("a", "x")).unwrap();
+    for name in ["a", "b", "c"] {
+        put(s, OTHER_UID, name, item("a", "x")).unwrap();
+    }
 }
 
 // ---- concurrency (§4.4, the invariants of ARCHITECTURE.md) ----

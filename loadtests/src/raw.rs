@@ -60,6 +60,7 @@ pub async fn run_raw(opts: Options, url: String) -> Result<Outcome, String> {
         max_size: opts.concurrency as u32 + 1,
         connection_timeout: Duration::from_secs(30),
         sqlite_busy_timeout: Duration::from_secs(30),
+        sqlite_synchronous: Default::default(),
     };
     let db = tokio::task::spawn_blocking(move || open(&url, &settings))
         .await
@@ -116,6 +117,7 @@ fn storage_config() -> StorageConfig {
         quota_limit_bytes: 2_097_152_000,
         batch_ttl_ms: 7_200_000,
         max_open_batches: 100,
+        max_user_collections: 150,
     }
 }
 

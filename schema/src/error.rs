@@ -83,6 +83,13 @@ fn classify(err: &DieselError) -> DbErrorKind {
         // diesel gives up on a connection whose transaction state it lost track of, which
         // happens when the connection broke in the middle of BEGIN, COMMIT or ROLLBACK.
         DieselError::BrokenTransactionManager => DbErrorKind::LostConnection,
+        // COMMIT failed and so did the ROLLBACK diesel tried after it, as when the server goes
+        // away at that moment: the first known cause decides. (Whether the commit took effect
+        // is then unknown; running the transaction again rewrites the same records.)
+        DieselError::RollbackErrorOnCommit { rollback_error, commit_error } => match classify(commit_error) {
+            DbErrorKind::Other => classify(rollback_error),
+            kind => kind,
+        },
         _ => DbErrorKind::Other,
     }
 }
@@ -195,5 +202,18 @@ mod tests {
         }
         assert_eq!(DbError::from(DieselError::NotFound).kind(), DbErrorKind::Other);
         assert_eq!(DbError::from(DieselError::BrokenTransactionManager).kind(), DbErrorKind::LostConnection);
+        // Seen with MariaDB stopped under load (tests/hardening.rs): was a 500.
+        let gone = || {
+            Box::new(DieselError::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new("Server has gone away".to_string()),
+            ))
+        };
+        let on_commit = DbError::from(DieselError::RollbackErrorOnCommit {
+            rollback_error: gone(),
+            commit_error: gone(),
+        });
+        assert_eq!(on_commit.kind(), DbErrorKind::LostConnection);
+        assert!(on_commit.is_retryable());
     }
 }

@@ -14,5 +14,5 @@ pub mod retry;
 pub mod timestamp;
 
 pub use error::{DbError, DbErrorKind};
-pub use pool::{Backend, DbConnection, DbPool, PoolSettings};
+pub use pool::{Backend, DbConnection, DbPool, PoolSettings, SqliteSynchronous};
 pub use timestamp::SyncTimestamp;

@@ -35,6 +35,28 @@ pub struct PoolSettings {
     pub max_size: u32,
     pub connection_timeout: Duration,
     pub sqlite_busy_timeout: Duration,
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// SQLite's `synchronous` pragma in WAL mode. `Full` syncs the WAL at every commit, so a write
+/// acknowledged with 200 survives an OS crash or power loss; `Normal` syncs only at
+/// checkpoints, cheaper per write, and after such a crash the last acknowledged writes can be
+/// gone while the client never sends them again. Both are safe against corruption and against
+/// the process itself being killed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SqliteSynchronous {
+    #[default]
+    Full,
+    Normal,
+}
+
+impl SqliteSynchronous {
+    fn pragma_value(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Normal => "NORMAL",
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -97,17 +119,20 @@ impl Tx<'_> {
     }
 }
 
-/// SQLite: WAL so readers never wait for the writer, NORMAL sync (durable at checkpoints, safe
-/// against corruption), and a busy timeout so a second writer waits instead of failing.
+/// SQLite: WAL so readers never wait for the writer, the configured `synchronous` level (FULL
+/// unless the operator trades durability for write speed), and a busy timeout so a second
+/// writer waits instead of failing.
 #[derive(Debug)]
 struct SqliteSetup {
     busy_timeout_ms: u64,
+    synchronous: SqliteSynchronous,
 }
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSetup {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = {};",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA busy_timeout = {};",
+            self.synchronous.pragma_value(),
             self.busy_timeout_ms
         ))
         .map_err(diesel::r2d2::Error::QueryError)
@@ -178,6 +203,7 @@ impl DbPool {
                 .connection_timeout(settings.connection_timeout)
                 .connection_customizer(Box::new(SqliteSetup {
                     busy_timeout_ms: settings.sqlite_busy_timeout.as_millis() as u64,
+                    synchronous: settings.sqlite_synchronous,
                 }))
                 .build_unchecked(ConnectionManager::new(path));
             return Ok(DbPool::Sqlite(pool));

@@ -47,9 +47,9 @@ fn member(body: &Value, name: &str) -> Result<String, AccountsHttpError> {
 }
 
 /// The client's address for rate limits: the peer, or the proxy's `X-Forwarded-For` /
-/// `Forwarded` when the deployment trusts its proxy.
+/// `Forwarded` when the request came from one of the deployment's proxies.
 fn client_address(req: &HttpRequest, state: &AccountsState) -> String {
-    if state.trust_proxy_headers {
+    if state.trust_proxy_headers.trusts(req.peer_addr().map(|a| a.ip())) {
         if let Some(ip) = req.connection_info().realip_remote_addr() {
             return ip.to_string();
         }

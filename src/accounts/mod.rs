@@ -18,6 +18,7 @@ use actix_web::HttpResponseBuilder;
 use weft_actors::accounts::Accounts;
 
 use crate::node::split_host_port;
+use crate::proxy::TrustProxyHeaders;
 
 /// What the handlers share.
 pub struct AccountsState {
@@ -30,7 +31,7 @@ pub struct AccountsState {
     pub hawk_host: String,
     pub hawk_port: u16,
     pub jwks: serde_json::Value,
-    pub trust_proxy_headers: bool,
+    pub trust_proxy_headers: TrustProxyHeaders,
 }
 
 impl AccountsState {
@@ -38,7 +39,7 @@ impl AccountsState {
         actor: Addr<Accounts>,
         public_url: &str,
         jwks: serde_json::Value,
-        trust_proxy_headers: bool,
+        trust_proxy_headers: TrustProxyHeaders,
     ) -> AccountsState {
         let origin = public_url.trim_end_matches('/').to_string();
         let (scheme, rest) = origin.split_once("://").unwrap_or(("https", &origin));

@@ -1,12 +1,19 @@
 //! What the health endpoints (ops-model.md §2.1) and the metrics scrape know about the nodes:
-//! each node's database check (one `CheckHealth` message per shard, all at once, bounded in
-//! time), grouped by the db node serving it, and whether the process is saturated,
-//! remembering since when as REF does.
+//! each node's database check (`SELECT 1` on the node's own health connection, all nodes at
+//! once, bounded in time), grouped by the db node serving it, and whether the process is
+//! saturated, remembering since when as REF does.
+//!
+//! The check goes neither through a shard's queue nor through its pool, so it never waits
+//! behind client requests nor takes a slot or a connection from them, and its result is kept
+//! for [`HEALTH_CACHE`]: however often the
+//! public, unauthenticated `/__heartbeat__` is called, each node sees at most one check per
+//! period, and callers arriving during a check share it.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use weft_actors::shard::{Shard, ShardError, ShedReason, StorageError};
+use weft_actors::shard::Shard;
+use weft_schema::DbError;
 
 use crate::config::Settings;
 use crate::node::{db_node_name, NodeTable};
@@ -28,28 +35,53 @@ impl NodeHealth {
     }
 }
 
-/// Checks every node's database concurrently. A check that does not finish within `timeout`
-/// (a shard whose threads are all stuck, a database that does not answer) is a failure.
-pub async fn check_nodes(nodes: &NodeTable, timeout: Duration) -> Vec<NodeHealth> {
+/// How long a database check's result answers the health endpoints and the scrape.
+pub const HEALTH_CACHE: Duration = Duration::from_secs(1);
+
+/// The last report of every node's database, shared by all HTTP workers and the metrics
+/// listener. The lock is held during a refresh, so concurrent callers wait for that one check
+/// (at most `check_timeout`) instead of starting their own.
+#[derive(Default)]
+pub struct HealthCache {
+    last: tokio::sync::Mutex<Option<(Instant, Vec<NodeHealth>)>>,
+}
+
+impl HealthCache {
+    /// The report, checked again when the last one is older than [`HEALTH_CACHE`] or was made
+    /// for other nodes (a reload changed the table: `weft node provision` asks the heartbeat
+    /// for the node it just added).
+    pub async fn report(&self, nodes: &NodeTable, timeout: Duration) -> Vec<NodeHealth> {
+        let mut last = self.last.lock().await;
+        if let Some((at, report)) = last.as_ref() {
+            let same_nodes = report.iter().map(|h| h.url.clone()).eq(nodes.iter().map(|n| n.url));
+            if at.elapsed() < HEALTH_CACHE && same_nodes {
+                return report.clone();
+            }
+        }
+        let report = check_nodes(nodes, timeout).await;
+        *last = Some((Instant::now(), report.clone()));
+        report
+    }
+}
+
+/// Checks every node's database concurrently, each on a blocking thread with the node's health
+/// connection. A check that does not finish within `timeout` (no connection to be made, a
+/// database that does not answer) is a failure.
+async fn check_nodes(nodes: &NodeTable, timeout: Duration) -> Vec<NodeHealth> {
     let checks: Vec<_> = nodes
         .iter()
         .map(|node| {
-            let shard = node.shard.clone();
-            let check = actix_web::rt::spawn(async move {
-                actix_web::rt::time::timeout(timeout, shard.check_health()).await
-            });
-            (node.url, db_node_name(&node.db_node).to_string(), check)
+            let pool = node.health_pool.clone();
+            let check = actix_web::rt::task::spawn_blocking(move || pool.get()?.check());
+            let db_node = db_node_name(&node.db_node).to_string();
+            (node.url.clone(), db_node, actix_web::rt::time::timeout(timeout, check))
         })
         .collect();
     let mut report = Vec::with_capacity(checks.len());
     for (url, db_node, check) in checks {
         let failure = match check.await {
             Ok(Ok(Ok(()))) => None,
-            Ok(Ok(Err(ShardError::Storage(StorageError::Overloaded(ShedReason::TimedOut))))) => {
-                tracing::warn!(node = %url, db_node = %db_node, "database check: no answer in time");
-                Some("timed out")
-            }
-            Ok(Ok(Err(ShardError::Storage(StorageError::Overloaded(reason))))) => {
+            Ok(Ok(Err(DbError::PoolTimeout(reason)))) => {
                 tracing::warn!(node = %url, db_node = %db_node, "database check: no connection: {reason}");
                 Some("no connection")
             }
@@ -57,13 +89,13 @@ pub async fn check_nodes(nodes: &NodeTable, timeout: Duration) -> Vec<NodeHealth
                 tracing::warn!(node = %url, db_node = %db_node, "database check failed: {err}");
                 Some("check failed")
             }
-            Ok(Err(_elapsed)) => {
+            Ok(Err(join)) => {
+                tracing::error!(node = %url, db_node = %db_node, "database check task failed: {join}");
+                Some("check failed")
+            }
+            Err(_elapsed) => {
                 tracing::warn!(node = %url, db_node = %db_node, "database check timed out after {timeout:?}");
                 Some("timed out")
-            }
-            Err(join) => {
-                tracing::error!(node = %url, "database check task failed: {join}");
-                Some("check failed")
             }
         };
         report.push(NodeHealth { url, db_node, failure });

@@ -112,7 +112,7 @@ async fn scrape(state: web::Data<AppState>) -> HttpResponse {
         metrics::gauge!("weft_db_pool_connections", "node" => node.url.clone(), "state" => "idle")
             .set(f64::from(idle));
     }
-    for node in health::check_nodes(&state.nodes, health::check_timeout(&state.settings)).await {
+    for node in state.health.report(&state.nodes, health::check_timeout(&state.settings)).await {
         metrics::gauge!("weft_db_up", "node" => node.url.clone()).set(f64::from(u8::from(node.is_ok())));
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(handle.render())

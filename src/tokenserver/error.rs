@@ -77,7 +77,10 @@ fn describe(err: &TokenserverError) -> (StatusCode, &'static str, &'static str, 
             "Resource is not available".into(),
         ),
         E::Elapsed => (StatusCode::GATEWAY_TIMEOUT, "elapsed", "body", String::new(), "Elapsed".into()),
-        E::RetiredWithoutNode | E::NoSecretForNode(_) => server_error(StatusCode::INTERNAL_SERVER_ERROR),
+        // A damaged table or configuration: retrying cannot help, an operator must.
+        E::RetiredWithoutNode | E::NoSecretForNode(_) | E::InvalidStoredUid(_) => {
+            server_error(StatusCode::INTERNAL_SERVER_ERROR)
+        }
         // No node, the database or an actor that does not answer (all 503: a failing
         // dependency), and the admin-only errors (never reached over HTTP).
         E::NoNodeAvailable

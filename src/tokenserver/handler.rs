@@ -48,7 +48,7 @@ pub async fn get_token(
 }
 
 /// §2.1: `<scheme> <token>`, split at the first space; the token is passed on verbatim.
-pub(super) fn bearer_token(headers: &HeaderMap) -> Result<String, TokenserverError> {
+pub fn bearer_token(headers: &HeaderMap) -> Result<String, TokenserverError> {
     let value = headers.get(AUTHORIZATION).ok_or(TokenserverError::Unauthorized)?;
     let value = value.to_str().map_err(|_| TokenserverError::Unauthorized)?;
     let (scheme, token) = value.split_once(' ').ok_or(TokenserverError::Unauthorized)?;
@@ -59,7 +59,7 @@ pub(super) fn bearer_token(headers: &HeaderMap) -> Result<String, TokenserverErr
 }
 
 /// §2.2 and §2.3, checks in the order of the §2.2 table.
-fn key_id(headers: &HeaderMap) -> Result<KeyId, TokenserverError> {
+pub fn key_id(headers: &HeaderMap) -> Result<KeyId, TokenserverError> {
     let malformed = || TokenserverError::InvalidCredentials("malformed X-KeyID".into());
     let value = headers.get("X-KeyID").ok_or(TokenserverError::MissingKeyId)?;
     let value = value.to_str().map_err(|_| TokenserverError::InvalidKeyIdHeader)?;

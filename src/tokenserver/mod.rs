@@ -7,7 +7,7 @@
 
 mod error;
 mod events;
-mod handler;
+pub mod handler;
 
 use actix::Addr;
 use actix_web::web::{self, Data, ServiceConfig};

@@ -156,7 +156,7 @@ fn pool(url: &str, settings: &Settings) -> Result<DbPool, TransferError> {
     let settings = PoolSettings {
         max_size: 2,
         connection_timeout: Duration::from_millis(settings.shard.connection_timeout_ms.max(10_000)),
-        sqlite_busy_timeout: Duration::from_millis(settings.shard.sqlite_busy_timeout_ms),
+        ..crate::startup::pool_settings(settings)
     };
     Ok(DbPool::connect(url, &settings)?)
 }

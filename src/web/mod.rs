@@ -3,6 +3,7 @@
 //! send one message to a shard actor and turn the reply into HTTP; they hold no storage rules.
 
 pub mod cors;
+pub mod deadline;
 pub mod extract;
 pub mod handlers;
 pub mod weave_timestamp;
@@ -17,6 +18,9 @@ use weft_actors::token_verifier::PublishedCredentials;
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::node::NodeTable;
+use crate::telemetry::health::HealthCache;
+
+use self::extract::request_body::BodySlots;
 
 use self::handlers::{bso, collection, health, info, storage};
 
@@ -29,6 +33,10 @@ pub struct AppState {
     pub tokenserver: Option<actix::Addr<weft_actors::tokenserver::Tokenserver>>,
     /// Local accounts, when on (`accounts.enabled`).
     pub accounts: Option<web::Data<crate::accounts::AccountsState>>,
+    /// `http.max_concurrent_bodies`: request bodies in memory at once.
+    pub body_slots: BodySlots,
+    /// The nodes' last database check, for `__heartbeat__` and the scrape.
+    pub health: HealthCache,
 }
 
 /// Name of the `info/collections` route: the one route that accepts expired tokens (§2).

@@ -225,6 +225,13 @@ impl Req {
     }
 
     pub fn send(self) -> Resp {
+        let what = format!("{} {}", self.method, self.target);
+        self.try_send().unwrap_or_else(|e| panic!("{what} failed: {e}"))
+    }
+
+    /// Like `send`, but a request the server never answered (connection refused or reset, as
+    /// when it is killed) is an `Err` instead of a panic.
+    pub fn try_send(self) -> Result<Resp, String> {
         let url = reqwest::Url::parse(&format!("{}{}", self.base_url, self.target))
             .unwrap_or_else(|e| panic!("bad test URL {}: {e}", self.target));
         // The request-target signed is the one the URL serialises to, i.e. what goes on the wire.
@@ -273,11 +280,11 @@ impl Req {
         if let Some(body) = self.body {
             rb = rb.body(body);
         }
-        let resp = rb.send().unwrap_or_else(|e| panic!("{} {} failed: {e}", self.method, self.target));
+        let resp = rb.send().map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.text().unwrap_or_default();
-        Resp { status, headers, body, what: format!("{} {}", self.method, sent_target) }
+        let body = resp.text().map_err(|e| e.to_string())?;
+        Ok(Resp { status, headers, body, what: format!("{} {}", self.method, sent_target) })
     }
 }
 

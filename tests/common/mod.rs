@@ -35,6 +35,7 @@ pub mod checks;
 pub mod client;
 pub mod fxa_mock;
 pub mod hawk;
+pub mod mariadb;
 pub mod memcached;
 pub mod net;
 pub mod proxy;

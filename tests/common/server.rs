@@ -91,6 +91,11 @@ impl TestServer {
         Self::launch(backend, extra_env, Some(config_toml), signing_secret, None)
     }
 
+    /// A server on a database that someone else created and owns (a test's private MariaDB).
+    pub fn start_on(backend: Backend, database_url: &str, extra_env: &[(&str, &str)]) -> TestServer {
+        Self::launch(backend, extra_env, None, DEFAULT_SECRET, Some(database_url))
+    }
+
     /// A second webhead on `other`'s database (a fleet shares its databases), with its own
     /// data dir, port and config file; `other` owns (and drops) the database.
     pub fn start_beside(

@@ -32,13 +32,6 @@ where
     type Result = Result<Q::Output, StorageError>;
 }
 
-/// `/__heartbeat__`: runs `SELECT 1` on a pooled connection of the database.
-pub struct CheckHealth(pub Arc<Storage>);
-
-impl Message for CheckHealth {
-    type Result = Result<(), StorageError>;
-}
-
 /// Holds nothing: what an operation runs on comes with it.
 pub struct ShardActor;
 
@@ -55,13 +48,5 @@ where
 
     fn handle(&mut self, Request(storage, op): Request<Q>, _: &mut Self::Context) -> Self::Result {
         storage.run(&op)
-    }
-}
-
-impl Handler<CheckHealth> for ShardActor {
-    type Result = Result<(), StorageError>;
-
-    fn handle(&mut self, CheckHealth(storage): CheckHealth, _: &mut Self::Context) -> Self::Result {
-        storage.check()
     }
 }

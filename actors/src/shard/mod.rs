@@ -20,7 +20,7 @@ use crate::storage::Storage;
 use actix::{Addr, Handler, MailboxError, Message, SyncArbiter};
 use weft_schema::{DbErrorKind, DbPool};
 
-use self::actor::{CheckHealth, Request};
+use self::actor::Request;
 pub use self::actor::{ShardActor, ShardConfig};
 use self::availability::{Admit, Availability, Outcome};
 use crate::ActorUnavailable;
@@ -141,13 +141,6 @@ impl Shard {
             Admit::Yes => false,
         };
         self.ask(Request(self.storage.clone(), op), probe).await
-    }
-
-    /// `SELECT 1` on a shard thread, for heartbeats. Sent even while the circuit is open: the
-    /// load balancer's heartbeats notice a db node's recovery without user traffic, and its
-    /// outcome counts like a request's.
-    pub async fn check_health(&self) -> Result<(), ShardError> {
-        self.ask(CheckHealth(self.storage.clone()), false).await
     }
 
     /// Sends `msg` to the actor; answers `Overloaded(QueueFull)` at once when `queue_limit`

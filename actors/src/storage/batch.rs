@@ -16,7 +16,8 @@ use weft_schema::SyncTimestamp;
 use crate::storage::apply::{apply_bsos, Touch};
 use crate::storage::requests::*;
 use crate::storage::rules::{
-    check_precondition, check_quota, expired_batches_bound, lock_for_write, settle_quota, write_timestamp,
+    check_collection_bound, check_precondition, check_quota, expired_batches_bound, lock_for_write,
+    open_collection, settle_quota, write_timestamp,
 };
 use crate::storage::Storage;
 use crate::storage::StorageError;
@@ -58,15 +59,22 @@ fn stage(
     let collection = batch_collection(ctx, tx, msg, existing)?;
     // Staging neither creates nor touches the collection; it only reads its timestamp for the
     // precondition and for X-Last-Modified. Lock order everywhere: collection, then batch.
-    let current =
-        SyncTimestamp::from_millis(storage::lock_collection(tx, uid, collection, Lock::Read)?.unwrap_or(0));
+    let held = storage::lock_collection(tx, uid, collection, Lock::Read)?;
+    let current = SyncTimestamp::from_millis(held.unwrap_or(0));
     check_precondition(msg.precondition, current)?;
     let batch = match existing {
         Some(batch) => {
             open_batch(ctx, tx, uid, collection, batch)?;
             batch
         }
-        None => new_batch(ctx, tx, uid, collection)?,
+        None => {
+            let batch = new_batch(ctx, tx, uid, collection)?;
+            // A batch in a collection the user does not have yet counts as one it holds.
+            if held.is_none() {
+                check_collection_bound(ctx, tx, uid)?;
+            }
+            batch
+        }
     };
     let staged: Vec<StagedBso> = msg
         .bsos
@@ -93,8 +101,15 @@ fn commit(
     batch: Option<i64>,
 ) -> Result<PostResult, StorageError> {
     let uid = msg.uid as i64;
-    let collection = batch_collection(ctx, tx, msg, batch)?;
-    let (current, floor) = lock_for_write(tx, uid, collection)?;
+    let (collection, current, floor) = match batch {
+        None => open_collection(ctx, tx, uid, &msg.collection)?,
+        // The open batch already counts the collection as the user's (`check_collection_bound`).
+        Some(_) => {
+            let collection = batch_collection(ctx, tx, msg, batch)?;
+            let (current, floor) = lock_for_write(tx, uid, collection)?;
+            (collection, current, floor)
+        }
+    };
     check_precondition(msg.precondition, current)?;
 
     let items = match batch {

@@ -7,7 +7,9 @@ use weft_schema::SyncTimestamp;
 
 use crate::storage::apply::{apply_bsos, Touch};
 use crate::storage::requests::*;
-use crate::storage::rules::{check_precondition, check_quota, lock_for_write, settle_quota, write_timestamp};
+use crate::storage::rules::{
+    check_precondition, check_quota, open_collection, settle_quota, write_timestamp,
+};
 use crate::storage::Storage;
 use crate::storage::StorageError;
 
@@ -37,8 +39,7 @@ pub fn get_bso(ctx: &Storage, tx: &mut Tx<'_>, msg: &GetBso) -> Result<Bso, Stor
 
 pub fn put_bso(ctx: &Storage, tx: &mut Tx<'_>, msg: &PutBso) -> Result<PutResult, StorageError> {
     let uid = msg.uid as i64;
-    let collection = ctx.ensure_collection_id(tx, &msg.collection)?;
-    let (_, floor) = lock_for_write(tx, uid, collection)?;
+    let (collection, _, floor) = open_collection(ctx, tx, uid, &msg.collection)?;
     check_precondition(msg.precondition, item_timestamp(tx, uid, collection, &msg.bso.id)?)?;
     check_quota(ctx, tx, uid)?;
     let t = write_timestamp(floor)?;

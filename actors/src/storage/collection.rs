@@ -9,7 +9,7 @@ use weft_schema::queries::transfer;
 use weft_schema::SyncTimestamp;
 
 use crate::storage::requests::*;
-use crate::storage::rules::{check_precondition, lock_for_write, settle_quota, write_timestamp};
+use crate::storage::rules::{check_precondition, open_collection, settle_quota, write_timestamp};
 use crate::storage::StorageError;
 use crate::storage::{Access, Operation, Storage};
 
@@ -185,8 +185,7 @@ pub fn delete_collection(
         return delete_whole_collection(ctx, tx, msg);
     };
     // Deleting by ids touches the collection, creating it when missing (both references).
-    let collection = ctx.ensure_collection_id(tx, &msg.collection)?;
-    let (current, floor) = lock_for_write(tx, uid, collection)?;
+    let (collection, current, floor) = open_collection(ctx, tx, uid, &msg.collection)?;
     check_precondition(msg.precondition, current)?;
     let t = write_timestamp(floor)?;
     storage::delete_bsos(tx, uid, collection, ids)?;

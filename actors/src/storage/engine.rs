@@ -31,7 +31,14 @@ pub struct StorageConfig {
     pub batch_ttl_ms: i64,
     /// Batches one user may have open at once (`batch.max_open_per_user`).
     pub max_open_batches: u64,
+    /// Collections one user may hold (`limits.max_user_collections`).
+    pub max_user_collections: u64,
 }
+
+/// Names the collection-id cache keeps. Names are global and never change, so a cached one
+/// is always right; past this many (a client inventing names, since every user's names share
+/// the table) new names are looked up in the database each time instead of growing memory.
+const COLLECTION_NAME_CACHE_CAPACITY: usize = 4096;
 
 /// How an operation uses the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +96,8 @@ pub struct Storage {
     /// the label stays bounded).
     node: String,
     /// Collection name → id. The mapping never changes once made, so it is cached for the life
-    /// of the process; a read lock per request is cheaper than a query.
+    /// of the process; a read lock per request is cheaper than a query. At most
+    /// `COLLECTION_NAME_CACHE_CAPACITY` names, and only names read from committed rows.
     collection_ids: RwLock<HashMap<String, i32>>,
     /// SQLite allows one writer at a time. Queuing writers here, rather than in SQLite's busy
     /// handler (which sleeps in growing steps), keeps write latency flat under contention.
@@ -196,11 +204,6 @@ impl Storage {
         result
     }
 
-    /// `SELECT 1` on a pooled connection, for heartbeats.
-    pub fn check(&self) -> Result<(), StorageError> {
-        Ok(self.connection()?.check()?)
-    }
-
     /// A pooled connection; the time spent waiting for it is `weft_db_pool_wait_seconds`, the
     /// first sign of a pool too small for the load.
     fn connection(&self) -> Result<DbConnection, StorageError> {
@@ -236,14 +239,14 @@ impl Storage {
         Ok(id)
     }
 
-    /// The collection's id, registering the name on first use.
+    /// The collection's id, registering the name on first use. A name this transaction
+    /// registered is not cached: the transaction may still roll back (a precondition, the
+    /// collection bound), and its id would then name nothing; the next request caches it.
     pub(crate) fn ensure_collection_id(&self, tx: &mut Tx<'_>, name: &str) -> Result<i32, StorageError> {
         if let Some(id) = self.collection_id(tx, name)? {
             return Ok(id);
         }
-        let id = storage::create_collection(tx, name)?;
-        self.remember_collection(name, id);
-        Ok(id)
+        Ok(storage::create_collection(tx, name)?)
     }
 
     fn cached_collection_id(&self, name: &str) -> Option<i32> {
@@ -251,7 +254,10 @@ impl Storage {
     }
 
     fn remember_collection(&self, name: &str, id: i32) {
-        self.collection_ids.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), id);
+        let mut ids = self.collection_ids.write().unwrap_or_else(|e| e.into_inner());
+        if ids.len() < COLLECTION_NAME_CACHE_CAPACITY {
+            ids.insert(name.to_string(), id);
+        }
     }
 }
 

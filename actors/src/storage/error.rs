@@ -78,6 +78,9 @@ pub enum StorageError {
     /// Over quota while enforcing.
     #[error("over quota")]
     QuotaExceeded,
+    /// The write would make the user hold more than `max_user_collections` collections.
+    #[error("too many collections")]
+    TooManyCollections,
     /// The collection was written within the same tick even after one in-server retry.
     #[error("write conflict")]
     Conflict,

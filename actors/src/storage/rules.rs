@@ -1,5 +1,6 @@
 //! Storage rules every operation shares: preconditions (storage-api.md §5.4), the write
-//! timestamp and its monotonicity (§4.2, §4.4), expiry arithmetic (§3.2) and quota (§11).
+//! timestamp and its monotonicity (§4.2, §4.4), expiry arithmetic (§3.2), quota (§11) and the
+//! bound on the collections one user holds.
 
 use std::time::Duration;
 
@@ -63,21 +64,31 @@ pub fn never_expires(t: SyncTimestamp) -> i64 {
 }
 
 /// Locks the collection's row for a write (creating it when missing) and returns its
-/// last-modified and the time the write's timestamp must pass: the last-modified, or, when this
-/// write creates the collection again while its deletion is still pending, the deletion's time.
-/// So every item written after a deletion is later than it, and the deleter, which removes
-/// only items at or before it, can never remove one, whichever finishes first.
+/// last-modified and the time the write's timestamp must pass (`write_floor`).
 pub fn lock_for_write(
     tx: &mut Tx<'_>,
     uid: i64,
     collection: i32,
 ) -> Result<(SyncTimestamp, i64), StorageError> {
     let (current, existed) = storage::lock_or_create_collection(tx, uid, collection)?;
-    let floor = match existed {
-        true => current,
-        false => storage::pending_deletion(tx, uid, collection)?.map_or(current, |d| d.max(current)),
-    };
-    Ok((SyncTimestamp::from_millis(current), floor))
+    Ok((SyncTimestamp::from_millis(current), write_floor(tx, uid, collection, current, existed)?))
+}
+
+/// The time a write's timestamp must pass: the collection's last-modified, or, when this write
+/// creates the collection again while its deletion is still pending, the deletion's time. So
+/// every item written after a deletion is later than it, and the deleter, which removes only
+/// items at or before it, can never remove one, whichever finishes first.
+fn write_floor(
+    tx: &mut Tx<'_>,
+    uid: i64,
+    collection: i32,
+    current: i64,
+    existed: bool,
+) -> Result<i64, StorageError> {
+    match existed {
+        true => Ok(current),
+        false => Ok(storage::pending_deletion(tx, uid, collection)?.map_or(current, |d| d.max(current))),
+    }
 }
 
 /// Batch ids at or below this have expired; greater ones are open (REF: an id is its creation
@@ -102,6 +113,39 @@ pub fn check_quota(ctx: &Storage, tx: &mut Tx<'_>, uid: i64) -> Result<(), Stora
             return Err(StorageError::QuotaExceeded);
         }
         tracing::info!(uid, usage, "user at quota limit (not enforced)");
+    }
+    Ok(())
+}
+
+/// The collection a write by `uid` goes to, its row locked for the write and created when the
+/// user had no such collection (§3.3, within `check_collection_bound`), with its last-modified
+/// and the time the write's timestamp must pass (`write_floor`).
+pub fn open_collection(
+    ctx: &Storage,
+    tx: &mut Tx<'_>,
+    uid: i64,
+    name: &str,
+) -> Result<(i32, SyncTimestamp, i64), StorageError> {
+    let collection = ctx.ensure_collection_id(tx, name)?;
+    let (current, existed) = storage::lock_or_create_collection(tx, uid, collection)?;
+    if !existed {
+        check_collection_bound(ctx, tx, uid)?;
+    }
+    let floor = write_floor(tx, uid, collection, current, existed)?;
+    Ok((collection, SyncTimestamp::from_millis(current), floor))
+}
+
+/// Refuses the write that made the user hold more than `max_user_collections` collections
+/// (its own, and those with an open batch): the error rolls the transaction back, and with it
+/// the collection and the name's registration, so neither the user's rows nor the global name
+/// table grow. The storage spec and Mozilla's servers set no such bound; Weft answers as for
+/// a write over quota (403, body 14), a refusal Firefox already reports to the user rather than
+/// retrying. First writes of one user to new collections running at the same moment can pass
+/// the bound by their number: it bounds growth, it is not an exact count.
+pub fn check_collection_bound(ctx: &Storage, tx: &mut Tx<'_>, uid: i64) -> Result<(), StorageError> {
+    let held = storage::held_collections(tx, uid)?.max(0) as u64;
+    if held > ctx.config().max_user_collections {
+        return Err(StorageError::TooManyCollections);
     }
     Ok(())
 }

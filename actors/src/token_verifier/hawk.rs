@@ -159,6 +159,23 @@ pub fn payload_hash(content_type: &str, body: &[u8]) -> String {
     STANDARD.encode(hasher.finalize())
 }
 
+/// Checks the client's `hash` attribute, when it sent one, against the body it sent (§6.5).
+/// Without the attribute the body is not looked at, as in REF.
+pub fn check_payload_hash(
+    client_hash: Option<&str>,
+    content_type: &str,
+    body: &[u8],
+) -> Result<(), AuthError> {
+    match client_hash {
+        // A plain comparison is fine: the hash is of data the client itself sent, and the MAC
+        // already proved the attribute came from the key holder; nothing secret can leak.
+        Some(client_hash) if client_hash != payload_hash(content_type, body) => {
+            Err(AuthError::BadPayloadHash)
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +302,20 @@ mod tests {
         assert_eq!(payload_hash("application/json", body), expected);
         assert_eq!(payload_hash("Application/JSON ;charset=UTF-8", body), expected);
         assert_ne!(payload_hash("text/plain", body), expected);
+    }
+
+    #[test]
+    fn payload_hash_checked_only_when_sent() {
+        let body = br#"{"id":"abc","payload":"x"}"#;
+        let hash = payload_hash("application/json", body);
+        assert_eq!(check_payload_hash(None, "text/plain", b"anything"), Ok(()));
+        assert_eq!(check_payload_hash(Some(&hash), "application/json; charset=utf-8", body), Ok(()));
+        let other_body = br#"{"id":"abc","payload":"y"}"#;
+        assert_eq!(
+            check_payload_hash(Some(&hash), "application/json", other_body),
+            Err(AuthError::BadPayloadHash)
+        );
+        assert_eq!(check_payload_hash(Some(&hash), "text/plain", body), Err(AuthError::BadPayloadHash));
     }
 
     // §9.5

@@ -18,6 +18,7 @@ use sha2::Sha256;
 use super::db::{AssignUser, RaiseGeneration, RetireUser, TokenserverDb};
 use super::events::{account_events, AccountEvent, AccountEventsConfig};
 use super::oauth::OAuthVerifier;
+use super::rules;
 use super::TokenserverError;
 use crate::token_verifier::{mint_token, GetSigningSecret, TokenPayload, TokenVerifier};
 use crate::ActorUnavailable;
@@ -144,6 +145,7 @@ impl Inner {
             client_state: key_id.client_state.clone(),
         };
         let user = self.ask_db(assign).await?;
+        let uid = rules::token_uid(user.uid)?;
         // REF: a `duration` up to the configured one is used (0 included, [QUIRK]); larger is
         // ignored, never granted.
         let duration =
@@ -158,7 +160,7 @@ impl Inner {
         let hashed_device_id =
             metrics_hash(&self.config.fxa_metrics_hash_secret, &format!("{hashed_fxa_uid}none"));
         let payload = TokenPayload {
-            uid: u64::try_from(user.uid).unwrap_or_default(),
+            uid,
             node: user.node.clone(),
             expires: (now_secs() + duration) as f64,
             salt: String::new(),

@@ -48,6 +48,9 @@ pub enum TokenserverError {
     /// The current record is retired and has no node (§6.2 step 6).
     #[error("retired user without a node")]
     RetiredWithoutNode,
+    /// The user's row holds a uid no token can carry (0, negative, or more than 10 digits).
+    #[error("stored uid {0} is out of range")]
+    InvalidStoredUid(i64),
     /// The assigned node has no master secret in this process's configuration.
     #[error("no master secret for node {0}")]
     NoSecretForNode(String),

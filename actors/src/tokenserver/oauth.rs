@@ -347,9 +347,14 @@ fn judge(token: &str, keys: &[DecodingKey], issuer: Option<&str>) -> Result<Loca
     let mut validation = Validation::new(Algorithm::RS256);
     // [REF-CHOICE] §3.1: `aud` is not checked; the scope decides what the token is for.
     validation.validate_aud = false;
-    validation.set_required_spec_claims(&["exp"]);
-    if let Some(issuer) = issuer {
-        validation.set_issuer(&[issuer]);
+    // With an issuer configured, `iss` is required: jsonwebtoken only compares it when
+    // present, and a token without one must not skip the check.
+    match issuer {
+        Some(issuer) => {
+            validation.set_required_spec_claims(&["exp", "iss"]);
+            validation.set_issuer(&[issuer]);
+        }
+        None => validation.set_required_spec_claims(&["exp"]),
     }
     for key in keys {
         match jsonwebtoken::decode::<ExpClaims>(token, key, &validation) {
@@ -372,8 +377,8 @@ struct ExpClaims {
 }
 
 /// The JWT header if `token` is three base64url parts with a decodable header and claims of the
-/// expected shape; `None` otherwise (→ remote verification).
-fn jwt_shape(token: &str) -> Option<jsonwebtoken::Header> {
+/// expected shape; `None` otherwise (→ remote verification). Public for the fuzz target.
+pub fn jwt_shape(token: &str) -> Option<jsonwebtoken::Header> {
     if token.split('.').count() != 3 {
         return None;
     }

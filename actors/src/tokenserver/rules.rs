@@ -82,6 +82,21 @@ pub fn updated_values(req: &Reported<'_>, cur: &Stored<'_>) -> (i64, Option<i64>
     (generation, keys_changed_at)
 }
 
+/// The largest uid a storage URL can carry: the storage routes take 1–10 digits, as REF's.
+pub const MAX_TOKEN_UID: i64 = 9_999_999_999;
+
+/// The uid a token may carry for a `users` row. A row whose uid is 0, negative or too long for
+/// a storage URL comes from a damaged or hand-edited table; signing it (a negative uid used to
+/// become uid 0) would hand the client another user's storage or a URL that cannot work, so
+/// the request fails instead and the operator is told which uid.
+pub fn token_uid(uid: i64) -> Result<u64, TokenserverError> {
+    if (1..=MAX_TOKEN_UID).contains(&uid) {
+        Ok(uid as u64)
+    } else {
+        Err(TokenserverError::InvalidStoredUid(uid))
+    }
+}
+
 /// Whether a node may take a new user now: it has a released slot and room, and is neither
 /// downed nor backing off (§7.1).
 pub fn is_assignable(node: &NodeRow) -> bool {
@@ -219,6 +234,18 @@ mod tests {
         let stored = cur(i64::MAX, None, "");
         assert_eq!(reason(check(&req(1234, 0, ""), &stored, &[])), "generation went backwards");
         assert_eq!(reason(check(&req(i64::MAX, 0, ""), &stored, &[])), "ok");
+    }
+
+    #[test]
+    fn token_uids_fit_a_storage_url() {
+        assert_eq!(token_uid(1).unwrap(), 1);
+        assert_eq!(token_uid(MAX_TOKEN_UID).unwrap(), 9_999_999_999);
+        for bad in [0, -1, i64::MIN, MAX_TOKEN_UID + 1, i64::MAX] {
+            assert!(
+                matches!(token_uid(bad), Err(TokenserverError::InvalidStoredUid(u)) if u == bad),
+                "{bad}"
+            );
+        }
     }
 
     fn node(id: i64, available: i32, load: i32, capacity: i32) -> NodeRow {

@@ -59,6 +59,20 @@ pub fn create_collection(tx: &mut Tx<'_>, name: &str) -> QueryResult<i32> {
     collection_id(tx, name)?.ok_or(diesel::result::Error::NotFound)
 }
 
+/// How many collections the user holds: those it has (the tombstone aside) and those it has
+/// an open batch in, whose name is registered although the collection is not created yet.
+pub fn held_collections(tx: &mut Tx<'_>, uid: i64) -> QueryResult<i64> {
+    Ok(Sql::new(format!(
+        "SELECT COUNT(*) AS value FROM (\
+         SELECT collection FROM user_collections WHERE userid = ? AND collection <> {TOMBSTONE_COLLECTION} \
+         UNION SELECT collection FROM batch_uploads WHERE userid = ?) held"
+    ))
+    .arg(Arg::I64(uid))
+    .arg(Arg::I64(uid))
+    .first::<Single>(tx)?
+    .map_or(0, |r| r.value))
+}
+
 // ---- user_collections ----
 
 /// The collection's last-modified, locking its row; `None` when the user has no such

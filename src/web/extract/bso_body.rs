@@ -4,7 +4,9 @@
 //! REF's byte accounting (`retry bytes`) and count accounting (`retry bso`). Also checks the
 //! POST's advisory `X-Weave-*` size headers (§6.8), before the body is looked at.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::LazyLock;
@@ -13,11 +15,12 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{FromRequest, HttpRequest};
 use regex::Regex;
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use weft_actors::shard::BsoInput;
 
 use super::content_type::{body_format, BodyFormat};
-use super::request_body::read_body;
+use super::request_body::body;
 use super::{app_state, is_valid_bso_id};
 use crate::config::Limits;
 use crate::error::ApiError;
@@ -51,7 +54,7 @@ impl BsoPutBody {
 #[derive(Debug, PartialEq, Eq)]
 pub struct BsoPostBody {
     pub bsos: Vec<BsoInput>,
-    pub failed: Vec<(String, String)>,
+    pub failed: Vec<(String, Cow<'static, str>)>,
 }
 
 type BodyFuture<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
@@ -60,12 +63,11 @@ impl FromRequest for BsoPutBody {
     type Error = ApiError;
     type Future = BodyFuture<Self>;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        let mut payload = payload.take();
         Box::pin(async move {
             let format = body_format(req.headers().get(header::CONTENT_TYPE))?;
-            let body = read_body(&req, &mut payload).await?;
+            let body = body(&req)?;
             let limits = &app_state(&req)?.settings.limits;
             parse_put_body(format, &body, collection(&req), limits)
         })
@@ -76,14 +78,13 @@ impl FromRequest for BsoPostBody {
     type Error = ApiError;
     type Future = BodyFuture<Self>;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        let mut payload = payload.take();
         Box::pin(async move {
             let limits = &app_state(&req)?.settings.limits;
             check_size_limit_headers(req.headers(), limits)?;
             let format = body_format(req.headers().get(header::CONTENT_TYPE))?;
-            let body = read_body(&req, &mut payload).await?;
+            let body = body(&req)?;
             parse_post_body(format, &body, collection(&req), limits)
         })
     }
@@ -130,154 +131,406 @@ pub fn parse_put_body(
     if format == BodyFormat::Newlines {
         return Err(ApiError::InvalidBso("application/newlines is not a PUT body".into()));
     }
-    let Value::Object(object) = parse_json(body)? else {
-        return Err(ApiError::InvalidBso("not a JSON object".into()));
-    };
-    let fields = validate_fields(&object).map_err(ApiError::InvalidBso)?;
+    let element = parse_json(body, ElementSeed)?;
+    let fields = element.validate(true).map_err(|reason| ApiError::InvalidBso(reason.into_owned()))?;
     if let Some(payload) = &fields.payload {
         if payload.len() as u64 > limits.max_record_payload_bytes {
             return Err(ApiError::InvalidBso("payload larger than max_record_payload_bytes".into()));
         }
-        reject_known_bad_iv(collection, payload)?;
+        if has_known_bad_iv(collection, payload) {
+            return Err(ApiError::InvalidBso("known-bad crypto IV".into()));
+        }
     }
-    Ok(BsoPutBody { sortindex: fields.sortindex, payload: fields.payload, ttl: fields.ttl })
+    Ok(BsoPutBody {
+        sortindex: fields.sortindex,
+        payload: fields.payload.map(Cow::into_owned),
+        ttl: fields.ttl,
+    })
 }
 
 /// A POST body. Whole-request rejections (400, body 8): not a list, a line or element that is
 /// not a JSON object, an element without a string `id`, a duplicate id, a known-bad crypto IV.
 /// Every other problem only fails its item.
+///
+/// Elements are validated and accounted one at a time as the parser reaches them, into compact
+/// typed records: no tree of the whole body is ever built, so a body of many tiny elements
+/// costs a small multiple of its size, and the first whole-request problem ends the parse.
 pub fn parse_post_body(
     format: BodyFormat,
     body: &[u8],
     collection: &str,
     limits: &Limits,
 ) -> Result<BsoPostBody, ApiError> {
-    let elements = match format {
-        BodyFormat::Json => match parse_json(body)? {
-            Value::Array(elements) => elements,
-            _ => return Err(ApiError::InvalidBso("not a JSON list".into())),
-        },
-        BodyFormat::Newlines => parse_newlines(body)?,
-    };
-
-    let mut seen = HashSet::new();
-    let mut items = Vec::with_capacity(elements.len());
-    for element in elements {
-        let Value::Object(object) = element else {
-            return Err(ApiError::InvalidBso("an element is not a JSON object".into()));
-        };
-        let Some(Value::String(id)) = object.get("id") else {
-            return Err(ApiError::InvalidBso("an element has no string id".into()));
-        };
-        if !seen.insert(id.clone()) {
-            return Err(ApiError::InvalidBso(format!("duplicate id {id:?}")));
-        }
-        if let Some(Value::String(payload)) = object.get("payload") {
-            reject_known_bad_iv(collection, payload)?;
-        }
-        items.push((id.clone(), object));
-    }
-
-    // Byte accounting over the items that pass validation, in body order (REF): the running sum
-    // keeps a refused item's bytes, so every later item is refused too (§13.22).
-    let mut bsos = Vec::with_capacity(items.len());
-    let mut failed = Vec::new();
-    let mut post_bytes: u64 = 0;
-    for (id, object) in items {
-        match validate_fields(&object) {
-            Err(reason) => failed.push((id, reason)),
-            Ok(fields) => {
-                let bytes = fields.payload.as_ref().map_or(0, |p| p.len() as u64);
-                post_bytes += bytes;
-                if bytes > limits.max_record_payload_bytes || post_bytes > limits.max_post_bytes {
-                    failed.push((id, "retry bytes".to_owned()));
-                } else {
-                    bsos.push(BsoInput {
-                        id,
-                        sortindex: fields.sortindex,
-                        payload: fields.payload,
-                        ttl: fields.ttl,
-                    });
-                }
+    let mut post = PostAccounting::new(collection, limits);
+    match format {
+        BodyFormat::Json => parse_json(body, ElementList(&mut post))?,
+        BodyFormat::Newlines => {
+            for line in newline_records(body)? {
+                let element = parse_json(line, ElementSeed)?;
+                post.add(element).map_err(|reason| ApiError::InvalidBso(reason.into_owned()))?;
             }
         }
     }
-    // Count accounting after the byte pass: the excess at the end is refused.
-    let max_records = usize::try_from(limits.max_post_records).unwrap_or(usize::MAX);
-    if bsos.len() > max_records {
-        failed.extend(bsos.split_off(max_records).into_iter().map(|bso| (bso.id, "retry bso".to_owned())));
-    }
-    Ok(BsoPostBody { bsos, failed })
+    Ok(BsoPostBody { bsos: post.bsos, failed: post.failed })
 }
 
 /// REF reports unparsable JSON with code 8, like any unusable body ([DIFF] §10.2: PY sent 6).
-fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::InvalidBso(format!("invalid json: {e}")))
+/// The whole text must be the one value (trailing whitespace only).
+fn parse_json<'de, S: DeserializeSeed<'de>>(body: &'de [u8], seed: S) -> Result<S::Value, ApiError> {
+    let invalid = |e: serde_json::Error| ApiError::InvalidBso(format!("invalid json: {e}"));
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = seed.deserialize(&mut deserializer).map_err(invalid)?;
+    deserializer.end().map_err(invalid)?;
+    Ok(value)
 }
 
 /// `application/newlines` (§6.8, REF's rule): `""` is zero items; otherwise a final `\n` does
 /// not start a further line, a trailing `\r` is dropped from each line, and every line — empty
 /// ones included — must be JSON. So `"\n"` is one empty line: 400, not zero items.
-fn parse_newlines(body: &[u8]) -> Result<Vec<Value>, ApiError> {
+fn newline_records(body: &[u8]) -> Result<impl Iterator<Item = &[u8]>, ApiError> {
     let text = std::str::from_utf8(body).map_err(|_| ApiError::InvalidBso("body is not UTF-8".into()))?;
-    if text.is_empty() {
-        return Ok(Vec::new());
-    }
-    text.strip_suffix('\n')
-        .unwrap_or(text)
-        .split('\n')
-        .map(|line| parse_json(line.strip_suffix('\r').unwrap_or(line).as_bytes()))
-        .collect()
+    let lines =
+        if text.is_empty() { None } else { Some(text.strip_suffix('\n').unwrap_or(text).split('\n')) };
+    Ok(lines.into_iter().flatten().map(|line| line.strip_suffix('\r').unwrap_or(line).as_bytes()))
 }
 
-fn reject_known_bad_iv(collection: &str, payload: &str) -> Result<(), ApiError> {
-    if collection == "crypto" && KNOWN_BAD_IV.is_match(payload) {
-        return Err(ApiError::InvalidBso("known-bad crypto IV".into()));
-    }
-    Ok(())
+fn has_known_bad_iv(collection: &str, payload: &str) -> bool {
+    collection == "crypto" && KNOWN_BAD_IV.is_match(payload)
 }
 
-/// The recognised keys of one BSO, validated.
-struct BsoFields {
+/// Why an item or a request is refused; mostly fixed texts, so a refused item costs no
+/// allocation beyond its id.
+type Reason = Cow<'static, str>;
+
+/// The running state of a POST: REF's byte accounting (`retry bytes`) over the items that pass
+/// validation, in body order, where a refused item's bytes stay in the running sum so every
+/// later item is refused too (§13.22); then the count accounting (`retry bso`) refusing what
+/// comes after `max_post_records` accepted items. Done per element, this is exactly the
+/// outcome of doing the passes over the whole list.
+struct PostAccounting<'de, 'a> {
+    collection: &'a str,
+    limits: &'a Limits,
+    max_records: usize,
+    seen: HashSet<Cow<'de, str>>,
+    post_bytes: u64,
+    bsos: Vec<BsoInput>,
+    failed: Vec<(String, Reason)>,
+}
+
+impl<'de, 'a> PostAccounting<'de, 'a> {
+    fn new(collection: &'a str, limits: &'a Limits) -> Self {
+        PostAccounting {
+            collection,
+            limits,
+            max_records: usize::try_from(limits.max_post_records).unwrap_or(usize::MAX),
+            seen: HashSet::new(),
+            post_bytes: 0,
+            bsos: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
+
+    /// Takes one element; an error refuses the whole request.
+    fn add(&mut self, element: Element<'de>) -> Result<(), Reason> {
+        let Some(Scalar::Str(id)) = &element.id else {
+            return Err("an element has no string id".into());
+        };
+        if !self.seen.insert(id.clone()) {
+            return Err(format!("duplicate id {id:?}").into());
+        }
+        if let Some(Scalar::Str(payload)) = &element.payload {
+            if has_known_bad_iv(self.collection, payload) {
+                return Err("known-bad crypto IV".into());
+            }
+        }
+        let id = id.to_string();
+        match element.validate(false) {
+            Err(reason) => self.failed.push((id, reason)),
+            Ok(fields) => {
+                let bytes = fields.payload.as_ref().map_or(0, |p| p.len() as u64);
+                self.post_bytes += bytes;
+                if bytes > self.limits.max_record_payload_bytes
+                    || self.post_bytes > self.limits.max_post_bytes
+                {
+                    self.failed.push((id, "retry bytes".into()));
+                } else if self.bsos.len() >= self.max_records {
+                    self.failed.push((id, "retry bso".into()));
+                } else {
+                    self.bsos.push(BsoInput {
+                        id,
+                        sortindex: fields.sortindex,
+                        payload: fields.payload.map(Cow::into_owned),
+                        ttl: fields.ttl,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The top-level JSON list of a POST, each element handed to the accounting as it is parsed.
+struct ElementList<'p, 'de, 'a>(&'p mut PostAccounting<'de, 'a>);
+
+impl<'de> DeserializeSeed<'de> for ElementList<'_, 'de, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ElementList<'_, 'de, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON list")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(element) = seq.next_element_seed(ElementSeed)? {
+            self.0.add(element).map_err(de::Error::custom)?;
+        }
+        Ok(())
+    }
+}
+
+/// One BSO object as parsed: the last value of each recognised key (as a JSON object read into
+/// a map keeps it), and the first unrecognised key in key order, which is all validation needs.
+#[derive(Default)]
+struct Element<'de> {
+    id: Option<Scalar<'de>>,
+    sortindex: Option<Scalar<'de>>,
+    payload: Option<Scalar<'de>>,
+    ttl: Option<Scalar<'de>>,
+    unknown: Option<Cow<'de, str>>,
+}
+
+/// The validated fields of one BSO.
+struct BsoFields<'de> {
     sortindex: Option<i32>,
-    payload: Option<String>,
+    payload: Option<Cow<'de, str>>,
     ttl: Option<u32>,
 }
 
-/// Checks one BSO object against §3.1; the error is the item's reason (informational only).
-/// `null` for `sortindex`, `payload` or `ttl` is the key being absent ([DIFF] §3.1: REF and PY;
-/// PROTO says it resets). `modified` and `collection` are accepted and ignored.
-fn validate_fields(object: &Map<String, Value>) -> Result<BsoFields, String> {
-    let mut fields = BsoFields { sortindex: None, payload: None, ttl: None };
-    for (key, value) in object {
-        match (key.as_str(), value) {
-            ("modified" | "collection", _) | ("sortindex" | "payload" | "ttl", Value::Null) => {}
-            ("id", Value::String(id)) if is_valid_bso_id(id) => {}
-            // A PUT body may carry `"id": null`; a POST element never gets here without a string id.
-            ("id", Value::Null) => {}
-            ("id", _) => return Err("invalid bso: invalid id".into()),
-            ("sortindex", _) => {
-                let sortindex = value
-                    .as_i64()
-                    .filter(|n| (-MAX_SORTINDEX..=MAX_SORTINDEX).contains(n))
-                    .and_then(|n| i32::try_from(n).ok())
-                    .ok_or("invalid bso: sortindex must be an integer within ±999999999")?;
-                fields.sortindex = Some(sortindex);
-            }
-            ("payload", Value::String(payload)) => fields.payload = Some(payload.clone()),
-            ("payload", _) => return Err("invalid bso: payload must be a string".into()),
-            ("ttl", _) => {
-                let ttl = value
-                    .as_u64()
-                    .filter(|n| *n <= MAX_TTL)
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or("invalid bso: ttl must be an integer within 0..999999999")?;
-                fields.ttl = Some(ttl);
-            }
-            (other, _) => return Err(format!("unknown field {other}")),
+impl<'de> Element<'de> {
+    /// Checks the object against §3.1; the error is the item's reason (informational only).
+    /// `null` for `sortindex`, `payload` or `ttl` is the key being absent ([DIFF] §3.1: REF and
+    /// PY; PROTO says it resets). `modified` and `collection` are accepted and ignored. `"id":
+    /// null` is accepted in a PUT body, whose URL names the BSO. When several keys are wrong,
+    /// the first in key order gives the reason.
+    fn validate(self, null_id_allowed: bool) -> Result<BsoFields<'de>, Reason> {
+        let id_check = match &self.id {
+            None => Ok(()),
+            Some(Scalar::Null) if null_id_allowed => Ok(()),
+            Some(Scalar::Str(id)) if is_valid_bso_id(id) => Ok(()),
+            Some(_) => Err(Reason::from("invalid bso: invalid id")),
+        };
+        let sortindex = match self.sortindex {
+            None | Some(Scalar::Null) => Ok(None),
+            Some(value) => value
+                .as_i64()
+                .filter(|n| (-MAX_SORTINDEX..=MAX_SORTINDEX).contains(n))
+                .and_then(|n| i32::try_from(n).ok())
+                .map(Some)
+                .ok_or(Reason::from("invalid bso: sortindex must be an integer within ±999999999")),
+        };
+        let payload = match self.payload {
+            None | Some(Scalar::Null) => Ok(None),
+            Some(Scalar::Str(payload)) => Ok(Some(payload)),
+            Some(_) => Err(Reason::from("invalid bso: payload must be a string")),
+        };
+        let ttl = match self.ttl {
+            None | Some(Scalar::Null) => Ok(None),
+            Some(value) => value
+                .as_u64()
+                .filter(|n| *n <= MAX_TTL)
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or(Reason::from("invalid bso: ttl must be an integer within 0..999999999")),
+        };
+        let mut problems = [
+            ("id", id_check.err()),
+            ("payload", payload.as_ref().err().cloned()),
+            ("sortindex", sortindex.as_ref().err().cloned()),
+            ("ttl", ttl.as_ref().err().cloned()),
+        ]
+        .into_iter()
+        .filter_map(|(key, problem)| problem.map(|p| (Cow::Borrowed(key), p)))
+        .chain(self.unknown.map(|key| {
+            let reason = format!("unknown field {key}").into();
+            (key, reason)
+        }))
+        .collect::<Vec<_>>();
+        problems.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some((_, reason)) = problems.into_iter().next() {
+            return Err(reason);
+        }
+        Ok(BsoFields { sortindex: sortindex?, payload: payload?, ttl: ttl? })
+    }
+}
+
+/// Parses one element; anything but a JSON object refuses the whole request.
+struct ElementSeed;
+
+impl<'de> DeserializeSeed<'de> for ElementSeed {
+    type Value = Element<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Element<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ElementSeed {
+    type Value = Element<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Element<'de>, A::Error> {
+        let mut element = Element::default();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let slot = match key {
+                Key::Id => &mut element.id,
+                Key::Sortindex => &mut element.sortindex,
+                Key::Payload => &mut element.payload,
+                Key::Ttl => &mut element.ttl,
+                Key::Ignored => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                Key::Unknown(name) => {
+                    if element.unknown.as_ref().is_none_or(|first| name < *first) {
+                        element.unknown = Some(name);
+                    }
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value()?);
+        }
+        Ok(element)
+    }
+}
+
+/// A key of a BSO object; an unknown one keeps its name for the item's reason.
+enum Key<'de> {
+    Id,
+    Sortindex,
+    Payload,
+    Ttl,
+    /// `modified` and `collection`: accepted, ignored.
+    Ignored,
+    Unknown(Cow<'de, str>),
+}
+
+impl<'de> Key<'de> {
+    fn of(name: Cow<'de, str>) -> Key<'de> {
+        match name.as_ref() {
+            "id" => Key::Id,
+            "sortindex" => Key::Sortindex,
+            "payload" => Key::Payload,
+            "ttl" => Key::Ttl,
+            "modified" | "collection" => Key::Ignored,
+            _ => Key::Unknown(name),
         }
     }
-    Ok(fields)
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::of(Cow::Borrowed(name)))
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Key<'de>, E> {
+                Ok(Key::of(Cow::Owned(name.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// A field's JSON value, kept only as far as validation needs it: `null`, integers and strings
+/// by value (strings borrowed from the body unless they hold escapes); any other value is
+/// skipped without being built, however large or nested.
+enum Scalar<'de> {
+    Null,
+    Int(i64),
+    UInt(u64),
+    Str(Cow<'de, str>),
+    Other,
+}
+
+impl Scalar<'_> {
+    /// The integer, if it is one that fits an i64 (as `serde_json::Value::as_i64`).
+    fn as_i64(&self) -> Option<i64> {
+        match self {
+            Scalar::Int(n) => Some(*n),
+            Scalar::UInt(n) => i64::try_from(*n).ok(),
+            _ => None,
+        }
+    }
+
+    /// The integer, if it is a non-negative one (as `serde_json::Value::as_u64`).
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Scalar::Int(n) => u64::try_from(*n).ok(),
+            Scalar::UInt(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Int(n))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::UInt(n))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Cow::Owned(s)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
 }
 
 #[cfg(test)]
@@ -310,7 +563,7 @@ mod tests {
     }
 
     fn failed(body: &BsoPostBody) -> Vec<(&str, &str)> {
-        body.failed.iter().map(|(id, reason)| (id.as_str(), reason.as_str())).collect()
+        body.failed.iter().map(|(id, reason)| (id.as_str(), reason.as_ref())).collect()
     }
 
     fn invalid_bso<T: std::fmt::Debug>(result: Result<T, ApiError>) -> bool {
@@ -447,7 +700,7 @@ mod tests {
         let body = r#"[{"id":"x","payload":5},{"id":"a","payload":"1234"},{"id":"b","payload":"123"}]"#;
         let result = parse_post_body(BodyFormat::Json, body.as_bytes(), "c", &limits).unwrap();
         assert_eq!(ids(&result), vec!["b"]);
-        assert_eq!(result.failed[1], ("a".to_string(), "retry bytes".to_string()));
+        assert_eq!(failed(&result)[1], ("a", "retry bytes"));
         let exact = r#"[{"id":"a","payload":"12345"},{"id":"b","payload":"12345"}]"#;
         let result =
             parse_post_body(BodyFormat::Json, exact.as_bytes(), "c", &small_limits(100, 10, 10)).unwrap();
@@ -476,6 +729,31 @@ mod tests {
         assert!(invalid_bso(newlines("{\"id\":\"a\"}\n\n{\"id\":\"b\"}")));
         assert!(invalid_bso(newlines("{\"id\":\"a\"}\nnot json")));
         assert!(invalid_bso(parse_post_body(BodyFormat::Newlines, b"\xff", "c", &limits())));
+    }
+
+    #[test]
+    fn the_last_value_of_a_key_counts_and_nested_values_fail_their_item() {
+        let body = post(
+            r#"[{"id":"a","payload":1,"payload":"x"},{"id":"b","sortindex":[[1],{"x":[]}]},{"id":"c\u0041","zz":1,"aa":2,"ttl":"x"},{"id":5,"id":"d"}]"#,
+        )
+        .unwrap();
+        assert_eq!(ids(&body), vec!["a", "d"]);
+        assert_eq!(body.bsos[0].payload.as_deref(), Some("x"));
+        assert_eq!(
+            failed(&body),
+            vec![
+                ("b", "invalid bso: sortindex must be an integer within ±999999999"),
+                ("cA", "unknown field aa")
+            ]
+        );
+    }
+
+    #[test]
+    fn tiny_elements_without_ids_stop_at_the_first() {
+        let body = "[".to_owned() + &vec![r#"{"a":0}"#; 300_000].join(",") + "]";
+        assert!(invalid_bso(post(&body)));
+        assert!(invalid_bso(post(r#"[{"id":"a"},{"id":"b"}"#)));
+        assert!(invalid_bso(post(r#"[{"id":"a"}] x"#)));
     }
 
     #[test]

@@ -5,22 +5,25 @@
 //! owns the path (storage-api.md §2).
 //!
 //! `Authenticated<T>` authenticates first and only then extracts `T` (the route's other
-//! inputs), so an unauthenticated request is answered 401 whatever else is wrong with it. For
-//! PUT/POST it reads the body before authenticating, as the Hawk payload hash covers it.
+//! inputs), so an unauthenticated request is answered 401 whatever else is wrong with it.
+//! Authentication needs only the headers: the token and the MAC are checked before a byte of
+//! a PUT/POST body is read, so an unauthenticated client never costs more than its headers.
+//! The body is read afterwards, and the Hawk payload hash, when the client sent one, is then
+//! checked against it (tokens-and-hawk.md §6.5).
 
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method};
-use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest};
 use weft_actors::shard::{Operation, Shard};
+use weft_actors::token_verifier::hawk::check_payload_hash;
 use weft_actors::token_verifier::token::canonical_node;
 use weft_actors::token_verifier::{AuthError, HawkRequest};
 
 use super::app_state;
-use super::request_body::read_body;
+use super::request_body::receive_body;
 use crate::error::ApiError;
 use crate::node::split_host_port;
 use crate::web::INFO_COLLECTIONS_ROUTE;
@@ -60,25 +63,31 @@ where
         let req = req.clone();
         let mut payload = payload.take();
         Box::pin(async move {
+            let (user, payload_hash) = authenticate(&req).await?;
+            // Other methods have no body to read; a hash attribute is checked against none.
             let body = match *req.method() {
-                Method::PUT | Method::POST => Some(read_body(&req, &mut payload).await?),
-                _ => None,
+                Method::PUT | Method::POST => receive_body(&req, &mut payload).await?,
+                _ => Default::default(),
             };
-            let user = authenticate(&req, body.clone()).await?;
-            let mut payload = body.map_or(Payload::None, Payload::from);
-            let params = T::from_request(&req, &mut payload).await.map_err(Into::into)?;
+            let content_type = header_text(&req, header::CONTENT_TYPE).unwrap_or_default();
+            check_payload_hash(payload_hash.as_deref(), &content_type, &body)
+                .map_err(ApiError::Unauthorized)?;
+            let params = T::from_request(&req, &mut Payload::None).await.map_err(Into::into)?;
             Ok(Authenticated { user, params })
         })
     }
 }
 
-async fn authenticate(req: &HttpRequest, body: Option<Bytes>) -> Result<AuthenticatedUser, ApiError> {
+/// Checks the token and the Hawk MAC from the headers alone; returns the user and the payload
+/// hash the client signed, if any, for the body check.
+async fn authenticate(req: &HttpRequest) -> Result<(AuthenticatedUser, Option<String>), ApiError> {
     let state = app_state(req)?;
     let settings = &state.settings;
     // The route pattern guarantees 1–10 digits, which always fit a u64.
     let path_uid: u64 =
         req.match_info().get("uid").and_then(|uid| uid.parse().ok()).ok_or(ApiError::NotFound)?;
-    let origin = request_origin(req, settings.trust_proxy_headers)?;
+    let trust_proxy_headers = settings.trust_proxy_headers.trusts(req.peer_addr().map(|a| a.ip()));
+    let origin = request_origin(req, trust_proxy_headers)?;
     let node =
         state.nodes.resolve(&origin.canonical).ok_or(ApiError::Unauthorized(AuthError::UnknownNode))?;
     let hawk = HawkRequest {
@@ -90,15 +99,14 @@ async fn authenticate(req: &HttpRequest, body: Option<Bytes>) -> Result<Authenti
         node: node.url.clone(),
         // §2: only `GET /1.5/{uid}/info/collections` accepts an expired token.
         allow_expired: req.match_name() == Some(INFO_COLLECTIONS_ROUTE),
-        content_type: header_text(req, header::CONTENT_TYPE),
-        body,
     };
     let retry_after_seconds = settings.shard.retry_after_seconds;
     let token = state.credentials.authenticate(&hawk).map_err(ApiError::Unauthorized)?;
     if token.uid != path_uid {
         return Err(ApiError::UidMismatch);
     }
-    Ok(AuthenticatedUser { uid: path_uid, shard: node.shard.clone(), retry_after_seconds })
+    let user = AuthenticatedUser { uid: path_uid, shard: node.shard.clone(), retry_after_seconds };
+    Ok((user, token.payload_hash))
 }
 
 /// A header as text; a value that is not visible ASCII counts as absent (REF: 401 for a

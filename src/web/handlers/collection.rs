@@ -1,9 +1,13 @@
 //! `/1.5/{uid}/storage/{collection}` (storage-api.md §6.7–§6.10): read a page of the
 //! collection, write a list of BSOs (optionally through a batch), delete it or some of its ids.
 
+use std::borrow::Cow;
+use std::convert::Infallible;
+
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use actix_web::HttpResponse;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use weft_actors::shard::{Bso, DeleteCollection, GetBsos, PostBsos, PostOutcome};
 
 use super::{
@@ -34,45 +38,70 @@ pub async fn get(
     let full = query.full;
     let reply = user.send(GetBsos { uid: user.uid, collection, query, precondition }).await?;
     let page = reply.value;
-    // One buffer for the whole body: a page of full BSOs runs to megabytes.
-    let size: usize =
-        page.items.iter().map(|bso| bso.id.len() + if full { bso.payload.len() + 64 } else { 4 }).sum();
-    let mut body = Vec::with_capacity(size + 2);
-    let item = |body: &mut Vec<u8>, bso: &Bso| {
-        if full {
-            push_bso_json(body, bso);
-        } else {
-            push_json_string(body, &bso.id);
-        }
-    };
-    let content_type = match format {
-        OutputFormat::Json => {
-            body.push(b'[');
-            for (i, bso) in page.items.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
-                }
-                item(&mut body, bso);
-            }
-            body.push(b']');
-            APPLICATION_JSON
-        }
-        // Serialized JSON never holds a raw newline, so REF's `\n` → `\u000a` replacement is
-        // already true of every line.
-        OutputFormat::Newlines => {
-            for bso in &page.items {
-                item(&mut body, bso);
-                body.push(b'\n');
-            }
-            APPLICATION_NEWLINES
-        }
-    };
     let mut response = storage_response(StatusCode::OK, reply.last_modified);
     response.insert_header((X_WEAVE_RECORDS, page.items.len()));
     if let Some(offset) = page.next_offset {
         response.insert_header((X_WEAVE_NEXT_OFFSET, encode_offset(offset)));
     }
-    Ok(response.content_type(content_type).body(body))
+    response.content_type(match format {
+        OutputFormat::Json => APPLICATION_JSON,
+        OutputFormat::Newlines => APPLICATION_NEWLINES,
+    });
+    let chunks = PageChunks { items: page.items.into_iter(), full, format, started: false, done: false };
+    Ok(response.streaming(futures_util::stream::iter(chunks.map(Ok::<_, Infallible>))))
+}
+
+/// Rough size of one response chunk: large enough that a page costs few writes.
+const PAGE_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A page's body, rendered as it is sent: ids or full BSOs as a JSON list, or one JSON text per
+/// line. Each record is rendered and freed as the writer reaches it, so a page of up to
+/// `max_total_records` records is never held a second time as text.
+struct PageChunks {
+    items: std::vec::IntoIter<Bso>,
+    full: bool,
+    format: OutputFormat,
+    started: bool,
+    done: bool,
+}
+
+impl Iterator for PageChunks {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        let json = self.format == OutputFormat::Json;
+        let mut chunk = Vec::with_capacity(PAGE_CHUNK_BYTES + 4096);
+        if !self.started && json {
+            chunk.push(b'[');
+        }
+        while chunk.len() < PAGE_CHUNK_BYTES {
+            let Some(bso) = self.items.next() else {
+                if json {
+                    chunk.push(b']');
+                }
+                self.done = true;
+                break;
+            };
+            if self.started && json {
+                chunk.push(b',');
+            }
+            self.started = true;
+            if self.full {
+                push_bso_json(&mut chunk, &bso);
+            } else {
+                push_json_string(&mut chunk, &bso.id);
+            }
+            // Serialized JSON never holds a raw newline, so REF's `\n` → `\u000a` replacement is
+            // already true of every line.
+            if !json {
+                chunk.push(b'\n');
+            }
+        }
+        Some(Bytes::from(chunk))
+    }
 }
 
 /// 200 `{"modified":T,"success":[…],"failed":{…}}` when written, 202
@@ -96,8 +125,7 @@ pub async fn post(
             precondition,
         })
         .await?;
-    let failed: Map<String, Value> =
-        body.failed.into_iter().map(|(id, reason)| (id, Value::from(reason))).collect();
+    let failed = failed_json(body.failed);
     let (status, last_modified, first_member) = match result.outcome {
         PostOutcome::Committed { modified } => (StatusCode::OK, modified, format!("\"modified\":{modified}")),
         // §6.9: staging leaves the collection untouched; X-Last-Modified is its current value.
@@ -112,8 +140,25 @@ pub async fn post(
     Ok(response.content_type(APPLICATION_JSON).body(format!(
         "{{{first_member},\"success\":{},\"failed\":{}}}",
         Value::from(success),
-        Value::Object(failed)
+        failed
     )))
+}
+
+/// `{"id":"reason",…}` in id order, as a JSON map would write it, written straight from the
+/// list: a POST of many tiny refused items is not copied once more into a map.
+fn failed_json(mut failed: Vec<(String, Cow<'static, str>)>) -> String {
+    failed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut json = String::from("{");
+    for (i, (id, reason)) in failed.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&json_string(id));
+        json.push(':');
+        json.push_str(&json_string(reason));
+    }
+    json.push('}');
+    json
 }
 
 /// [REF-CHOICE] §6.10/§14: the body is the bare new timestamp, as current production sends it

@@ -31,13 +31,13 @@ pub async fn lbheartbeat(state: web::Data<AppState>, saturation: web::Data<Satur
     HttpResponse::build(status).content_type(APPLICATION_JSON).body(body.to_string())
 }
 
-/// Checks every node's database (§2.1): 200 when all answer, 503 otherwise. The top-level
-/// `database` is REF's field for the whole process; `nodes` reports each node and the db
-/// node serving it, with a short `database_msg` for a failed one (details go to the log only:
-/// the endpoint is public); `db_nodes` names each db node with its state, so a page says
-/// which database server is down.
+/// Checks every node's database (§2.1), from a result at most `HEALTH_CACHE` old: 200 when all
+/// answer, 503 otherwise. The top-level `database` is REF's field for the whole process;
+/// `nodes` reports each node and the db node serving it, with a short `database_msg` for a
+/// failed one (details go to the log only: the endpoint is public); `db_nodes` names each db
+/// node with its state, so a page says which database server is down.
 pub async fn heartbeat(state: web::Data<AppState>) -> HttpResponse {
-    let report = health::check_nodes(&state.nodes, health::check_timeout(&state.settings)).await;
+    let report = state.health.report(&state.nodes, health::check_timeout(&state.settings)).await;
     let healthy = report.iter().all(health::NodeHealth::is_ok);
     let mut nodes = Map::new();
     let mut db_nodes = Map::new();
