@@ -47,8 +47,16 @@ pub async fn get(
         OutputFormat::Json => APPLICATION_JSON,
         OutputFormat::Newlines => APPLICATION_NEWLINES,
     });
-    let chunks = PageChunks { items: page.items.into_iter(), full, format, started: false, done: false };
-    Ok(response.streaming(futures_util::stream::iter(chunks.map(Ok::<_, Infallible>))))
+    let mut chunks = PageChunks { items: page.items.into_iter(), full, format, started: false, done: false };
+    // A page that fits one chunk (the usual `limit=100` page) goes out as one sized body: a
+    // streamed body is sent chunked, in several writes, and costs every small read a round
+    // trip of latency. Larger pages stream, so they are never held twice as text.
+    let first = chunks.next().unwrap_or_default();
+    if chunks.done {
+        return Ok(response.body(first));
+    }
+    let rest = std::iter::once(first).chain(chunks);
+    Ok(response.streaming(futures_util::stream::iter(rest.map(Ok::<_, Infallible>))))
 }
 
 /// Rough size of one response chunk: large enough that a page costs few writes.
