@@ -152,8 +152,13 @@ fn protocol_basics_memory() {
     protocol_basics(Arc::new(MemoryStore::new(1 << 20)));
 }
 
+/// The collections the stress writers change.
+const COLLECTIONS: [&str; 2] = ["tabs", "history"];
+
 /// Writers and readers on several webheads: every read that starts after a write was
-/// acknowledged sees that write (or a later one). Returns (reads checked, writes acknowledged).
+/// acknowledged sees that write (or a later one). Writers change one of two collections, so
+/// that a cached record derived from a stale one shows as a stale value of the other.
+/// Returns (reads checked, writes acknowledged).
 fn no_stale_reads(
     webheads: Vec<Cache>,
     users: u64,
@@ -161,8 +166,9 @@ fn no_stale_reads(
     during: impl FnOnce(&AtomicBool),
 ) -> (u64, u64) {
     let db = Arc::new((0..users).map(|_| Database::default()).collect::<Vec<_>>());
-    // Per user: the highest acknowledged value of the one collection written.
-    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..users).map(|_| AtomicU64::new(0)).collect());
+    // Per user and collection: the highest acknowledged value.
+    let acked: Arc<Vec<[AtomicU64; 2]>> =
+        Arc::new((0..users).map(|_| [AtomicU64::new(0), AtomicU64::new(0)]).collect());
     let next_value = Arc::new(AtomicU64::new(1));
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
@@ -189,9 +195,10 @@ fn no_stale_reads(
                         // Writers serialise per user, as the collection lock does in the database.
                         let fail = rng.gen_bool(0.1);
                         let next = || next_value.fetch_add(1, Ordering::SeqCst);
-                        match write(&cache, database, &key, "tabs", next, fail) {
+                        let c = rng.gen_range(0..COLLECTIONS.len());
+                        match write(&cache, database, &key, COLLECTIONS[c], next, fail) {
                             Ok(v) => {
-                                acked[uid as usize].fetch_max(v, Ordering::SeqCst);
+                                acked[uid as usize][c].fetch_max(v, Ordering::SeqCst);
                                 writes.fetch_add(1, Ordering::Relaxed);
                             }
                             Err(WriteError::Database(_)) => assert!(fail),
@@ -200,9 +207,15 @@ fn no_stale_reads(
                             }
                         }
                     } else {
-                        let floor = acked[uid as usize].load(Ordering::SeqCst);
-                        let seen = read(&cache, database, &key).get("tabs").copied().unwrap_or(0);
-                        assert!(seen >= floor, "webhead {i} read {seen} after {floor} was acknowledged");
+                        let floors = acked[uid as usize].each_ref().map(|a| a.load(Ordering::SeqCst));
+                        let record = read(&cache, database, &key);
+                        for (collection, floor) in COLLECTIONS.iter().zip(floors) {
+                            let seen = record.get(*collection).copied().unwrap_or(0);
+                            assert!(
+                                seen >= floor,
+                                "webhead {i} read {collection} {seen} after {floor} was acknowledged"
+                            );
+                        }
                         reads.fetch_add(1, Ordering::Relaxed);
                     }
                 }

@@ -35,16 +35,25 @@
 //! *its* marker, it replaces it (`cas`) with the value that follows (the value it replaced,
 //! updated with the write's result, or that value unchanged after a failed write), or deletes
 //! it when it cannot know that value (a batch commit, or a replaced entry that was itself a
-//! marker); if the key holds another writer's marker it leaves it to that writer; if it holds
-//! a value or a reader's marker, that was filled after its own marker vanished (eviction,
-//! restart) and may predate its commit, so it deletes it. Only then is the write acknowledged.
+//! marker); anything else it finds (a value or a reader's marker filled after its own marker
+//! vanished, or *another writer's* marker) it deletes, because it may predate its commit. Only
+//! then is the write acknowledged.
 //!
-//! Why (1) holds: after writer W's commit, the key holds W's marker, another writer's marker,
-//! or something W deletes before acknowledging; a value can only be put there by a writer
-//! whose marker survived from before its own commit (it wrote the value it committed), or by a
-//! reader whose own marker survived from before its load. Why (2): nothing but a marker is put
-//! into the cache before the database commits, and after a failure the writer restores the
-//! value it displaced or deletes the key.
+//! Another writer's marker is deleted too, not left to that writer: if W's marker was evicted
+//! during W's write, a reader may have filled the key from before W's commit, and a second
+//! writer W2 may then have marked it with `cas` over that stale value; left alone, W2 would
+//! restore it (W2's write failed) or derive its next value from it after W had acknowledged,
+//! and every webhead would serve a record without W's write (seen with a small in-process
+//! store that evicts constantly). Deleting W2's marker costs W2 only its derived value: its
+//! own finish then finds its marker gone and deletes whatever a reader put there meanwhile.
+//!
+//! Why (1) holds: a value is put into the cache only by `cas` over a marker its author placed
+//! before reading what it stores (a reader before its load, a writer before its commit, with
+//! the value it displaced). If that read predates writer W's commit, the marker was there
+//! before W's commit and, to be replaced afterwards, was still there when W settled the key;
+//! W then deleted it. If it was replaced before W settled, W deleted the value. Why (2):
+//! nothing but a marker is put into the cache before the database commits, and after a
+//! failure the writer restores the value it displaced or deletes the key.
 //!
 //! **Failures.** A read that fails is a miss served from the database, without filling. A
 //! writer that cannot place a marker distinguishes two cases (`StoreError`): the server is
@@ -409,7 +418,7 @@ impl Cache {
     }
 
     /// After the database write: replaces this writer's marker with `next` (or removes it), and
-    /// removes whatever a reader filled after the marker vanished.
+    /// removes whatever replaced the marker after it vanished.
     fn finish(&self, key: &str, mine: &[u8], next: Option<Vec<u8>>) {
         let outcome = match self.store.get(key) {
             Ok(None) => Ok(()),
@@ -420,7 +429,7 @@ impl Cache {
                 },
                 None => self.store.delete(key),
             },
-            Ok(Some(found)) if found.value.first() == Some(&WRITER_MARKER) => Ok(()),
+            // Another writer's marker, a value or a reader's marker: may predate the commit.
             Ok(Some(_)) => self.store.delete(key),
             Err(err) => Err(err),
         };
