@@ -20,6 +20,9 @@ pub const PUBLIC_URL: &str = "http://weft.test";
 pub const DEFAULT_SECRET: &str = "weft-test-master-secret-of-32-bytes-or-more";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const LOG_TAIL_BYTES: usize = 64 * 1024;
+/// The `sqlite3` CLI waits for the server's write lock like the server's own connections do,
+/// instead of failing at once with "database is locked" when it meets a write in progress.
+const SQLITE3_WAITS: [&str; 2] = ["-cmd", ".timeout 10000"];
 
 pub struct TestServer {
     pub backend: Backend,
@@ -241,7 +244,11 @@ impl TestServer {
             }
             (None, None) => {
                 let path = self.db.url.strip_prefix("sqlite:").expect("sqlite URL");
-                let out = Command::new("sqlite3").arg(path).arg(sql).output().expect("run the sqlite3 CLI");
+                let out = Command::new("sqlite3")
+                    .args(SQLITE3_WAITS)
+                    .args([path, sql])
+                    .output()
+                    .expect("run the sqlite3 CLI");
                 assert!(out.status.success(), "sqlite3 {sql}: {}", String::from_utf8_lossy(&out.stderr));
             }
         }
@@ -267,6 +274,7 @@ impl TestServer {
             (None, None) => {
                 let path = self.db.url.strip_prefix("sqlite:").expect("sqlite URL");
                 Command::new("sqlite3")
+                    .args(SQLITE3_WAITS)
                     .args(["-separator", "\t", path, sql])
                     .output()
                     .expect("run the sqlite3 CLI")
