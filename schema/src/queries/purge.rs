@@ -66,7 +66,7 @@ pub fn delete_deleted_bsos(
 ) -> QueryResult<usize> {
     let mut removed = 0;
     for chunk in ids.chunks(ROWS_PER_STATEMENT * 4) {
-        removed += Sql::new(format!(
+        removed += Sql::varying(format!(
             "DELETE FROM bso WHERE userid = ? AND collection = ? AND modified <= ? AND id IN ({})",
             placeholders(chunk.len())
         ))
@@ -117,7 +117,7 @@ pub fn delete_expired_bsos(tx: &mut Tx<'_>, keys: &[BsoKey], before: i64) -> Que
     let mut removed = 0;
     for ((userid, collection), ids) in group_by_prefix(keys, |k| ((k.userid, k.collection), k.id.as_str())) {
         for chunk in ids.chunks(ROWS_PER_STATEMENT * 4) {
-            removed += Sql::new(format!(
+            removed += Sql::varying(format!(
                 "DELETE FROM bso WHERE userid = ? AND collection = ? AND ttl <= ? AND id IN ({})",
                 placeholders(chunk.len())
             ))
@@ -162,7 +162,7 @@ pub fn delete_batch_items(tx: &mut Tx<'_>, keys: &[BatchKey]) -> QueryResult<usi
     let mut removed = 0;
     for ((batch, userid), ids) in group_by_prefix(keys, |k| ((k.batch, k.userid), k.id.as_str())) {
         for chunk in ids.chunks(ROWS_PER_STATEMENT * 4) {
-            removed += Sql::new(format!(
+            removed += Sql::varying(format!(
                 "DELETE FROM batch_upload_items WHERE batch = ? AND userid = ? AND id IN ({})",
                 placeholders(chunk.len())
             ))
@@ -193,7 +193,7 @@ pub fn delete_expired_batches(
     if keys.is_empty() {
         return Ok(0);
     }
-    Sql::new(format!(
+    Sql::varying(format!(
         "DELETE FROM batch_uploads WHERE batch <= ? AND batch IN ({}){filter}",
         placeholders(keys.len())
     ))

@@ -2,9 +2,16 @@
 //! statements are the same text on every backend, written with `?` placeholders (SQLite's and
 //! MySQL's); for PostgreSQL they are numbered `$1, $2, …` here, so dispatching here once keeps
 //! every query written once.
+//!
+//! A statement of fixed shape stays prepared on its connection (diesel's statement cache, keyed
+//! by the text): run again, it skips the parse and, on MySQL and PostgreSQL, the round trip that
+//! prepares it (and on MySQL the one that closes it). Statements whose text grows with the input
+//! (`IN` lists, multi-row `VALUES`) are marked `varying` and prepared per use, so that each
+//! connection keeps a bounded set: MySQL counts every prepared statement of every connection
+//! against `max_prepared_stmt_count`.
 
 use diesel::backend::Backend;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::query_builder::{AstPass, BoxedSqlQuery, Query, QueryFragment, QueryId, SqlQuery};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, Integer, Nullable, Text};
 use diesel::{QueryResult, QueryableByName, RunQueryDsl};
@@ -50,11 +57,28 @@ impl<T> Row for T where T: QueryableByName<diesel::sqlite::Sqlite> + QueryableBy
 pub(crate) struct Sql<'a> {
     text: String,
     args: Vec<Arg<'a>>,
+    /// Kept prepared on the connection (module comment).
+    prepared: bool,
 }
 
+/// A backstop for a list built without `varying`: a statement with more binds than this is
+/// never kept prepared (no fixed-shape statement has half as many).
+const MAX_PREPARED_BINDS: usize = 24;
+
 impl<'a> Sql<'a> {
+    /// A statement of fixed shape: kept prepared on its connection.
     pub fn new(text: impl Into<String>) -> Self {
-        Sql { text: text.into(), args: Vec::new() }
+        Sql { text: text.into(), args: Vec::new(), prepared: true }
+    }
+
+    /// A statement whose text depends on the size of the input: prepared for this use only.
+    pub fn varying(text: impl Into<String>) -> Self {
+        Sql { prepared: false, ..Sql::new(text) }
+    }
+
+    /// `varying` when `cond` holds (a filter that adds a list only sometimes).
+    pub fn varying_if(self, cond: bool) -> Self {
+        Sql { prepared: self.prepared && !cond, ..self }
     }
 
     pub fn arg(mut self, arg: Arg<'a>) -> Self {
@@ -68,8 +92,16 @@ impl<'a> Sql<'a> {
     }
 
     pub fn load<R: Row>(self, tx: &mut Tx<'_>) -> QueryResult<Vec<R>> {
+        let prepared = self.prepared && self.args.len() <= MAX_PREPARED_BINDS;
         let text = placeholders_for(tx.backend(), self.text);
-        with_tx!(tx, |c, DB| boxed::<DB>(text, self.args).load::<R>(*c))
+        with_tx!(tx, |c, DB| {
+            let query = boxed::<DB>(text, self.args);
+            if prepared {
+                Prepared(query).load::<R>(*c)
+            } else {
+                query.load::<R>(*c)
+            }
+        })
     }
 
     pub fn first<R: Row>(self, tx: &mut Tx<'_>) -> QueryResult<Option<R>> {
@@ -77,10 +109,44 @@ impl<'a> Sql<'a> {
     }
 
     pub fn execute(self, tx: &mut Tx<'_>) -> QueryResult<usize> {
+        let prepared = self.prepared && self.args.len() <= MAX_PREPARED_BINDS;
         let text = placeholders_for(tx.backend(), self.text);
-        with_tx!(tx, |c, DB| boxed::<DB>(text, self.args).execute(*c))
+        with_tx!(tx, |c, DB| {
+            let query = boxed::<DB>(text, self.args);
+            if prepared {
+                Prepared(query).execute(*c)
+            } else {
+                query.execute(*c)
+            }
+        })
     }
 }
+
+/// A raw SQL statement that diesel may keep prepared: `sql_query` declares itself unsafe to
+/// cache because diesel cannot see whether its text is of fixed shape; `Sql::new` promises it.
+/// The cache key is then the statement's text and bind types.
+struct Prepared<Q>(Q);
+
+impl<Q> QueryId for Prepared<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Prepared<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q, Conn> RunQueryDsl<Conn> for Prepared<Q> {}
 
 fn boxed<'a, DB>(text: String, args: Vec<Arg<'a>>) -> BoxedSqlQuery<'a, DB, SqlQuery>
 where

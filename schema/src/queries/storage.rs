@@ -277,7 +277,7 @@ fn record_deletions(tx: &mut Tx<'_>, uid: i64, collections: &[i32], deleted_at: 
         }
     };
     let values = vec!["(?, ?, ?)"; collections.len()].join(", ");
-    Sql::new(format!(
+    Sql::varying(format!(
         "INSERT INTO weft_deleted_collections (userid, collection, deleted_at) VALUES {values}{conflict}"
     ))
     .args(collections.iter().flat_map(|&c| [Arg::I64(uid), Arg::I32(c), Arg::I64(deleted_at)]))
@@ -399,7 +399,7 @@ pub fn find_bsos(
     sql.push_str(" LIMIT ? OFFSET ?");
     args.push(Arg::I64(filter.limit.unwrap_or(i64::MAX)));
     args.push(Arg::I64(filter.skip));
-    Sql::new(sql).args(args).load::<BsoRow>(tx)
+    Sql::new(sql).varying_if(!filter.ids.is_empty()).args(args).load::<BsoRow>(tx)
 }
 
 /// The stored rows (live or expired, not deleted) among `ids`: a deleted row is absent, and the
@@ -416,7 +416,7 @@ pub fn existing_bsos(
             "SELECT id, sortindex, modified, ttl FROM bso WHERE userid = ? AND collection = ? AND id IN ({}){AFTER_DELETION}",
             placeholders(chunk.len())
         );
-        let rows = Sql::new(sql)
+        let rows = Sql::varying(sql)
             .arg(Arg::I64(uid))
             .arg(Arg::I32(collection))
             .args(chunk.iter().map(|id| Arg::Str(id)))
@@ -443,7 +443,7 @@ pub fn upsert_bsos(tx: &mut Tx<'_>, uid: i64, collection: i32, rows: &[NewBso<'_
     };
     for chunk in chunks_by_size(rows, |r| r.payload.len()) {
         let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let mut sql = Sql::new(format!(
+        let mut sql = Sql::varying(format!(
             "INSERT INTO bso (userid, collection, id, sortindex, payload, modified, ttl, payload_size) VALUES {values}{conflict}"
         ));
         for row in chunk {
@@ -486,7 +486,7 @@ pub fn delete_bsos(tx: &mut Tx<'_>, uid: i64, collection: i32, ids: &[String]) -
     if ids.is_empty() {
         return Ok(0);
     }
-    Sql::new(format!(
+    Sql::varying(format!(
         "DELETE FROM bso WHERE userid = ? AND collection = ? AND id IN ({})",
         placeholders(ids.len())
     ))
@@ -553,7 +553,7 @@ pub fn stage_batch_items(tx: &mut Tx<'_>, batch: i64, uid: i64, items: &[StagedB
     };
     for chunk in chunks_by_size(items, |i| i.payload.as_ref().map_or(0, String::len)) {
         let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let mut sql = Sql::new(format!(
+        let mut sql = Sql::varying(format!(
             "INSERT INTO batch_upload_items (batch, userid, id, sortindex, payload, payload_size, ttl_offset) VALUES {values}{conflict}"
         ));
         for item in chunk {

@@ -221,7 +221,7 @@ pub fn update_node(tx: &mut Tx<'_>, node_id: i64, fields: &NodeFields) -> QueryR
         return Ok(0);
     }
     let assignments: Vec<String> = set.iter().map(|(c, _)| format!("{c} = ?")).collect();
-    Sql::new(format!("UPDATE nodes SET {} WHERE id = ?", assignments.join(", ")))
+    Sql::varying(format!("UPDATE nodes SET {} WHERE id = ?", assignments.join(", ")))
         .args(set.iter().map(|(_, v)| Arg::I32(*v)))
         .arg(Arg::I64(node_id))
         .execute(tx)
