@@ -155,6 +155,25 @@ mod pg {
         execute(&format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"));
         name
     }
+
+    #[derive(diesel::QueryableByName)]
+    struct Terminated {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        terminated: bool,
+    }
+
+    /// Ends every session on the database `name` from the server's side; returns how many.
+    pub fn terminate_connections(name: &str) -> usize {
+        use diesel::RunQueryDsl;
+        let mut conn = PgConnection::establish(&url("postgres")).expect("PostgreSQL");
+        let ended: Vec<Terminated> = diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity WHERE datname = $1",
+        )
+        .bind::<diesel::sql_types::Text, _>(name)
+        .load(&mut conn)
+        .expect("pg_stat_activity");
+        ended.iter().filter(|t| t.terminated).count()
+    }
 }
 
 #[cfg(feature = "mysql")]
@@ -190,6 +209,28 @@ mod mariadb {
             format!("weft_test_engine_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
         execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"));
         name
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+
+    /// Closes every connection to the database `name` from the server's side; returns how many.
+    pub fn kill_connections(name: &str) -> usize {
+        use diesel::RunQueryDsl;
+        let mut conn = MysqlConnection::establish(&server()).expect("MariaDB");
+        let ids: Vec<Id> = diesel::sql_query(
+            "SELECT CAST(id AS SIGNED) AS id FROM information_schema.processlist WHERE db = ?",
+        )
+        .bind::<diesel::sql_types::Text, _>(name)
+        .load(&mut conn)
+        .expect("processlist");
+        for Id { id } in &ids {
+            conn.batch_execute(&format!("KILL {id}")).expect("KILL");
+        }
+        ids.len()
     }
 }
 
@@ -320,6 +361,39 @@ conformance! {
         staged_bytes_count_toward_quota,
         purges_keep_to_the_rows_per_second_ceiling,
     ]
+}
+
+// ---- connections (schema/src/checkout.rs) ----
+
+/// The database closes every connection the engine holds (a restart, a failover, its idle
+/// timeout) and the next operations come at once, before the pool's idle check would test the
+/// connection: each still succeeds, on a new connection, after one retry.
+fn connections_the_database_closed_are_replaced(db: TestDb, close_all: impl Fn() -> usize) {
+    let s = &db.storage;
+    put(s, UID, "tabs", item("a", "1")).expect("put");
+    assert!(close_all() >= 1, "the engine held a connection");
+    assert_eq!(get(s, UID, "tabs", "a").expect("a read right after").payload, "1");
+    assert!(close_all() >= 1);
+    put(s, UID, "tabs", item("b", "2")).expect("a write right after");
+    assert_eq!(
+        ids(&query(s, "tabs", BsoQuery { sort: Sort::Oldest, ..BsoQuery::default() }).value),
+        ["a", "b"]
+    );
+}
+
+#[cfg(feature = "mysql")]
+#[test]
+fn connections_the_database_closed_are_replaced_mysql() {
+    let name = mariadb::create_database();
+    let db = start(&mariadb::url(&name), config(), Guard::Mysql(name.clone()));
+    connections_the_database_closed_are_replaced(db, || mariadb::kill_connections(&name));
+}
+
+#[test]
+fn connections_the_database_closed_are_replaced_postgres() {
+    let name = pg::create_database();
+    let db = start(&pg::url(&name), config(), Guard::Postgres(name.clone()));
+    connections_the_database_closed_are_replaced(db, || pg::terminate_connections(&name));
 }
 
 // ---- timestamps (storage-api.md §4) ----

@@ -5,6 +5,7 @@
 //! to a database is written here. The MySQL tables are the reference server's, so an existing
 //! deployment's storage database is served as is (tokenserver-api.md §9).
 
+pub mod checkout;
 pub mod error;
 pub mod models;
 pub mod pool;

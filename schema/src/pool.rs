@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{CustomizeConnection, Pool, PooledConnection};
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -15,6 +15,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 #[cfg(feature = "mysql")]
 use diesel::mysql::MysqlConnection;
 
+use crate::checkout::{Checked, Manager};
 use crate::DbError;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -61,17 +62,17 @@ impl SqliteSynchronous {
 
 #[derive(Clone)]
 pub enum DbPool {
-    Sqlite(Pool<ConnectionManager<SqliteConnection>>),
-    Postgres(Pool<ConnectionManager<PgConnection>>),
+    Sqlite(Pool<Manager<SqliteConnection>>),
+    Postgres(Pool<Manager<PgConnection>>),
     #[cfg(feature = "mysql")]
-    Mysql(Pool<ConnectionManager<MysqlConnection>>),
+    Mysql(Pool<Manager<MysqlConnection>>),
 }
 
 pub enum DbConnection {
-    Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
-    Postgres(PooledConnection<ConnectionManager<PgConnection>>),
+    Sqlite(PooledConnection<Manager<SqliteConnection>>),
+    Postgres(PooledConnection<Manager<PgConnection>>),
     #[cfg(feature = "mysql")]
-    Mysql(PooledConnection<ConnectionManager<MysqlConnection>>),
+    Mysql(PooledConnection<Manager<MysqlConnection>>),
 }
 
 /// A connection inside an open transaction; every query in `queries` takes one.
@@ -128,8 +129,8 @@ struct SqliteSetup {
     synchronous: SqliteSynchronous,
 }
 
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSetup {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+impl CustomizeConnection<Checked<SqliteConnection>, diesel::r2d2::Error> for SqliteSetup {
+    fn on_acquire(&self, conn: &mut Checked<SqliteConnection>) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA busy_timeout = {};",
             self.synchronous.pragma_value(),
@@ -146,8 +147,8 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSetup 
 struct MysqlSetup;
 
 #[cfg(feature = "mysql")]
-impl CustomizeConnection<MysqlConnection, diesel::r2d2::Error> for MysqlSetup {
-    fn on_acquire(&self, conn: &mut MysqlConnection) -> Result<(), diesel::r2d2::Error> {
+impl CustomizeConnection<Checked<MysqlConnection>, diesel::r2d2::Error> for MysqlSetup {
+    fn on_acquire(&self, conn: &mut Checked<MysqlConnection>) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
             .map_err(diesel::r2d2::Error::QueryError)
     }
@@ -161,8 +162,8 @@ impl CustomizeConnection<MysqlConnection, diesel::r2d2::Error> for MysqlSetup {
 #[derive(Debug)]
 struct PostgresSetup;
 
-impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for PostgresSetup {
-    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+impl CustomizeConnection<Checked<PgConnection>, diesel::r2d2::Error> for PostgresSetup {
+    fn on_acquire(&self, conn: &mut Checked<PgConnection>) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED")
             .map_err(diesel::r2d2::Error::QueryError)
     }
@@ -205,7 +206,7 @@ impl DbPool {
                     busy_timeout_ms: settings.sqlite_busy_timeout.as_millis() as u64,
                     synchronous: settings.sqlite_synchronous,
                 }))
-                .build_unchecked(ConnectionManager::new(path));
+                .build_unchecked(Manager::new(path));
             return Ok(DbPool::Sqlite(pool));
         }
         if is_postgres_url(url) {
@@ -214,7 +215,7 @@ impl DbPool {
                 .min_idle(Some(0))
                 .connection_timeout(settings.connection_timeout)
                 .connection_customizer(Box::new(PostgresSetup))
-                .build_unchecked(ConnectionManager::new(url));
+                .build_unchecked(Manager::new(url));
             return Ok(DbPool::Postgres(pool));
         }
         if url.starts_with("mysql://") {
@@ -225,7 +226,7 @@ impl DbPool {
                     .min_idle(Some(0))
                     .connection_timeout(settings.connection_timeout)
                     .connection_customizer(Box::new(MysqlSetup))
-                    .build_unchecked(ConnectionManager::new(url));
+                    .build_unchecked(Manager::new(url));
                 return Ok(DbPool::Mysql(pool));
             }
             #[cfg(not(feature = "mysql"))]
@@ -294,12 +295,13 @@ impl DbConnection {
         E: From<diesel::result::Error>,
         F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
     {
-        match self {
+        let result = match self {
             DbConnection::Sqlite(c) => c.transaction(|c| f(&mut Tx::Sqlite(c))),
             DbConnection::Postgres(c) => c.transaction(|c| f(&mut Tx::Postgres(c))),
             #[cfg(feature = "mysql")]
             DbConnection::Mysql(c) => c.transaction(|c| f(&mut Tx::Mysql(c))),
-        }
+        };
+        self.checked_after(result)
     }
 
     /// Runs `f` outside any transaction: each statement is its own consistent snapshot. For
@@ -308,12 +310,13 @@ impl DbConnection {
     where
         F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
     {
-        match self {
+        let result = match self {
             DbConnection::Sqlite(c) => f(&mut Tx::Sqlite(c)),
             DbConnection::Postgres(c) => f(&mut Tx::Postgres(c)),
             #[cfg(feature = "mysql")]
             DbConnection::Mysql(c) => f(&mut Tx::Mysql(c)),
-        }
+        };
+        self.checked_after(result)
     }
 
     /// Runs `f` in a write transaction. SQLite takes the write lock at BEGIN (IMMEDIATE) so two
@@ -324,23 +327,38 @@ impl DbConnection {
         E: From<diesel::result::Error>,
         F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
     {
-        match self {
+        let result = match self {
             DbConnection::Sqlite(c) => c.immediate_transaction(|c| f(&mut Tx::Sqlite(c))),
             DbConnection::Postgres(c) => c.transaction(|c| f(&mut Tx::Postgres(c))),
             #[cfg(feature = "mysql")]
             DbConnection::Mysql(c) => c.transaction(|c| f(&mut Tx::Mysql(c))),
-        }
+        };
+        self.checked_after(result)
     }
 
     /// `SELECT 1`, for heartbeats.
     pub fn check(&mut self) -> Result<(), DbError> {
-        match self {
+        let result = match self {
             DbConnection::Sqlite(c) => c.batch_execute("SELECT 1"),
             DbConnection::Postgres(c) => c.batch_execute("SELECT 1"),
             #[cfg(feature = "mysql")]
             DbConnection::Mysql(c) => c.batch_execute("SELECT 1"),
+        };
+        self.checked_after(result.map_err(DbError::from))
+    }
+
+    /// A use that failed may have failed because the connection is gone: it is checked before
+    /// it is handed out again (`checkout.rs`).
+    fn checked_after<T, E>(&mut self, result: Result<T, E>) -> Result<T, E> {
+        if result.is_err() {
+            match self {
+                DbConnection::Sqlite(c) => c.mark_failed(),
+                DbConnection::Postgres(c) => c.mark_failed(),
+                #[cfg(feature = "mysql")]
+                DbConnection::Mysql(c) => c.mark_failed(),
+            }
         }
-        .map_err(DbError::from)
+        result
     }
 }
 
