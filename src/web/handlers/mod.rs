@@ -6,6 +6,7 @@ pub mod bso;
 pub mod collection;
 pub mod health;
 pub mod info;
+mod json_string;
 pub mod storage;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use actix_web::{HttpResponse, HttpResponseBuilder};
 use weft_actors::shard::Bso;
 use weft_actors::SyncTimestamp;
 
+use self::json_string::push_json_string;
 use crate::error::X_LAST_MODIFIED;
 
 const APPLICATION_JSON: &str = "application/json";
@@ -43,13 +45,6 @@ fn json_string(text: &str) -> String {
     let mut out = Vec::with_capacity(text.len() + 2);
     push_json_string(&mut out, text);
     String::from_utf8(out).unwrap_or_else(|_| String::from("\"\""))
-}
-
-/// Appends `text` as a JSON string literal.
-fn push_json_string(out: &mut Vec<u8>, text: &str) {
-    if serde_json::to_writer(&mut *out, text).is_err() {
-        out.extend_from_slice(b"\"\"");
-    }
 }
 
 /// A BSO with REF's key order `id`, `modified`, `payload`, `sortindex`; `sortindex` omitted
