@@ -352,11 +352,20 @@ impl Default for Settings {
     }
 }
 
+/// The default shard threads and connections: one per CPU, at least two. With the database on
+/// the same machine (the embedded default, and a small box's MariaDB) more threads only queue
+/// for the same CPUs: on 2 cores, MariaDB `read` at concurrency 8 had p99 6.4 ms with 2
+/// threads, 11 ms with 4 and 16.7 ms with 8, at the same throughput (loadtests/BENCHMARKS.md).
+/// A db node on its own server is sized in its configuration (ops/config/).
+fn default_shard_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)
+}
+
 impl Default for ShardSettings {
     fn default() -> Self {
         ShardSettings {
-            threads: 4,
-            pool_size: 4,
+            threads: default_shard_threads(),
+            pool_size: u32::try_from(default_shard_threads()).unwrap_or(u32::MAX),
             queue_limit: 256,
             connection_timeout_ms: 2000,
             request_timeout_ms: 30_000,
