@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # loadtests/bench.sh — the benchmark behind loadtests/BENCHMARKS.md (not part of the tests).
 #
-# Owns: starting one release `weft serve` per backend on a free loopback port, running every
-# scenario three times against it plus three raw-mode runs on a database of their own, sampling
+# Owns: for every scenario, empty databases and a fresh release `weft serve` on a free loopback
+# port; three runs of the scenario against it plus three raw-mode runs on a database of their
+# own, sampling
 # the server's VmRSS/VmHWM during each run, its context switches (all threads, from /proc) and
 # the share of storage requests that reached the database (`weft_storage_requests_total` on
 # the server's metrics listener) over each run, and printing the medians as a Markdown table.
@@ -14,15 +15,16 @@
 # Needs: cargo build --release --features mysql --bin weft --bin weft-loadtest -p weft -p weft-loadtests
 #        (for mariadb a server on 127.0.0.1:3306 that root can use without a password, for
 #        postgres one at $WEFT_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432).
-# Results (JSON per run, server log, table) go to target/bench/<backend>/.
+# Results (JSON per run, server log per scenario, table) go to target/bench/<backend>/.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BACKEND="${1:?usage: bench.sh sqlite|mariadb|postgres [SECONDS]}"
 SECONDS_PER_RUN="${2:-20}"
 RUNS=3
-WEFT=target/release/weft
-LT=target/release/weft-loadtest
+# WEFT_BIN / LT_BIN: other builds (e.g. another checkout's, for a before/after comparison).
+WEFT="${WEFT_BIN:-target/release/weft}"
+LT="${LT_BIN:-target/release/weft-loadtest}"
 OUT="target/bench/$BACKEND"
 TAG="$(date +%s)"
 rm -rf "$OUT" && mkdir -p "$OUT"
@@ -40,66 +42,94 @@ SCENARIOS=(
 )
 
 case "$BACKEND" in
-    sqlite)
-        DB_URL="sqlite:$DATA/weft.db"
-        RAW_URL="sqlite:$DATA/raw.db"
-        ;;
-    mariadb)
-        for db in "weft_bench_$TAG" "weft_bench_raw_$TAG"; do
-            mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE \`$db\`"
-        done
-        DB_URL="mysql://root@127.0.0.1:3306/weft_bench_$TAG"
-        RAW_URL="mysql://root@127.0.0.1:3306/weft_bench_raw_$TAG"
-        ;;
-    postgres)
-        PG_SERVER="${WEFT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
-        for db in "weft_bench_$TAG" "weft_bench_raw_$TAG"; do
-            psql -X -q -d "$PG_SERVER/postgres" -c "CREATE DATABASE $db TEMPLATE template0 ENCODING 'UTF8'"
-        done
-        DB_URL="$PG_SERVER/weft_bench_$TAG"
-        RAW_URL="$PG_SERVER/weft_bench_raw_$TAG"
-        ;;
+    sqlite | mariadb) ;;
+    postgres) PG_SERVER="${WEFT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}" ;;
     *) echo "backend must be sqlite, mariadb or postgres" >&2; exit 2 ;;
 esac
+
+# Every scenario starts from empty databases (its server's and its raw runs'), so that its
+# numbers do not depend on which scenarios ran before it: a read after the write scenario's
+# million records measured the database server's buffer pool more than Weft. The three runs
+# of one scenario share them (each run adds its own users' records).
+create_databases() {
+    local label="$1" db
+    case "$BACKEND" in
+        sqlite)
+            DB_URL="sqlite:$DATA/$label.db"
+            RAW_URL="sqlite:$DATA/$label-raw.db"
+            ;;
+        mariadb)
+            for db in "weft_bench_${TAG}_$label" "weft_bench_raw_${TAG}_$label"; do
+                mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE \`${db//-/_}\`"
+            done
+            DB_URL="mysql://root@127.0.0.1:3306/weft_bench_${TAG}_${label//-/_}"
+            RAW_URL="mysql://root@127.0.0.1:3306/weft_bench_raw_${TAG}_${label//-/_}"
+            ;;
+        postgres)
+            for db in "weft_bench_${TAG}_$label" "weft_bench_raw_${TAG}_$label"; do
+                psql -X -q -d "$PG_SERVER/postgres" -c "CREATE DATABASE ${db//-/_} TEMPLATE template0 ENCODING 'UTF8'"
+            done
+            DB_URL="$PG_SERVER/weft_bench_${TAG}_${label//-/_}"
+            RAW_URL="$PG_SERVER/weft_bench_raw_${TAG}_${label//-/_}"
+            ;;
+    esac
+}
+
+drop_databases() {
+    local db
+    case "$BACKEND" in
+        sqlite) rm -f "$DATA"/*.db* ;;
+        mariadb)
+            for db in $(mariadb -h127.0.0.1 -uroot -N -B -e "SHOW DATABASES LIKE 'weft\_bench\_%$TAG%'"); do
+                mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS \`$db\`" || true
+            done
+            ;;
+        postgres)
+            for db in $(psql -X -q -t -A -d "$PG_SERVER/postgres" -c "SELECT datname FROM pg_database WHERE datname LIKE 'weft\_bench\_%$TAG%'"); do
+                psql -X -q -d "$PG_SERVER/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+            done
+            ;;
+    esac
+}
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-PORT="$(free_port)"
-METRICS_PORT="$(free_port)"
-URL="http://127.0.0.1:$PORT"
 SECRET="bench-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+JWK="$("$LT" --print-test-jwk)"
 PID=""
-cleanup() {
+stop_server() {
     [ -z "$PID" ] || { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; }
+    PID=""
+}
+cleanup() {
+    stop_server
+    drop_databases
     rm -rf "$DATA"
-    if [ "$BACKEND" = mariadb ]; then
-        for db in "weft_bench_$TAG" "weft_bench_raw_$TAG"; do
-            mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS \`$db\`" || true
-        done
-    fi
-    if [ "$BACKEND" = postgres ]; then
-        for db in "weft_bench_$TAG" "weft_bench_raw_$TAG"; do
-            psql -X -q -d "$PG_SERVER/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
-        done
-    fi
 }
 trap cleanup EXIT
 
-env -u WEFT_TEST_MYSQL_URL -u WEFT_TEST_POSTGRES_URL -u WEFT_TEST_MEMCACHED \
-    WEFT_LISTEN="127.0.0.1:$PORT" WEFT_PUBLIC_URL="$URL" WEFT_DATA_DIR="$DATA" \
-    WEFT_DATABASE_URL="$DB_URL" WEFT_MASTER_SECRET="$SECRET" \
-    WEFT_METRICS_ENABLED=true WEFT_METRICS_LISTEN="127.0.0.1:$METRICS_PORT" \
-    WEFT_TOKENSERVER_FXA_OAUTH_PRIMARY_JWK="$("$LT" --print-test-jwk)" \
-    WEFT_TOKENSERVER_FXA_OAUTH_SERVER_URL="http://127.0.0.1:9" \
-    "$WEFT" serve >"$OUT/server.log" 2>&1 </dev/null &
-PID=$!
-for _ in $(seq 150); do
-    grep -q "weft: listening on" "$OUT/server.log" 2>/dev/null && break
-    kill -0 "$PID" 2>/dev/null || { cat "$OUT/server.log"; exit 1; }
-    sleep 0.2
-done
-echo "weft serve pid $PID on $URL ($BACKEND)"
+# A fresh `weft serve` on the scenario's databases; its log is $OUT/<label>-server.log.
+start_server() {
+    local label="$1"
+    PORT="$(free_port)"
+    METRICS_PORT="$(free_port)"
+    URL="http://127.0.0.1:$PORT"
+    env -u WEFT_TEST_MYSQL_URL -u WEFT_TEST_POSTGRES_URL -u WEFT_TEST_MEMCACHED \
+        WEFT_LISTEN="127.0.0.1:$PORT" WEFT_PUBLIC_URL="$URL" WEFT_DATA_DIR="$DATA/data-$label" \
+        WEFT_DATABASE_URL="$DB_URL" WEFT_MASTER_SECRET="$SECRET" \
+        WEFT_METRICS_ENABLED=true WEFT_METRICS_LISTEN="127.0.0.1:$METRICS_PORT" \
+        WEFT_TOKENSERVER_FXA_OAUTH_PRIMARY_JWK="$JWK" \
+        WEFT_TOKENSERVER_FXA_OAUTH_SERVER_URL="http://127.0.0.1:9" \
+        "$WEFT" serve >"$OUT/$label-server.log" 2>&1 </dev/null &
+    PID=$!
+    for _ in $(seq 150); do
+        grep -q "weft: listening on" "$OUT/$label-server.log" 2>/dev/null && break
+        kill -0 "$PID" 2>/dev/null || { cat "$OUT/$label-server.log"; exit 1; }
+        sleep 0.2
+    done
+    echo "$label: weft serve pid $PID on $URL ($BACKEND)"
+}
 
 # Largest VmRSS seen while the run lasts, then VmHWM, in MiB.
 sample_rss() {
@@ -136,6 +166,8 @@ for entry in "${SCENARIOS[@]}"; do
     IFS='|' read -r label scenario options <<<"$entry"
     selected " $label $scenario " || continue
     read -r -a opts <<<"$options"
+    create_databases "$label"
+    start_server "$label"
     for run in $(seq "$RUNS"); do
         json="$OUT/$label-http-$run.json"
         before="$(counters)"
@@ -152,13 +184,15 @@ for entry in "${SCENARIOS[@]}"; do
         echo "$before $(counters)" >"$OUT/$label-http-$run.counters"
         echo "  $label http run $run: $(grep -m1 '^  requests' "$OUT/$label-http-$run.log" || echo failed)"
     done
-    [ "$scenario" = token ] && continue
+    stop_server
+    [ "$scenario" = token ] && { drop_databases; continue; }
     for run in $(seq "$RUNS"); do
         "$LT" --scenario "$scenario" --raw "$RAW_URL" --duration "$SECONDS_PER_RUN" --seed "$run" \
             --no-progress "${opts[@]}" --json "$OUT/$label-raw-$run.json" >"$OUT/$label-raw-$run.log" 2>&1 \
             || echo "  $label raw run $run: exited $?"
         echo "  $label raw run $run: $(grep -m1 '^  requests' "$OUT/$label-raw-$run.log" || echo failed)"
     done
+    drop_databases
 done
 
 LABELS="$(for entry in "${SCENARIOS[@]}"; do
