@@ -62,7 +62,7 @@ pub(crate) struct Sql<'a> {
 }
 
 /// A backstop for a list built without `varying`: a statement with more binds than this is
-/// never kept prepared (no fixed-shape statement has half as many).
+/// never kept prepared (no fixed-shape statement comes near it).
 const MAX_PREPARED_BINDS: usize = 24;
 
 impl<'a> Sql<'a> {
@@ -92,16 +92,8 @@ impl<'a> Sql<'a> {
     }
 
     pub fn load<R: Row>(self, tx: &mut Tx<'_>) -> QueryResult<Vec<R>> {
-        let prepared = self.prepared && self.args.len() <= MAX_PREPARED_BINDS;
-        let text = placeholders_for(tx.backend(), self.text);
-        with_tx!(tx, |c, DB| {
-            let query = boxed::<DB>(text, self.args);
-            if prepared {
-                Prepared(query).load::<R>(*c)
-            } else {
-                query.load::<R>(*c)
-            }
-        })
+        let backend = tx.backend();
+        with_tx!(tx, |c, DB| self.statement::<DB>(backend).load::<R>(*c))
     }
 
     pub fn first<R: Row>(self, tx: &mut Tx<'_>) -> QueryResult<Option<R>> {
@@ -109,65 +101,62 @@ impl<'a> Sql<'a> {
     }
 
     pub fn execute(self, tx: &mut Tx<'_>) -> QueryResult<usize> {
-        let prepared = self.prepared && self.args.len() <= MAX_PREPARED_BINDS;
-        let text = placeholders_for(tx.backend(), self.text);
-        with_tx!(tx, |c, DB| {
-            let query = boxed::<DB>(text, self.args);
-            if prepared {
-                Prepared(query).execute(*c)
-            } else {
-                query.execute(*c)
-            }
-        })
+        let backend = tx.backend();
+        with_tx!(tx, |c, DB| self.statement::<DB>(backend).execute(*c))
+    }
+
+    /// The diesel statement: the text in the backend's placeholders, the values bound.
+    fn statement<DB>(self, backend: Dialect) -> Statement<BoxedSqlQuery<'a, DB, SqlQuery>>
+    where
+        DB: Backend + HasSqlType<BigInt> + HasSqlType<Integer> + HasSqlType<Text>,
+        i64: ToSql<BigInt, DB>,
+        i32: ToSql<Integer, DB>,
+        str: ToSql<Text, DB>,
+    {
+        let keep_prepared = self.prepared && self.args.len() <= MAX_PREPARED_BINDS;
+        let mut query = diesel::sql_query(placeholders_for(backend, self.text)).into_boxed::<DB>();
+        for arg in self.args {
+            query = match arg {
+                Arg::I64(v) => query.bind::<BigInt, _>(v),
+                Arg::OptI64(v) => query.bind::<Nullable<BigInt>, _>(v),
+                Arg::I32(v) => query.bind::<Integer, _>(v),
+                Arg::OptI32(v) => query.bind::<Nullable<Integer>, _>(v),
+                Arg::Str(v) => query.bind::<Text, _>(v),
+                Arg::OptStr(v) => query.bind::<Nullable<Text>, _>(v),
+            };
+        }
+        Statement { query, keep_prepared }
     }
 }
 
-/// A raw SQL statement that diesel may keep prepared: `sql_query` declares itself unsafe to
-/// cache because diesel cannot see whether its text is of fixed shape; `Sql::new` promises it.
-/// The cache key is then the statement's text and bind types.
-struct Prepared<Q>(Q);
+/// A raw SQL statement and whether diesel may keep it prepared: `sql_query` declares itself
+/// unsafe to cache because diesel cannot see whether its text is of fixed shape; `Sql::new`
+/// promises it. The cache key is then the statement's text and bind types.
+struct Statement<Q> {
+    query: Q,
+    keep_prepared: bool,
+}
 
-impl<Q> QueryId for Prepared<Q> {
+impl<Q> QueryId for Statement<Q> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl<Q: Query> Query for Prepared<Q> {
+impl<Q: Query> Query for Statement<Q> {
     type SqlType = Q::SqlType;
 }
 
-impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Prepared<Q> {
+impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Statement<Q> {
     fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        self.0.walk_ast(pass)
+        self.query.walk_ast(pass)
     }
 
     fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
-        Ok(true)
+        Ok(self.keep_prepared)
     }
 }
 
-impl<Q, Conn> RunQueryDsl<Conn> for Prepared<Q> {}
-
-fn boxed<'a, DB>(text: String, args: Vec<Arg<'a>>) -> BoxedSqlQuery<'a, DB, SqlQuery>
-where
-    DB: Backend + HasSqlType<BigInt> + HasSqlType<Integer> + HasSqlType<Text>,
-    i64: ToSql<BigInt, DB>,
-    i32: ToSql<Integer, DB>,
-    str: ToSql<Text, DB>,
-{
-    let mut query = diesel::sql_query(text).into_boxed::<DB>();
-    for arg in args {
-        query = match arg {
-            Arg::I64(v) => query.bind::<BigInt, _>(v),
-            Arg::OptI64(v) => query.bind::<Nullable<BigInt>, _>(v),
-            Arg::I32(v) => query.bind::<Integer, _>(v),
-            Arg::OptI32(v) => query.bind::<Nullable<Integer>, _>(v),
-            Arg::Str(v) => query.bind::<Text, _>(v),
-            Arg::OptStr(v) => query.bind::<Nullable<Text>, _>(v),
-        };
-    }
-    query
-}
+impl<Q, Conn> RunQueryDsl<Conn> for Statement<Q> {}
 
 /// The statement with PostgreSQL's numbered placeholders when the backend needs them. Every `?`
 /// is a placeholder: no statement has a `?` inside a literal (values are always bound).
