@@ -128,6 +128,16 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>) {
                 return;
             }
             Ok(n) => {
+                // Bytes that arrived after a hang began wait with it: a read already under way
+                // when the mode changed must not carry a request through.
+                while shared.mode() == Mode::Hang {
+                    std::thread::sleep(POLL);
+                }
+                if shared.mode() != Mode::Forward {
+                    let _ = from.shutdown(Shutdown::Both);
+                    let _ = to.shutdown(Shutdown::Both);
+                    return;
+                }
                 if to.write_all(&buf[..n]).is_err() {
                     let _ = from.shutdown(Shutdown::Both);
                     return;
