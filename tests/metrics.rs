@@ -120,7 +120,9 @@ impl RawAuth for User {
 
 backend_tests! {
     fn scrape_counts_what_was_sent(backend: Backend) {
-        let (server, url) = metrics_server(backend);
+        // Explicit shard sizes (the defaults follow the machine's CPUs): the gauges report them.
+        let sizes = [("WEFT_SHARD_THREADS", "3"), ("WEFT_SHARD_POOL_SIZE", "5")];
+        let (server, url) = metrics_server_with(backend, &sizes);
         let node = PUBLIC_URL;
         let user = User::new(&server);
         for i in 0..3 {
@@ -168,9 +170,9 @@ backend_tests! {
             assert_eq!(value(&text, "weft_shard_shed_total", &[("node", node), ("reason", reason)]), 0.0);
         }
         assert_eq!(value(&text, "weft_shard_in_flight", &[("node", node)]), 0.0);
-        assert_eq!(value(&text, "weft_shard_threads", &[("node", node)]), 4.0);
+        assert_eq!(value(&text, "weft_shard_threads", &[("node", node)]), 3.0);
         assert_eq!(value(&text, "weft_shard_queue_limit", &[("node", node)]), 256.0);
-        assert_eq!(value(&text, "weft_db_pool_max_connections", &[("node", node)]), 4.0);
+        assert_eq!(value(&text, "weft_db_pool_max_connections", &[("node", node)]), 5.0);
         assert_eq!(value(&text, "weft_db_up", &[("node", node)]), 1.0);
         assert_eq!(value(&text, "weft_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
 
