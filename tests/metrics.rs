@@ -13,12 +13,8 @@ use common::hawk::{self, HawkParams};
 use common::*;
 use serde_json::json;
 
-/// A fresh server with metrics on a free loopback port; returns it and its scrape URL.
-fn metrics_server(backend: Backend) -> (TestServer, String) {
-    metrics_server_with(backend, &[])
-}
-
-/// The same with more `WEFT_*` settings.
+/// A fresh server with metrics on a free loopback port and the `WEFT_*` settings in `env`;
+/// returns it and its scrape URL.
 fn metrics_server_with(backend: Backend, env: &[(&str, &str)]) -> (TestServer, String) {
     let mut all = vec![("WEFT_METRICS_ENABLED", "true"), ("WEFT_METRICS_LISTEN", "127.0.0.1:0")];
     all.extend_from_slice(env);
