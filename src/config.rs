@@ -363,9 +363,11 @@ fn default_shard_threads() -> usize {
 
 impl Default for ShardSettings {
     fn default() -> Self {
+        let threads = default_shard_threads();
         ShardSettings {
-            threads: default_shard_threads(),
-            pool_size: u32::try_from(default_shard_threads()).unwrap_or(u32::MAX),
+            threads,
+            // Each thread holds at most one connection at a time.
+            pool_size: u32::try_from(threads).unwrap_or(u32::MAX),
             queue_limit: 256,
             connection_timeout_ms: 2000,
             request_timeout_ms: 30_000,
