@@ -12,12 +12,11 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use weft::config::Settings;
-use weft::startup::SecretSource;
-use weft::{
-    accounts, admin, config, purge, reload, secret_commands, secrets, server, startup, telemetry, transfer,
-    web,
-};
+use weft::commands::serve::startup::{self, SecretSource};
+use weft::commands::serve::{live_reload as reload, server};
+use weft::commands::{account, node as admin, purge, secret as secret_commands};
+use weft::config::{secrets_file as secrets, Settings};
+use weft::{accounts, config, telemetry, transfer, web};
 
 #[derive(Parser)]
 #[command(name = "weft", version, about = "Firefox Sync server: SyncStorage 1.5 storage node")]
@@ -64,7 +63,7 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
         #[command(subcommand)]
-        command: accounts::admin::AccountCommand,
+        command: account::AccountCommand,
     },
     /// Make the running server re-read its configuration and secrets (as SIGHUP does) and
     /// print the outcome; a configuration that does not load is not sent.
@@ -140,7 +139,7 @@ fn main() -> ExitCode {
             admin::run_user(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
         }
         Command::Account { command, .. } => {
-            accounts::admin::run(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
+            account::run(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)
         }
         Command::Secret { command, .. } => {
             secret_commands::run(&settings, command).map_or_else(fail, |()| ExitCode::SUCCESS)

@@ -2,10 +2,9 @@
 //! page, and the account, OAuth and profile routes of §5 with FxA's shapes. Handlers parse the
 //! request (JSON body, Hawk header, bearer token) and send one `AccountsRequest` to the
 //! `Accounts` actor; `error.rs` is the one place account errors become HTTP. `signing_key.rs`
-//! keeps the issuer's key file, `admin.rs` the `weft account` commands. Registered only when
-//! `accounts.enabled`.
+//! keeps the issuer's key file (the `weft account` commands are `crate::commands::account`).
+//! Registered only when `accounts.enabled`.
 
-pub mod admin;
 mod error;
 mod handlers;
 mod page;
@@ -18,7 +17,7 @@ use actix_web::HttpResponseBuilder;
 use weft_actors::accounts::Accounts;
 
 use crate::node::split_host_port;
-use crate::proxy::TrustProxyHeaders;
+use crate::config::trust_proxy_headers::TrustProxyHeaders;
 
 /// What the handlers share.
 pub struct AccountsState {

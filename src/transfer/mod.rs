@@ -156,7 +156,7 @@ fn pool(url: &str, settings: &Settings) -> Result<DbPool, TransferError> {
     let settings = PoolSettings {
         max_size: 2,
         connection_timeout: Duration::from_millis(settings.shard.connection_timeout_ms.max(10_000)),
-        ..crate::startup::pool_settings(settings)
+        ..crate::commands::serve::startup::pool_settings(settings)
     };
     Ok(DbPool::connect(url, &settings)?)
 }
@@ -278,7 +278,7 @@ pub fn run_export(settings: &Settings, args: ExportArgs) -> Result<(), TransferE
         "weft: exported {} users, {} records from {}{}",
         totals.users,
         totals.bsos,
-        crate::startup::redact_url(&url),
+        crate::commands::serve::startup::redact_url(&url),
         if args.tokenserver { format!(", and {accounts} tokenserver users") } else { String::new() }
     );
     Ok(())
@@ -349,7 +349,7 @@ pub fn run_import(settings: &Settings, args: ImportArgs) -> Result<(), TransferE
         "weft: imported {} users, {} records into {}{}{}",
         totals.users,
         totals.bsos,
-        crate::startup::redact_url(&url),
+        crate::commands::serve::startup::redact_url(&url),
         if totals.skipped > 0 {
             format!(" ({} users already imported, skipped)", totals.skipped)
         } else {

@@ -3,6 +3,7 @@
 //! send one message to a shard actor and turn the reply into HTTP; they hold no storage rules.
 
 pub mod cors;
+pub mod error;
 pub mod deadline;
 pub mod extract;
 pub mod handlers;
@@ -16,7 +17,7 @@ use actix_web::HttpResponse;
 use weft_actors::token_verifier::PublishedCredentials;
 
 use crate::config::Settings;
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 use crate::node::NodeTable;
 use crate::telemetry::health::HealthCache;
 

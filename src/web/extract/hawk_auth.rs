@@ -24,7 +24,7 @@ use weft_actors::token_verifier::{AuthError, HawkRequest};
 
 use super::app_state;
 use super::request_body::receive_body;
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 use crate::node::split_host_port;
 use crate::web::INFO_COLLECTIONS_ROUTE;
 

@@ -17,7 +17,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::proxy::TrustProxyHeaders;
+use self::trust_proxy_headers::TrustProxyHeaders;
+
+pub mod generated_secrets;
+pub mod secrets_file;
+pub mod trust_proxy_headers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -50,7 +54,7 @@ pub struct Settings {
     /// Master secrets shared with the tokenserver, oldest first; the last one signs. Empty means
     /// "use the secret generated in the data directory on first start".
     pub master_secrets: Vec<String>,
-    /// Owner-only TOML file with every node's secrets, accepted or signing (src/secrets.rs);
+    /// Owner-only TOML file with every node's secrets, accepted or signing (`secrets_file`);
     /// empty: `master_secrets` and `[[nodes]] master_secrets`. Re-read on reload.
     pub secrets_file: String,
     /// Run the embedded migrations at start.
@@ -105,10 +109,10 @@ pub const MIN_MASTER_SECRET_BYTES: usize = 32;
 /// The example configurations in ops/config: their secrets are placeholders, published in this
 /// repository, and must never sign a real token (a test checks that every file is listed).
 const EXAMPLE_CONFIGS: [&str; 4] = [
-    include_str!("../ops/config/loadtest-stack.toml"),
-    include_str!("../ops/config/postgres.toml"),
-    include_str!("../ops/config/production.toml"),
-    include_str!("../ops/config/single-box.toml"),
+    include_str!("../../ops/config/loadtest-stack.toml"),
+    include_str!("../../ops/config/postgres.toml"),
+    include_str!("../../ops/config/production.toml"),
+    include_str!("../../ops/config/single-box.toml"),
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

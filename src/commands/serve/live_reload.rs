@@ -23,7 +23,7 @@ use weft_actors::token_verifier::{NodeSecrets, SetSecrets, TokenVerifier};
 use weft_schema::DbPool;
 
 use crate::config::Settings;
-use crate::startup::{self, NodePlan};
+use crate::commands::serve::startup::{self, NodePlan};
 use crate::web::AppState;
 
 pub const PID_FILE: &str = "weft.pid";

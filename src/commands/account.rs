@@ -7,7 +7,7 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use weft_actors::accounts::{AccountError, AccountsAdmin, AdminOp, AdminReply};
 
 use crate::config::Settings;
-use crate::startup;
+use crate::commands::serve::startup;
 
 #[derive(Subcommand)]
 pub enum AccountCommand {
@@ -51,7 +51,7 @@ pub enum AccountAdminError {
     #[error(transparent)]
     Unavailable(#[from] weft_actors::ActorUnavailable),
     #[error(transparent)]
-    SigningKey(#[from] super::signing_key::SigningKeyError),
+    SigningKey(#[from] crate::accounts::signing_key::SigningKeyError),
 }
 
 /// A `--expires` value that is not a positive duration.
@@ -160,7 +160,7 @@ pub fn run(settings: &Settings, command: AccountCommand) -> Result<(), AccountAd
             "deleted; sessions revoked, tokenserver user retired (its storage is left to the purge)",
         ),
         AccountCommand::RotateSigningKey => {
-            let message = super::signing_key::rotate(&settings.accounts_signing_key_file())?;
+            let message = crate::accounts::signing_key::rotate(&settings.accounts_signing_key_file())?;
             println!("{message}");
         }
     }

@@ -14,7 +14,7 @@ use weft_actors::ActorUnavailable;
 use weft_schema::models::tokenserver::{NodeFields, NodeRow};
 
 use crate::config::Settings;
-use crate::startup;
+use crate::commands::serve::startup;
 
 /// `nodes.node` is VARCHAR(64).
 const MAX_NODE_URL_LEN: usize = 64;
@@ -318,7 +318,7 @@ fn provision(
         startup::open_pools(settings, std::slice::from_ref(&plan), true)?;
         println!("database {} ready (schema migrated)", startup::redact_url(&plan.database_url));
     }
-    let signing = plan.secrets.last().map(|s| crate::secrets::fingerprint(s)).unwrap_or_default();
+    let signing = plan.secrets.last().map(|s| crate::config::secrets_file::fingerprint(s)).unwrap_or_default();
     println!("secrets: {} secret(s), {signing} signs", plan.secrets.len());
     if !no_server_check {
         check_served(settings, &url)?;
