@@ -16,8 +16,8 @@ use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::HttpResponseBuilder;
 use weft_actors::accounts::Accounts;
 
-use crate::node::split_host_port;
 use crate::config::trust_proxy_headers::TrustProxyHeaders;
+use crate::node::split_host_port;
 
 /// What the handlers share.
 pub struct AccountsState {

@@ -6,8 +6,8 @@ use clap::Subcommand;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use weft_actors::accounts::{AccountError, AccountsAdmin, AdminOp, AdminReply};
 
-use crate::config::Settings;
 use crate::commands::serve::startup;
+use crate::config::Settings;
 
 #[derive(Subcommand)]
 pub enum AccountCommand {

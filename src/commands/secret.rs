@@ -8,10 +8,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 
+use crate::commands::serve::startup::{self, StartupError};
+use crate::config::secrets_file::{Added, Promoted, SecretEntry, SecretState, SecretsError, SecretsFile};
 use crate::config::Settings;
 use crate::node::canonical_origin;
-use crate::config::secrets_file::{Added, Promoted, SecretEntry, SecretState, SecretsError, SecretsFile};
-use crate::commands::serve::startup::{self, StartupError};
 
 #[derive(Subcommand)]
 pub enum SecretCommand {

@@ -3,8 +3,8 @@
 //! send one message to a shard actor and turn the reply into HTTP; they hold no storage rules.
 
 pub mod cors;
-pub mod error;
 pub mod deadline;
+pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod weave_timestamp;
@@ -17,9 +17,9 @@ use actix_web::HttpResponse;
 use weft_actors::token_verifier::PublishedCredentials;
 
 use crate::config::Settings;
-use crate::web::error::ApiError;
 use crate::node::NodeTable;
 use crate::telemetry::health::HealthCache;
+use crate::web::error::ApiError;
 
 use self::extract::request_body::BodySlots;
 

@@ -14,9 +14,9 @@ use weft_actors::storage::purge::{self, Open, Pace, PurgeKind};
 use weft_actors::storage::{Storage, StorageError};
 
 use self::retired::{grace_period, PurgeCommandError, RetiredArgs};
+use crate::commands::serve::startup::{self, StartupError};
 use crate::config::Settings;
 use crate::node::canonical_origin;
-use crate::commands::serve::startup::{self, StartupError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PurgeError {

@@ -11,12 +11,12 @@ use std::time::Duration;
 use weft_actors::tokenserver::TokenserverDb;
 use weft_schema::models::tokenserver::ReplacedUser;
 
-use crate::purge_retired::target::DataDeleter;
-use crate::purge_retired::{purge_retired_users, PurgeError, PurgeOptions, RetiredPurgeSummary, RowOutcome};
 use crate::commands::account::{parse_duration_ms, BadDuration};
+use crate::commands::serve::startup;
 use crate::config::Settings;
 use crate::node::canonical_origin;
-use crate::commands::serve::startup;
+use crate::purge_retired::target::DataDeleter;
+use crate::purge_retired::{purge_retired_users, PurgeError, PurgeOptions, RetiredPurgeSummary, RowOutcome};
 
 /// What `weft purge` passes on for the retired kind.
 pub struct RetiredArgs {

@@ -18,10 +18,10 @@ use weft_actors::tokenserver::{
 use weft_actors::ActorUnavailable;
 use weft_schema::{DbError, DbPool, PoolSettings, SqliteSynchronous};
 
-use crate::config::Settings;
 use crate::config::generated_secrets::{self, MasterSecretError};
-use crate::node::{canonical_origin, db_node_name, NodeEntry, NodeTable};
 use crate::config::secrets_file::{master_list, SecretsError, SecretsFile};
+use crate::config::Settings;
+use crate::node::{canonical_origin, db_node_name, NodeEntry, NodeTable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -203,8 +203,12 @@ pub fn metrics_hash_secret(settings: &Settings, secrets: &Secrets) -> Result<Str
     }
     let new_install = matches!(secrets.source, SecretSource::File { generated: true, .. });
     let initial = if new_install { None } else { secrets.default.first().map(String::as_str) };
-    Ok(generated_secrets::load_or_create(&settings.data_dir, generated_secrets::METRICS_HASH_FILE_NAME, initial)?
-        .secret)
+    Ok(generated_secrets::load_or_create(
+        &settings.data_dir,
+        generated_secrets::METRICS_HASH_FILE_NAME,
+        initial,
+    )?
+    .secret)
 }
 
 /// The pool of one node's database: the db node's `pool_size`, the `shard` timeouts.

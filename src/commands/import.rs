@@ -1,0 +1,125 @@
+//! `weft import`: writes a weft-export file, or a Mozilla syncstorage-rs database read directly
+//! (`--from-reference`), into any backend, one transaction per user
+//! (`crate::transfer::import`); a journal of completed uids lets a rerun skip them.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::PathBuf;
+
+use weft_schema::pool::is_postgres_url;
+
+use crate::commands::serve::startup;
+use crate::config::Settings;
+use crate::transfer::export::{Exported, Exporter, Schema, Selection};
+use crate::transfer::format::{Record, RecordReader, Sink};
+use crate::transfer::import::{Importer, Journal, TokenserverTarget};
+use crate::transfer::{backend_name, pool, Progress, TransferError};
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// Database to write: sqlite:PATH, postgres://… or mysql://… (default: the configured
+    /// storage `database_url`). Migrations are applied first.
+    #[arg(long, value_name = "DATABASE_URL")]
+    pub database: Option<String>,
+    /// The export file; `-` reads standard input.
+    #[arg(long, short, value_name = "FILE", required_unless_present = "from_reference")]
+    pub input: Option<PathBuf>,
+    /// Read a Mozilla syncstorage-rs storage database directly instead of a file: its
+    /// PostgreSQL schema (postgres://…) or its MySQL schema (mysql://…).
+    #[arg(long, value_name = "URL", conflicts_with = "input")]
+    pub from_reference: Option<String>,
+    /// With --from-reference: import this user only (repeatable; default every user).
+    #[arg(long = "uid", value_name = "UID", requires = "from_reference")]
+    pub uids: Vec<i64>,
+    /// Uids already imported, one per line, appended as users complete; a rerun skips them.
+    /// Default: FILE.journal beside --input FILE.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Where the file's tokenserver nodes and users go (default: the configured
+    /// `tokenserver.database_url`).
+    #[arg(long, value_name = "DATABASE_URL")]
+    pub tokenserver_database: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+pub fn run(settings: &Settings, args: ImportArgs) -> Result<(), TransferError> {
+    let url = args.database.clone().unwrap_or_else(|| settings.effective_database_url());
+    let target = pool(&url, settings)?;
+    target.run_migrations()?;
+    let journal_path = args.journal.clone().or_else(|| {
+        args.input.as_ref().filter(|p| p.as_os_str() != "-").map(|p| {
+            let mut name = p.as_os_str().to_owned();
+            name.push(".journal");
+            PathBuf::from(name)
+        })
+    });
+    let mut journal = match &journal_path {
+        Some(path) => Journal::open(path)?,
+        None => Journal::none(),
+    };
+    let progress = Progress::new(!args.no_progress, "import");
+    let tokenserver_url =
+        args.tokenserver_database.clone().unwrap_or_else(|| settings.tokenserver_database_url());
+    let tokenserver = TokenserverTarget::new(Box::new(|| {
+        let pool = pool(&tokenserver_url, settings)?;
+        pool.run_migrations()?;
+        Ok(pool)
+    }));
+    let mut importer = Importer::new(&target, &progress, tokenserver);
+
+    let totals = if let Some(reference) = &args.from_reference {
+        let schema = if is_postgres_url(reference) { Schema::ReferencePostgres } else { Schema::Weft };
+        let source = pool(reference, settings)?;
+        let source_name = format!("reference-{}", backend_name(reference));
+        let selection = if args.uids.is_empty() {
+            Selection::All { after: 0 }
+        } else {
+            Selection::Uids(args.uids.clone())
+        };
+        // The reference is read on its own thread and handed over through a bounded channel.
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Record>(4096);
+        let hidden = Progress::new(false, "read");
+        let reader = std::thread::spawn(move || -> Result<(), TransferError> {
+            let exporter = Exporter { pool: &source, schema, source_name, progress: &hidden };
+            let mut sink = sender;
+            sink.put(exporter.header())?;
+            let totals = exporter.users(&selection, &mut sink, Exported::default())?;
+            sink.put(Record::End { users: totals.users, bsos: totals.bsos })
+        });
+        progress.set_users(0);
+        let result = importer.run(&mut receiver.into_iter().map(Ok), &mut journal);
+        match reader.join() {
+            Ok(Err(err)) if !matches!(err, TransferError::Aborted) => return Err(err),
+            Err(_) => return Err(TransferError::Usage("the reference reader panicked".into())),
+            _ => result?,
+        }
+    } else {
+        let input: Box<dyn Read> = match args.input.as_deref() {
+            Some(p) if p.as_os_str() != "-" => Box::new(File::open(p)?),
+            _ => Box::new(std::io::stdin().lock()),
+        };
+        let mut records = RecordReader::new(BufReader::with_capacity(1 << 20, input));
+        importer.run(&mut records, &mut journal)?
+    };
+    drop(importer);
+    drop(progress);
+    eprintln!(
+        "weft: imported {} users, {} records into {}{}{}",
+        totals.users,
+        totals.bsos,
+        startup::redact_url(&url),
+        if totals.skipped > 0 {
+            format!(" ({} users already imported, skipped)", totals.skipped)
+        } else {
+            String::new()
+        },
+        if totals.nodes + totals.accounts > 0 {
+            format!("; tokenserver: {} nodes, {} users", totals.nodes, totals.accounts)
+        } else {
+            String::new()
+        },
+    );
+    Ok(())
+}
