@@ -156,5 +156,8 @@ pub fn run(settings: &Settings, args: ExportArgs) -> Result<(), TransferError> {
         startup::redact_url(&url),
         if args.tokenserver { format!(", and {accounts} tokenserver users") } else { String::new() }
     );
+    if !totals.missing.is_empty() {
+        return Err(TransferError::Missing(totals.missing));
+    }
     Ok(())
 }

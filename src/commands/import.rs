@@ -6,14 +6,13 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
 
-use weft_schema::pool::is_postgres_url;
-
 use crate::commands::serve::startup;
 use crate::config::Settings;
-use crate::transfer::export::{Exported, Exporter, Schema, Selection};
-use crate::transfer::format::{Record, RecordReader, Sink};
+use crate::transfer::export::Selection;
+use crate::transfer::format::{Record, RecordReader};
 use crate::transfer::import::{Importer, Journal, TokenserverTarget};
-use crate::transfer::{backend_name, pool, Progress, TransferError};
+use crate::transfer::reference::Reference;
+use crate::transfer::{pool, Progress, TransferError};
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -24,11 +23,18 @@ pub struct ImportArgs {
     /// The export file; `-` reads standard input.
     #[arg(long, short, value_name = "FILE", required_unless_present = "from_reference")]
     pub input: Option<PathBuf>,
-    /// Read a Mozilla syncstorage-rs storage database directly instead of a file: its
-    /// PostgreSQL schema (postgres://…) or its MySQL schema (mysql://…).
+    /// Read a database Mozilla's syncstorage-rs left (postgres://… or mysql://…) directly
+    /// instead of a file, as it is: never migrated, never written. Its tokenserver tables are
+    /// imported too when it holds them.
     #[arg(long, value_name = "URL", conflicts_with = "input")]
     pub from_reference: Option<String>,
-    /// With --from-reference: import this user only (repeatable; default every user).
+    /// With --from-reference: the reference's tokenserver database, when it is not the
+    /// --from-reference database.
+    #[arg(long, value_name = "URL", requires = "from_reference")]
+    pub from_reference_tokenserver: Option<String>,
+    /// With --from-reference: import this user's storage only (repeatable; default every user,
+    /// and the tokenserver's nodes and users). A uid the source does not hold is reported and
+    /// nothing is written for it.
     #[arg(long = "uid", value_name = "UID", requires = "from_reference")]
     pub uids: Vec<i64>,
     /// Uids already imported, one per line, appended as users complete; a rerun skips them.
@@ -69,10 +75,14 @@ pub fn run(settings: &Settings, args: ImportArgs) -> Result<(), TransferError> {
     }));
     let mut importer = Importer::new(&target, &progress, tokenserver);
 
-    let totals = if let Some(reference) = &args.from_reference {
-        let schema = if is_postgres_url(reference) { Schema::ReferencePostgres } else { Schema::Weft };
-        let source = pool(reference, settings)?;
-        let source_name = format!("reference-{}", backend_name(reference));
+    let mut missing = Vec::new();
+    let mut reference_tokenserver = None;
+    let totals = if let Some(url) = &args.from_reference {
+        let source = Reference::open(url, args.from_reference_tokenserver.as_deref(), settings)?;
+        // One user asked for by uid moves its storage only: its tokenserver rows are among
+        // every user's, which move in a whole import.
+        let with_tokenserver = args.uids.is_empty();
+        reference_tokenserver = Some(source.has_tokenserver() && with_tokenserver);
         let selection = if args.uids.is_empty() {
             Selection::All { after: 0 }
         } else {
@@ -80,21 +90,19 @@ pub fn run(settings: &Settings, args: ImportArgs) -> Result<(), TransferError> {
         };
         // The reference is read on its own thread and handed over through a bounded channel.
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Record>(4096);
-        let hidden = Progress::new(false, "read");
-        let reader = std::thread::spawn(move || -> Result<(), TransferError> {
-            let exporter = Exporter { pool: &source, schema, source_name, progress: &hidden };
+        let reader = std::thread::spawn(move || {
             let mut sink = sender;
-            sink.put(exporter.header())?;
-            let totals = exporter.users(&selection, &mut sink, Exported::default())?;
-            sink.put(Record::End { users: totals.users, bsos: totals.bsos })
+            source.read(&selection, with_tokenserver, &mut sink)
         });
         progress.set_users(0);
         let result = importer.run(&mut receiver.into_iter().map(Ok), &mut journal);
         match reader.join() {
             Ok(Err(err)) if !matches!(err, TransferError::Aborted) => return Err(err),
             Err(_) => return Err(TransferError::Usage("the reference reader panicked".into())),
-            _ => result?,
+            Ok(Ok(read)) => missing = read.missing,
+            Ok(Err(_)) => {}
         }
+        result?
     } else {
         let input: Box<dyn Read> = match args.input.as_deref() {
             Some(p) if p.as_os_str() != "-" => Box::new(File::open(p)?),
@@ -121,5 +129,14 @@ pub fn run(settings: &Settings, args: ImportArgs) -> Result<(), TransferError> {
             String::new()
         },
     );
+    if reference_tokenserver == Some(false) && args.uids.is_empty() {
+        eprintln!(
+            "weft: the reference database holds no tokenserver tables: no tokenserver users were \
+             imported (name their database with --from-reference-tokenserver URL)"
+        );
+    }
+    if !missing.is_empty() {
+        return Err(TransferError::Missing(missing));
+    }
     Ok(())
 }

@@ -1,12 +1,14 @@
 //! Moving users' sync data between databases of any backend, for `weft export` and `weft
 //! import` (`crate::commands::{export, import}`): through a file in a documented, versioned
-//! format (`format`), or directly from a Mozilla syncstorage-rs database (`--from-reference`).
-//! `export` reads, `import` writes; both stream with bounded memory, show progress on a
-//! terminal, and can be run again after an interruption (export `--resume`, import's journal).
+//! format (`format`), or directly from a Mozilla syncstorage-rs database (`--from-reference`,
+//! `reference`). `export` reads, `import` writes; both stream with bounded memory, show
+//! progress on a terminal, and can be run again after an interruption (export `--resume`,
+//! import's journal).
 
 pub mod export;
 pub mod format;
 pub mod import;
+pub mod reference;
 
 use std::time::Duration;
 
@@ -38,6 +40,8 @@ pub enum TransferError {
     Usage(String),
     #[error("the import stopped reading")]
     Aborted,
+    #[error("{} not in the source: nothing was written for {}", list_uids(.0), if .0.len() == 1 { "it" } else { "them" })]
+    Missing(Vec<i64>),
 }
 
 impl From<diesel::result::Error> for TransferError {
@@ -93,6 +97,12 @@ pub fn pool(url: &str, settings: &Settings) -> Result<DbPool, TransferError> {
         ..startup::pool_settings(settings)
     };
     Ok(DbPool::connect(url, &settings)?)
+}
+
+/// `uid 7` or `uids 7, 9`.
+fn list_uids(uids: &[i64]) -> String {
+    let list: Vec<String> = uids.iter().map(i64::to_string).collect();
+    format!("uid{} {}", if uids.len() == 1 { "" } else { "s" }, list.join(", "))
 }
 
 pub fn backend_name(url: &str) -> &'static str {
