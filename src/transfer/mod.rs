@@ -5,6 +5,7 @@
 //! progress on a terminal, and can be run again after an interruption (export `--resume`,
 //! import's journal).
 
+pub mod check;
 pub mod export;
 pub mod format;
 pub mod import;
@@ -40,6 +41,8 @@ pub enum TransferError {
     Usage(String),
     #[error("the import stopped reading")]
     Aborted,
+    #[error("the target differs from the source ({0} differences)")]
+    Differs(u64),
     #[error("{} not in the source: nothing was written for {}", list_uids(.0), if .0.len() == 1 { "it" } else { "them" })]
     Missing(Vec<i64>),
 }
