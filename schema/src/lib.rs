@@ -8,6 +8,7 @@
 pub mod checkout;
 pub mod error;
 pub mod layout;
+pub mod migrations;
 pub mod models;
 pub mod pool;
 pub mod provision;

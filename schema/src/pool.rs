@@ -1,7 +1,7 @@
 //! Connection pools and transactions. `DbPool` is an r2d2 pool for one database (one db node),
 //! chosen by the URL's scheme; `DbConnection` a connection taken from it; `Tx` the handle the
 //! queries run on inside a transaction. Connection setup (SQLite pragmas, MySQL and PostgreSQL
-//! isolation level) and the embedded migrations live here too.
+//! isolation level) lives here too; the embedded migrations are `migrations.rs`.
 
 use std::time::Duration;
 
@@ -10,18 +10,12 @@ use diesel::pg::PgConnection;
 use diesel::r2d2::{CustomizeConnection, Pool, PooledConnection};
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
-use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 #[cfg(feature = "mysql")]
 use diesel::mysql::MysqlConnection;
 
 use crate::checkout::{Checked, Manager};
 use crate::DbError;
-
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
-#[cfg(feature = "mysql")]
-const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 
 /// Which database engine a pool talks to; selects the few SQL fragments that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,20 +267,6 @@ impl DbPool {
             #[cfg(feature = "mysql")]
             DbPool::Mysql(p) => p.max_size(),
         }
-    }
-
-    /// Applies the embedded migrations that have not run yet; returns how many ran. A database
-    /// in a layout Weft cannot serve (`layout.rs`) is refused before any statement changes it.
-    pub fn run_migrations(&self) -> Result<usize, DbError> {
-        let mut conn = self.get()?;
-        conn.single_statement(crate::layout::check_servable)?;
-        let ran = match &mut conn {
-            DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-            DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
-            #[cfg(feature = "mysql")]
-            DbConnection::Mysql(c) => c.run_pending_migrations(MYSQL_MIGRATIONS).map(|v| v.len()),
-        };
-        ran.map_err(DbError::Migration)
     }
 }
 

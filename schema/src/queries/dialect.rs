@@ -1,8 +1,15 @@
 //! The few SQL fragments that differ between SQLite, MySQL and PostgreSQL. Every statement is
 //! otherwise one text for all backends (`queries/sql.rs`); these are spliced into it.
 
-use super::storage::Lock;
 use crate::pool::Backend;
+
+/// How a transaction locks a collection's `user_collections` row (REF: share mode for reads,
+/// for update for writes). SQLite needs no row locks: its write transactions are exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    Read,
+    Write,
+}
 
 /// `INSERT INTO …` (the statement after `INSERT`) that skips rows whose key exists: a prefix
 /// keyword on SQLite and MySQL, a trailing clause on PostgreSQL.

@@ -19,7 +19,8 @@
 use diesel::QueryResult;
 
 use super::sql::{Arg, Sql};
-use crate::models::{ExportedBso, Single, UserCollectionRow};
+use super::transfer;
+use crate::models::{ExportedBso, UserCollectionRow};
 use crate::pool::{Backend, Tx};
 
 /// PostgreSQL: a `user_collections` row the reference shows (pre-touch rows are not).
@@ -34,31 +35,18 @@ fn millis(column: &str) -> String {
 /// Up to `limit` users with a uid above `after`, in uid order: those with a row the reference
 /// shows in `user_collections`.
 pub fn users_after(tx: &mut Tx<'_>, after: i64, limit: i64) -> QueryResult<Vec<i64>> {
-    let text = match tx.backend() {
-        Backend::Postgres => format!(
-            "SELECT DISTINCT user_id AS value FROM user_collections \
-             WHERE user_id > ? AND {VISIBLE} ORDER BY user_id LIMIT ?"
-        ),
-        _ => "SELECT DISTINCT userid AS value FROM user_collections WHERE userid > ? ORDER BY userid LIMIT ?"
-            .to_string(),
-    };
-    Ok(Sql::new(text)
-        .args([Arg::I64(after), Arg::I64(limit)])
-        .load::<Single>(tx)?
-        .into_iter()
-        .map(|r| r.value)
-        .collect())
+    match tx.backend() {
+        Backend::Postgres => transfer::users_after_in(tx, "user_id", Some(VISIBLE), after, limit),
+        _ => transfer::users_after(tx, after, limit),
+    }
 }
 
 /// How many users `users_after` lists in all, for progress bars.
 pub fn user_count(tx: &mut Tx<'_>) -> QueryResult<i64> {
-    let text = match tx.backend() {
-        Backend::Postgres => {
-            format!("SELECT COUNT(DISTINCT user_id) AS value FROM user_collections WHERE {VISIBLE}")
-        }
-        _ => "SELECT COUNT(DISTINCT userid) AS value FROM user_collections".to_string(),
-    };
-    Ok(Sql::new(text).first::<Single>(tx)?.map_or(0, |r| r.value))
+    match tx.backend() {
+        Backend::Postgres => transfer::user_count_in(tx, "user_id", Some(VISIBLE)),
+        _ => transfer::user_count(tx),
+    }
 }
 
 /// The user's collections (and tombstone, collection 0) with their names and timestamps in

@@ -5,6 +5,8 @@
 
 use diesel::QueryResult;
 
+/// How a statement locks the rows it reads: the lock clauses are the dialect's.
+pub use super::dialect::Lock;
 use super::dialect::{desc_nulls_last, greatest, insert_ignore, int64, lock_clause, payload_bytes};
 use super::sql::{placeholders, Arg, Sql};
 use crate::models::{
@@ -20,14 +22,6 @@ pub const TOMBSTONE_COLLECTION: i32 = 0;
 /// enough that a statement of full-size payloads stays within MySQL's default packet limit.
 pub(crate) const ROWS_PER_STATEMENT: usize = 200;
 const BYTES_PER_STATEMENT: usize = 8 * 1024 * 1024;
-
-/// How a transaction locks a collection's `user_collections` row (REF: share mode for reads,
-/// for update for writes). SQLite needs no row locks: its write transactions are exclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lock {
-    Read,
-    Write,
-}
 
 /// The condition, on a statement about one `(userid, collection)` of `bso`, that keeps only
 /// rows written after the collection's pending deletion (storage-api.md §6.6, §6.10 deferred:

@@ -4,9 +4,9 @@
 
 use diesel::QueryResult;
 
+use super::dialect::Lock;
 use super::dialect::{greatest, insert_ignore, int64, last_insert_id, lock_clause};
 use super::sql::{Arg, Sql};
-use super::storage::Lock;
 use crate::models::tokenserver::{NewUser, NodeFields, NodeRow, ReplacedUser, UserRecord};
 use crate::models::Single;
 use crate::pool::Tx;

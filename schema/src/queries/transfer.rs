@@ -20,20 +20,40 @@ use crate::pool::{Backend, Tx};
 /// Up to `limit` users (those with a `user_collections` row) with a uid above `after`, in
 /// uid order.
 pub fn users_after(tx: &mut Tx<'_>, after: i64, limit: i64) -> QueryResult<Vec<i64>> {
-    Ok(Sql::new(
-        "SELECT DISTINCT userid AS value FROM user_collections WHERE userid > ? ORDER BY userid LIMIT ?",
-    )
-    .arg(Arg::I64(after))
-    .arg(Arg::I64(limit))
+    users_after_in(tx, "userid", None, after, limit)
+}
+
+/// How many users the node stores, for progress bars.
+pub fn user_count(tx: &mut Tx<'_>) -> QueryResult<i64> {
+    user_count_in(tx, "userid", None)
+}
+
+/// The users of a `user_collections` whose uid column is `uid_column` (Weft's and the
+/// reference's MySQL schema: `userid`; the reference's PostgreSQL schema: `user_id`), counting
+/// only rows that pass `visible` when given: up to `limit` uids above `after`, in uid order.
+pub(crate) fn users_after_in(
+    tx: &mut Tx<'_>,
+    uid_column: &str,
+    visible: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<i64>> {
+    let visible = visible.map_or(String::new(), |condition| format!(" AND {condition}"));
+    Ok(Sql::new(format!(
+        "SELECT DISTINCT {uid_column} AS value FROM user_collections \
+         WHERE {uid_column} > ?{visible} ORDER BY {uid_column} LIMIT ?"
+    ))
+    .args([Arg::I64(after), Arg::I64(limit)])
     .load::<Single>(tx)?
     .into_iter()
     .map(|r| r.value)
     .collect())
 }
 
-/// How many users the node stores, for progress bars.
-pub fn user_count(tx: &mut Tx<'_>) -> QueryResult<i64> {
-    Ok(Sql::new("SELECT COUNT(DISTINCT userid) AS value FROM user_collections")
+/// How many users `users_after_in` lists in all.
+pub(crate) fn user_count_in(tx: &mut Tx<'_>, uid_column: &str, visible: Option<&str>) -> QueryResult<i64> {
+    let visible = visible.map_or(String::new(), |condition| format!(" WHERE {condition}"));
+    Ok(Sql::new(format!("SELECT COUNT(DISTINCT {uid_column}) AS value FROM user_collections{visible}"))
         .first::<Single>(tx)?
         .map_or(0, |r| r.value))
 }
