@@ -9,10 +9,12 @@ use weft_schema::queries::accounts as q;
 use weft_schema::queries::tokenserver as ts;
 use weft_schema::DbPool;
 
-use super::actor::{now_ms, AccountSummary, AccountsRequest, AdminOp, AdminReply, Credentials, Op, Shared};
 use super::error::AccountError;
 use super::hawk::{HawkCheck, TokenKind};
 use super::onepw::{hex, key_bundle, pkce_challenge, random_bytes, sha256_hex, stretch, token_keys, unhex};
+use super::requests::{
+    now_ms, AccountSummary, AccountsRequest, AdminOp, AdminReply, Credentials, Op, Shared,
+};
 use super::{email, FIREFOX_CLIENT_ID, OLDSYNC_SCOPE};
 
 /// The quick stretch the page used (`accounts.kdf_version`, local-accounts.md §4): version 1

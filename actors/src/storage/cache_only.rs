@@ -16,17 +16,17 @@
 
 use weft_schema::SyncTimestamp;
 
-use crate::cache::Kind;
+use crate::cache::{Cache, Kind};
 use crate::storage::apply::Touch;
-use crate::storage::cache::{Items, NodeCache};
+use crate::storage::cached_items::Items;
 use crate::storage::requests::*;
 use crate::storage::rules::{check_precondition, write_timestamp};
 use crate::storage::{ShedReason, StorageError};
 
 /// The collection's record and its version (`None`: absent, so empty).
-fn load(nc: &NodeCache, uid: u64, collection: &str) -> Result<(Items, Option<u64>), StorageError> {
-    let key = nc.cache().collection_key(uid, collection);
-    match nc.cache().get_kept::<Items>(Kind::Collection, &key) {
+fn load(cache: &Cache, uid: u64, collection: &str) -> Result<(Items, Option<u64>), StorageError> {
+    let key = cache.collection_key(uid, collection);
+    match cache.get_kept::<Items>(Kind::Collection, &key) {
         Ok(Some((items, version))) => Ok((items, Some(version))),
         Ok(None) => Ok((Items::empty(), None)),
         Err(_) => Err(StorageError::Overloaded(ShedReason::CacheUnavailable)),
@@ -34,22 +34,22 @@ fn load(nc: &NodeCache, uid: u64, collection: &str) -> Result<(Items, Option<u64
 }
 
 /// The collection's record, for reads.
-pub(crate) fn items(nc: &NodeCache, uid: u64, collection: &str) -> Result<Items, StorageError> {
-    Ok(load(nc, uid, collection)?.0)
+pub(crate) fn items(cache: &Cache, uid: u64, collection: &str) -> Result<Items, StorageError> {
+    Ok(load(cache, uid, collection)?.0)
 }
 
 /// Reads the record, lets `change` derive the next one, and stores it if nobody wrote it
 /// meanwhile.
 fn change<R>(
-    nc: &NodeCache,
+    cache: &Cache,
     uid: u64,
     collection: &str,
     change: impl FnOnce(Items) -> Result<(Items, R), StorageError>,
 ) -> Result<R, StorageError> {
-    let (items, version) = load(nc, uid, collection)?;
+    let (items, version) = load(cache, uid, collection)?;
     let (next, result) = change(items)?;
-    let key = nc.cache().collection_key(uid, collection);
-    match nc.cache().put_kept(&key, &next, version) {
+    let key = cache.collection_key(uid, collection);
+    match cache.put_kept(&key, &next, version) {
         Ok(true) => Ok(result),
         Ok(false) => Err(StorageError::Conflict),
         Err(_) => Err(StorageError::Overloaded(ShedReason::CacheUnavailable)),
@@ -61,8 +61,8 @@ fn item_timestamp(items: &Items, id: &str, now: SyncTimestamp) -> SyncTimestamp 
     SyncTimestamp::from_millis(items.live_item(id, now).map_or(0, |item| item.modified))
 }
 
-pub(crate) fn put_bso(nc: &NodeCache, msg: &PutBso, floor: i64) -> Result<PutResult, StorageError> {
-    change(nc, msg.uid, &msg.collection, |items| {
+pub(crate) fn put_bso(cache: &Cache, msg: &PutBso, floor: i64) -> Result<PutResult, StorageError> {
+    change(cache, msg.uid, &msg.collection, |items| {
         check_precondition(msg.precondition, item_timestamp(&items, &msg.bso.id, SyncTimestamp::now()))?;
         let t = write_timestamp(items.modified().max(floor))?;
         let next = items.applied(std::slice::from_ref(&msg.bso), t, Touch::Changed);
@@ -70,12 +70,12 @@ pub(crate) fn put_bso(nc: &NodeCache, msg: &PutBso, floor: i64) -> Result<PutRes
     })
 }
 
-pub(crate) fn post_bsos(nc: &NodeCache, msg: &PostBsos, floor: i64) -> Result<PostResult, StorageError> {
+pub(crate) fn post_bsos(cache: &Cache, msg: &PostBsos, floor: i64) -> Result<PostResult, StorageError> {
     match (&msg.batch, msg.commit) {
         (None, _) | (Some(BatchMode::Create), true) => {}
         _ => return Err(StorageError::InvalidBatch),
     }
-    change(nc, msg.uid, &msg.collection, |items| {
+    change(cache, msg.uid, &msg.collection, |items| {
         check_precondition(msg.precondition, SyncTimestamp::from_millis(items.modified()))?;
         let t = write_timestamp(items.modified().max(floor))?;
         let next = items.applied(&msg.bsos, t, Touch::Changed);
@@ -83,8 +83,8 @@ pub(crate) fn post_bsos(nc: &NodeCache, msg: &PostBsos, floor: i64) -> Result<Po
     })
 }
 
-pub(crate) fn delete_bso(nc: &NodeCache, msg: &DeleteBso, floor: i64) -> Result<SyncTimestamp, StorageError> {
-    change(nc, msg.uid, &msg.collection, |items| {
+pub(crate) fn delete_bso(cache: &Cache, msg: &DeleteBso, floor: i64) -> Result<SyncTimestamp, StorageError> {
+    change(cache, msg.uid, &msg.collection, |items| {
         let item = item_timestamp(&items, &msg.id, SyncTimestamp::now());
         check_precondition(msg.precondition, item)?;
         if item == SyncTimestamp::ZERO {
@@ -98,11 +98,11 @@ pub(crate) fn delete_bso(nc: &NodeCache, msg: &DeleteBso, floor: i64) -> Result<
 /// By ids: the collection's new timestamp. Whole: the collection is gone and the reply is the
 /// deletion time, which the metadata record takes as the storage timestamp.
 pub(crate) fn delete_collection(
-    nc: &NodeCache,
+    cache: &Cache,
     msg: &DeleteCollection,
     floor: i64,
 ) -> Result<SyncTimestamp, StorageError> {
-    change(nc, msg.uid, &msg.collection, |items| {
+    change(cache, msg.uid, &msg.collection, |items| {
         check_precondition(msg.precondition, SyncTimestamp::from_millis(items.modified()))?;
         let t = write_timestamp(items.modified().max(floor))?;
         match &msg.ids {

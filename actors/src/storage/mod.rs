@@ -16,6 +16,7 @@ mod batch;
 mod bso;
 mod cache;
 mod cache_only;
+mod cached_items;
 mod collection;
 mod engine;
 mod error;

@@ -170,7 +170,9 @@ impl Inner {
             hashed_device_id,
         };
         let (id, key) = mint_token(&secret, &payload);
-        tracing::info!(uid = user.uid, node = %user.node, first_seen_at = user.first_seen_at, "token issued");
+        // The uid as the storage node's request lines carry it (ARCHITECTURE.md: no uid in clear).
+        let hashed_uid = metrics_hash(&self.config.fxa_metrics_hash_secret, &user.uid.to_string());
+        tracing::info!(hashed_uid, node = %user.node, first_seen_at = user.first_seen_at, "token issued");
         Ok(IssuedToken {
             id,
             key,
