@@ -141,11 +141,7 @@ fn main() -> ExitCode {
 
 /// A subcommand's outcome as the exit status, its error as one line on stderr.
 fn exit(result: Result<(), impl Display>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("weft: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let Err(e) = result else { return ExitCode::SUCCESS };
+    eprintln!("weft: error: {e}");
+    ExitCode::FAILURE
 }

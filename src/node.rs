@@ -1,7 +1,7 @@
-//! Node identity: validating configured node origins, and the table that maps the origin a
-//! request was sent to onto the configured storage node serving it. A reload replaces the
-//! table's entries at once; a request keeps the entry it resolved until it is answered. The canonical form itself
-//! (tokens-and-hawk.md §5.3) is the token verifier's `canonical_node`, so that configuration,
+//! Node identity: validating configured node origins (and telling one on this machine), and
+//! the table that maps the origin a request was sent to onto the configured storage node
+//! serving it. A reload replaces the table's entries at once; a request keeps the entry it
+//! resolved until it is answered. The canonical form itself (tokens-and-hawk.md §5.3) is the token verifier's `canonical_node`, so that configuration,
 //! routing and token checks can never disagree about spelling.
 
 use std::sync::{Arc, PoisonError, RwLock};
@@ -50,9 +50,30 @@ pub fn split_host_port(hostport: &str) -> Option<(&str, Option<u16>)> {
     Some((host, port))
 }
 
+/// Whether an origin's host is this machine (`localhost`, 127.0.0.0/8, `[::1]`): the one
+/// place plain http is acceptable for accounts (§2).
+pub fn is_loopback_origin(url: &str) -> bool {
+    let Some(rest) = url.trim_end_matches('/').strip_prefix("http://") else { return false };
+    let Some((host, _)) = split_host_port(rest) else { return false };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host == "[::1]"
+        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_origins() {
+        assert!(is_loopback_origin("http://localhost:8000"));
+        assert!(is_loopback_origin("http://127.0.0.1:8000/"));
+        assert!(is_loopback_origin("http://[::1]:8000"));
+        assert!(!is_loopback_origin("http://sync.example.com"));
+        assert!(!is_loopback_origin("http://10.0.0.1:8000"));
+        assert!(!is_loopback_origin("https://localhost"));
+    }
 
     #[test]
     fn canonical_forms() {

@@ -83,8 +83,32 @@ fn run_and_check_logs(log_format: &str) {
     for id in ["logs-test-first", "logs-test-last"] {
         assert!(log.contains(id), "no log line with request id {id}:\n{log}");
     }
-    let request_lines = log.lines().filter(|l| l.contains("logs-test-") && l.contains("/1.5/{uid}")).count();
-    assert_eq!(request_lines, 2, "one line per request:\n{log}");
+    let request_lines: Vec<&str> =
+        log.lines().filter(|l| l.contains("logs-test-") && l.contains("/1.5/{uid}")).collect();
+    assert_eq!(request_lines.len(), 2, "one line per request:\n{log}");
+    // No uid in clear (ARCHITECTURE.md): the request lines carry the user as the hash that
+    // `weft user hash UID` prints for operators, and no line has a field named `uid`.
+    let out = server::weft_command("user", server.data_dir(), server.database_url())
+        .args(["hash", &user.uid.to_string()])
+        .env("WEFT_MASTER_SECRET", &server.master_secret)
+        .output()
+        .expect("run weft user hash");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "weft user hash: {}", String::from_utf8_lossy(&out.stderr));
+    let hashed_uid = printed.trim().rsplit(' ').next().unwrap_or_default();
+    assert_eq!(hashed_uid.len(), 32, "{printed}");
+    for line in &request_lines {
+        assert!(line.contains("hashed_uid") && line.contains(hashed_uid), "no hashed uid in:\n{line}");
+    }
+    let other = server::weft_command("user", server.data_dir(), server.database_url())
+        .args(["hash", &(user.uid + 1).to_string()])
+        .env("WEFT_MASTER_SECRET", &server.master_secret)
+        .output()
+        .expect("run weft user hash");
+    assert!(!String::from_utf8_lossy(&other.stdout).contains(hashed_uid), "uids share a hash");
+    if let Some(line) = log.lines().find(|l| l.contains(" uid=") || l.contains("\"uid\":")) {
+        panic!("a uid appears in the log:\n{line}");
+    }
     for (what, secret) in [
         ("master secret", server.master_secret.as_str()),
         ("token", user.creds.id.as_str()),

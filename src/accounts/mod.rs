@@ -56,17 +56,6 @@ impl AccountsState {
     }
 }
 
-/// Whether an origin's host is this machine (`localhost`, 127.0.0.0/8, `[::1]`): the one
-/// place plain http is acceptable for accounts (§2).
-pub fn is_loopback_origin(url: &str) -> bool {
-    let Some(rest) = url.trim_end_matches('/').strip_prefix("http://") else { return false };
-    let Some((host, _)) = split_host_port(rest) else { return false };
-    let host = host.to_ascii_lowercase();
-    host == "localhost"
-        || host == "[::1]"
-        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 /// A JSON response with the `Timestamp` header (seconds) FxA clients correct their clock with.
 pub(crate) fn json_response(status: StatusCode) -> HttpResponseBuilder {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -113,19 +102,4 @@ pub fn configure(cfg: &mut ServiceConfig, state: Option<&Data<AccountsState>>) {
         .service(web::resource("/v1/oauth/token").route(web::post().to(h::token)))
         .service(web::resource("/v1/oauth/destroy").route(web::post().to(h::destroy)))
         .service(web::resource("/profile/v1/profile").route(web::get().to(h::profile)));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_loopback_origin;
-
-    #[test]
-    fn loopback_origins() {
-        assert!(is_loopback_origin("http://localhost:8000"));
-        assert!(is_loopback_origin("http://127.0.0.1:8000/"));
-        assert!(is_loopback_origin("http://[::1]:8000"));
-        assert!(!is_loopback_origin("http://sync.example.com"));
-        assert!(!is_loopback_origin("http://10.0.0.1:8000"));
-        assert!(!is_loopback_origin("https://localhost"));
-    }
 }

@@ -7,8 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::commands::serve::startup;
-use crate::config::Settings;
+use crate::config::{redact_url, Settings};
 use crate::transfer::export::{Exported, Exporter, Schema, Selection};
 use crate::transfer::format::{JsonLines, Record, RecordReader, Sink};
 use crate::transfer::{self, backend_name, Progress, TransferError};
@@ -153,7 +152,7 @@ pub fn run(settings: &Settings, args: ExportArgs) -> Result<(), TransferError> {
         "weft: exported {} users, {} records from {}{}",
         totals.users,
         totals.bsos,
-        startup::redact_url(&url),
+        redact_url(&url),
         if args.tokenserver { format!(", and {accounts} tokenserver users") } else { String::new() }
     );
     if !totals.missing.is_empty() {

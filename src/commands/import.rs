@@ -8,8 +8,7 @@ use std::path::PathBuf;
 
 use weft_schema::DbPool;
 
-use crate::commands::serve::startup;
-use crate::config::Settings;
+use crate::config::{redact_url, Settings};
 use crate::transfer::check;
 use crate::transfer::export::Selection;
 use crate::transfer::format::{Record, RecordReader};
@@ -128,7 +127,7 @@ pub fn run(settings: &Settings, args: ImportArgs) -> Result<(), TransferError> {
         "weft: imported {} users, {} records into {}{}{}",
         totals.users,
         totals.bsos,
-        startup::redact_url(&url),
+        redact_url(&url),
         if totals.skipped > 0 {
             format!(" ({} users already imported, skipped)", totals.skipped)
         } else {
@@ -181,8 +180,8 @@ fn run_check(
         } else {
             String::new()
         },
-        startup::redact_url(reference_url),
-        startup::redact_url(url),
+        redact_url(reference_url),
+        redact_url(url),
         if differences == 0 {
             "every collection timestamp, record count and record matches"
         } else {

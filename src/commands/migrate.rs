@@ -3,7 +3,7 @@
 //! serve` does the same at start unless `run_migrations = false`.
 
 use crate::commands::serve::startup;
-use crate::config::Settings;
+use crate::config::{redact_url, Settings};
 
 pub fn run(settings: &Settings) -> Result<(), startup::StartupError> {
     let (plans, _) = startup::plan_nodes(settings)?;
@@ -15,11 +15,11 @@ pub fn run(settings: &Settings) -> Result<(), startup::StartupError> {
     }
     if settings.storage.enabled {
         for plan in plans {
-            println!("weft: migrated {}", startup::redact_url(&plan.database_url));
+            println!("weft: migrated {}", redact_url(&plan.database_url));
         }
     }
     if settings.tokenserver.enabled {
-        println!("weft: migrated {}", startup::redact_url(&settings.tokenserver_database_url()));
+        println!("weft: migrated {}", redact_url(&settings.tokenserver_database_url()));
     }
     Ok(())
 }

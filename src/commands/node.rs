@@ -14,7 +14,7 @@ use weft_actors::ActorUnavailable;
 use weft_schema::models::tokenserver::{NodeFields, NodeRow};
 
 use crate::commands::serve::startup;
-use crate::config::Settings;
+use crate::config::{redact_url, Settings};
 
 /// `nodes.node` is VARCHAR(64).
 const MAX_NODE_URL_LEN: usize = 64;
@@ -288,7 +288,7 @@ fn provision(
         weft_schema::provision::create_database(&plan.database_url)
             .map_err(|source| startup::StartupError::Database { key: plan.key.clone(), source })?;
         startup::open_pools(settings, std::slice::from_ref(&plan), true)?;
-        println!("database {} ready (schema migrated)", startup::redact_url(&plan.database_url));
+        println!("database {} ready (schema migrated)", redact_url(&plan.database_url));
     }
     let signing =
         plan.secrets.last().map(|s| crate::config::secrets_file::fingerprint(s)).unwrap_or_default();

@@ -1,18 +1,24 @@
 //! `weft user allocate` (tokenserver-api.md §10): assigns a user to a node in the tokenserver
 //! database with one message to a one-thread `TokenserverDb` actor, as the node commands do
-//! (`super::node`), and prints the user's uid and node.
+//! (`super::node`), and prints the user's uid and node. `weft user hash` prints the
+//! `hashed_uid` the request log lines carry for a uid, to find that user's requests.
 
 use clap::{Args, Subcommand};
 use weft_actors::tokenserver::AllocateUser;
 
 use super::node::{node_url, send, AdminError};
+use super::serve::startup;
 use crate::config::Settings;
+use crate::telemetry::request::UidHash;
 
 #[derive(Subcommand)]
 pub enum UserCommand {
     /// Assign a user to a node: a new record on NODE (keeping keys and generation), or, without
     /// NODE, the user's current node (a new user gets the best node).
     Allocate(AllocateArgs),
+    /// Print the `hashed_uid` the request log lines carry for this uid (keyed with the metrics
+    /// hash secret, as `hashed_fxa_uid` is), to find the user's requests in the logs.
+    Hash { uid: u64 },
 }
 
 #[derive(Args)]
@@ -23,7 +29,18 @@ pub struct AllocateArgs {
 }
 
 pub fn run(settings: &Settings, command: UserCommand) -> Result<(), AdminError> {
-    let UserCommand::Allocate(args) = command;
+    match command {
+        UserCommand::Allocate(args) => allocate(settings, args),
+        UserCommand::Hash { uid } => {
+            let (_, secrets) = startup::plan_nodes(settings)?;
+            let key = startup::metrics_hash_secret(settings, &secrets)?;
+            println!("uid {uid}: hashed_uid {}", UidHash::new(&key).of(&uid.to_string()));
+            Ok(())
+        }
+    }
+}
+
+fn allocate(settings: &Settings, args: AllocateArgs) -> Result<(), AdminError> {
     let email = if args.email.contains('@') {
         args.email
     } else {

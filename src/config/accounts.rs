@@ -87,8 +87,7 @@ impl Settings {
         }
         // Passwords are stretched in the page and authPW travels in the body: plain http only
         // where nothing but this machine can listen (local-accounts.md §2, §6).
-        if !(self.public_url.starts_with("https://") || crate::accounts::is_loopback_origin(&self.public_url))
-        {
+        if !(self.public_url.starts_with("https://") || crate::node::is_loopback_origin(&self.public_url)) {
             return Err(invalid(
                 "public_url",
                 "local accounts need an https:// public_url (http only on loopback)",

@@ -268,6 +268,20 @@ impl Settings {
 
 const DATABASE_URL_FORMS: &str = "must start with sqlite:, postgres:// (or postgresql://) or mysql://";
 
+/// Hides the password of a database URL before it is printed.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// A database URL of a backend Weft serves (whether this build can open it is `check-config`'s).
 fn known_database_url(url: &str) -> bool {
     url.starts_with("sqlite:") || url.starts_with("mysql://") || weft_schema::pool::is_postgres_url(url)
@@ -305,6 +319,13 @@ mod tests {
         assert_eq!(Settings::load(None, env(&[])).unwrap().limits.max_user_collections, 150);
         let err = Settings::load(None, env(&[("WEFT_LIMITS_MAX_USER_COLLECTIONS", "5")])).unwrap_err();
         assert!(err.to_string().starts_with("limits.max_user_collections"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(redact_url("mysql://weft:pw@db:3306/sync"), "mysql://weft:***@db:3306/sync");
+        assert_eq!(redact_url("mysql://root@127.0.0.1/x"), "mysql://root@127.0.0.1/x");
+        assert_eq!(redact_url("sqlite:./weft-data/weft.db"), "sqlite:./weft-data/weft.db");
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! names, one shard for all), `[shard]` (threads, pool, queue bound and timeouts of each
 //! shard), and their validation.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+use weft_schema::{PoolSettings, SqliteSynchronous};
 
 use super::master_secrets::check_master_secrets;
 use super::{invalid, known_database_url, ConfigError, Settings, DATABASE_URL_FORMS};
@@ -108,6 +111,22 @@ impl Default for ShardSettings {
 }
 
 impl ShardSettings {
+    /// The pool settings of a database a shard (or a batch command) opens: `pool_size`
+    /// connections, the `shard` timeouts and SQLite durability.
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            max_size: self.pool_size,
+            connection_timeout: Duration::from_millis(self.connection_timeout_ms),
+            sqlite_busy_timeout: Duration::from_millis(self.sqlite_busy_timeout_ms),
+            // `validate` admits only `full` and `normal`.
+            sqlite_synchronous: if self.sqlite_synchronous == "normal" {
+                SqliteSynchronous::Normal
+            } else {
+                SqliteSynchronous::Full
+            },
+        }
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.threads == 0 || self.pool_size == 0 || self.queue_limit == 0 {
             return Err(invalid("shard", "threads, pool_size and queue_limit must be at least 1"));

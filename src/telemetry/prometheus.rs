@@ -6,7 +6,7 @@
 //! so quantiles can be aggregated across webheads.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
@@ -14,11 +14,10 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use metrics::Unit;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
-use super::health;
+use super::health::{self, HealthCache};
 use super::{COMMIT, VERSION};
 use crate::config::Settings;
-use crate::node::db_node_name;
-use crate::web::AppState;
+use crate::node::{db_node_name, NodeTable};
 
 /// The recorder is process-global by the `metrics` crate's design; its handle lives beside it.
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -54,8 +53,13 @@ pub fn install(settings: &Settings) -> Result<(), BuildError> {
 /// Starts the metrics listener when the recorder is installed, announcing its address on
 /// stdout. It has no signal handling of its own: the caller stops it with the main server,
 /// so that the last scrapes still see a draining process.
-pub fn serve(settings: &Settings, state: web::Data<AppState>) -> std::io::Result<Option<ServerHandle>> {
+pub fn serve(
+    settings: &Settings,
+    nodes: Arc<NodeTable>,
+    health: Arc<HealthCache>,
+) -> std::io::Result<Option<ServerHandle>> {
     let Some(handle) = HANDLE.get() else { return Ok(None) };
+    let state = web::Data::new(Sampled { nodes, health, check_timeout: health::check_timeout(settings) });
     let server =
         HttpServer::new(move || App::new().app_data(state.clone()).route("/metrics", web::get().to(scrape)))
             .workers(1)
@@ -77,7 +81,15 @@ pub fn serve(settings: &Settings, state: web::Data<AppState>) -> std::io::Result
     Ok(Some(handle))
 }
 
-async fn scrape(state: web::Data<AppState>) -> HttpResponse {
+/// What a scrape samples: the nodes (the table a reload changes) and the health endpoints'
+/// database check, shared with them.
+struct Sampled {
+    nodes: Arc<NodeTable>,
+    health: Arc<HealthCache>,
+    check_timeout: Duration,
+}
+
+async fn scrape(state: web::Data<Sampled>) -> HttpResponse {
     let Some(handle) = HANDLE.get() else { return HttpResponse::NotFound().finish() };
     // Per db node: its node names share one shard (in-flight count, circuit); their pools add up.
     let mut db_nodes: BTreeMap<String, (u32, u32, usize, bool)> = BTreeMap::new();
@@ -112,7 +124,7 @@ async fn scrape(state: web::Data<AppState>) -> HttpResponse {
         metrics::gauge!("weft_db_pool_connections", "node" => node.url.clone(), "state" => "idle")
             .set(f64::from(idle));
     }
-    for node in state.health.report(&state.nodes, health::check_timeout(&state.settings)).await {
+    for node in state.health.report(&state.nodes, state.check_timeout).await {
         metrics::gauge!("weft_db_up", "node" => node.url.clone()).set(f64::from(u8::from(node.is_ok())));
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(handle.render())

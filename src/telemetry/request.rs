@@ -2,8 +2,13 @@
 //! kept so a proxy's id follows the request, otherwise a random one), runs inside a tracing
 //! span carrying it, is answered with it, and ends with exactly one log line and its HTTP
 //! metrics. The line and the labels hold only what is safe to keep: method, route template,
-//! uid, status, duration and the auth failure reason. Never the path's ids, the query string,
-//! a header value (Hawk, token) or a body.
+//! the hashed uid, status, duration and the auth failure reason. Never the uid itself, the
+//! path's ids, the query string, a header value (Hawk, token) or a body.
+//!
+//! The uid is logged as `hashed_uid`, keyed like the tokenserver's `hashed_fxa_uid` with the
+//! persistent metrics hash secret (`UidHash`): an operator finds one user's requests with
+//! `weft user hash UID`, while the log alone names no user and cannot be joined with another
+//! deployment's.
 
 use std::time::Instant;
 
@@ -14,13 +19,36 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::Error;
 use tracing::Instrument;
-
-use crate::web::error::ApiError;
+use weft_actors::tokenserver::metrics_hash;
 
 pub const X_REQUEST_ID: &str = "x-request-id";
 
 /// Longest incoming request id kept; longer ones are replaced rather than truncated.
 const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Why authentication refused a request (a bounded reason), set in the refusal's response
+/// extensions by the protocol's error mapping (`web/error.rs`): the `auth_failure` of the log
+/// line and the label of `weft_auth_failures_total`.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthFailure(pub &'static str);
+
+/// The key of the `hashed_uid` in request log lines (app data of the server).
+#[derive(Clone)]
+pub struct UidHash {
+    key: std::sync::Arc<str>,
+}
+
+impl UidHash {
+    /// `key` is the metrics hash secret, the key of the tokenserver's `hashed_fxa_uid`.
+    pub fn new(key: &str) -> UidHash {
+        UidHash { key: key.into() }
+    }
+
+    /// What the log lines carry for `uid`: 32 hex digits of its HMAC-SHA256.
+    pub fn of(&self, uid: &str) -> String {
+        metrics_hash(&self.key, uid)
+    }
+}
 
 pub async fn request_telemetry(
     req: ServiceRequest,
@@ -47,9 +75,11 @@ pub async fn request_telemetry(
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HeaderName::from_static(X_REQUEST_ID), value);
     }
-    let auth_failure = res.response().error().and_then(|e| e.as_error::<ApiError>()).and_then(auth_failure);
-    let uid = res.request().match_info().get("uid");
-    finish(&id, method, &route, uid, res.status().as_u16(), auth_failure, started);
+    let auth_failure = res.response().extensions().get::<AuthFailure>().map(|failure| failure.0);
+    let request = res.request();
+    let hashed_uid =
+        request.match_info().get("uid").zip(request.app_data::<UidHash>()).map(|(uid, key)| key.of(uid));
+    finish(&id, method, &route, hashed_uid.as_deref(), res.status().as_u16(), auth_failure, started);
     Ok(res)
 }
 
@@ -58,7 +88,7 @@ fn finish(
     id: &str,
     method: &'static str,
     route: &str,
-    uid: Option<&str>,
+    hashed_uid: Option<&str>,
     status: u16,
     auth_failure: Option<&'static str>,
     started: Instant,
@@ -84,7 +114,7 @@ fn finish(
         request_id = id,
         method,
         route,
-        uid,
+        hashed_uid,
         status,
         duration_ms = elapsed.as_micros() as f64 / 1000.0,
         auth_failure,
@@ -149,15 +179,6 @@ fn route_template(pattern: &str) -> String {
         }
     }
     out
-}
-
-/// The reason label of an authentication failure, `None` for every other outcome.
-fn auth_failure(err: &ApiError) -> Option<&'static str> {
-    match err {
-        ApiError::Unauthorized(reason) => Some(reason.reason()),
-        ApiError::UidMismatch => Some("uid_mismatch"),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use std::time::Duration;
 use weft_schema::pool::is_postgres_url;
 use weft_schema::{DbError, DbPool, PoolSettings};
 
-use crate::commands::serve::startup;
 use crate::config::Settings;
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +96,7 @@ pub fn pool(url: &str, settings: &Settings) -> Result<DbPool, TransferError> {
     let settings = PoolSettings {
         max_size: 2,
         connection_timeout: Duration::from_millis(settings.shard.connection_timeout_ms.max(10_000)),
-        ..startup::pool_settings(settings)
+        ..settings.shard.pool_settings()
     };
     Ok(DbPool::connect(url, &settings)?)
 }

@@ -11,6 +11,8 @@ use weft_actors::token_verifier::AuthError;
 use weft_actors::{ActorUnavailable, SyncTimestamp};
 use weft_schema::DbError;
 
+use crate::telemetry::request::AuthFailure;
+
 /// Weave error codes REF sends (storage-api.md §10.2).
 const WEAVE_UNKNOWN_ERROR: u8 = 0;
 const WEAVE_INVALID_WBO: u8 = 8;
@@ -183,6 +185,10 @@ impl ResponseError for ApiError {
                 // never read, so an unauthenticated client cannot keep the connection by
                 // trickling it. Firefox reconnects anyway after fetching a new token.
                 response.force_close();
+                response.extensions_mut().insert(AuthFailure(err.reason()));
+            }
+            ApiError::UidMismatch => {
+                response.extensions_mut().insert(AuthFailure("uid_mismatch"));
             }
             ApiError::Conflict => {
                 response.insert_header((header::RETRY_AFTER, CONFLICT_RETRY_AFTER_SECONDS));

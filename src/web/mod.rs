@@ -37,7 +37,7 @@ pub struct AppState {
     /// `http.max_concurrent_bodies`: request bodies in memory at once.
     pub body_slots: BodySlots,
     /// The nodes' last database check, for `__heartbeat__` and the scrape.
-    pub health: HealthCache,
+    pub health: Arc<HealthCache>,
 }
 
 /// Name of the `info/collections` route: the one route that accepts expired tokens (§2).

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use self::startup::SecretSource;
-use crate::config::{Settings, Sources};
+use crate::config::{redact_url, Settings, Sources};
+use crate::telemetry::request::UidHash;
 use crate::{accounts, telemetry, web};
 
 /// The start-up lines saying where the configuration came from: the file, and the names (never
@@ -66,7 +67,7 @@ pub fn run(settings: Settings, config_path: Option<PathBuf>) -> Result<(), Strin
     }
     if settings.storage.enabled {
         for plan in &plans {
-            println!("weft: node {} on {}", plan.url, startup::redact_url(&plan.database_url));
+            println!("weft: node {} on {}", plan.url, redact_url(&plan.database_url));
         }
     } else {
         println!("weft: storage node disabled (storage.enabled = false)");
@@ -87,6 +88,9 @@ pub fn run(settings: Settings, config_path: Option<PathBuf>) -> Result<(), Strin
         }
     }
     let applied = startup::node_secrets(&plans, &secrets);
+    // The request log line's uid is hashed with the key of `hashed_fxa_uid`.
+    let uid_hash =
+        UidHash::new(&startup::metrics_hash_secret(&settings, &secrets).map_err(|e| e.to_string())?);
     live_reload::write_pid(&settings.data_dir)
         .map_err(|e| format!("data_dir: cannot write {}: {e}", live_reload::PID_FILE))?;
     let settings = Arc::new(settings);
@@ -135,10 +139,7 @@ pub fn run(settings: Settings, config_path: Option<PathBuf>) -> Result<(), Strin
                 let (addr, registered) = startup::start_tokenserver(plan, services.verifier.clone())
                     .await
                     .map_err(|e| e.to_string())?;
-                println!(
-                    "weft: tokenserver on {}",
-                    startup::redact_url(&settings.tokenserver_database_url())
-                );
+                println!("weft: tokenserver on {}", redact_url(&settings.tokenserver_database_url()));
                 if registered {
                     println!(
                         "weft: registered {} as the tokenserver's storage node (capacity {})",
@@ -184,6 +185,6 @@ pub fn run(settings: Settings, config_path: Option<PathBuf>) -> Result<(), Strin
             applied,
         );
         live_reload::on_sighup(reloader).map_err(|e| format!("SIGHUP handler: {e}"))?;
-        server::serve(settings, state).await.map_err(|e| format!("listen: {e}"))
+        server::serve(settings, state, uid_hash).await.map_err(|e| format!("listen: {e}"))
     })
 }

@@ -14,13 +14,13 @@ use actix_web::{web::Data, App, HttpServer};
 use crate::config::Settings;
 use crate::telemetry::health::Saturation;
 use crate::telemetry::prometheus;
-use crate::telemetry::request::request_telemetry;
+use crate::telemetry::request::{request_telemetry, UidHash};
 use crate::web::cors::cors;
 use crate::web::deadline::request_deadline;
 use crate::web::weave_timestamp::weave_timestamp;
 use crate::web::{configure, configure_extractors, AppState};
 
-pub async fn serve(settings: Arc<Settings>, state: Data<AppState>) -> std::io::Result<()> {
+pub async fn serve(settings: Arc<Settings>, state: Data<AppState>, uid_hash: UidHash) -> std::io::Result<()> {
     let max_request_bytes = usize::try_from(settings.limits.max_request_bytes).unwrap_or(usize::MAX);
     let storage_enabled = settings.storage.enabled;
     let account_events = settings.tokenserver.account_events.enabled;
@@ -33,6 +33,7 @@ pub async fn serve(settings: Arc<Settings>, state: Data<AppState>) -> std::io::R
         App::new()
             .app_data(app_state.clone())
             .app_data(saturation.clone())
+            .app_data(uid_hash.clone())
             .configure(|cfg| configure_extractors(cfg, max_request_bytes))
             // Before the storage routes: with local accounts, `GET /` is the sign-in page.
             .configure(|cfg| crate::accounts::configure(cfg, app_state.accounts.as_ref()))
@@ -53,7 +54,7 @@ pub async fn serve(settings: Arc<Settings>, state: Data<AppState>) -> std::io::R
     .client_request_timeout(Duration::from_millis(settings.http.header_timeout_ms))
     .shutdown_timeout(settings.shutdown_timeout_seconds)
     .bind(&settings.listen)?;
-    let metrics = prometheus::serve(&settings, state)?;
+    let metrics = prometheus::serve(&settings, state.nodes.clone(), state.health.clone())?;
     // The real addresses, so that `listen = "127.0.0.1:0"` reports the port it got.
     for addr in server.addrs() {
         println!("weft: listening on {addr}");

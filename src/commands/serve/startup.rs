@@ -16,7 +16,7 @@ use weft_actors::tokenserver::{
     TokenserverConfig, TokenserverDb, TokenserverDbConfig, TokenserverError,
 };
 use weft_actors::ActorUnavailable;
-use weft_schema::{DbError, DbPool, PoolSettings, SqliteSynchronous};
+use weft_schema::{DbError, DbPool, PoolSettings};
 
 use crate::config::generated_secrets::{self, MasterSecretError};
 use crate::config::secrets_file::{master_list, SecretsError, SecretsFile};
@@ -213,21 +213,7 @@ pub fn metrics_hash_secret(settings: &Settings, secrets: &Secrets) -> Result<Str
 
 /// The pool of one node's database: the db node's `pool_size`, the `shard` timeouts.
 pub fn node_pool_settings(settings: &Settings, plan: &NodePlan) -> PoolSettings {
-    PoolSettings { max_size: plan.tuning.pool_size, ..pool_settings(settings) }
-}
-
-pub fn pool_settings(settings: &Settings) -> PoolSettings {
-    PoolSettings {
-        max_size: settings.shard.pool_size,
-        connection_timeout: Duration::from_millis(settings.shard.connection_timeout_ms),
-        sqlite_busy_timeout: Duration::from_millis(settings.shard.sqlite_busy_timeout_ms),
-        // `validate` admits only `full` and `normal`.
-        sqlite_synchronous: if settings.shard.sqlite_synchronous == "normal" {
-            SqliteSynchronous::Normal
-        } else {
-            SqliteSynchronous::Full
-        },
-    }
+    PoolSettings { max_size: plan.tuning.pool_size, ..settings.shard.pool_settings() }
 }
 
 /// Opens every node's pool and applies the embedded migrations when configured to.
@@ -430,7 +416,7 @@ pub fn start_shard(
     });
     // The health check's own one-connection pool. The URL already made `pool`, so this cannot
     // fail; were it to, the check would share the node's pool rather than be missing.
-    let health_settings = PoolSettings { max_size: 1, ..pool_settings(settings) };
+    let health_settings = PoolSettings { max_size: 1, ..settings.shard.pool_settings() };
     let health_pool = DbPool::connect(&plan.database_url, &health_settings).unwrap_or_else(|_| pool.clone());
     let shard = match sibling {
         Some(shard) => shard.serve(&plan.url, pool, storage_config, cache),
@@ -450,8 +436,8 @@ pub fn start_shard(
 /// `serve` and by the admin commands.
 pub fn tokenserver_pool(settings: &Settings, migrate: bool) -> Result<DbPool, StartupError> {
     let err = |source| StartupError::Database { key: "tokenserver.database_url".into(), source };
-    let pool =
-        DbPool::connect(&settings.tokenserver_database_url(), &pool_settings(settings)).map_err(err)?;
+    let pool = DbPool::connect(&settings.tokenserver_database_url(), &settings.shard.pool_settings())
+        .map_err(err)?;
     if migrate {
         pool.run_migrations().map_err(err)?;
     }
@@ -683,31 +669,5 @@ pub fn init_logging(settings: &Settings) {
         builder.json().flatten_event(true).init();
     } else {
         builder.init();
-    }
-}
-
-/// Hides the password of a database URL before it is printed.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_are_not_printed() {
-        assert_eq!(redact_url("mysql://weft:pw@db:3306/sync"), "mysql://weft:***@db:3306/sync");
-        assert_eq!(redact_url("mysql://root@127.0.0.1/x"), "mysql://root@127.0.0.1/x");
-        assert_eq!(redact_url("sqlite:./weft-data/weft.db"), "sqlite:./weft-data/weft.db");
     }
 }
