@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod firefox_prefs;
 pub mod master_secret;
 pub mod node;
 pub mod proxy;

@@ -15,8 +15,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use weft::config::Settings;
 use weft::startup::SecretSource;
 use weft::{
-    accounts, admin, config, purge, reload, secret_commands, secrets, server, startup, telemetry, transfer,
-    web,
+    accounts, admin, config, firefox_prefs, purge, reload, secret_commands, secrets, server, startup,
+    telemetry, transfer, web,
 };
 
 #[derive(Parser)]
@@ -318,10 +318,6 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
             plan.keys.signing.kid,
             path.display()
         );
-        println!(
-            "weft: in Firefox (about:config) set identity.fxaccounts.autoconfig.uri = {}",
-            settings.public_url.trim_end_matches('/')
-        );
         if settings.accounts.trust_mozilla_accounts {
             println!(
                 "weft: WARNING: accounts.trust_mozilla_accounts = true: anyone with a Mozilla account \
@@ -365,10 +361,6 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
                         settings.public_url, settings.tokenserver.node_capacity
                     );
                 }
-                println!(
-                    "weft: in Firefox (about:config) set identity.sync.tokenserver.uri = {}/1.0/sync/1.5",
-                    settings.public_url.trim_end_matches('/')
-                );
                 Some(addr)
             }
             None => {
@@ -376,6 +368,14 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
                 None
             }
         };
+        let prefs = firefox_prefs::firefox_prefs(
+            &settings.public_url,
+            settings.accounts.enabled,
+            tokenserver.is_some(),
+        );
+        for pref in &prefs {
+            println!("{}", firefox_prefs::line(pref));
+        }
         if let Some(pool) = purge_pool {
             startup::start_retired_purge(&settings, pool, &services).map_err(|e| e.to_string())?;
             println!(
