@@ -11,7 +11,7 @@
 //!   in, this server keeps the data). Firefox accepts an http tokenserver without another pref.
 //! - Neither: nothing to set (a storage node behind another server's tokenserver).
 
-use crate::accounts::is_loopback_origin;
+use crate::node::is_loopback_origin;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pref {
