@@ -194,12 +194,12 @@ pub fn key_fetch_token(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<Option<To
 }
 
 pub fn key_fetch(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<Option<KeyFetchRow>> {
-    row_by_key(tx, "uid, bundle", "account_key_fetches", "token_id", token_id)
+    row_by_key(tx, "uid, bundle, created_at", "account_key_fetches", "token_id", token_id)
 }
 
 /// Every key-fetch token of an account (a sign-out).
 pub fn delete_key_fetches(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
-    Sql::new("DELETE FROM account_key_fetches WHERE uid = ?").arg(Arg::Str(uid)).execute(tx)
+    delete_by_key(tx, "account_key_fetches", "uid", uid)
 }
 
 /// Answers 1 for the one caller that consumed the token, 0 for any other.
