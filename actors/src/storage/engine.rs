@@ -17,6 +17,7 @@ use weft_schema::{DbConnection, DbPool, SyncTimestamp};
 use crate::storage::cache::{self, NodeCache};
 use crate::storage::requests::*;
 use crate::storage::{batch, bso, collection, info, StorageError};
+use crate::user_move;
 
 /// Settings of one node's storage, from the `limits`, `quota` and `batch` configuration.
 #[derive(Debug, Clone)]
@@ -58,6 +59,12 @@ pub trait Operation {
     /// The `operation` label of `weft_db_operation_duration_seconds`.
     const NAME: &'static str;
     const ACCESS: Access;
+
+    /// The user the operation serves, whose move state (`crate::user_move`) it must respect;
+    /// `None` for the deleter's work, which is no user's request.
+    fn user(&self) -> Option<u64> {
+        None
+    }
 
     /// The operation itself, inside the transaction `Storage::execute` opened; it may run more
     /// than once (retries), so it only reads `self`.
@@ -180,7 +187,12 @@ impl Storage {
     pub fn execute<Q: Operation>(&self, op: &Q) -> Result<Q::Output, StorageError> {
         EXECUTED.with(|n| n.set(n.get() + 1));
         let started = Instant::now();
-        let run = |tx: &mut Tx<'_>| op.run(self, tx);
+        let run = |tx: &mut Tx<'_>| match op.user() {
+            Some(uid) => {
+                user_move::guarded(tx, uid as i64, Q::ACCESS == Access::Write, |tx| op.run(self, tx))
+            }
+            None => op.run(self, tx),
+        };
         let result = match Q::ACCESS {
             Access::Snapshot => self.with_retries(|| self.connection()?.single_statement(run)),
             Access::Read => self.with_retries(|| self.connection()?.read_transaction(run)),
@@ -269,6 +281,10 @@ macro_rules! operation {
             type Output = $output;
             const NAME: &'static str = stringify!($request);
             const ACCESS: Access = Access::$access;
+
+            fn user(&self) -> Option<u64> {
+                Some(self.uid)
+            }
 
             fn run(&self, storage: &Storage, tx: &mut Tx<'_>) -> Result<$output, StorageError> {
                 $function(storage, tx, self)

@@ -9,3 +9,4 @@ mod sql;
 pub mod storage;
 pub mod tokenserver;
 pub mod transfer;
+pub mod user_move;
