@@ -84,8 +84,14 @@ pub enum NodeCommand {
     },
     /// Drain a node (ops-model.md §3.4): backoff (no new users), then mark every user on it
     /// replaced, so each moves at the next token request and the purge of replaced users
-    /// deletes their data here. Re-running is harmless.
-    Drain { url: String },
+    /// deletes their data here; with --move, move every user's data to other nodes now instead
+    /// (nothing is uploaded again; see ops/runbooks/drain-node.md). Re-running is harmless and
+    /// finishes an interrupted --move.
+    Drain {
+        url: String,
+        #[command(flatten)]
+        moving: crate::user_move::DrainMoveArgs,
+    },
     /// Mark every user on a node replaced; the node stays (e.g. to drain it after --backoff).
     Unassign { url: String },
     /// Show every node with capacity, load, available slots and flags.
@@ -97,6 +103,11 @@ pub enum UserCommand {
     /// Assign a user to a node: a new record on NODE (keeping keys and generation), or, without
     /// NODE, the user's current node (a new user gets the best node).
     Allocate(AllocateArgs),
+    /// Move a user's data to another node now, keeping every timestamp, and point the
+    /// tokenserver at it (same uid, generation and keys): the client fetches a new token and
+    /// uploads nothing. Its writes wait a moment (503 + Retry-After); re-run an interrupted move
+    /// to finish it.
+    Move(crate::user_move::MoveArgs),
 }
 
 #[derive(Args)]
@@ -124,12 +135,16 @@ pub enum AdminError {
     Startup(#[from] startup::StartupError),
     #[error(transparent)]
     Tokenserver(#[from] TokenserverError),
+    #[error(transparent)]
+    Move(#[from] weft_actors::user_move::MoveError),
+    #[error(transparent)]
+    Database(#[from] weft_schema::DbError),
     #[error("{0}")]
     Invalid(String),
 }
 
 /// A node URL in the canonical spelling tokens and the storage side use.
-fn node_url(url: &str) -> Result<String, AdminError> {
+pub fn node_url(url: &str) -> Result<String, AdminError> {
     let url = canonical_node(url.trim());
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(AdminError::Invalid(format!("{url:?} is not an http(s) URL")));
@@ -246,7 +261,10 @@ pub fn run_node(settings: &Settings, command: NodeCommand) -> Result<(), AdminEr
         NodeCommand::Provision { url, capacity, available, backoff, no_server_check } => {
             provision(settings, &url, capacity, available, backoff, no_server_check)?;
         }
-        NodeCommand::Drain { url } => {
+        NodeCommand::Drain { url, moving } if moving.move_data => {
+            crate::user_move::run_drain_move(settings, &node_url(&url)?, moving)?;
+        }
+        NodeCommand::Drain { url, .. } => {
             let url = node_url(&url)?;
             let fields = NodeFields { backoff: Some(1), ..NodeFields::default() };
             let (update, unassign) =
@@ -277,7 +295,10 @@ pub fn run_node(settings: &Settings, command: NodeCommand) -> Result<(), AdminEr
 }
 
 pub fn run_user(settings: &Settings, command: UserCommand) -> Result<(), AdminError> {
-    let UserCommand::Allocate(args) = command;
+    let args = match command {
+        UserCommand::Allocate(args) => args,
+        UserCommand::Move(args) => return crate::user_move::run_move(settings, args),
+    };
     let email = if args.email.contains('@') {
         args.email
     } else {

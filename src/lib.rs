@@ -19,4 +19,5 @@ pub mod startup;
 pub mod telemetry;
 pub mod tokenserver;
 pub mod transfer;
+pub mod user_move;
 pub mod web;

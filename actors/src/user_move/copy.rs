@@ -27,6 +27,7 @@ pub struct Copied {
 /// Copies user `uid` from the source transaction `from` (of node `source`) into the target
 /// transaction `to`.
 pub fn copy_user(from: &mut Tx<'_>, to: &mut Tx<'_>, uid: i64, source: &str) -> Result<Copied, MoveError> {
+    q::wait_for_writers(from, uid)?;
     let now = unix_millis();
     let incoming = MoveMarker { state: INCOMING, peer: source.to_string(), since: now, purge_after: 0 };
     q::put_marker(to, uid, &incoming)?;

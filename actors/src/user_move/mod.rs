@@ -7,7 +7,7 @@
 //!
 //! 1. **hold** — the source's `weft_user_moves` row for the user says `HELD`: from its commit
 //!    on, every write of the user on the source is refused (503 + a short `Retry-After`), and
-//!    the hold's transaction waits for writes that began before it (`hold_barrier`).
+//!    the hold's transaction waits for writes that began before it (`wait_for_writers`).
 //! 2. **copy** — in one write transaction on the target: the row says `INCOMING` (the target
 //!    refuses the user meanwhile), whatever the target held for the uid is erased, and every
 //!    collection and live item is written with its exact timestamps (`copy.rs`).

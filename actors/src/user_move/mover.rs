@@ -80,16 +80,13 @@ pub enum MoveOutcome {
     AlreadyThere,
 }
 
-/// How long tokens for the source stay valid after the switch, and so how long the source
-/// answers the moved user 401 before the deleter may remove its copy.
 #[derive(Debug, Clone, Copy)]
 pub struct MoveSettings {
+    /// How long a token issued for the source may still be used after the switch (the token
+    /// lifetime, plus a margin for one minted from a read just before the switch): so long the
+    /// source answers the moved user 401, before the deleter may remove its copy.
     pub token_lifetime: Duration,
 }
-
-/// A token minted from a tokenserver read that began just before the switch committed is
-/// issued a moment after it: the source keeps refusing the user this much longer.
-const TOKEN_ISSUE_MARGIN: Duration = Duration::from_secs(10);
 
 fn on_retry(attempt: u32, err: &DbError) {
     tracing::warn!(attempt, error = %err, "user move: transaction failed; retrying");
@@ -125,7 +122,7 @@ pub fn move_user(
     if user.replaced_at.is_some() {
         return Err(MoveError::Replaced(uid));
     }
-    let purge_after = || unix_millis() + millis(settings.token_lifetime + TOKEN_ISSUE_MARGIN);
+    let purge_after = || unix_millis() + millis(settings.token_lifetime);
     if user.nodeid == target_id {
         // Switched already: only the release may be left.
         return match read(target.pool, |tx| Ok(q::marker(tx, uid)?))? {
@@ -191,9 +188,9 @@ fn millis(d: Duration) -> i64 {
 /// every write that began before it has committed (or rolled back) when it returns.
 fn hold(source: NodeDb<'_>, target: &str, uid: i64) -> Result<(), MoveError> {
     write(source.pool, |tx| {
+        q::wait_for_writers(tx, uid)?;
         let held = MoveMarker { state: HELD, peer: target.to_string(), since: unix_millis(), purge_after: 0 };
         q::put_marker(tx, uid, &held)?;
-        q::hold_barrier(tx, uid)?;
         Ok(())
     })
 }

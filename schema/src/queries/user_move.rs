@@ -28,7 +28,7 @@ pub fn marker(tx: &mut Tx<'_>, uid: i64) -> QueryResult<Option<MoveMarker>> {
 }
 
 /// The marker as the end of a write transaction reads it: after every write that began before
-/// a hold, and never before a hold that began before it (see `hold_barrier`). PostgreSQL takes
+/// a hold, and never before a hold that began before it (see `wait_for_writers`). PostgreSQL takes
 /// the user's advisory lock shared first, in its own statement, so that the read that follows
 /// sees a hold committed while it waited; MySQL reads with a share lock, which waits for a
 /// hold's uncommitted row; SQLite's write transactions are serial already.
@@ -45,14 +45,18 @@ pub fn marker_for_write(tx: &mut Tx<'_>, uid: i64) -> QueryResult<Option<MoveMar
         .first(tx)
 }
 
-/// Waits, inside the hold's transaction, for every write transaction of the user that began
-/// before it, and makes every later one wait for the hold's commit. Called after the hold's
-/// marker is written. PostgreSQL: the user's advisory lock, exclusive (writes take it shared).
-/// MySQL: every `user_collections` row of the user locked for update — each write locks (or
-/// inserts) its collection's row first and reads the marker last, so a write either holds a
-/// row this waits for, or reads the marker after this commits. SQLite: nothing (the hold's
-/// write transaction is exclusive).
-pub fn hold_barrier(tx: &mut Tx<'_>, uid: i64) -> QueryResult<()> {
+/// Waits for every write transaction of the user in flight, and makes later ones wait for
+/// this transaction: run first in the hold's transaction (before its marker is written), and
+/// again first in the copy's read of the source. PostgreSQL: the user's advisory lock,
+/// exclusive (writes take it shared before they read the marker). MySQL: every
+/// `user_collections` row of the user locked for update, which waits for a write holding one
+/// (each write locks or inserts its collection's row first and reads the marker last, with a
+/// share lock that waits for a hold's uncommitted marker); a write that inserted a row after
+/// the hold's scan and read the marker before the hold wrote it is waited for by the copy's
+/// scan. The hold takes its row locks before its marker and a write its marker lock after its
+/// row lock, so the two never wait for each other in a cycle. SQLite: nothing (write
+/// transactions are serial).
+pub fn wait_for_writers(tx: &mut Tx<'_>, uid: i64) -> QueryResult<()> {
     let backend = tx.backend();
     match backend {
         Backend::Postgres => {
