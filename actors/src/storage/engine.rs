@@ -111,6 +111,8 @@ pub struct Storage {
     sqlite_writer: Mutex<()>,
     /// The cache in front of this node's database (`cache.*` settings), if any.
     cache: Option<NodeCache>,
+    /// Users moved away or being moved here, for the reads the cache answers.
+    moves: user_move::MoveWatch,
 }
 
 impl Storage {
@@ -130,6 +132,7 @@ impl Storage {
             collection_ids: RwLock::new(HashMap::new()),
             sqlite_writer: Mutex::new(()),
             cache: None,
+            moves: user_move::MoveWatch::default(),
         }
     }
 
@@ -145,6 +148,12 @@ impl Storage {
 
     /// Runs `op` through the node's cache when it has one, else straight on the database.
     pub fn run<Q: Operation>(&self, op: &Q) -> Result<Q::Output, StorageError> {
+        if self.cache.is_some() {
+            self.moves.refresh(&self.pool);
+            if let Some(refusal) = self.cache_refusal(op) {
+                return Err(refusal);
+            }
+        }
         let before = EXECUTED.with(Cell::get);
         let result = match &self.cache {
             Some(cache) => op.run_cached(self, cache),
@@ -157,9 +166,24 @@ impl Storage {
 
     /// `op` answered by the in-process cache, without blocking (`Operation::local_hit`).
     pub fn local_hit<Q: Operation>(&self, op: &Q) -> Option<Result<Q::Output, StorageError>> {
+        if let Some(refusal) = self.cache_refusal(op) {
+            return Some(Err(refusal));
+        }
+        if self.moves.due() {
+            return None;
+        }
         let hit = op.local_hit(self)?;
         self.count_request("cache");
         Some(hit)
+    }
+
+    /// A read the cache might answer, of a user this node must refuse (writes always reach the
+    /// database, which refuses them itself).
+    fn cache_refusal<Q: Operation>(&self, op: &Q) -> Option<StorageError> {
+        match (op.user(), Q::ACCESS) {
+            (Some(uid), Access::Snapshot | Access::Read) => self.moves.refusal(uid),
+            _ => None,
+        }
     }
 
     /// `weft_storage_requests_total{answered_by}`: whether a request reached the database, the

@@ -16,7 +16,7 @@
 //!    the same. From here a new token names the target.
 //! 4. **release** — the source's row says `MOVED` (every request 401, so Firefox fetches a new
 //!    token and learns the node) until every token issued for the source has expired, and the
-//!    target's `INCOMING` row goes: the user is writable there.
+//!    target's row says `SETTLED`: the user is writable there.
 //!
 //! Where it stands is all in the databases (the source's row, the target's row, the
 //! tokenserver's node), so a move killed anywhere is finished by running it again; at every
@@ -24,14 +24,17 @@
 //! the node the tokenserver names. Once a moved user's tokens have expired the deleter
 //! (`purge.rs`) deletes the copy left on the source, then its row.
 //!
-//! `guarded` is the storage engine's side: the check every transaction of a user makes.
+//! `guarded` is the storage engine's side: the check every transaction of a user makes;
+//! `watch.rs` the same knowledge in memory, for the reads a cache answers.
 
 mod copy;
 mod mover;
 mod purge;
+mod watch;
 
 pub use mover::{move_user, MoveError, MoveOutcome, MoveSettings, NodeDb};
 pub use purge::purge_moved;
+pub use watch::MoveWatch;
 
 use weft_schema::models::MoveMarker;
 use weft_schema::pool::Tx;

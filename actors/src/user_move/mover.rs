@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use weft_schema::models::MoveMarker;
 use weft_schema::pool::Tx;
 use weft_schema::queries::tokenserver as ts;
-use weft_schema::queries::user_move::{self as q, HELD, INCOMING, MOVED};
+use weft_schema::queries::user_move::{self as q, HELD, INCOMING, MOVED, SETTLED};
 use weft_schema::retry::{with_retries, DbFailure};
 use weft_schema::timestamp::unix_millis;
 use weft_schema::{DbError, DbPool};
@@ -87,6 +87,9 @@ pub struct MoveSettings {
     /// source answers the moved user 401, before the deleter may remove its copy.
     pub token_lifetime: Duration,
 }
+
+/// How long a settled marker stays for the caches to read (`watch.rs` reads every second).
+const SETTLED_KEPT_MS: i64 = 60_000;
 
 fn on_retry(attempt: u32, err: &DbError) {
     tracing::warn!(attempt, error = %err, "user move: transaction failed; retrying");
@@ -214,12 +217,21 @@ fn release(source: NodeDb<'_>, target: NodeDb<'_>, uid: i64, purge_after: i64) -
         q::put_marker(tx, uid, &moved)?;
         Ok(())
     })?;
-    write(target.pool, |tx| {
-        if q::marker(tx, uid)?.is_some_and(|m| m.state == INCOMING) {
-            q::delete_marker(tx, uid)?;
-        }
-        Ok(())
-    })
+    write(target.pool, |tx| settle(tx, uid, INCOMING))
+}
+
+/// The user's marker here says the move is over, if it says `state`: kept a minute so that
+/// every webhead's cache learns it (`watch.rs`), then the deleter removes it.
+fn settle(tx: &mut Tx<'_>, uid: i64, state: i32) -> Result<(), MoveError> {
+    if let Some(m) = q::marker(tx, uid)?.filter(|m| m.state == state) {
+        let now = unix_millis();
+        q::put_marker(
+            tx,
+            uid,
+            &MoveMarker { state: SETTLED, since: now, purge_after: now + SETTLED_KEPT_MS, ..m },
+        )?;
+    }
+    Ok(())
 }
 
 /// Takes a move back before its switch: the target's copy goes, the source serves the user
@@ -228,14 +240,8 @@ fn undo(source: NodeDb<'_>, target: NodeDb<'_>, uid: i64) -> Result<(), MoveErro
     write(target.pool, |tx| {
         if q::marker(tx, uid)?.is_some_and(|m| m.state == INCOMING) {
             weft_schema::queries::storage::erase_user(tx, uid)?;
-            q::delete_marker(tx, uid)?;
         }
-        Ok(())
+        settle(tx, uid, INCOMING)
     })?;
-    write(source.pool, |tx| {
-        if q::marker(tx, uid)?.is_some_and(|m| m.state == HELD) {
-            q::delete_marker(tx, uid)?;
-        }
-        Ok(())
-    })
+    write(source.pool, |tx| settle(tx, uid, HELD))
 }

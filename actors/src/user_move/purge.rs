@@ -5,7 +5,7 @@
 
 use weft_schema::pool::Tx;
 use weft_schema::queries::storage;
-use weft_schema::queries::user_move::{self as q, MOVED};
+use weft_schema::queries::user_move::{self as q, MOVED, SETTLED};
 use weft_schema::SyncTimestamp;
 
 use crate::storage::StorageError;
@@ -34,16 +34,20 @@ impl Operation for ForgetMoved {
                 q::delete_marker(tx, self.uid)?;
                 Ok(true)
             }
+            Some(m) if m.state == SETTLED && m.purge_after <= now => {
+                q::delete_marker(tx, self.uid)?;
+                Ok(false)
+            }
             _ => Ok(false),
         }
     }
 }
 
-/// Deletes the data of the moved users whose tokens for this node have all expired; answers
-/// how many users.
+/// Deletes the data of the moved users whose tokens for this node have all expired (answers
+/// how many users), and the markers of settled moves the caches have read.
 pub fn purge_moved(storage: &Storage) -> Result<u64, StorageError> {
     let now = SyncTimestamp::now().as_millis();
-    let due = storage.pool().get()?.single_statement(|tx| q::moved_due(tx, now, USERS_PER_PASS))?;
+    let due = storage.pool().get()?.single_statement(|tx| q::due(tx, now, USERS_PER_PASS))?;
     let mut forgotten = 0;
     for uid in due {
         forgotten += u64::from(storage.execute(&ForgetMoved { uid })?);

@@ -20,6 +20,10 @@ pub const MOVED: i32 = 2;
 /// The user's data is being copied here from `peer`; not served yet.
 pub const INCOMING: i32 = 3;
 
+/// `weft_user_moves.state`: the move is over here (released on the target, or undone); the
+/// row only tells caches (`since`), and the deleter removes it after `purge_after`.
+pub const SETTLED: i32 = 0;
+
 /// The user's marker on this node, if any.
 pub fn marker(tx: &mut Tx<'_>, uid: i64) -> QueryResult<Option<MoveMarker>> {
     Sql::new("SELECT state, peer, since, purge_after FROM weft_user_moves WHERE userid = ?")
@@ -91,6 +95,34 @@ pub fn delete_marker(tx: &mut Tx<'_>, uid: i64) -> QueryResult<usize> {
     Sql::new("DELETE FROM weft_user_moves WHERE userid = ?").arg(Arg::I64(uid)).execute(tx)
 }
 
+/// Markers written at or after `since` (ms), with their uids: what changed for the caches.
+pub fn changed_since(tx: &mut Tx<'_>, since: i64) -> QueryResult<Vec<(i64, MoveMarker)>> {
+    Ok(Sql::new(
+        "SELECT userid, state, peer, since, purge_after FROM weft_user_moves WHERE since >= ? ORDER BY since",
+    )
+    .arg(Arg::I64(since))
+    .load::<MarkerRow>(tx)?
+    .into_iter()
+    .map(|r| {
+        (r.userid, MoveMarker { state: r.state, peer: r.peer, since: r.since, purge_after: r.purge_after })
+    })
+    .collect())
+}
+
+#[derive(diesel::QueryableByName)]
+struct MarkerRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    userid: i64,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    state: i32,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    peer: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    since: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    purge_after: i64,
+}
+
 /// Users in `state` on this node, in uid order, up to `limit` after `after`.
 pub fn users_in_state(tx: &mut Tx<'_>, state: i32, after: i64, limit: i64) -> QueryResult<Vec<i64>> {
     Ok(Sql::new(
@@ -103,12 +135,13 @@ pub fn users_in_state(tx: &mut Tx<'_>, state: i32, after: i64, limit: i64) -> Qu
     .collect())
 }
 
-/// Moved users whose every token for this node has expired by `now`, up to `limit`.
-pub fn moved_due(tx: &mut Tx<'_>, now: i64, limit: i64) -> QueryResult<Vec<i64>> {
+/// Moved and settled users whose `purge_after` has passed by `now`, up to `limit`.
+pub fn due(tx: &mut Tx<'_>, now: i64, limit: i64) -> QueryResult<Vec<i64>> {
     Ok(Sql::new(
-        "SELECT userid AS value FROM weft_user_moves WHERE state = ? AND purge_after <= ? ORDER BY userid LIMIT ?",
+        "SELECT userid AS value FROM weft_user_moves WHERE state IN (?, ?) AND purge_after <= ? \
+         ORDER BY userid LIMIT ?",
     )
-    .args([Arg::I32(MOVED), Arg::I64(now), Arg::I64(limit)])
+    .args([Arg::I32(MOVED), Arg::I32(SETTLED), Arg::I64(now), Arg::I64(limit)])
     .load::<Single>(tx)?
     .into_iter()
     .map(|r| r.value)

@@ -7,3 +7,4 @@ CREATE TABLE IF NOT EXISTS weft_user_moves (
   since        BIGINT(20)  NOT NULL,
   purge_after  BIGINT(20)  NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=latin1;
+CREATE INDEX weft_user_moves_since ON weft_user_moves (since);

@@ -7,3 +7,4 @@ CREATE TABLE IF NOT EXISTS weft_user_moves (
   since        BIGINT  NOT NULL,
   purge_after  BIGINT  NOT NULL
 );
+CREATE INDEX IF NOT EXISTS weft_user_moves_since ON weft_user_moves (since);
