@@ -114,9 +114,13 @@ fn run(
     )
 }
 
+/// Everything a client can read of a user: info/collections with its last-modified, and every
+/// collection's items.
+type Snapshot = (BTreeMap<String, SyncTimestamp>, SyncTimestamp, Vec<(String, Vec<Bso>)>);
+
 /// Everything a client can read of user `UID`: info/collections and every collection's items
 /// with their timestamps and sortindexes.
-fn snapshot(s: &Storage) -> (BTreeMap<String, SyncTimestamp>, SyncTimestamp, Vec<(String, Vec<Bso>)>) {
+fn snapshot(s: &Storage) -> Snapshot {
     let info = collections(s, UID);
     let items = info
         .value
