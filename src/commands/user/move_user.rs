@@ -17,9 +17,9 @@ use weft_schema::queries::tokenserver as ts;
 use weft_schema::queries::user_move::{self as q, HELD, INCOMING};
 use weft_schema::{DbError, DbPool};
 
-use crate::admin::{node_url, AdminError};
+use crate::commands::node::{node_url, AdminError};
+use crate::commands::serve::startup;
 use crate::config::Settings;
-use crate::startup;
 
 /// Users listed per statement while draining.
 const PAGE: i64 = 500;
@@ -122,7 +122,7 @@ impl Fleet {
     }
 }
 
-pub fn run_move(settings: &Settings, args: MoveArgs) -> Result<(), AdminError> {
+pub fn run(settings: &Settings, args: MoveArgs) -> Result<(), AdminError> {
     let fleet = Fleet::open(settings)?;
     let target = node_url(&args.to)?;
     let service = fleet.service()?;
