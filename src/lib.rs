@@ -5,7 +5,9 @@
 pub mod accounts;
 pub mod admin;
 pub mod config;
+pub mod data_dir;
 pub mod error;
+pub mod healthcheck;
 pub mod master_secret;
 pub mod node;
 pub mod proxy;

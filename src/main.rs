@@ -15,7 +15,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use weft::config::Settings;
 use weft::startup::SecretSource;
 use weft::{
-    accounts, admin, config, purge, reload, secret_commands, secrets, server, startup, telemetry, transfer,
+    accounts, admin, config, data_dir, healthcheck, purge, reload, secret_commands, secrets, server, startup, telemetry, transfer,
     web,
 };
 
@@ -101,6 +101,12 @@ enum Command {
         #[command(flatten)]
         args: transfer::ImportArgs,
     },
+    /// Ask the server this configuration starts for /__lbheartbeat__: exit 0 when it answers
+    /// 200 (a container's HEALTHCHECK).
+    Healthcheck {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -121,7 +127,8 @@ fn main() -> ExitCode {
     | Command::Secret { config, .. }
     | Command::Export { config, .. }
     | Command::Import { config, .. }
-    | Command::Purge { config, .. }) = &cli.command;
+    | Command::Purge { config, .. }
+    | Command::Healthcheck { config }) = &cli.command;
     let config_path = config.clone();
     let settings = match Settings::load(config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
@@ -152,6 +159,7 @@ fn main() -> ExitCode {
             transfer::run_import(&settings, args).map_or_else(fail, |()| ExitCode::SUCCESS)
         }
         Command::Purge { args, .. } => purge::run(&settings, args).map_or_else(fail, |()| ExitCode::SUCCESS),
+        Command::Healthcheck { .. } => healthcheck::run(&settings).map_or_else(fail, |()| ExitCode::SUCCESS),
     }
 }
 
@@ -237,6 +245,9 @@ fn migrate(settings: &Settings) -> ExitCode {
 }
 
 fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
+    if let Err(e) = data_dir::prepare(&settings.data_dir) {
+        return fail(e);
+    }
     let (plans, secrets) = match startup::plan_nodes(&settings) {
         Ok(planned) => planned,
         Err(e) => return fail(e),
@@ -293,6 +304,7 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
         }
         SecretSource::File { path, generated: false } => println!("weft: master secret read from {path}"),
     }
+    println!("weft: writes {}", data_dir::written_files(&settings, &plans, &secrets).join(", "));
     if let Err(e) = telemetry::prometheus::install(&settings) {
         return fail(format!("metrics: {e}"));
     }
