@@ -57,6 +57,15 @@ pub enum DbError {
     Connect(#[source] diesel::ConnectionError),
     #[error("database url not supported: {0}")]
     BadUrl(String),
+    /// The database holds Mozilla syncstorage-rs's PostgreSQL storage tables (`layout.rs`):
+    /// nothing was migrated.
+    #[error(
+        "this database holds Mozilla syncstorage-rs's PostgreSQL storage tables ({0}), which Weft \
+         cannot serve in place, and was left untouched: give Weft a new, empty database and move the \
+         data into it with `weft import --from-reference <this database's URL> --database <new \
+         database URL>` (ops/runbooks/backup-and-move.md, \"From syncstorage-rs\")"
+    )]
+    ForeignLayout(String),
     #[error("migration failed: {0}")]
     Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -141,7 +150,7 @@ impl DbError {
         match self {
             DbError::Query { kind, .. } => *kind,
             DbError::PoolTimeout(_) | DbError::Connect(_) => DbErrorKind::LostConnection,
-            DbError::BadUrl(_) | DbError::Migration(_) => DbErrorKind::Other,
+            DbError::BadUrl(_) | DbError::Migration(_) | DbError::ForeignLayout(_) => DbErrorKind::Other,
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod checkout;
 pub mod error;
+pub mod layout;
 pub mod models;
 pub mod pool;
 pub mod provision;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::r2d2::{CustomizeConnection, Pool, PooledConnection};
 use diesel::sqlite::SqliteConnection;
@@ -275,9 +275,11 @@ impl DbPool {
         }
     }
 
-    /// Applies the embedded migrations that have not run yet; returns how many ran.
+    /// Applies the embedded migrations that have not run yet; returns how many ran. A database
+    /// in a layout Weft cannot serve (`layout.rs`) is refused before any statement changes it.
     pub fn run_migrations(&self) -> Result<usize, DbError> {
         let mut conn = self.get()?;
+        conn.single_statement(crate::layout::check_servable)?;
         let ran = match &mut conn {
             DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
             DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
@@ -300,6 +302,35 @@ impl DbConnection {
             DbConnection::Postgres(c) => c.transaction(|c| f(&mut Tx::Postgres(c))),
             #[cfg(feature = "mysql")]
             DbConnection::Mysql(c) => c.transaction(|c| f(&mut Tx::Mysql(c))),
+        };
+        self.checked_after(result)
+    }
+
+    /// Runs `f` in a read-only transaction that sees one snapshot of the whole database from
+    /// its first statement to its end, whatever commits meanwhile: REPEATABLE READ (the
+    /// pool's sessions default to READ COMMITTED, which takes a new snapshot per statement),
+    /// on MySQL started WITH CONSISTENT SNAPSHOT. For reading another server's database (`weft
+    /// import --from-reference`): nothing in it can be written through this transaction.
+    pub fn snapshot_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        E: From<diesel::result::Error>,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    {
+        let result = match self {
+            // A SQLite read transaction is a snapshot already.
+            DbConnection::Sqlite(c) => read_only(&mut ***c, "BEGIN DEFERRED", |c| f(&mut Tx::Sqlite(c))),
+            DbConnection::Postgres(c) => {
+                read_only(&mut ***c, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", |c| {
+                    f(&mut Tx::Postgres(c))
+                })
+            }
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(c) => read_only(
+                &mut ***c,
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
+                 START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+                |c| f(&mut Tx::Mysql(c)),
+            ),
         };
         self.checked_after(result)
     }
@@ -360,6 +391,21 @@ impl DbConnection {
         }
         result
     }
+}
+
+/// Runs `f` in a transaction opened with `begin`, always ended by ROLLBACK: it only read.
+fn read_only<C, T, E, F>(conn: &mut C, begin: &str, f: F) -> Result<T, E>
+where
+    C: Connection<TransactionManager = AnsiTransactionManager>,
+    E: From<diesel::result::Error>,
+    F: FnOnce(&mut C) -> Result<T, E>,
+{
+    AnsiTransactionManager::begin_transaction_sql(conn, begin)?;
+    let result = f(conn);
+    let ended = AnsiTransactionManager::rollback_transaction(conn);
+    let value = result?;
+    ended?;
+    Ok(value)
 }
 
 /// `postgres://` or `postgresql://`: the two schemes libpq accepts.

@@ -1,12 +1,14 @@
-//! Reading users out of a database into a `Sink`: Weft's own tables on any backend (which are
-//! also the reference's MySQL schema) or the reference's PostgreSQL schema. Each user is read
-//! in one read transaction, a page of `PAGE` BSOs at a time, so memory stays bounded whatever
-//! the user's size.
+//! Reading users out of a database into a `Sink`: Weft's own tables on any backend, or a
+//! database Mozilla's syncstorage-rs left behind (MySQL or PostgreSQL, read by
+//! `queries::reference`). Each user is read in one read-only transaction that sees one
+//! snapshot, a page of `PAGE` BSOs at a time, so memory stays bounded whatever the user's size.
+//! A uid the source does not hold is reported (`Exported::missing`) and gets no records, so an
+//! import never replaces anything for it.
 
 use weft_schema::models::{ExportedBso, UserCollectionRow};
 use weft_schema::pool::Tx;
 use weft_schema::queries::storage::TOMBSTONE_COLLECTION;
-use weft_schema::queries::{storage, tokenserver, transfer};
+use weft_schema::queries::{reference, storage, tokenserver, transfer};
 use weft_schema::timestamp::unix_millis;
 use weft_schema::DbPool;
 
@@ -21,10 +23,11 @@ const USER_PAGE: i64 = 1000;
 /// The tables a source database has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schema {
-    /// Weft's tables (any backend), also Mozilla syncstorage-rs's MySQL schema.
+    /// Weft's tables (any backend).
     Weft,
-    /// Mozilla syncstorage-rs's PostgreSQL schema.
-    ReferencePostgres,
+    /// The tables Mozilla's syncstorage-rs left, on MySQL or PostgreSQL (the source's backend
+    /// says which): no Weft table is read.
+    Reference,
 }
 
 /// Which users to export.
@@ -37,10 +40,12 @@ pub enum Selection {
 }
 
 /// Totals of one export.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Exported {
     pub users: u64,
     pub bsos: u64,
+    /// Uids asked for by name that the source does not hold (no records were written).
+    pub missing: Vec<i64>,
 }
 
 pub struct Exporter<'a> {
@@ -80,15 +85,20 @@ impl<'a> Exporter<'a> {
             Selection::Uids(uids) => {
                 self.progress.set_users(uids.len() as u64);
                 for &uid in uids {
-                    totals.bsos += conn.read_transaction(|tx| self.user(tx, uid, sink))?;
-                    totals.users += 1;
+                    match conn.snapshot_transaction(|tx| self.user(tx, uid, sink))? {
+                        Some(bsos) => {
+                            totals.bsos += bsos;
+                            totals.users += 1;
+                        }
+                        None => totals.missing.push(uid),
+                    }
                     self.progress.user_done(totals.bsos);
                 }
             }
             Selection::All { after } => {
                 let count = conn.single_statement(|tx| match self.schema {
                     Schema::Weft => transfer::user_count(tx),
-                    Schema::ReferencePostgres => transfer::reference_user_count(tx),
+                    Schema::Reference => reference::user_count(tx),
                 })?;
                 self.progress.set_users(u64::try_from(count).unwrap_or(0));
                 self.progress.skip_users(totals.users);
@@ -96,12 +106,15 @@ impl<'a> Exporter<'a> {
                 loop {
                     let uids = conn.single_statement(|tx| match self.schema {
                         Schema::Weft => transfer::users_after(tx, after, USER_PAGE),
-                        Schema::ReferencePostgres => transfer::reference_users_after(tx, after, USER_PAGE),
+                        Schema::Reference => reference::users_after(tx, after, USER_PAGE),
                     })?;
                     let Some(&last) = uids.last() else { break };
                     for uid in uids {
-                        totals.bsos += conn.read_transaction(|tx| self.user(tx, uid, sink))?;
-                        totals.users += 1;
+                        // Listed a moment ago; gone since (deleted meanwhile): nothing to move.
+                        if let Some(bsos) = conn.snapshot_transaction(|tx| self.user(tx, uid, sink))? {
+                            totals.bsos += bsos;
+                            totals.users += 1;
+                        }
                         self.progress.user_done(totals.bsos);
                     }
                     after = last;
@@ -111,15 +124,18 @@ impl<'a> Exporter<'a> {
         Ok(totals)
     }
 
-    /// The tokenserver's `node` and `account` records (of `sync-1.5`); returns the accounts.
+    /// The tokenserver's `node` and `account` records (of `sync-1.5`), read in one snapshot;
+    /// returns the accounts. The statements are the same for Weft's tables and the reference's
+    /// (which have the same names and columns).
     pub fn tokenserver(&self, sink: &mut dyn Sink) -> Result<u64, TransferError> {
-        let mut conn = self.pool.get()?;
-        let Some(service) =
-            conn.single_statement(|tx| tokenserver::service_id(tx, tokenserver::SYNC_SERVICE))?
-        else {
+        self.pool.get()?.snapshot_transaction(|tx| Self::tokenserver_rows(tx, sink))
+    }
+
+    fn tokenserver_rows(tx: &mut Tx<'_>, sink: &mut dyn Sink) -> Result<u64, TransferError> {
+        let Some(service) = tokenserver::service_id(tx, tokenserver::SYNC_SERVICE)? else {
             return Ok(0);
         };
-        for n in conn.single_statement(|tx| tokenserver::list_nodes(tx, service))? {
+        for n in tokenserver::list_nodes(tx, service)? {
             sink.put(Record::Node {
                 node: n.node,
                 available: n.available,
@@ -131,7 +147,7 @@ impl<'a> Exporter<'a> {
         }
         let (mut after, mut accounts) = (0, 0);
         loop {
-            let page = conn.single_statement(|tx| transfer::accounts_after(tx, service, after, USER_PAGE))?;
+            let page = transfer::accounts_after(tx, service, after, USER_PAGE)?;
             let Some(last) = page.last().map(|a| a.uid) else { break };
             for a in page {
                 accounts += 1;
@@ -151,13 +167,17 @@ impl<'a> Exporter<'a> {
         Ok(accounts)
     }
 
-    /// One user's records, `user` … `user_end`; returns the BSOs written.
-    fn user(&self, tx: &mut Tx<'_>, uid: i64, sink: &mut dyn Sink) -> Result<u64, TransferError> {
+    /// One user's records, `user` … `user_end`; returns the BSOs written, or `None` (and
+    /// writes nothing) when the source holds nothing for the uid.
+    fn user(&self, tx: &mut Tx<'_>, uid: i64, sink: &mut dyn Sink) -> Result<Option<u64>, TransferError> {
         let now = unix_millis();
         let mut collections: Vec<UserCollectionRow> = match self.schema {
             Schema::Weft => storage::user_collections(tx, uid)?,
-            Schema::ReferencePostgres => transfer::reference_user_collections(tx, uid)?,
+            Schema::Reference => reference::user_collections(tx, uid)?,
         };
+        if collections.is_empty() {
+            return Ok(None);
+        }
         // Name order, so that two exports of the same data are the same bytes.
         collections.sort_by(|a, b| a.name.cmp(&b.name).then(a.collection.cmp(&b.collection)));
         sink.put(Record::User { uid })?;
@@ -179,9 +199,7 @@ impl<'a> Exporter<'a> {
             loop {
                 let page: Vec<ExportedBso> = match self.schema {
                     Schema::Weft => transfer::bsos_after(tx, uid, row.collection, &after, now, PAGE)?,
-                    Schema::ReferencePostgres => {
-                        transfer::reference_bsos_after(tx, uid, row.collection, &after, now, PAGE)?
-                    }
+                    Schema::Reference => reference::bsos_after(tx, uid, row.collection, &after, now, PAGE)?,
                 };
                 let full = page.len() as i64 == PAGE;
                 for bso in page {
@@ -202,6 +220,6 @@ impl<'a> Exporter<'a> {
             }
         }
         sink.put(Record::UserEnd { uid, bsos })?;
-        Ok(bsos)
+        Ok(Some(bsos))
     }
 }

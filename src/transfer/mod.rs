@@ -1,12 +1,13 @@
 //! `weft export` and `weft import`: moving users' sync data between databases of any backend,
 //! through a file in a documented, versioned format (`format`), or directly from a Mozilla
-//! syncstorage-rs database (`--from-reference`). `export` reads (`export.rs`), `import` writes
-//! (`import.rs`); both stream with bounded memory, show progress on a terminal, and can be run
-//! again after an interruption (export `--resume`, import's journal).
+//! syncstorage-rs database (`--from-reference`, `reference.rs`). `export` reads (`export.rs`),
+//! `import` writes (`import.rs`); both stream with bounded memory, show progress on a terminal,
+//! and can be run again after an interruption (export `--resume`, import's journal).
 
 mod export;
 mod format;
 mod import;
+mod reference;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -20,6 +21,7 @@ use crate::config::Settings;
 use export::{Exported, Exporter, Schema, Selection};
 use format::{JsonLines, Record, RecordReader, Sink};
 use import::{Importer, Journal, TokenserverTarget};
+use reference::Reference;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
@@ -43,6 +45,8 @@ pub enum TransferError {
     Usage(String),
     #[error("the import stopped reading")]
     Aborted,
+    #[error("{} not in the source: nothing was written for {}", list_uids(.0), if .0.len() == 1 { "it" } else { "them" })]
+    Missing(Vec<i64>),
 }
 
 impl From<diesel::result::Error> for TransferError {
@@ -93,11 +97,18 @@ pub struct ImportArgs {
     /// The export file; `-` reads standard input.
     #[arg(long, short, value_name = "FILE", required_unless_present = "from_reference")]
     pub input: Option<PathBuf>,
-    /// Read a Mozilla syncstorage-rs storage database directly instead of a file: its
-    /// PostgreSQL schema (postgres://…) or its MySQL schema (mysql://…).
+    /// Read a database Mozilla's syncstorage-rs left (postgres://… or mysql://…) directly
+    /// instead of a file, as it is: never migrated, never written. Its tokenserver tables are
+    /// imported too when it holds them.
     #[arg(long, value_name = "URL", conflicts_with = "input")]
     pub from_reference: Option<String>,
-    /// With --from-reference: import this user only (repeatable; default every user).
+    /// With --from-reference: the reference's tokenserver database, when it is not the
+    /// --from-reference database.
+    #[arg(long, value_name = "URL", requires = "from_reference")]
+    pub from_reference_tokenserver: Option<String>,
+    /// With --from-reference: import this user's storage only (repeatable; default every user,
+    /// and the tokenserver's nodes and users). A uid the source does not hold is reported and
+    /// nothing is written for it.
     #[arg(long = "uid", value_name = "UID", requires = "from_reference")]
     pub uids: Vec<i64>,
     /// Uids already imported, one per line, appended as users complete; a rerun skips them.
@@ -159,6 +170,12 @@ fn pool(url: &str, settings: &Settings) -> Result<DbPool, TransferError> {
         ..crate::startup::pool_settings(settings)
     };
     Ok(DbPool::connect(url, &settings)?)
+}
+
+/// `uid 7` or `uids 7, 9`.
+fn list_uids(uids: &[i64]) -> String {
+    let list: Vec<String> = uids.iter().map(i64::to_string).collect();
+    format!("uid{} {}", if uids.len() == 1 { "" } else { "s" }, list.join(", "))
 }
 
 fn backend_name(url: &str) -> &'static str {
@@ -281,6 +298,9 @@ pub fn run_export(settings: &Settings, args: ExportArgs) -> Result<(), TransferE
         crate::startup::redact_url(&url),
         if args.tokenserver { format!(", and {accounts} tokenserver users") } else { String::new() }
     );
+    if !totals.missing.is_empty() {
+        return Err(TransferError::Missing(totals.missing));
+    }
     Ok(())
 }
 
@@ -309,10 +329,14 @@ pub fn run_import(settings: &Settings, args: ImportArgs) -> Result<(), TransferE
     }));
     let mut importer = Importer::new(&target, &progress, tokenserver);
 
-    let totals = if let Some(reference) = &args.from_reference {
-        let schema = if is_postgres_url(reference) { Schema::ReferencePostgres } else { Schema::Weft };
-        let source = pool(reference, settings)?;
-        let source_name = format!("reference-{}", backend_name(reference));
+    let mut missing = Vec::new();
+    let mut reference_tokenserver = None;
+    let totals = if let Some(url) = &args.from_reference {
+        let source = Reference::open(url, args.from_reference_tokenserver.as_deref(), settings)?;
+        // One user asked for by uid moves its storage only: its tokenserver rows are among
+        // every user's, which move in a whole import.
+        let with_tokenserver = args.uids.is_empty();
+        reference_tokenserver = Some(source.has_tokenserver() && with_tokenserver);
         let selection = if args.uids.is_empty() {
             Selection::All { after: 0 }
         } else {
@@ -320,21 +344,19 @@ pub fn run_import(settings: &Settings, args: ImportArgs) -> Result<(), TransferE
         };
         // The reference is read on its own thread and handed over through a bounded channel.
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Record>(4096);
-        let hidden = Progress::new(false, "read");
-        let reader = std::thread::spawn(move || -> Result<(), TransferError> {
-            let exporter = Exporter { pool: &source, schema, source_name, progress: &hidden };
+        let reader = std::thread::spawn(move || {
             let mut sink = sender;
-            sink.put(exporter.header())?;
-            let totals = exporter.users(&selection, &mut sink, Exported::default())?;
-            sink.put(Record::End { users: totals.users, bsos: totals.bsos })
+            source.read(&selection, with_tokenserver, &mut sink)
         });
         progress.set_users(0);
         let result = importer.run(&mut receiver.into_iter().map(Ok), &mut journal);
         match reader.join() {
             Ok(Err(err)) if !matches!(err, TransferError::Aborted) => return Err(err),
             Err(_) => return Err(TransferError::Usage("the reference reader panicked".into())),
-            _ => result?,
+            Ok(Ok(read)) => missing = read.missing,
+            Ok(Err(_)) => {}
         }
+        result?
     } else {
         let input: Box<dyn Read> = match args.input.as_deref() {
             Some(p) if p.as_os_str() != "-" => Box::new(File::open(p)?),
@@ -361,5 +383,14 @@ pub fn run_import(settings: &Settings, args: ImportArgs) -> Result<(), TransferE
             String::new()
         },
     );
+    if reference_tokenserver == Some(false) && args.uids.is_empty() {
+        eprintln!(
+            "weft: the reference database holds no tokenserver tables: no tokenserver users were \
+             imported (name their database with --from-reference-tokenserver URL)"
+        );
+    }
+    if !missing.is_empty() {
+        return Err(TransferError::Missing(missing));
+    }
     Ok(())
 }

@@ -5,7 +5,8 @@
 pub mod accounts;
 mod dialect;
 pub mod purge;
-mod sql;
+pub mod reference;
+pub(crate) mod sql;
 pub mod storage;
 pub mod tokenserver;
 pub mod transfer;

@@ -7,16 +7,14 @@
 //! (with their uids, so tokens and storage stay keyed alike); nodes move with the ordinary
 //! node statements.
 //!
-//! `reference_*` read Mozilla syncstorage-rs's PostgreSQL schema (`bsos`, `user_collections`,
-//! `collections`, TIMESTAMPTZ times); its MySQL schema is Weft's own tables, read with the
-//! ordinary functions.
+//! A database Mozilla's syncstorage-rs left behind is read by `reference.rs`.
 
 use diesel::QueryResult;
 
 use super::sql::{Arg, Sql};
 use super::storage::AFTER_DELETION;
 use crate::models::tokenserver::{Account, NewUser};
-use crate::models::{ExportedBso, Single, UserCollectionRow};
+use crate::models::{ExportedBso, Single};
 use crate::pool::{Backend, Tx};
 
 /// Up to `limit` users (those with a `user_collections` row) with a uid above `after`, in
@@ -119,63 +117,4 @@ pub fn advance_user_ids(tx: &mut Tx<'_>) -> QueryResult<()> {
             .load::<Single>(tx)?;
     }
     Ok(())
-}
-
-// ---- Mozilla syncstorage-rs, PostgreSQL schema ----
-
-/// A TIMESTAMPTZ column as integer milliseconds since the epoch (exact: EXTRACT gives a
-/// numeric).
-fn millis(column: &str) -> String {
-    format!("CAST(ROUND(EXTRACT(EPOCH FROM {column}) * 1000) AS BIGINT)")
-}
-
-pub fn reference_users_after(tx: &mut Tx<'_>, after: i64, limit: i64) -> QueryResult<Vec<i64>> {
-    Ok(Sql::new(
-        "SELECT DISTINCT user_id AS value FROM user_collections WHERE user_id > ? ORDER BY user_id LIMIT ?",
-    )
-    .arg(Arg::I64(after))
-    .arg(Arg::I64(limit))
-    .load::<Single>(tx)?
-    .into_iter()
-    .map(|r| r.value)
-    .collect())
-}
-
-pub fn reference_user_count(tx: &mut Tx<'_>) -> QueryResult<i64> {
-    Ok(Sql::new("SELECT COUNT(DISTINCT user_id) AS value FROM user_collections")
-        .first::<Single>(tx)?
-        .map_or(0, |r| r.value))
-}
-
-/// The user's collections with their names and timestamps in milliseconds.
-pub fn reference_user_collections(tx: &mut Tx<'_>, uid: i64) -> QueryResult<Vec<UserCollectionRow>> {
-    Sql::new(format!(
-        "SELECT uc.collection_id AS collection, CAST(c.name AS TEXT) AS name, {} AS last_modified \
-         FROM user_collections uc LEFT JOIN collections c ON c.collection_id = uc.collection_id \
-         WHERE uc.user_id = ?",
-        millis("uc.modified")
-    ))
-    .arg(Arg::I64(uid))
-    .load(tx)
-}
-
-/// As `bsos_after`, on the reference's `bsos` (expiry as the absolute `ttl` in milliseconds).
-pub fn reference_bsos_after(
-    tx: &mut Tx<'_>,
-    uid: i64,
-    collection: i32,
-    after: &str,
-    now: i64,
-    limit: i64,
-) -> QueryResult<Vec<ExportedBso>> {
-    Sql::new(format!(
-        "SELECT CAST(bso_id AS TEXT) AS id, sortindex, payload, {} AS modified, {} AS ttl FROM bsos \
-         WHERE user_id = ? AND collection_id = ? AND {} > ? AND bso_id COLLATE \"C\" > ? \
-         ORDER BY bso_id COLLATE \"C\" LIMIT ?",
-        millis("modified"),
-        millis("expiry"),
-        millis("expiry"),
-    ))
-    .args([Arg::I64(uid), Arg::I32(collection), Arg::I64(now), Arg::Str(after), Arg::I64(limit)])
-    .load(tx)
 }
