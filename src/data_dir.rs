@@ -9,10 +9,10 @@ use std::io::ErrorKind;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use crate::reload as live_reload;
-use crate::startup::{NodePlan, SecretSource, Secrets};
 use crate::config::Settings;
 use crate::master_secret as generated_secrets;
+use crate::reload as live_reload;
+use crate::startup::{NodePlan, SecretSource, Secrets};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -63,8 +63,7 @@ fn classify(data_dir: &Path, source: std::io::Error) -> DataDirError {
 /// `-wal` and `-shm` files), wherever they are.
 pub fn written_files(settings: &Settings, plans: &[NodePlan], secrets: &Secrets) -> Vec<String> {
     let dir = &settings.data_dir;
-    let mut files: Vec<PathBuf> =
-        vec![dir.join(live_reload::PID_FILE), dir.join(live_reload::STATUS_FILE)];
+    let mut files: Vec<PathBuf> = vec![dir.join(live_reload::PID_FILE), dir.join(live_reload::STATUS_FILE)];
     if let SecretSource::File { path, .. } = &secrets.source {
         files.push(PathBuf::from(path));
     }

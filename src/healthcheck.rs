@@ -15,10 +15,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 pub fn run(settings: &Settings) -> Result<(), String> {
     let addr = probe_address(&settings.listen)?;
     let url = format!("http://{addr}/__lbheartbeat__");
-    let client = reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .build()
-        .map_err(|e| format!("healthcheck: {e}"))?;
+    let client =
+        reqwest::Client::builder().timeout(TIMEOUT).build().map_err(|e| format!("healthcheck: {e}"))?;
     let status = actix_web::rt::System::new()
         .block_on(async { client.get(&url).send().await.map(|r| r.status()) })
         .map_err(|e| format!("unhealthy: {url}: {e}"))?;

@@ -15,8 +15,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use weft::config::Settings;
 use weft::startup::SecretSource;
 use weft::{
-    accounts, admin, config, data_dir, healthcheck, purge, reload, secret_commands, secrets, server, startup, telemetry, transfer,
-    web,
+    accounts, admin, config, data_dir, healthcheck, purge, reload, secret_commands, secrets, server, startup,
+    telemetry, transfer, web,
 };
 
 #[derive(Parser)]

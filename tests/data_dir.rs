@@ -136,21 +136,27 @@ fn read_only_data_directory_is_one_clear_line() {
         // Root writes through any mode bits: only a read-only mount stops it. A private mount
         // namespace keeps the read-only bind mount to this process.
         let script = r#"mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@""#;
-        let child = serve(&out, &out, &env, &["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", dir]);
+        let child = serve(
+            &out,
+            &out,
+            &env,
+            &["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", dir],
+        );
         assert_refused(child, &out, &format!("weft: error: data_dir {dir} is on a read-only file system"));
     }
     // A directory of another user (as a service user meets a root-owned volume): as root, drop
     // to nobody; otherwise take the write bit away.
     fs::set_permissions(&data_dir, fs::Permissions::from_mode(0o555)).unwrap();
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let wrapper: &[&str] = if is_root() {
-        &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    } else {
-        &[]
-    };
+    let wrapper: &[&str] =
+        if is_root() { &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] } else { &[] };
     fs::set_permissions(&out, fs::Permissions::from_mode(0o777)).unwrap();
     let child = serve(&out, &out, &env, wrapper);
     // SAFETY: getuid(2) has no preconditions.
     let uid = if is_root() { 65534 } else { unsafe { libc::getuid() } };
-    assert_refused(child, &out, &format!("weft: error: data_dir {dir} is not writable by this user (uid {uid})"));
+    assert_refused(
+        child,
+        &out,
+        &format!("weft: error: data_dir {dir} is not writable by this user (uid {uid})"),
+    );
 }

@@ -17,6 +17,7 @@ Usage: container_image.py BINARY WORKDIR
 Output: one line per check, then `N passed, M failed`; non-zero exit when any check failed.
 """
 
+import glob
 import json
 import os
 import re
@@ -89,7 +90,8 @@ def run_checks(tag, root, workdir, results):
     results.check(f"runs as a non-root user ({user})", user not in ("", "0", "root", "0:0"))
     results.check("data in a volume (/var/lib/weft)", "/var/lib/weft" in config.get("Volumes", {}),
                   str(config.get("Volumes")))
-    healthcheck = (image.get("HealthCheck") or config.get("Healthcheck") or {}).get("Test", [])
+    # Docker's format keeps it beside the config; podman shows it at the top.
+    healthcheck = (image.get("Healthcheck") or config.get("Healthcheck") or {}).get("Test", [])
     results.check("HEALTHCHECK runs weft healthcheck", healthcheck[1:] == ["/usr/bin/weft",
                                                                            "healthcheck"],
                   str(healthcheck))
@@ -107,6 +109,9 @@ def run_checks(tag, root, workdir, results):
     finally:
         subprocess.run(["podman", "rm", container], capture_output=True)
     results.check("no shell in the image", not os.path.exists(os.path.join(root, "bin/sh")))
+    plugins = glob.glob(os.path.join(root, "usr/lib/*/libmariadb3/plugin/caching_sha2_password.so"))
+    results.check("libmariadb's authentication plugins are in the image (MySQL 8's default)",
+                  len(plugins) == 1)
     uid = int(user.split(":")[0])
     volume = os.path.join(root, "var/lib/weft")
     results.check("the data volume starts empty, the image user's, 0700",

@@ -33,7 +33,7 @@ from rootfs import (Results, Server, free_port, log_tail, mode_owner, run_root_c
                     signed_client, user_ids)
 
 MMDEBSTRAP_TIMEOUT_S = 600
-UNIT = "lib/systemd/system/weft.service"
+UNIT = "usr/lib/systemd/system/weft.service"
 CONFIG = "etc/weft/weft.toml"
 UID = 7
 
@@ -60,7 +60,7 @@ def fresh_root(workdir, deb, results):
     if not os.path.exists(tarball):
         print(f"    mmdebstrap --variant=minbase --include={','.join(deps)} {suite}", flush=True)
         proc = subprocess.run(
-            ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(deps)}", suite,
+            ["mmdebstrap", "--quiet", "--variant=minbase", "--format=tar", f"--include={','.join(deps)}", suite,
              tarball + ".tmp"], capture_output=True, text=True, timeout=MMDEBSTRAP_TIMEOUT_S)
         if not results.check("minimal Debian root built (mmdebstrap)", proc.returncode == 0,
                              proc.stderr[-2000:]):
@@ -128,7 +128,7 @@ def dpkg(root, *args):
 
 
 def query(root, fmt):
-    return dpkg(root, "-W", f"-f={fmt}", "weft")[1]
+    return run_root_command(root, ["dpkg-query", "-W", f"-f={fmt}", "weft"])[1]
 
 
 def serve_and_check(root, workdir, results, public_url, first):
@@ -176,6 +176,9 @@ def edit_config(root, port):
     text = re.sub(r'^listen = .*$', f'listen = "127.0.0.1:{port}"', text, count=1, flags=re.M)
     text = re.sub(r'^public_url = .*$', f'public_url = "http://127.0.0.1:{port}"', text,
                   count=1, flags=re.M)
+    # The metrics listener's fixed port could be taken by another test on this machine.
+    text = re.sub(r'^(\[metrics\][^\[]*?)^listen = .*$', rf'\1listen = "127.0.0.1:{free_port()}"',
+                  text, count=1, flags=re.M | re.S)
     text = "# Edited by the admin (tests/packaging/debian_package.py).\n" + text
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
