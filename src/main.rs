@@ -334,6 +334,17 @@ fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
             "weft: in Firefox (about:config) set identity.fxaccounts.autoconfig.uri = {}",
             settings.public_url.trim_end_matches('/')
         );
+        if settings.accounts.trust_mozilla_accounts {
+            println!(
+                "weft: WARNING: accounts.trust_mozilla_accounts = true: anyone with a Mozilla account \
+                 can use this server's storage, without an invite"
+            );
+        } else {
+            println!(
+                "weft: only local accounts can sync (Mozilla-account tokens are refused; \
+                 accounts.trust_mozilla_accounts = true accepts them)"
+            );
+        }
     }
     let accounts_pool = tokenserver.as_ref().map(startup::TokenserverPlan::pool);
     let purge_pool = tokenserver

@@ -620,13 +620,16 @@ pub fn plan_accounts(settings: &Settings) -> Result<AccountsPlan, StartupError> 
         threads: usize::try_from(a.threads).unwrap_or(1),
         scrypt_log_n: u8::try_from(a.scrypt_log_n).unwrap_or(16),
         max_concurrent_stretches: usize::try_from(a.max_concurrent_stretches).unwrap_or(1),
+        stretch_deadline: Duration::from_secs(a.stretch_deadline_seconds),
         retry_after_seconds: u64::from(settings.shard.retry_after_seconds),
         access_token_ttl_seconds: i64::try_from(a.access_token_ttl_seconds).unwrap_or(3600),
         // §6: authorization codes live at most 10 minutes.
         code_ttl_ms: 10 * 60 * 1000,
         hawk_window_seconds: 60,
         rate_limit_per_address: u32::try_from(a.rate_limit_per_address).unwrap_or(u32::MAX),
-        rate_limit_per_email: u32::try_from(a.rate_limit_per_email).unwrap_or(u32::MAX),
+        rate_limit_per_session: u32::try_from(a.rate_limit_per_session).unwrap_or(u32::MAX),
+        failed_logins_per_account_address: u32::try_from(a.failed_logins_per_account_address)
+            .unwrap_or(u32::MAX),
         rate_limit_window: Duration::from_secs(a.rate_limit_window_seconds),
         fxa_email_domain: settings.tokenserver.fxa_email_domain.clone(),
     };
@@ -649,7 +652,7 @@ impl AccountsPlan {
     }
 
     /// Starts the accounts actor on the tokenserver database. Must run inside the actix system.
-    pub fn start(&self, pool: DbPool) -> Result<actix::Addr<weft_actors::accounts::Accounts>, StartupError> {
+    pub fn start(&self, pool: DbPool) -> Result<weft_actors::accounts::AccountsAddr, StartupError> {
         let tokens = weft_actors::accounts::AccessTokens::new(
             self.issuer.clone(),
             &self.keys.signing,

@@ -5,6 +5,9 @@
 //! every read must show the write just acknowledged (or a later one). The same
 //! with memcached killed and restarted in the middle (no 5xx, no stale read), and with the
 //! in-process cache for a single process. The scrape proves the cache was actually used.
+//! Every write is later than everything its user has (issue 27): two collections written back
+//! to back, by one client or by two clients on two webheads, and each `info/*` view asked with
+//! `X-If-Modified-Since` = the first write's timestamp answers 200, with and without a cache.
 //!
 //! memcached: the shared tests use `WEFT_TEST_MEMCACHED` (scripts/test starts one on
 //! 127.0.0.1:11211 and exports it); the fault test starts and kills a private one, so that it
@@ -171,6 +174,50 @@ fn write_here_read_there(webheads: &[&TestServer], rounds: usize) -> usize {
     done.load(Ordering::Relaxed) as usize
 }
 
+/// Rounds of `info_views_see_every_write`.
+const NEWER_ROUNDS: usize = 200;
+
+/// The routes whose resource is the user's storage timestamp (storage-api.md §5.4).
+const INFO_VIEWS: [&str; 4] =
+    ["/info/collections", "/info/quota", "/info/collection_usage", "/info/collection_counts"];
+
+/// Issue 27, as a client polling `info/*` sees it: one user writes two collections back to
+/// back — a POST through `first`, then at once a PUT to another collection through `second`
+/// (the same client, or another one on another webhead) — and every info view asked (through
+/// either) with `X-If-Modified-Since` = the first write's timestamp must answer 200, since a
+/// collection changed after it, and with the second's 304. The collections alternate between
+/// ones the cache knows only by timestamp and write-through ones. Returns how many second
+/// writes took the tick right after the first (the same-tick case the rounds are about).
+fn info_views_see_every_write(first: &User, second: &User, rounds: usize) -> usize {
+    const PAIRS: [(&str, &str); 4] =
+        [("history", "bookmarks"), ("bookmarks", "clients"), ("clients", "meta"), ("meta", "history")];
+    let mut next_tick = 0;
+    for round in 0..rounds {
+        let (a, b) = PAIRS[round % PAIRS.len()];
+        let posted = send(|| {
+            first.post(&format!("/storage/{a}"), &json!([{"id": format!("r{round}"), "payload": "x"}]))
+        });
+        assert_eq!(posted.status, 200, "{:?}", posted.body);
+        let put = send(|| second.put(&format!("/storage/{b}/r{round}"), &json!({"payload": "y"})));
+        assert_eq!(put.status, 200, "{:?}", put.body);
+        let (t1, t2) = (posted.ts_header("X-Last-Modified"), put.ts_header("X-Last-Modified"));
+        assert!(t2 > t1, "round {round}: {b} written at {t2} ms, not after {a} at {t1} ms");
+        next_tick += usize::from(t2 == t1 + 10);
+        let reader = if round % 2 == 0 { first } else { second };
+        for view in INFO_VIEWS {
+            let r = send(|| reader.req("GET", view).header("X-If-Modified-Since", &fmt_ts(t1)).send());
+            assert_eq!(
+                r.status, 200,
+                "round {round}: {view} since {t1} ms, after {b} was written at {t2} ms"
+            );
+            assert_eq!(r.ts_header("X-Last-Modified"), t2, "round {round}: {view}");
+            let r = send(|| reader.req("GET", view).header("X-If-Modified-Since", &fmt_ts(t2)).send());
+            assert_eq!(r.status, 304, "round {round}: {view} since {t2} ms");
+        }
+    }
+    next_tick
+}
+
 #[cfg(feature = "mysql")]
 #[test]
 fn two_webheads_sharing_memcached_never_serve_stale() {
@@ -247,6 +294,36 @@ fn memcached_killed_and_restarted_mid_load() {
 }
 
 backend_tests! {
+    fn one_client_sees_every_write_in_the_info_views_with_the_in_process_cache(b: Backend) {
+        let (server, metrics) = webhead(b, &[], None);
+        let u = User::new(&server);
+        let next_tick = info_views_see_every_write(&u, &u, NEWER_ROUNDS);
+        eprintln!("{next_tick} of {NEWER_ROUNDS} second writes took the tick right after the first");
+        assert!(cache_requests(&metrics, "hit") > 0.0, "the cache answered");
+    }
+
+    fn one_client_sees_every_write_in_the_info_views_without_a_cache(b: Backend) {
+        let (server, metrics) = webhead(b, &[("WEFT_CACHE_MEMORY_BYTES", "0")], None);
+        let u = User::new(&server);
+        let next_tick = info_views_see_every_write(&u, &u, NEWER_ROUNDS);
+        eprintln!("{next_tick} of {NEWER_ROUNDS} second writes took the tick right after the first");
+        assert_eq!(cache_requests(&metrics, "hit") + cache_requests(&metrics, "miss"), 0.0, "no cache");
+    }
+
+    fn two_clients_on_two_webheads_sharing_memcached_see_every_write(b: Backend) {
+        let prefix = unique_prefix();
+        let servers = shared_memcached();
+        let env = [("WEFT_CACHE_SERVERS", servers.as_str()), ("WEFT_CACHE_KEY_PREFIX", prefix.as_str())];
+        let (a, metrics_a) = webhead(b, &env, None);
+        let (other, metrics_b) = webhead(b, &env, Some(a.database_url()));
+        let spec = TokenSpec::new(&a);
+        let (here, there) = (User::with_token(&a, &spec), User::with_token(&other, &spec));
+        let next_tick = info_views_see_every_write(&here, &there, NEWER_ROUNDS);
+        eprintln!("{next_tick} of {NEWER_ROUNDS} second writes took the tick right after the first");
+        let hits = cache_requests(&metrics_a, "hit") + cache_requests(&metrics_b, "hit");
+        assert!(hits > 0.0, "memcached answered");
+    }
+
     fn one_process_with_the_in_process_cache_never_serves_stale(b: Backend) {
         let (server, metrics) = webhead(b, &[], None);
         let rounds = write_here_read_there(&[&server], ROUNDS);

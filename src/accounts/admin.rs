@@ -4,7 +4,7 @@
 
 use clap::Subcommand;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-use weft_actors::accounts::{AccountError, AccountsAdmin, AdminOp, AdminReply};
+use weft_actors::accounts::{AccountError, AdminOp, AdminReply};
 
 use crate::config::Settings;
 use crate::startup;
@@ -87,9 +87,7 @@ fn send(settings: &Settings, op: AdminOp) -> Result<AdminReply, AccountAdminErro
     let pool = startup::tokenserver_pool(settings, settings.run_migrations)?;
     actix::System::new().block_on(async move {
         let actor = plan.start(pool)?;
-        let reply =
-            actor.send(AccountsAdmin(op)).await.map_err(weft_actors::ActorUnavailable::of("accounts"))?;
-        Ok(reply?)
+        Ok(actor.admin(op).await?)
     })
 }
 

@@ -186,6 +186,9 @@ impl<'a> Exporter<'a> {
                 Some(name) if row.collection != TOMBSTONE_COLLECTION => {
                     sink.put(Record::Collection { name: name.clone(), modified: row.last_modified })?
                 }
+                // A tombstone at 0 only ever served as the user's write lock
+                // (`queries::storage::lock_user`): it carries no timestamp.
+                _ if row.collection == TOMBSTONE_COLLECTION && row.last_modified == 0 => {}
                 _ if row.collection == TOMBSTONE_COLLECTION => {
                     sink.put(Record::Tombstone { modified: row.last_modified })?
                 }

@@ -4,6 +4,7 @@
 //! `import` writes (`import.rs`); both stream with bounded memory, show progress on a terminal,
 //! and can be run again after an interruption (export `--resume`, import's journal).
 
+mod check;
 mod export;
 mod format;
 mod import;
@@ -45,6 +46,8 @@ pub enum TransferError {
     Usage(String),
     #[error("the import stopped reading")]
     Aborted,
+    #[error("the target differs from the source ({0} differences)")]
+    Differs(u64),
     #[error("{} not in the source: nothing was written for {}", list_uids(.0), if .0.len() == 1 { "it" } else { "them" })]
     Missing(Vec<i64>),
 }
@@ -111,6 +114,11 @@ pub struct ImportArgs {
     /// nothing is written for it.
     #[arg(long = "uid", value_name = "UID", requires = "from_reference")]
     pub uids: Vec<i64>,
+    /// With --from-reference: write nothing; compare every user's collection timestamps,
+    /// record counts and records, and the tokenserver's nodes and users, between the reference
+    /// and the target (the check that proves a move). Exits 1 on any difference.
+    #[arg(long, requires = "from_reference")]
+    pub check: bool,
     /// Uids already imported, one per line, appended as users complete; a rerun skips them.
     /// Default: FILE.journal beside --input FILE.
     #[arg(long, value_name = "FILE")]
@@ -307,6 +315,9 @@ pub fn run_export(settings: &Settings, args: ExportArgs) -> Result<(), TransferE
 pub fn run_import(settings: &Settings, args: ImportArgs) -> Result<(), TransferError> {
     let url = args.database.clone().unwrap_or_else(|| settings.effective_database_url());
     let target = pool(&url, settings)?;
+    if args.check {
+        return run_check(settings, &args, &target, &url);
+    }
     target.run_migrations()?;
     let journal_path = args.journal.clone().or_else(|| {
         args.input.as_ref().filter(|p| p.as_os_str() != "-").map(|p| {
@@ -391,6 +402,49 @@ pub fn run_import(settings: &Settings, args: ImportArgs) -> Result<(), TransferE
     }
     if !missing.is_empty() {
         return Err(TransferError::Missing(missing));
+    }
+    Ok(())
+}
+
+/// `weft import --from-reference URL --check`: compares, writes nothing.
+fn run_check(
+    settings: &Settings,
+    args: &ImportArgs,
+    target: &DbPool,
+    url: &str,
+) -> Result<(), TransferError> {
+    let reference_url = args.from_reference.as_deref().unwrap_or_default();
+    let source = Reference::open(reference_url, args.from_reference_tokenserver.as_deref(), settings)?;
+    let tokenserver_url =
+        args.tokenserver_database.clone().unwrap_or_else(|| settings.tokenserver_database_url());
+    let tokenserver = pool(&tokenserver_url, settings)?;
+    let checked = check::check(&source, &args.uids, target, &tokenserver)?;
+    for line in &checked.differences {
+        eprintln!("weft: differs: {line}");
+    }
+    let differences = checked.differences.len() as u64 + checked.more_differences;
+    if checked.more_differences > 0 {
+        eprintln!("weft: … and {} more differences", checked.more_differences);
+    }
+    eprintln!(
+        "weft: checked {} users, {} records{} of {} against {}: {}",
+        checked.users,
+        checked.bsos,
+        if checked.accounts > 0 {
+            format!(" and {} tokenserver users", checked.accounts)
+        } else {
+            String::new()
+        },
+        crate::startup::redact_url(reference_url),
+        crate::startup::redact_url(url),
+        if differences == 0 {
+            "every collection timestamp, record count and record matches"
+        } else {
+            "differences above"
+        }
+    );
+    if differences > 0 {
+        return Err(TransferError::Differs(differences));
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use weft_schema::SyncTimestamp;
 use crate::storage::apply::{apply_bsos, Touch};
 use crate::storage::requests::*;
 use crate::storage::rules::{
-    check_precondition, check_quota, open_collection, settle_quota, write_timestamp,
+    check_precondition, check_quota, lock_user, open_collection, settle_quota, write_timestamp,
 };
 use crate::storage::Storage;
 use crate::storage::StorageError;
@@ -55,16 +55,17 @@ pub fn delete_bso(ctx: &Storage, tx: &mut Tx<'_>, msg: &DeleteBso) -> Result<Syn
         check_precondition(msg.precondition, SyncTimestamp::ZERO)?;
         return Err(StorageError::NotFound);
     };
-    let Some(current) = storage::lock_collection(tx, uid, collection, Lock::Write)? else {
+    let floor = lock_user(tx, uid)?;
+    if storage::lock_collection(tx, uid, collection, Lock::Write)?.is_none() {
         check_precondition(msg.precondition, SyncTimestamp::ZERO)?;
         return Err(StorageError::NotFound);
-    };
+    }
     let item = item_timestamp(tx, uid, collection, &msg.id)?;
     check_precondition(msg.precondition, item)?;
     if item == SyncTimestamp::ZERO {
         return Err(StorageError::NotFound);
     }
-    let t = write_timestamp(current)?;
+    let t = write_timestamp(floor)?;
     storage::delete_bsos(tx, uid, collection, std::slice::from_ref(&msg.id))?;
     storage::set_collection_modified(tx, uid, collection, t.as_millis())?;
     settle_quota(ctx, tx, uid, collection, t)?;

@@ -513,17 +513,26 @@ pub(crate) fn get_collection_counts(
 }
 
 /// Runs a write under the protocol over the cached `entries` it changes: on the database, or
-/// on the cache alone (`keep`) for a cache-only collection.
+/// on the cache alone (`keep`) for a cache-only collection. A cache-only write is given the
+/// user's storage timestamp from the metadata record, which its timestamp must pass as a
+/// database write's passes the user's timestamps (`rules::lock_user`). It is read before the
+/// write marks the record: a cache-only write takes no lock on the user, so two writes of one
+/// user to two cache-only collections at the same instant can still share a tick.
 fn write<'a, Q: Operation>(
     storage: &Storage,
     nc: &NodeCache,
     op: &Q,
+    uid: u64,
     collection: &str,
     entries: impl IntoIterator<Item = Option<Derived<'a, Q::Output>>>,
-    keep: impl FnOnce() -> Result<Q::Output, StorageError>,
+    keep: impl FnOnce(i64) -> Result<Q::Output, StorageError>,
 ) -> Result<Q::Output, StorageError> {
+    let floor = match nc.keeps_only(collection) {
+        true => nc.metadata(storage, uid)?.map_or(0, |record| record.modified),
+        false => 0,
+    };
     let entries = entries.into_iter().flatten().collect();
-    let run = || if nc.keeps_only(collection) { keep() } else { storage.execute(op) };
+    let run = || if nc.keeps_only(collection) { keep(floor) } else { storage.execute(op) };
     nc.cache.write(entries, run).map_err(unavailable)
 }
 
@@ -543,7 +552,7 @@ pub(crate) fn put_bso(storage: &Storage, nc: &NodeCache, msg: &PutBso) -> Result
             Some(items.applied(std::slice::from_ref(&msg.bso), out.modified, Touch::Changed))
         }),
     ];
-    write(storage, nc, msg, &msg.collection, entries, || cache_only::put_bso(nc, msg))
+    write(storage, nc, msg, msg.uid, &msg.collection, entries, |floor| cache_only::put_bso(nc, msg, floor))
 }
 
 pub(crate) fn post_bsos(
@@ -568,7 +577,7 @@ pub(crate) fn post_bsos(
             }
         }),
     ];
-    write(storage, nc, msg, &msg.collection, entries, || cache_only::post_bsos(nc, msg))
+    write(storage, nc, msg, msg.uid, &msg.collection, entries, |floor| cache_only::post_bsos(nc, msg, floor))
 }
 
 pub(crate) fn delete_bso(
@@ -582,7 +591,7 @@ pub(crate) fn delete_bso(
             Some(items.removed(std::slice::from_ref(&msg.id), *t))
         }),
     ];
-    write(storage, nc, msg, &msg.collection, entries, || cache_only::delete_bso(nc, msg))
+    write(storage, nc, msg, msg.uid, &msg.collection, entries, |floor| cache_only::delete_bso(nc, msg, floor))
 }
 
 pub(crate) fn delete_collection(
@@ -607,7 +616,9 @@ pub(crate) fn delete_collection(
             None => Some(Items::empty()),
         }),
     ];
-    write(storage, nc, msg, &msg.collection, entries, || cache_only::delete_collection(nc, msg))
+    write(storage, nc, msg, msg.uid, &msg.collection, entries, |floor| {
+        cache_only::delete_collection(nc, msg, floor)
+    })
 }
 
 pub(crate) fn delete_storage(

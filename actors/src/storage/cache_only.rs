@@ -1,7 +1,8 @@
 //! Cache-only collections (`cache.cache_only`, off by default; ops-model.md §5.5): their items
 //! live only in the cache, as the same record a write-through collection has, and never reach
 //! the database. Each write reads the record with its version, applies the operation's rules
-//! (preconditions, the write timestamp strictly after the collection's, PUT semantics) and
+//! (preconditions, the write timestamp strictly after the collection's and the user's storage
+//! timestamp, `floor`, which the caller reads from the metadata record; PUT semantics) and
 //! stores it back only if nobody wrote it meanwhile (`cas`; losing that race is a `Conflict`,
 //! 503 + Retry-After, as for a busy collection). The caller (`storage/cache.rs`) runs these
 //! writes under the metadata record's protocol, so `info/collections` and every timestamp stay
@@ -60,36 +61,36 @@ fn item_timestamp(items: &Items, id: &str, now: SyncTimestamp) -> SyncTimestamp 
     SyncTimestamp::from_millis(items.live_item(id, now).map_or(0, |item| item.modified))
 }
 
-pub(crate) fn put_bso(nc: &NodeCache, msg: &PutBso) -> Result<PutResult, StorageError> {
+pub(crate) fn put_bso(nc: &NodeCache, msg: &PutBso, floor: i64) -> Result<PutResult, StorageError> {
     change(nc, msg.uid, &msg.collection, |items| {
         check_precondition(msg.precondition, item_timestamp(&items, &msg.bso.id, SyncTimestamp::now()))?;
-        let t = write_timestamp(items.modified())?;
+        let t = write_timestamp(items.modified().max(floor))?;
         let next = items.applied(std::slice::from_ref(&msg.bso), t, Touch::Changed);
         Ok((next, PutResult { modified: t, quota_remaining: None }))
     })
 }
 
-pub(crate) fn post_bsos(nc: &NodeCache, msg: &PostBsos) -> Result<PostResult, StorageError> {
+pub(crate) fn post_bsos(nc: &NodeCache, msg: &PostBsos, floor: i64) -> Result<PostResult, StorageError> {
     match (&msg.batch, msg.commit) {
         (None, _) | (Some(BatchMode::Create), true) => {}
         _ => return Err(StorageError::InvalidBatch),
     }
     change(nc, msg.uid, &msg.collection, |items| {
         check_precondition(msg.precondition, SyncTimestamp::from_millis(items.modified()))?;
-        let t = write_timestamp(items.modified())?;
+        let t = write_timestamp(items.modified().max(floor))?;
         let next = items.applied(&msg.bsos, t, Touch::Changed);
         Ok((next, PostResult { outcome: PostOutcome::Committed { modified: t }, quota_remaining: None }))
     })
 }
 
-pub(crate) fn delete_bso(nc: &NodeCache, msg: &DeleteBso) -> Result<SyncTimestamp, StorageError> {
+pub(crate) fn delete_bso(nc: &NodeCache, msg: &DeleteBso, floor: i64) -> Result<SyncTimestamp, StorageError> {
     change(nc, msg.uid, &msg.collection, |items| {
         let item = item_timestamp(&items, &msg.id, SyncTimestamp::now());
         check_precondition(msg.precondition, item)?;
         if item == SyncTimestamp::ZERO {
             return Err(StorageError::NotFound);
         }
-        let t = write_timestamp(items.modified())?;
+        let t = write_timestamp(items.modified().max(floor))?;
         Ok((items.removed(std::slice::from_ref(&msg.id), t), t))
     })
 }
@@ -99,10 +100,11 @@ pub(crate) fn delete_bso(nc: &NodeCache, msg: &DeleteBso) -> Result<SyncTimestam
 pub(crate) fn delete_collection(
     nc: &NodeCache,
     msg: &DeleteCollection,
+    floor: i64,
 ) -> Result<SyncTimestamp, StorageError> {
     change(nc, msg.uid, &msg.collection, |items| {
         check_precondition(msg.precondition, SyncTimestamp::from_millis(items.modified()))?;
-        let t = write_timestamp(items.modified())?;
+        let t = write_timestamp(items.modified().max(floor))?;
         match &msg.ids {
             Some(ids) => Ok((items.removed(ids, t), t)),
             None => Ok((Items::empty(), t)),

@@ -9,7 +9,7 @@ use weft_schema::queries::transfer;
 use weft_schema::SyncTimestamp;
 
 use crate::storage::requests::*;
-use crate::storage::rules::{check_precondition, open_collection, settle_quota, write_timestamp};
+use crate::storage::rules::{check_precondition, lock_user, open_collection, settle_quota, write_timestamp};
 use crate::storage::StorageError;
 use crate::storage::{Access, Operation, Storage};
 
@@ -206,16 +206,17 @@ fn delete_whole_collection(
     let uid = msg.uid as i64;
     let current = match ctx.collection_id(tx, &msg.collection)? {
         Some(collection) => {
-            storage::lock_collection(tx, uid, collection, Lock::Write)?.map(|ts| (collection, ts))
+            let floor = lock_user(tx, uid)?;
+            storage::lock_collection(tx, uid, collection, Lock::Write)?.map(|ts| (collection, ts, floor))
         }
         None => None,
     };
-    let Some((collection, current)) = current else {
+    let Some((collection, current, floor)) = current else {
         check_precondition(msg.precondition, SyncTimestamp::ZERO)?;
         return Ok(SyncTimestamp::from_millis(storage::storage_modified(tx, uid)?));
     };
     check_precondition(msg.precondition, SyncTimestamp::from_millis(current))?;
-    let t = write_timestamp(current)?;
+    let t = write_timestamp(floor)?;
     storage::delete_collection(tx, uid, collection, t.as_millis())?;
     Ok(SyncTimestamp::from_millis(storage::storage_modified(tx, uid)?))
 }

@@ -8,7 +8,7 @@ use weft_schema::queries::storage;
 use weft_schema::SyncTimestamp;
 
 use crate::storage::requests::*;
-use crate::storage::rules::{check_precondition, write_timestamp};
+use crate::storage::rules::{check_precondition, lock_user, write_timestamp};
 use crate::storage::Storage;
 use crate::storage::StorageError;
 
@@ -73,17 +73,19 @@ fn non_negative(rows: Vec<(String, i64)>) -> BTreeMap<String, u64> {
 
 /// Deletes everything for readers; replies with the time of the deletion (the storage timestamp
 /// itself is 0 afterwards, as nothing is left). The deletion time is taken like a write's,
-/// strictly after the old storage timestamp, so that the next write — which has nothing left to
-/// compare with — still gets a timestamp later than anything the user saw before (§13.36), and
-/// every stored item is at or before it: the deleter removes exactly those later (`purge.rs`),
-/// so this answers in a few statements whatever the user stores.
+/// strictly after the user's timestamps (`rules::lock_user`), and every stored item is at or
+/// before it: the deleter removes exactly those later (`purge.rs`), so this answers in a few
+/// statements whatever the user stores. The next write, which has no collection left to
+/// compare with, is later than the pending deletions this records, and so than anything the
+/// user saw before (§13.36).
 pub fn delete_storage(
     _: &Storage,
     tx: &mut Tx<'_>,
     msg: &DeleteStorage,
 ) -> Result<SyncTimestamp, StorageError> {
-    let current = storage_timestamp(tx, msg.uid, msg.precondition)?;
-    let t = write_timestamp(current.as_millis())?;
+    let floor = lock_user(tx, msg.uid as i64)?;
+    storage_timestamp(tx, msg.uid, msg.precondition)?;
+    let t = write_timestamp(floor)?;
     storage::delete_storage(tx, msg.uid as i64, t.as_millis())?;
     Ok(t)
 }

@@ -6,7 +6,7 @@
 //! Why it is safe to run at any time, twice, or to kill at any point: a deletion is recorded
 //! with its time T (`weft_deleted_collections`), and every read hides the collection's items
 //! written at or before T at once; every later write gets a timestamp after T
-//! (`rules::lock_for_write`); a chunk deletes only items at or before T, and repeats that
+//! (`rules::lock_user`); a chunk deletes only items at or before T, and repeats that
 //! condition in its DELETE, so an item rewritten meanwhile stays. Expired items and batches
 //! are already refused by every read and append. All state is in the database, so a purge
 //! killed mid-way (even by SIGKILL: a chunk's transaction is all or nothing) resumes where it

@@ -33,21 +33,34 @@ pub fn check_precondition(precondition: Precondition, resource: SyncTimestamp) -
     }
 }
 
-/// The timestamp T of a write to a collection last modified at `current_ms`. T must be
-/// strictly later; when the clock has not yet passed `current_ms` (a write in the same 10 ms
-/// tick), wait for the next tick once, as PY did, and only then report a conflict.
-pub fn write_timestamp(current_ms: i64) -> Result<SyncTimestamp, StorageError> {
+/// The timestamp T of a write by a user whose data was last modified at `floor_ms`
+/// (`lock_user`): T is strictly later, so that every view of the user's data — the collection
+/// written, and the storage timestamp the `info/*` views answer `X-If-Modified-Since` with —
+/// moves past anything a client saw before (storage-api.md §4.4 as PROTO phrases it, against
+/// the user's overall timestamp). When the clock has not yet passed `floor_ms` (the user's
+/// previous write, to any collection, fell in the same 10 ms tick), the write waits for the
+/// next tick once, as PY did, and only then reports a conflict.
+///
+/// Why wait rather than take the next tick ahead of the clock: T is also the response's
+/// `X-Weave-Timestamp`, the server's "now" that clients measure their clock skew and the ages
+/// of items by (§4.2, §8), and the base of the write's expiry arithmetic. A T ahead of the
+/// clock would make a later response's `X-Weave-Timestamp` older than an earlier write's, and
+/// a user writing faster than one write per tick would drift ahead without bound. The wait
+/// costs at most one tick, only to the second of two writes of one user within that tick, and
+/// holds only that user's lock (`lock_user`; on SQLite the writer queue, which serialises
+/// every write anyway).
+pub fn write_timestamp(floor_ms: i64) -> Result<SyncTimestamp, StorageError> {
     let now = SyncTimestamp::now();
-    if now.as_millis() > current_ms {
+    if now.as_millis() > floor_ms {
         return Ok(now);
     }
-    let wait = current_ms - now.as_millis() + 10;
+    let wait = floor_ms - now.as_millis() + 10;
     if wait > MAX_TICK_WAIT_MS {
         return Err(StorageError::Conflict);
     }
     std::thread::sleep(Duration::from_millis(wait as u64));
     let retried = SyncTimestamp::now();
-    if retried.as_millis() > current_ms {
+    if retried.as_millis() > floor_ms {
         Ok(retried)
     } else {
         Err(StorageError::Conflict)
@@ -63,32 +76,29 @@ pub fn never_expires(t: SyncTimestamp) -> i64 {
     t.as_millis() + NEVER_EXPIRES_MS
 }
 
-/// Locks the collection's row for a write (creating it when missing) and returns its
-/// last-modified and the time the write's timestamp must pass (`write_floor`).
+/// Locks the user's data for a write and returns the time the write's timestamp must pass
+/// (`write_timestamp`): the newest of the user's collection timestamps and tombstone — the
+/// storage timestamp — and of the user's pending deletions (a storage deletion leaves no row
+/// behind, and every item written after a deletion must be later than it, so that the deleter,
+/// which removes only items at or before it, can never remove one, whichever finishes first).
+/// Every write takes this lock before its collection's, so the writes of one user are ordered
+/// and each one reads the floor its predecessor left.
+pub fn lock_user(tx: &mut Tx<'_>, uid: i64) -> Result<i64, StorageError> {
+    storage::lock_user(tx, uid)?;
+    Ok(storage::write_floor(tx, uid)?)
+}
+
+/// Locks the user (`lock_user`) and then the collection's row for a write (creating it when
+/// missing); returns the collection's last-modified and the time the write's timestamp must
+/// pass.
 pub fn lock_for_write(
     tx: &mut Tx<'_>,
     uid: i64,
     collection: i32,
 ) -> Result<(SyncTimestamp, i64), StorageError> {
-    let (current, existed) = storage::lock_or_create_collection(tx, uid, collection)?;
-    Ok((SyncTimestamp::from_millis(current), write_floor(tx, uid, collection, current, existed)?))
-}
-
-/// The time a write's timestamp must pass: the collection's last-modified, or, when this write
-/// creates the collection again while its deletion is still pending, the deletion's time. So
-/// every item written after a deletion is later than it, and the deleter, which removes only
-/// items at or before it, can never remove one, whichever finishes first.
-fn write_floor(
-    tx: &mut Tx<'_>,
-    uid: i64,
-    collection: i32,
-    current: i64,
-    existed: bool,
-) -> Result<i64, StorageError> {
-    match existed {
-        true => Ok(current),
-        false => Ok(storage::pending_deletion(tx, uid, collection)?.map_or(current, |d| d.max(current))),
-    }
+    let floor = lock_user(tx, uid)?;
+    let (current, _) = storage::lock_or_create_collection(tx, uid, collection)?;
+    Ok((SyncTimestamp::from_millis(current), floor))
 }
 
 /// Batch ids at or below this have expired; greater ones are open (REF: an id is its creation
@@ -117,9 +127,10 @@ pub fn check_quota(ctx: &Storage, tx: &mut Tx<'_>, uid: i64) -> Result<(), Stora
     Ok(())
 }
 
-/// The collection a write by `uid` goes to, its row locked for the write and created when the
-/// user had no such collection (§3.3, within `check_collection_bound`), with its last-modified
-/// and the time the write's timestamp must pass (`write_floor`).
+/// The collection a write by `uid` goes to, the user and its row locked for the write
+/// (`lock_for_write`) and created when the user had no such collection (§3.3, within
+/// `check_collection_bound`), with its last-modified and the time the write's timestamp must
+/// pass.
 pub fn open_collection(
     ctx: &Storage,
     tx: &mut Tx<'_>,
@@ -127,11 +138,11 @@ pub fn open_collection(
     name: &str,
 ) -> Result<(i32, SyncTimestamp, i64), StorageError> {
     let collection = ctx.ensure_collection_id(tx, name)?;
+    let floor = lock_user(tx, uid)?;
     let (current, existed) = storage::lock_or_create_collection(tx, uid, collection)?;
     if !existed {
         check_collection_bound(ctx, tx, uid)?;
     }
-    let floor = write_floor(tx, uid, collection, current, existed)?;
     Ok((collection, SyncTimestamp::from_millis(current), floor))
 }
 

@@ -109,6 +109,36 @@ pub fn lock_or_create_collection(tx: &mut Tx<'_>, uid: i64, collection: i32) -> 
     Ok((ts, inserted == 0))
 }
 
+/// Locks the user for a write: the row of the tombstone, created at 0 (which changes no
+/// timestamp: readers take the maximum) when the user has none. One row per user, so writes of
+/// different users never wait for each other. SQLite needs no row lock: its write transactions
+/// are exclusive.
+pub fn lock_user(tx: &mut Tx<'_>, uid: i64) -> QueryResult<()> {
+    match tx.backend() {
+        Backend::Sqlite => Ok(()),
+        Backend::Mysql | Backend::Postgres => {
+            lock_or_create_collection(tx, uid, TOMBSTONE_COLLECTION).map(|_| ())
+        }
+    }
+}
+
+/// The newest of the user's timestamps that a write must pass: every collection row (the
+/// tombstone included, so this is the storage timestamp) and every pending deletion. Read
+/// after `lock_user`, in a statement of its own: under READ COMMITTED it then sees what the
+/// previous holder of the lock committed.
+pub fn write_floor(tx: &mut Tx<'_>, uid: i64) -> QueryResult<i64> {
+    let greatest = greatest(tx.backend());
+    Ok(Sql::new(format!(
+        "SELECT {greatest}(\
+         COALESCE((SELECT MAX(last_modified) FROM user_collections WHERE userid = ?), 0), \
+         COALESCE((SELECT MAX(deleted_at) FROM weft_deleted_collections WHERE userid = ?), 0)) AS value"
+    ))
+    .arg(Arg::I64(uid))
+    .arg(Arg::I64(uid))
+    .first::<Single>(tx)?
+    .map_or(0, |r| r.value))
+}
+
 pub fn set_collection_modified(
     tx: &mut Tx<'_>,
     uid: i64,
@@ -283,17 +313,6 @@ fn record_deletions(tx: &mut Tx<'_>, uid: i64, collections: &[i32], deleted_at: 
     .args(collections.iter().flat_map(|&c| [Arg::I64(uid), Arg::I32(c), Arg::I64(deleted_at)]))
     .execute(tx)?;
     Ok(())
-}
-
-/// The time of the collection's pending deletion, if one is pending.
-pub fn pending_deletion(tx: &mut Tx<'_>, uid: i64, collection: i32) -> QueryResult<Option<i64>> {
-    Ok(Sql::new(
-        "SELECT deleted_at AS value FROM weft_deleted_collections WHERE userid = ? AND collection = ?",
-    )
-    .arg(Arg::I64(uid))
-    .arg(Arg::I32(collection))
-    .first::<Single>(tx)?
-    .map(|r| r.value))
 }
 
 // ---- bso ----

@@ -99,6 +99,8 @@ async function buildKeysJwe(keysJwk, plaintext) {
   return [header, "", b64url(iv), b64url(sealed.slice(0, -16)), b64url(sealed.slice(-16))].join(".");
 }
 
+const INVITE_KEPT_MS = 24 * 3600 * 1000;
+
 // ---- the account API, Hawk-signed where FxA signs ----
 let clockSkew = 0;
 
@@ -225,7 +227,8 @@ async function connectFirefox(email, unwrapBKey, session) {
 
 async function submit(event) {
   event.preventDefault();
-  const email = $("email").value.trim().toLowerCase();
+  // The server's one form of an email (lower-case, then NFC): the v1 stretch is salted with it.
+  const email = $("email").value.trim().toLowerCase().normalize("NFC");
   const password = $("password").value;
   if (!email.includes("@") || !password) return show("Enter your email and password.", "error");
   if (mode !== "signin" && password.length < 8) return show("Use at least 8 characters.", "error");
@@ -266,9 +269,16 @@ async function submit(event) {
 window.WeftOnepw = Object.freeze({ deriveCredentials, tokenKeys, unbundle, syncKeys, buildKeysJwe, hex, unhex, b64url });
 
 document.addEventListener("DOMContentLoaded", () => {
+  // An invite link is opened in a tab of its own, while Firefox opens the sign-in in another:
+  // the code waits in localStorage, but for a day at most and only until an account is made.
   const invite = params.get("invite");
-  if (invite) localStorage.setItem("weft-invite", invite);
-  const pending = localStorage.getItem("weft-invite");
+  if (invite) localStorage.setItem("weft-invite", JSON.stringify({ code: invite, until: Date.now() + INVITE_KEPT_MS }));
+  let pending = null;
+  try {
+    const kept = JSON.parse(localStorage.getItem("weft-invite"));
+    if (kept && kept.until > Date.now()) pending = kept.code;
+  } catch (_) { /* an older plain value: dropped below */ }
+  if (!pending) localStorage.removeItem("weft-invite");
   if (params.get("reset")) {
     setMode("reset");
     $("email").value = params.get("email") || "";
