@@ -11,7 +11,9 @@ CMD, its USER, WORKDIR and ENV plus WEFT_* configuration (every secret given, as
 container), chrooted into the exported root with its empty data volume: it starts, names the
 files it writes, passes its own HEALTHCHECK command, answers Hawk-signed requests (tokenlib +
 hawkauthlib) and exits 0 on SIGTERM. Also: every WEFT_* name in ops/container/compose.yaml is a
-setting of `weft serve`, and the compose file uses the image tag the build script makes.
+setting of `weft serve`, and the compose file uses the image tag the build script makes; and
+the image's binary migrates a MariaDB database (WEFT_TEST_MYSQL_URL), so the libraries
+collected for it, libmariadb's included, load.
 
 Usage: container_image.py BINARY WORKDIR
 Output: one line per check, then `N passed, M failed`; non-zero exit when any check failed.
@@ -29,6 +31,7 @@ import time
 
 from rootfs import (Results, Server, free_port, log_tail, mode_owner, run_root_command,
                     signed_client)
+from interop import prepare_database  # noqa: E402 (rootfs put tests/interop on the path)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZE_TARGET_BYTES = 40 * 1000 * 1000
@@ -157,6 +160,18 @@ def run_checks(tag, root, workdir, results):
                   os.path.exists(db) and mode_owner(db)[1] == uid)
     code, _ = run_root_command(root, healthcheck[1:], user=str(uid), env=env, cwd=cwd)
     results.check("the HEALTHCHECK command fails once the server is gone", code != 0)
+
+    # The libraries collected for the image, libmariadb's included, work: the image's weft
+    # migrates a MariaDB database (WEFT_TEST_MYSQL_URL, which scripts/test exports).
+    url, drop = prepare_database(os.environ.get("WEFT_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306"),
+                                 None)
+    try:
+        code, out = run_root_command(root, config["Entrypoint"] + ["migrate"], user=str(uid),
+                                     env=dict(env, WEFT_DATABASE_URL=url), cwd=cwd)
+        results.check("the image's weft migrates a MariaDB database (its libmariadb)",
+                      code == 0 and "weft: migrated mysql://" in out, out)
+    finally:
+        drop()
 
 
 if __name__ == "__main__":
