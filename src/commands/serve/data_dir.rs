@@ -9,10 +9,9 @@ use std::io::ErrorKind;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::Settings;
-use crate::master_secret as generated_secrets;
-use crate::reload as live_reload;
-use crate::startup::{NodePlan, SecretSource, Secrets};
+use super::live_reload;
+use super::startup::{NodePlan, SecretSource, Secrets};
+use crate::config::{generated_secrets, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
