@@ -58,6 +58,21 @@ fn wait_listening(child: &mut Child, out: &Path) -> bool {
     false
 }
 
+/// Waits until the server answers `/__lbheartbeat__` (its SIGTERM handler is installed by then;
+/// right after the `listening` line it may not be yet).
+fn wait_answering(stdout: &str) {
+    let port = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("weft: listening on 127.0.0.1:"))
+        .expect("a listening line");
+    let url = format!("http://127.0.0.1:{port}/__lbheartbeat__");
+    let deadline = Instant::now() + START_TIMEOUT;
+    while reqwest::blocking::get(&url).map_or(true, |r| !r.status().is_success()) {
+        assert!(Instant::now() < deadline, "{url} never answered 200");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn stop(mut child: Child) -> Option<i32> {
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -81,6 +96,9 @@ fn empty_directory_every_secret_from_the_environment() {
     fs::create_dir(&out).unwrap();
     let mut child = serve(&cwd, &out, &loopback_env(), &[]);
     let listening = wait_listening(&mut child, &out);
+    if listening {
+        wait_answering(&read(&out, "stdout"));
+    }
     let stdout = read(&out, "stdout");
     let stderr = read(&out, "stderr");
     assert_eq!(stop(child), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");

@@ -3,9 +3,11 @@
 //! accounts, the tokenserver, metrics, the cache, then, inside the actix system, the shard,
 //! tokenserver and accounts actors, the purges, the SIGHUP reload and the HTTP server. Each
 //! step's work is in `startup` (settings → pools, actors, secrets); `server` is the HTTP server
-//! with its middleware; `live_reload` applies a changed configuration on SIGHUP.
+//! with its middleware; `live_reload` applies a changed configuration on SIGHUP; `firefox_prefs`
+//! says which `about:config` prefs to print.
 
 pub mod data_dir;
+pub mod firefox_prefs;
 pub mod live_reload;
 pub mod server;
 pub mod startup;
@@ -101,10 +103,6 @@ pub fn run(settings: Settings, config_path: Option<PathBuf>) -> Result<(), Strin
             plan.keys.signing.kid,
             path.display()
         );
-        println!(
-            "weft: in Firefox (about:config) set identity.fxaccounts.autoconfig.uri = {}",
-            settings.public_url.trim_end_matches('/')
-        );
         if settings.accounts.trust_mozilla_accounts {
             println!(
                 "weft: WARNING: accounts.trust_mozilla_accounts = true: anyone with a Mozilla account \
@@ -148,10 +146,6 @@ pub fn run(settings: Settings, config_path: Option<PathBuf>) -> Result<(), Strin
                         settings.public_url, settings.tokenserver.node_capacity
                     );
                 }
-                println!(
-                    "weft: in Firefox (about:config) set identity.sync.tokenserver.uri = {}/1.0/sync/1.5",
-                    settings.public_url.trim_end_matches('/')
-                );
                 Some(addr)
             }
             None => {
@@ -159,6 +153,14 @@ pub fn run(settings: Settings, config_path: Option<PathBuf>) -> Result<(), Strin
                 None
             }
         };
+        let prefs = firefox_prefs::firefox_prefs(
+            &settings.public_url,
+            settings.accounts.enabled,
+            tokenserver.is_some(),
+        );
+        for pref in &prefs {
+            println!("{}", firefox_prefs::line(pref));
+        }
         if let Some(pool) = purge_pool {
             startup::start_retired_purge(&settings, pool, &services).map_err(|e| e.to_string())?;
             println!(
