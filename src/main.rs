@@ -11,13 +11,16 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use weft::commands::serve::startup;
 use weft::commands::{
-    account, check_config, export, import, migrate, node, purge, reload, secret, serve, user,
+    account, check_config, export, healthcheck, import, migrate, node, purge, reload, secret, serve, user,
 };
 use weft::config::{self, Settings};
 
 #[derive(Parser)]
 #[command(name = "weft", version, about = "Firefox Sync server: SyncStorage 1.5 storage node")]
 struct Cli {
+    /// TOML configuration file; every key can also be set with a WEFT_* variable.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -25,78 +28,54 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (storage node) until stopped.
-    Serve {
-        /// TOML configuration file; every key can also be set with a WEFT_* variable.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-    },
+    Serve,
     /// Apply the embedded database migrations to every configured node, then exit.
-    Migrate {
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-    },
+    Migrate,
     /// Validate the configuration (file and WEFT_* variables) without touching any database,
     /// then exit: 0 when `serve` would accept it.
-    CheckConfig {
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-    },
+    CheckConfig,
     /// Manage the tokenserver's storage nodes (in the tokenserver database).
     Node {
-        #[arg(long, short, global = true)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         command: node::NodeCommand,
     },
     /// Manage the tokenserver's users.
     User {
-        #[arg(long, short, global = true)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         command: user::UserCommand,
     },
     /// Manage local accounts (accounts.enabled): invites, accounts, the signing key.
     Account {
-        #[arg(long, short)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         command: account::AccountCommand,
     },
     /// Make the running server re-read its configuration and secrets (as SIGHUP does) and
     /// print the outcome; a configuration that does not load is not sent.
-    Reload {
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-    },
+    Reload,
     /// Rotate master secrets in the secrets file (secrets_file): add, promote, retire.
     Secret {
-        #[arg(long, short, global = true)]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         command: secret::SecretCommand,
     },
     /// Write users' sync data (one user, a list, or the whole node) to a weft-export file.
     Export {
-        #[arg(long, short)]
-        config: Option<PathBuf>,
         #[command(flatten)]
         args: export::ExportArgs,
     },
     /// Remove now what deletes, expiry and abandoned batches left (one pass of the deleter), and
     /// the data and rows of users the tokenserver replaced (`--kind retired`), with a summary.
     Purge {
-        #[arg(long, short)]
-        config: Option<PathBuf>,
         #[command(flatten)]
         args: purge::PurgeArgs,
     },
     /// Read a weft-export file (or a Mozilla syncstorage-rs database) into a database.
     Import {
-        #[arg(long, short)]
-        config: Option<PathBuf>,
         #[command(flatten)]
         args: import::ImportArgs,
     },
+    /// Ask the server this configuration starts for /__lbheartbeat__: exit 0 when it answers
+    /// 200 (a container's HEALTHCHECK).
+    Healthcheck,
 }
 
 fn main() -> ExitCode {
@@ -107,35 +86,24 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let (Command::Serve { config }
-    | Command::Migrate { config }
-    | Command::CheckConfig { config }
-    | Command::Node { config, .. }
-    | Command::User { config, .. }
-    | Command::Account { config, .. }
-    | Command::Reload { config }
-    | Command::Secret { config, .. }
-    | Command::Export { config, .. }
-    | Command::Import { config, .. }
-    | Command::Purge { config, .. }) = &cli.command;
-    let config_path = config.clone();
-    let settings = match Settings::load(config.as_deref(), std::env::vars()) {
+    let settings = match Settings::load(cli.config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
         Err(e) => return exit(Err(e)),
     };
     startup::init_logging(&settings);
     match cli.command {
-        Command::Serve { .. } => exit(serve::run(settings, config_path)),
-        Command::Migrate { .. } => exit(migrate::run(&settings)),
-        Command::CheckConfig { .. } => exit(check_config::run(&settings)),
-        Command::Node { command, .. } => exit(node::run(&settings, command)),
-        Command::User { command, .. } => exit(user::run(&settings, command)),
-        Command::Account { command, .. } => exit(account::run(&settings, command)),
-        Command::Reload { .. } => exit(reload::run(&settings)),
-        Command::Secret { command, .. } => exit(secret::run(&settings, command)),
-        Command::Export { args, .. } => exit(export::run(&settings, args)),
-        Command::Import { args, .. } => exit(import::run(&settings, args)),
-        Command::Purge { args, .. } => exit(purge::run(&settings, args)),
+        Command::Serve => exit(serve::run(settings, cli.config)),
+        Command::Migrate => exit(migrate::run(&settings)),
+        Command::CheckConfig => exit(check_config::run(&settings)),
+        Command::Node { command } => exit(node::run(&settings, command)),
+        Command::User { command } => exit(user::run(&settings, command)),
+        Command::Account { command } => exit(account::run(&settings, command)),
+        Command::Reload => exit(reload::run(&settings)),
+        Command::Secret { command } => exit(secret::run(&settings, command)),
+        Command::Export { args } => exit(export::run(&settings, args)),
+        Command::Import { args } => exit(import::run(&settings, args)),
+        Command::Purge { args } => exit(purge::run(&settings, args)),
+        Command::Healthcheck => exit(healthcheck::run(&settings)),
     }
 }
 

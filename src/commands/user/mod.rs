@@ -1,7 +1,10 @@
 //! `weft user allocate` (tokenserver-api.md §10): assigns a user to a node in the tokenserver
 //! database with one message to a one-thread `TokenserverDb` actor, as the node commands do
-//! (`super::node`), and prints the user's uid and node. `weft user hash` prints the
+//! (`super::node`), and prints the user's uid and node. `weft user move` (and `weft node drain
+//! --move`, which moves every user of a node) is `move_user.rs`. `weft user hash` prints the
 //! `hashed_uid` the request log lines carry for a uid, to find that user's requests.
+
+pub mod move_user;
 
 use clap::{Args, Subcommand};
 use weft_actors::tokenserver::AllocateUser;
@@ -16,6 +19,11 @@ pub enum UserCommand {
     /// Assign a user to a node: a new record on NODE (keeping keys and generation), or, without
     /// NODE, the user's current node (a new user gets the best node).
     Allocate(AllocateArgs),
+    /// Move a user's data to another node now, keeping every timestamp, and point the
+    /// tokenserver at it (same uid, generation and keys): the client fetches a new token and
+    /// uploads nothing. Its writes wait a moment (503 + Retry-After); re-run an interrupted move
+    /// to finish it.
+    Move(move_user::MoveArgs),
     /// Print the `hashed_uid` the request log lines carry for this uid (keyed with the metrics
     /// hash secret, as `hashed_fxa_uid` is), to find the user's requests in the logs.
     Hash { uid: u64 },
@@ -31,6 +39,7 @@ pub struct AllocateArgs {
 pub fn run(settings: &Settings, command: UserCommand) -> Result<(), AdminError> {
     match command {
         UserCommand::Allocate(args) => allocate(settings, args),
+        UserCommand::Move(args) => move_user::run(settings, args),
         UserCommand::Hash { uid } => {
             let (_, secrets) = startup::plan_nodes(settings)?;
             let key = startup::metrics_hash_secret(settings, &secrets)?;
