@@ -22,6 +22,7 @@ fn errno(err: &AccountError) -> u32 {
         AccountError::InvalidTimestamp { .. } => 111,
         AccountError::TooManyRequests { .. } => 114,
         AccountError::InvalidNonce => 115,
+        AccountError::UnknownDevice => 123,
         AccountError::UnknownClient => 162,
         AccountError::InvalidInvite => 1001,
         AccountError::AccountDisabled => 1002,
@@ -45,6 +46,7 @@ fn message(err: &AccountError) -> String {
         AccountError::InvalidTimestamp { .. } => "Invalid timestamp in request signature".into(),
         AccountError::TooManyRequests { .. } => "Client has sent too many requests".into(),
         AccountError::InvalidNonce => "Invalid nonce in request signature".into(),
+        AccountError::UnknownDevice => "Unknown device".into(),
         AccountError::UnknownClient => "Unknown client_id".into(),
         AccountError::InvalidInvite => "Invalid or expired invite".into(),
         AccountError::AccountDisabled => "Account disabled".into(),
@@ -75,6 +77,7 @@ impl ResponseError for AccountsHttpError {
             | AccountError::InvalidParameter(_)
             | AccountError::UnknownClient
             | AccountError::MismatchedCodeChallenge
+            | AccountError::UnknownDevice
             | AccountError::InvalidInvite => StatusCode::BAD_REQUEST,
             AccountError::InvalidSignature(_)
             | AccountError::InvalidToken(_)

@@ -38,6 +38,9 @@ pub enum AccountError {
     InvalidInvite,
     #[error("account disabled")]
     AccountDisabled,
+    /// No device with that id on the account (FxA's errno 123).
+    #[error("unknown device")]
+    UnknownDevice,
     /// Every stretch slot is busy: the bound of §6 (503 + Retry-After).
     #[error("too many sign-ins at once")]
     Busy { retry_after: u64 },

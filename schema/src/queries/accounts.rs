@@ -94,6 +94,7 @@ pub fn delete_account(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
     for table in [
         "account_sessions",
         "account_key_fetches",
+        "account_password_changes",
         "account_devices",
         "account_oauth_codes",
         "account_refresh_tokens",
@@ -146,7 +147,13 @@ pub fn delete_session(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<usize> {
 
 /// Revokes every session of an account (password reset, disable).
 pub fn delete_sessions(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
-    for table in ["account_key_fetches", "account_devices", "account_oauth_codes", "account_refresh_tokens"] {
+    for table in [
+        "account_key_fetches",
+        "account_password_changes",
+        "account_devices",
+        "account_oauth_codes",
+        "account_refresh_tokens",
+    ] {
         Sql::new(format!("DELETE FROM {table} WHERE uid = ?")).arg(Arg::Str(uid)).execute(tx)?;
     }
     Sql::new("DELETE FROM account_sessions WHERE uid = ?").arg(Arg::Str(uid)).execute(tx)

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 mod dialect;
+pub mod password_changes;
 pub mod purge;
 pub mod reference;
 pub(crate) mod sql;
