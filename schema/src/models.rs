@@ -142,4 +142,5 @@ pub(crate) struct Totals {
 }
 
 pub mod accounts;
+pub mod device_commands;
 pub mod tokenserver;
