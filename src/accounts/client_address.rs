@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use actix_web::http::header::HeaderMap;
 use actix_web::HttpRequest;
 
-use crate::proxy::TrustProxyHeaders;
+use crate::config::trust_proxy_headers::TrustProxyHeaders;
 
 /// The rate-limit key of the request's client: an IPv4 address or an IPv6 /64.
 pub fn client_address(req: &HttpRequest, trusted: &TrustProxyHeaders) -> String {

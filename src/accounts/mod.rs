@@ -2,11 +2,10 @@
 //! page, and the account, OAuth and profile routes of §5 with FxA's shapes. Handlers parse the
 //! request (JSON body, Hawk header, bearer token) and send one `AccountsRequest` to the
 //! `Accounts` actor; `client_address.rs` says which client a request is for the rate limits,
-//! `error.rs` is the one place account errors become HTTP. `signing_key.rs`
-//! keeps the issuer's key file, `admin.rs` the `weft account` commands. Registered only when
+//! `error.rs` is the one place account errors become HTTP. `signing_key.rs` keeps the issuer's
+//! key file (the `weft account` commands are `crate::commands::account`). Registered only when
 //! `accounts.enabled`.
 
-pub mod admin;
 mod client_address;
 mod error;
 mod handlers;
@@ -18,8 +17,8 @@ use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::HttpResponseBuilder;
 use weft_actors::accounts::AccountsAddr;
 
+use crate::config::trust_proxy_headers::TrustProxyHeaders;
 use crate::node::split_host_port;
-use crate::proxy::TrustProxyHeaders;
 
 /// What the handlers share.
 pub struct AccountsState {

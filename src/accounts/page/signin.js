@@ -178,7 +178,48 @@ function setMode(next) {
   $("password").autocomplete = creating || resetting ? "new-password" : "current-password";
 }
 
+// The server's own origin (its public_url), which Firefox and every Hawk signature must use
+// exactly; null until the discovery document answered.
+let serverOrigin = null;
+
+// Why a page opened at another origin than the server's cannot sign in, in words: Firefox only
+// listens to the origin of its autoconfig pref, and the server checks signatures against its
+// own host, port and scheme (local-accounts.md §2).
+function originMismatch() {
+  if (!serverOrigin || serverOrigin === location.origin) return null;
+  const here = new URL(location.origin), there = new URL(serverOrigin);
+  let why;
+  if (here.protocol !== there.protocol) {
+    why = `this page was opened over ${here.protocol.slice(0, -1)}, but the server is at ${there.protocol.slice(0, -1)}`;
+  } else if (here.hostname !== there.hostname) {
+    why = `Firefox treats “${here.hostname}” and “${there.hostname}” as two different sites, even when both are this machine`;
+  } else {
+    why = `the port differs (${here.port || "default"} here, ${there.port || "default"} on the server)`;
+  }
+  return `This page is open at ${location.origin}, but this server's address is ${serverOrigin}: ${why}, ` +
+    `so signing in from here fails (“Invalid request signature”). In about:config set ` +
+    `identity.fxaccounts.autoconfig.uri to exactly ${serverOrigin}, then choose “Sign in to sync” again.`;
+}
+
+async function checkOrigin() {
+  try {
+    const conf = await (await fetch("/.well-known/fxa-client-configuration", { credentials: "omit", cache: "no-store" })).json();
+    serverOrigin = new URL(conf.auth_server_base_url).origin;
+  } catch (_) { return; }
+  const mismatch = originMismatch();
+  if (mismatch) {
+    const el = $("origin-warning");
+    el.textContent = mismatch + " ";
+    const link = document.createElement("a");
+    link.href = serverOrigin + location.pathname + location.search;
+    link.textContent = `Open this page at ${serverOrigin}`;
+    el.append(link);
+    el.hidden = false;
+  }
+}
+
 function explain(err) {
+  if (err.errno === 109 && originMismatch()) return originMismatch();
   switch (err.errno) {
     case 101: return "An account with this email already exists here. Sign in instead.";
     case 102: return "There is no account with this email on this server.";
@@ -193,7 +234,10 @@ function explain(err) {
 
 async function connectFirefox(email, unwrapBKey, session) {
   const fxaStatus = await channel("fxaccounts:fxa_status", { service: "sync", context: "oauth_webchannel_v1", isPairing: false }, 5000);
-  if (!fxaStatus) throw new Error("Firefox did not answer. Open this page from Firefox's “Sign in to sync” with identity.fxaccounts.autoconfig.uri set to this server.");
+  if (!fxaStatus) {
+    throw new Error(originMismatch() || "Firefox did not answer. Open this page from Firefox's “Sign in to sync” " +
+      `with identity.fxaccounts.autoconfig.uri set to exactly ${serverOrigin || location.origin}.`);
+  }
   show("Fetching your keys…");
   const keyFetch = await tokenKeys(session.keyFetchToken, "keyFetchToken");
   const { bundle } = await api("GET", "/v1/account/keys", undefined, keyFetch);
@@ -291,4 +335,5 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   $("toggle").addEventListener("click", (e) => { e.preventDefault(); setMode(mode === "create" ? "signin" : "create"); });
   $("form").addEventListener("submit", submit);
+  checkOrigin();
 });

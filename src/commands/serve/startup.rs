@@ -18,10 +18,10 @@ use weft_actors::tokenserver::{
 use weft_actors::ActorUnavailable;
 use weft_schema::{DbError, DbPool, PoolSettings, SqliteSynchronous};
 
+use crate::config::generated_secrets::{self, MasterSecretError};
+use crate::config::secrets_file::{master_list, SecretsError, SecretsFile};
 use crate::config::Settings;
-use crate::master_secret::{self, MasterSecretError};
 use crate::node::{canonical_origin, db_node_name, NodeEntry, NodeTable};
-use crate::secrets::{master_list, SecretsError, SecretsFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -114,7 +114,7 @@ pub fn plan_nodes(settings: &Settings) -> Result<(Vec<NodePlan>, Secrets), Start
             (settings.master_secrets.clone(), SecretSource::Configured)
         }
         _ => {
-            let stored = master_secret::load_or_generate(&settings.data_dir)?;
+            let stored = generated_secrets::load_or_generate(&settings.data_dir)?;
             let source =
                 SecretSource::File { path: stored.path.display().to_string(), generated: stored.generated };
             (vec![stored.secret], source)
@@ -203,8 +203,12 @@ pub fn metrics_hash_secret(settings: &Settings, secrets: &Secrets) -> Result<Str
     }
     let new_install = matches!(secrets.source, SecretSource::File { generated: true, .. });
     let initial = if new_install { None } else { secrets.default.first().map(String::as_str) };
-    Ok(master_secret::load_or_create(&settings.data_dir, master_secret::METRICS_HASH_FILE_NAME, initial)?
-        .secret)
+    Ok(generated_secrets::load_or_create(
+        &settings.data_dir,
+        generated_secrets::METRICS_HASH_FILE_NAME,
+        initial,
+    )?
+    .secret)
 }
 
 /// The pool of one node's database: the db node's `pool_size`, the `shard` timeouts.
