@@ -11,3 +11,4 @@ pub(crate) mod sql;
 pub mod storage;
 pub mod tokenserver;
 pub mod transfer;
+pub mod user_move;
