@@ -22,10 +22,11 @@ fn errno(err: &AccountError) -> u32 {
         AccountError::InvalidTimestamp { .. } => 111,
         AccountError::TooManyRequests { .. } => 114,
         AccountError::InvalidNonce => 115,
-        AccountError::UnknownDevice => 123,
         AccountError::UnknownClient => 162,
         AccountError::InvalidInvite => 1001,
         AccountError::AccountDisabled => 1002,
+        AccountError::UnknownDevice => 123,
+        AccountError::UnavailableDeviceCommand => 157,
         AccountError::Busy { .. }
         | AccountError::Signing(_)
         | AccountError::Database(_)
@@ -46,10 +47,11 @@ fn message(err: &AccountError) -> String {
         AccountError::InvalidTimestamp { .. } => "Invalid timestamp in request signature".into(),
         AccountError::TooManyRequests { .. } => "Client has sent too many requests".into(),
         AccountError::InvalidNonce => "Invalid nonce in request signature".into(),
-        AccountError::UnknownDevice => "Unknown device".into(),
         AccountError::UnknownClient => "Unknown client_id".into(),
         AccountError::InvalidInvite => "Invalid or expired invite".into(),
         AccountError::AccountDisabled => "Account disabled".into(),
+        AccountError::UnknownDevice => "Unknown device".into(),
+        AccountError::UnavailableDeviceCommand => "Unavailable device command".into(),
         AccountError::Busy { .. }
         | AccountError::Signing(_)
         | AccountError::Database(_)
@@ -77,8 +79,9 @@ impl ResponseError for AccountsHttpError {
             | AccountError::InvalidParameter(_)
             | AccountError::UnknownClient
             | AccountError::MismatchedCodeChallenge
+            | AccountError::InvalidInvite
             | AccountError::UnknownDevice
-            | AccountError::InvalidInvite => StatusCode::BAD_REQUEST,
+            | AccountError::UnavailableDeviceCommand => StatusCode::BAD_REQUEST,
             AccountError::InvalidSignature(_)
             | AccountError::InvalidToken(_)
             | AccountError::InvalidTimestamp { .. }

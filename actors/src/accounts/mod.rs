@@ -4,11 +4,12 @@
 //! transaction (`ops`); `lanes` keeps sign-ins, which stretch a password, off the threads of
 //! every other operation. `onepw` is the server's half of the key protocol, `jwt` the local
 //! issuer's access tokens, `limits` the in-memory guards (each a capped `bounded_map`),
-//! `email` the one form of an account email, `settings` what the account page does (device
-//! sign-out, password change, account deletion).
+//! `email` the one form of an account email; `commands` the device commands of Send Tab;
+//! `settings` what the account page does (device sign-out, password change, account deletion).
 
 mod actor;
 mod bounded_map;
+mod commands;
 pub mod email;
 mod error;
 mod hawk;
