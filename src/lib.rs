@@ -3,19 +3,10 @@
 //! (BSO bodies, query strings, tokenserver headers) exactly as the server does.
 
 pub mod accounts;
-pub mod admin;
+pub mod commands;
 pub mod config;
-pub mod error;
-pub mod master_secret;
 pub mod node;
-pub mod proxy;
-pub mod purge;
 pub mod purge_retired;
-pub mod reload;
-pub mod secret_commands;
-pub mod secrets;
-pub mod server;
-pub mod startup;
 pub mod telemetry;
 pub mod tokenserver;
 pub mod transfer;

@@ -8,74 +8,11 @@
 #[macro_use]
 mod common;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use common::accounts::*;
 use common::*;
-use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-
-/// The public origin the test servers claim; Hawk MACs bind its host and port.
-const ORIGIN: &str = "http://localhost:8000";
-const CLIENT_ID: &str = "5882386c6d801776";
-const OLDSYNC: &str = "https://identity.mozilla.com/apps/oldsync";
-const NS: &str = "identity.mozilla.com/picl/v1/";
-
-// ---- the page's derivations (local-accounts.md §4), reimplemented ----
-
-fn hkdf(ikm: &[u8], info: &str, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    Hkdf::<Sha256>::new(None, ikm).expand(format!("{NS}{info}").as_bytes(), &mut out).unwrap();
-    out
-}
-
-fn quick_stretch(email: &str, password: &str) -> Vec<u8> {
-    let mut out = vec![0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(
-        password.as_bytes(),
-        format!("{NS}quickStretch:{email}").as_bytes(),
-        1000,
-        &mut out,
-    );
-    out
-}
-
-/// (authPW, unwrapBKey).
-fn credentials(email: &str, password: &str) -> (Vec<u8>, Vec<u8>) {
-    let qs = quick_stretch(email, password);
-    (hkdf(&qs, "authPW", 32), hkdf(&qs, "unwrapBkey", 32))
-}
-
-/// (tokenId hex, hmacKey, keyRequestKey) of a session or key-fetch token.
-fn token_keys(token_hex: &str, kind: &str) -> (String, Vec<u8>, Vec<u8>) {
-    let out = hkdf(&hex_decode(token_hex), kind, 96);
-    (hex(&out[..32]), out[32..64].to_vec(), out[64..].to_vec())
-}
-
-/// (kA, wrapKb) from a key bundle, after checking its MAC.
-fn unbundle(key_request_key: &[u8], bundle_hex: &str) -> (Vec<u8>, Vec<u8>) {
-    let keys = hkdf(key_request_key, "account/keys", 96);
-    let bundle = hex_decode(bundle_hex);
-    let mut mac = Hmac::<Sha256>::new_from_slice(&keys[..32]).unwrap();
-    mac.update(&bundle[..64]);
-    mac.verify_slice(&bundle[64..]).expect("bundle MAC");
-    let plain: Vec<u8> = bundle[..64].iter().zip(&keys[32..]).map(|(a, b)| a ^ b).collect();
-    (plain[..32].to_vec(), plain[32..].to_vec())
-}
-
-/// (kSync, kXCS).
-fn sync_keys(kb: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    (hkdf(kb, "oldsync", 64), Sha256::digest(kb)[..16].to_vec())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hex_decode(text: &str) -> Vec<u8> {
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
-}
 
 #[test]
 fn onepw_vectors_match_the_reimplementation_of_the_page() {
@@ -111,195 +48,6 @@ fn onepw_vectors_match_the_reimplementation_of_the_page() {
     );
     assert_eq!(hex(&kxcs), "518fef27c6bbc0220aab0f00b1a37308");
     assert_eq!(URL_SAFE_NO_PAD.encode(&kxcs), "UY_vJ8a7wCIKqw8AsaNzCA");
-}
-
-// ---- a client of the account server ----
-
-struct Accounts {
-    server: TestServer,
-    data_dir: tempfile::TempDir,
-    http: reqwest::blocking::Client,
-}
-
-/// What a request got back: status, FxA errno (0 on success), body.
-struct Answer {
-    status: u16,
-    errno: i64,
-    body: Value,
-    retry_after: Option<String>,
-}
-
-impl Accounts {
-    fn start(b: Backend, extra: &[(&str, &str)]) -> Accounts {
-        let mut env = vec![
-            ("WEFT_ACCOUNTS_ENABLED", "true"),
-            ("WEFT_PUBLIC_URL", ORIGIN),
-            // The cheapest cost the configuration allows: these tests are about protocol, not
-            // about the stretch's price (measured by the Firefox test).
-            ("WEFT_ACCOUNTS_SCRYPT_LOG_N", "10"),
-        ];
-        env.extend_from_slice(extra);
-        Accounts {
-            server: TestServer::start(b, &env),
-            data_dir: tempfile::tempdir().unwrap(),
-            http: reqwest::blocking::Client::new(),
-        }
-    }
-
-    /// `weft account <args>` on the server's database; stdout.
-    fn admin(&self, args: &[&str]) -> String {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_weft"));
-        for (name, _) in std::env::vars() {
-            if name.starts_with("WEFT_") {
-                cmd.env_remove(name);
-            }
-        }
-        let out = cmd
-            .arg("account")
-            .args(args)
-            .env("WEFT_DATABASE_URL", self.server.database_url())
-            .env("WEFT_DATA_DIR", self.data_dir.path())
-            .env("WEFT_ACCOUNTS_ENABLED", "true")
-            .env("WEFT_PUBLIC_URL", ORIGIN)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "weft account {args:?}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    fn invite(&self, extra: &[&str]) -> String {
-        let out = self.admin(&[&["invite"], extra].concat());
-        let code = out.split("invite=").nth(1).expect("an invite link").split(['&', '\n']).next().unwrap();
-        assert!(out.starts_with(&format!("{ORIGIN}/?invite=")), "{out}");
-        code.to_string()
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<&Value>, auth: Option<String>) -> Answer {
-        let url = format!("{}{path}", self.server.base_url);
-        let mut req = self.http.request(method.parse().unwrap(), url);
-        if let Some(body) = body {
-            req = req.header("Content-Type", "application/json").body(body.to_string());
-        }
-        if let Some(auth) = auth {
-            req = req.header("Authorization", auth);
-        }
-        let resp = req.send().unwrap();
-        let status = resp.status().as_u16();
-        let retry_after = resp.headers().get("Retry-After").map(|v| v.to_str().unwrap().to_string());
-        assert!(resp.headers().contains_key("Timestamp") || status == 404, "{path}: no Timestamp header");
-        let body: Value = resp.json().unwrap_or(Value::Null);
-        let errno = body.get("errno").and_then(Value::as_i64).unwrap_or(0);
-        Answer { status, errno, body, retry_after }
-    }
-
-    /// Hawk over FxA's credentials: raw key bytes, host and port of the public origin.
-    fn hawk(
-        method: &str,
-        path: &str,
-        token_hex: &str,
-        kind: &str,
-        body: Option<&Value>,
-        ts_offset: i64,
-    ) -> String {
-        let (id, key, _) = token_keys(token_hex, kind);
-        let ts = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-            as i64
-            + ts_offset)
-            .to_string();
-        let nonce = STANDARD.encode(rand_bytes());
-        hawk_with(method, path, &id, &key, body, &ts, &nonce)
-    }
-
-    fn signed(&self, method: &str, path: &str, token: &str, kind: &str, body: Option<&Value>) -> Answer {
-        self.call(method, path, body, Some(Self::hawk(method, path, token, kind, body, 0)))
-    }
-
-    /// Like the page, stretches with the lower-cased email and sends the email as typed.
-    fn create(&self, email: &str, password: &str, invite: &str) -> Answer {
-        let (auth_pw, _) = credentials(&email.to_lowercase(), password);
-        let body = json!({"email": email, "authPW": hex(&auth_pw), "invite": invite});
-        self.call("POST", "/v1/account/create?keys=true", Some(&body), None)
-    }
-
-    fn login(&self, email: &str, password: &str) -> Answer {
-        let (auth_pw, _) = credentials(&email.to_lowercase(), password);
-        self.call(
-            "POST",
-            "/v1/account/login?keys=true",
-            Some(&json!({"email": email, "authPW": hex(&auth_pw)})),
-            None,
-        )
-    }
-
-    /// kB from a login answer: fetch the bundle with the keyFetchToken, unwrap with the password.
-    fn kb(&self, session: &Value, email: &str, password: &str) -> Vec<u8> {
-        let kft = session["keyFetchToken"].as_str().unwrap();
-        let answer = self.signed("GET", "/v1/account/keys", kft, "keyFetchToken", None);
-        assert_eq!(answer.status, 200, "{}", answer.body);
-        let (_, _, key_request_key) = token_keys(kft, "keyFetchToken");
-        let (_, wrap_kb) = unbundle(&key_request_key, answer.body["bundle"].as_str().unwrap());
-        let (_, unwrap_b_key) = credentials(email, password);
-        wrap_kb.iter().zip(&unwrap_b_key).map(|(a, b)| a ^ b).collect()
-    }
-
-    /// An authorization code for `session` with the PKCE challenge of `verifier`.
-    fn authorize(&self, session_token: &str, verifier: &str) -> String {
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        let body = json!({
-            "client_id": CLIENT_ID, "state": "st4te", "scope": format!("{OLDSYNC} profile"),
-            "access_type": "offline", "response_type": "code",
-            "code_challenge": challenge, "code_challenge_method": "S256", "keys_jwe": "opaque.jwe",
-        });
-        let answer =
-            self.signed("POST", "/v1/oauth/authorization", session_token, "sessionToken", Some(&body));
-        assert_eq!(answer.status, 200, "{}", answer.body);
-        assert_eq!(answer.body["state"], "st4te");
-        answer.body["code"].as_str().unwrap().to_string()
-    }
-
-    fn exchange(&self, code: &str, verifier: &str) -> Answer {
-        let body = json!({"grant_type": "authorization_code", "client_id": CLIENT_ID, "code": code, "code_verifier": verifier});
-        self.call("POST", "/v1/oauth/token", Some(&body), None)
-    }
-}
-
-fn rand_bytes() -> [u8; 8] {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let n = nanos ^ u128::from(std::process::id()) << 64;
-    Sha256::digest(n.to_le_bytes())[..8].try_into().unwrap()
-}
-
-fn hawk_with(
-    method: &str,
-    path: &str,
-    id: &str,
-    key: &[u8],
-    body: Option<&Value>,
-    ts: &str,
-    nonce: &str,
-) -> String {
-    let hash = body.map(|b| {
-        STANDARD.encode(Sha256::digest(format!("hawk.1.payload\napplication/json\n{b}\n").as_bytes()))
-    });
-    let normalized = format!(
-        "hawk.1.header\n{ts}\n{nonce}\n{method}\n{path}\nlocalhost\n8000\n{}\n\n",
-        hash.as_deref().unwrap_or("")
-    );
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    mac.update(normalized.as_bytes());
-    let mac = STANDARD.encode(mac.finalize().into_bytes());
-    let hash = hash.map(|h| format!(", hash=\"{h}\"")).unwrap_or_default();
-    format!("Hawk id=\"{id}\", ts=\"{ts}\", nonce=\"{nonce}\"{hash}, mac=\"{mac}\"")
-}
-
-#[track_caller]
-fn refused(answer: &Answer, status: u16, errno: i64) {
-    assert_eq!((answer.status, answer.errno), (status, errno), "{}", answer.body);
 }
 
 backend_tests! {
@@ -472,20 +220,26 @@ backend_tests! {
         impostor.claims["iss"] = json!(ORIGIN);
         let impostor = impostor.sign();
 
-        let both = Accounts::start(b, &fxa);
-        assert_eq!(token_status(&both, &mozilla), 200, "Mozilla accounts keep working by default");
+        let local_only = Accounts::start(b, &fxa);
+        assert_eq!(token_status(&local_only, &mozilla), 401, "an invite-only server by default");
+        assert_eq!(token_status(&local_only, &impostor), 401);
+        let both = Accounts::start(b, &[&fxa[..], &[("WEFT_ACCOUNTS_TRUST_MOZILLA_ACCOUNTS", "true")]].concat());
+        assert_eq!(token_status(&both, &mozilla), 200, "Mozilla accounts when asked for");
         assert_eq!(token_status(&both, &impostor), 401);
-        let local_only = Accounts::start(b, &[&fxa[..], &[("WEFT_ACCOUNTS_TRUST_MOZILLA_ACCOUNTS", "false")]].concat());
-        assert_eq!(token_status(&local_only, &mozilla), 401);
+        assert!(both.server.log_tail().contains("anyone with a Mozilla account"), "said loudly at start-up");
     }
 
     fn stretches_are_bounded(b: Backend) {
-        // 2^17 (128 MiB): long enough that concurrent sign-ins meet the bound of one.
-        let a = Accounts::start(b, &[("WEFT_ACCOUNTS_SCRYPT_LOG_N", "17"), ("WEFT_ACCOUNTS_MAX_CONCURRENT_STRETCHES", "1")]);
+        // 2^17 (128 MiB) one at a time with a deadline of 1 s: six sign-ins cannot all start.
+        let a = Accounts::start(b, &[
+            ("WEFT_ACCOUNTS_SCRYPT_LOG_N", "17"),
+            ("WEFT_ACCOUNTS_MAX_CONCURRENT_STRETCHES", "1"),
+            ("WEFT_ACCOUNTS_STRETCH_DEADLINE_SECONDS", "1"),
+        ]);
         let (email, password) = ("grace@example.org", "a password for grace");
         assert_eq!(a.create(email, password, &a.invite(&[])).status, 200);
         let answers: Vec<Answer> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..4).map(|_| s.spawn(|| a.login(email, password))).collect();
+            let handles: Vec<_> = (0..6).map(|_| s.spawn(|| a.login(email, password))).collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert!(answers.iter().any(|r| r.status == 200), "one sign-in at a time still gets through");
@@ -512,15 +266,30 @@ backend_tests! {
         assert_eq!((v2.body["currentVersion"].as_str(), v2.body["clientSalt"].as_str()), (Some("v2"), Some(salt.as_str())));
     }
 
-    fn rate_limits_per_email(b: Backend) {
-        let a = Accounts::start(b, &[("WEFT_ACCOUNTS_RATE_LIMIT_PER_EMAIL", "2")]);
-        refused(&a.login("dave@example.org", "password one"), 400, 102);
-        refused(&a.login("dave@example.org", "password two"), 400, 102);
-        let limited = a.login("dave@example.org", "password three");
+    fn wrong_passwords_are_limited_per_account_and_address(b: Backend) {
+        let a = Accounts::start(b, &[
+            ("WEFT_ACCOUNTS_FAILED_LOGINS_PER_ACCOUNT_ADDRESS", "2"),
+            ("WEFT_TRUST_PROXY_HEADERS", "127.0.0.1"),
+        ]);
+        let (email, password) = ("dave@example.org", "dave's password");
+        assert_eq!(a.create(email, password, &a.invite(&[])).status, 200);
+        let guesser = Caller::ForwardedFor("198.51.100.1".into());
+        refused(&a.login_from(&guesser, email, "guess one"), 400, 103);
+        refused(&a.login_from(&guesser, email, "guess two"), 400, 103);
+        let limited = a.login_from(&guesser, email, password);
         refused(&limited, 429, 114);
         assert!(limited.body["retryAfter"].as_u64().is_some_and(|s| s >= 1));
         assert!(limited.retry_after.is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
-        refused(&a.login("erin@example.org", "password"), 400, 102);
+        // Another address (a client-written hop left of it changes nothing) is unaffected.
+        let spoofing = Caller::ForwardedFor("203.0.113.5, 198.51.100.1".into());
+        refused(&a.login_from(&spoofing, email, password), 429, 114);
+        let owner = Caller::ForwardedFor("198.51.100.2".into());
+        assert_eq!(a.login_from(&owner, email, password).status, 200, "the owner is not locked out");
+        // Unknown accounts and right passwords are not failures of the account.
+        for _ in 0..3 {
+            refused(&a.login_from(&owner, "nobody@example.org", password), 400, 102);
+        }
+        assert_eq!(a.login_from(&owner, email, password).status, 200);
     }
 
     fn off_by_default(b: Backend) {
@@ -545,5 +314,12 @@ backend_tests! {
         assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{csp}");
         let html = page.text().unwrap();
         assert!(html.contains("/weft-accounts/signin.js") && !html.contains("http"), "no third-party resources");
+        // No other origin may drive the account routes from its visitors' browsers.
+        for method in ["OPTIONS", "POST"] {
+            let resp = a.http.request(method.parse().unwrap(), format!("{}/v1/account/login", a.server.base_url))
+                .header("Origin", "https://evil.example").header("Access-Control-Request-Method", "POST")
+                .send().unwrap();
+            assert!(!resp.headers().contains_key("Access-Control-Allow-Origin"), "{method}: {:?}", resp.headers());
+        }
     }
 }

@@ -757,14 +757,32 @@ fn import_and_check(source: Source, layout: Layout, backend: Backend) {
     assert!(out.contains("tokenserver: 2 nodes, 3 users"), "{out}");
     // Read only: the source is as the reference left it.
     assert_eq!((storage.fingerprint(), tokenserver.as_ref().map(SourceDb::fingerprint)), before);
+    // The check that proves the move.
+    args.push("--check");
+    let (ok, out) = weft(dir.path(), &args);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("checked 2 users, {records} records and 3 tokenserver users"))
+            && out.contains("every collection timestamp, record count and record matches"),
+        "{out}"
+    );
 
     let env = tokenserver_env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let server = TestServer::start_on(backend, &target, &env);
     let users = check_tokens(&server, &data);
     check_storage(&users, &data);
-    drop(server);
     check_expiries(dir.path(), &target, &data);
+    // A record changed after the move: the check says where.
+    users[&MAIN_UID].put("/storage/history/a00000", &json!({"payload": "changed"})).expect(200);
+    drop(server);
+    let (ok, out) = weft(dir.path(), &args);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("uid {MAIN_UID} history: source {HISTORY_RECORDS} records, modified")),
+        "{out}"
+    );
+    assert!(out.contains("(1 differences)"), "{out}");
 }
 
 backend_tests! {

@@ -105,7 +105,7 @@ fn open(url: &str, settings: &PoolSettings) -> Result<Storage, String> {
     Ok(Storage::new(RAW_NODE, pool, storage_config()))
 }
 
-/// The server's default `limits`, `quota` and `batch` settings (src/config.rs), which the
+/// The server's default `limits`, `quota` and `batch` settings (src/config/), which the
 /// benchmarks run the server with.
 fn storage_config() -> StorageConfig {
     StorageConfig {

@@ -8,10 +8,12 @@ use actix_web::web::{Bytes, Data, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use weft_actors::accounts::{AccountError, AccountsRequest, Credentials, HawkRequest, Op};
+use weft_actors::accounts::{
+    email, AccountError, AccountsRequest, Credentials, HawkRequest, Op, MAX_HAWK_HEADER_BYTES,
+};
 use weft_actors::token_verifier::hawk::{parse_header, payload_hash};
-use weft_actors::ActorUnavailable;
 
+use super::client_address::client_address;
 use super::error::AccountsHttpError;
 use super::{json_response, AccountsState};
 
@@ -46,15 +48,9 @@ fn member(body: &Value, name: &str) -> Result<String, AccountsHttpError> {
     body.get(name).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| bad(name))
 }
 
-/// The client's address for rate limits: the peer, or the proxy's `X-Forwarded-For` /
-/// `Forwarded` when the request came from one of the deployment's proxies.
-fn client_address(req: &HttpRequest, state: &AccountsState) -> String {
-    if state.trust_proxy_headers.trusts(req.peer_addr().map(|a| a.ip())) {
-        if let Some(ip) = req.connection_info().realip_remote_addr() {
-            return ip.to_string();
-        }
-    }
-    req.peer_addr().map_or_else(|| "unknown".into(), |a| a.ip().to_string())
+/// The `email` member in its one form (`email::normalize`): the only place emails enter.
+fn email_member(body: &Value) -> Result<String, AccountsHttpError> {
+    Ok(email::normalize(&member(body, "email")?)?)
 }
 
 /// Hawk credentials from the `Authorization` header, when it is a Hawk one; `None` otherwise.
@@ -64,13 +60,16 @@ fn hawk(
     body: &[u8],
 ) -> Result<Option<HawkRequest>, AccountsHttpError> {
     let Some(value) = req.headers().get(AUTHORIZATION) else { return Ok(None) };
+    if value.len() > MAX_HAWK_HEADER_BYTES {
+        return Err(AccountError::InvalidSignature("header too long").into());
+    }
     let value = value.to_str().map_err(|_| AccountError::InvalidSignature("header"))?;
     if !value.starts_with("Hawk ") {
         return Ok(None);
     }
     let header = parse_header(value).map_err(|_| AccountError::InvalidSignature("header"))?;
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    Ok(Some(HawkRequest {
+    let hawk = HawkRequest {
         header,
         method: req.method().as_str().to_string(),
         request_target: req
@@ -80,7 +79,10 @@ fn hawk(
         host: state.hawk_host.clone(),
         port: state.hawk_port,
         body_hash: payload_hash(content_type, body),
-    }))
+        has_body: !body.is_empty(),
+    };
+    hawk.well_formed()?;
+    Ok(Some(hawk))
 }
 
 fn bearer(req: &HttpRequest) -> Option<String> {
@@ -90,13 +92,8 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 }
 
 async fn send(req: &HttpRequest, state: &AccountsState, credentials: Credentials, op: Op) -> Reply {
-    let msg = AccountsRequest { client: client_address(req, state), credentials, op };
-    let answer = state
-        .actor
-        .send(msg)
-        .await
-        .map_err(|e| AccountError::from(ActorUnavailable::of("accounts")(e)))??;
-    Ok(ok(answer))
+    let msg = AccountsRequest::new(client_address(req, &state.trust_proxy_headers), credentials, op);
+    Ok(ok(state.actor.request(msg).await?))
 }
 
 /// A Hawk-signed request with a JSON body (or none).
@@ -162,7 +159,7 @@ pub async fn create(
 ) -> Reply {
     let json = json_body(&body)?;
     let op = Op::Create {
-        email: member(&json, "email")?,
+        email: email_member(&json)?,
         auth_pw: member(&json, "authPW")?,
         invite: member(&json, "invite").map_err(|_| AccountError::InvalidInvite)?,
         client_salt: member(&json, "clientSalt").ok(),
@@ -179,7 +176,7 @@ pub async fn login(
 ) -> Reply {
     let json = json_body(&body)?;
     let op = Op::Login {
-        email: member(&json, "email")?,
+        email: email_member(&json)?,
         auth_pw: member(&json, "authPW")?,
         keys: wants_keys(&query),
     };
@@ -189,13 +186,13 @@ pub async fn login(
 /// Which quick stretch the page must use for this account (FxA's v2 credentials status).
 pub async fn credentials_status(req: HttpRequest, state: Data<AccountsState>, body: Bytes) -> Reply {
     let json = json_body(&body)?;
-    send(&req, &state, Credentials::None, Op::CredentialsStatus { email: member(&json, "email")? }).await
+    send(&req, &state, Credentials::None, Op::CredentialsStatus { email: email_member(&json)? }).await
 }
 
 pub async fn reset(req: HttpRequest, state: Data<AccountsState>, body: Bytes) -> Reply {
     let json = json_body(&body)?;
     let op = Op::Reset {
-        email: member(&json, "email")?,
+        email: email_member(&json)?,
         auth_pw: member(&json, "authPW")?,
         invite: member(&json, "code").map_err(|_| AccountError::InvalidInvite)?,
         client_salt: member(&json, "clientSalt").ok(),

@@ -1,28 +1,28 @@
 //! The HTTP side of local accounts (local-accounts.md): the discovery documents, the sign-in
 //! page, and the account, OAuth and profile routes of §5 with FxA's shapes. Handlers parse the
 //! request (JSON body, Hawk header, bearer token) and send one `AccountsRequest` to the
-//! `Accounts` actor; `error.rs` is the one place account errors become HTTP. `signing_key.rs`
-//! keeps the issuer's key file, `admin.rs` the `weft account` commands. Registered only when
+//! `Accounts` actor; `client_address.rs` says which client a request is for the rate limits,
+//! `error.rs` is the one place account errors become HTTP. `signing_key.rs` keeps the issuer's
+//! key file (the `weft account` commands are `crate::commands::account`). Registered only when
 //! `accounts.enabled`.
 
-pub mod admin;
+mod client_address;
 mod error;
 mod handlers;
 mod page;
 pub mod signing_key;
 
-use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::HttpResponseBuilder;
-use weft_actors::accounts::Accounts;
+use weft_actors::accounts::AccountsAddr;
 
+use crate::config::trust_proxy_headers::TrustProxyHeaders;
 use crate::node::split_host_port;
-use crate::proxy::TrustProxyHeaders;
 
 /// What the handlers share.
 pub struct AccountsState {
-    pub actor: Addr<Accounts>,
+    pub actor: AccountsAddr,
     /// The public origin without a trailing `/`: the issuer, the WebChannel origin, the base of
     /// every discovery URL.
     pub origin: String,
@@ -36,7 +36,7 @@ pub struct AccountsState {
 
 impl AccountsState {
     pub fn new(
-        actor: Addr<Accounts>,
+        actor: AccountsAddr,
         public_url: &str,
         jwks: serde_json::Value,
         trust_proxy_headers: TrustProxyHeaders,

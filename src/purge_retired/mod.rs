@@ -1,7 +1,7 @@
 //! The purge of replaced and retired users (tokenserver-api.md §10.6, ops-model.md §4.1): the
 //! tokenserver rows replaced more than a grace period ago have their storage data deleted on
 //! their node (`target`), then the row is deleted and its slot given back to the node.
-//! `purge_retired_users` is one pass; `weft purge --kind retired` (`command`) runs one on
+//! `purge_retired_users` is one pass; `weft purge --kind retired` (`crate::commands::purge::retired`) runs one on
 //! demand and `weft serve` every interval (`schedule`).
 //!
 //! A pass walks the eligible rows in uid order, at most `max_users` of them. Each row is done
@@ -11,7 +11,6 @@
 //! `replaced_at` instead, which would delay a transient failure by a whole grace period and
 //! rewrite a time operators read; the uid order already keeps a pass from looping on it.
 
-pub mod command;
 pub mod schedule;
 pub mod target;
 

@@ -15,7 +15,7 @@ use actix_web::middleware::Next;
 use actix_web::Error;
 use tracing::Instrument;
 
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 
 pub const X_REQUEST_ID: &str = "x-request-id";
 

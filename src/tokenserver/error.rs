@@ -1,7 +1,7 @@
 //! `TokenserverHttpError`: the one place where a tokenserver failure becomes an HTTP response,
 //! with the status and Cornice-style JSON body of tokenserver-api.md §11:
 //! `{"status": …, "errors": [{"location": …, "name": …, "description": …}]}`. The storage
-//! protocol's errors (bare weave codes) are `crate::error::ApiError`; this is a different
+//! protocol's errors (bare weave codes) are `crate::web::error::ApiError`; this is a different
 //! protocol with its own shape.
 
 use actix_web::http::StatusCode;

@@ -36,7 +36,7 @@ impl Reference {
                 return Err(TransferError::Usage(format!(
                     "{}: syncstorage-rs keeps its data in MySQL/MariaDB (mysql://…) or PostgreSQL \
                      (postgres://…)",
-                    crate::startup::redact_url(u)
+                    crate::commands::serve::startup::redact_url(u)
                 )));
             }
         }
@@ -47,7 +47,7 @@ impl Reference {
                 if !tokenserver.get()?.single_statement(layout::holds_tokenserver)? {
                     return Err(TransferError::Usage(format!(
                         "{} has no tokenserver tables (services, nodes, users)",
-                        crate::startup::redact_url(u)
+                        crate::commands::serve::startup::redact_url(u)
                     )));
                 }
                 Some(tokenserver)

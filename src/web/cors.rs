@@ -1,7 +1,10 @@
 //! Permissive CORS in front of every path of the process (storage-api.md §5.7), written by hand
 //! because actix-cors refuses origins that are not well-formed URLs, which REF echoes anyway.
 //! Preflights (`OPTIONS`) are answered here, before authentication and routing; actual requests
-//! carrying an allowed `Origin` get it echoed back with `Vary: Origin`.
+//! carrying an allowed `Origin` get it echoed back with `Vary: Origin`. Local accounts' routes
+//! get no CORS headers at all: Firefox calls them without CORS and Weft's own page is same-origin,
+//! so allowing other origins would only let any web page drive sign-ins, guesses and lock-outs
+//! from its visitors' browsers.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -27,6 +30,9 @@ pub async fn cors(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    if is_account_route(req.path()) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
     let origin = allowed_origin(&state.settings.cors, req.headers().get(header::ORIGIN));
     if req.method() == Method::OPTIONS {
         // §14: every preflight gets 200 on any path, whatever it asks for and whatever
@@ -52,6 +58,11 @@ pub async fn cors(
     Ok(response.map_into_left_body())
 }
 
+/// The account, OAuth and profile routes of local accounts (local-accounts.md §5).
+fn is_account_route(path: &str) -> bool {
+    ["/v1/", "/oauth/", "/profile/"].iter().any(|prefix| path.starts_with(prefix))
+}
+
 /// The `Origin` to echo, if it is allowed. `*` allows every origin, echoed verbatim even when it
 /// is not a well-formed `scheme://host` (§5.7); otherwise only the configured one. A refused
 /// origin simply gets no CORS headers, so the browser blocks the response.
@@ -74,6 +85,14 @@ mod tests {
         let origin = HeaderValue::from_static("localhost");
         assert_eq!(allowed_origin(&settings("*"), Some(&origin)), Some(origin));
         assert_eq!(allowed_origin(&settings("*"), None), None);
+    }
+
+    #[test]
+    fn account_routes_are_not_for_other_origins() {
+        assert!(is_account_route("/v1/account/login"));
+        assert!(is_account_route("/profile/v1/profile"));
+        assert!(!is_account_route("/1.5/123/info/collections"));
+        assert!(!is_account_route("/1.0/sync/1.5"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, Error};
 
-use crate::error::{ApiError, Unavailable};
+use crate::web::error::{ApiError, Unavailable};
 use crate::web::AppState;
 
 /// Past the deadline the request's future is dropped and the error returned; actix renders it

@@ -4,6 +4,7 @@
 
 pub mod cors;
 pub mod deadline;
+pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod weave_timestamp;
@@ -16,9 +17,9 @@ use actix_web::HttpResponse;
 use weft_actors::token_verifier::PublishedCredentials;
 
 use crate::config::Settings;
-use crate::error::ApiError;
 use crate::node::NodeTable;
 use crate::telemetry::health::HealthCache;
+use crate::web::error::ApiError;
 
 use self::extract::request_body::BodySlots;
 

@@ -10,7 +10,7 @@ use actix_web::middleware::Next;
 use actix_web::Error;
 use weft_actors::SyncTimestamp;
 
-use crate::error::X_LAST_MODIFIED;
+use crate::web::error::X_LAST_MODIFIED;
 
 pub const X_WEAVE_TIMESTAMP: &str = "x-weave-timestamp";
 

@@ -30,6 +30,7 @@ macro_rules! backend_tests {
     };
 }
 
+pub mod accounts;
 pub mod backend;
 pub mod checks;
 pub mod client;

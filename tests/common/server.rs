@@ -51,6 +51,12 @@ fn append_log(log: &Mutex<String>, line: &str) {
     }
 }
 
+/// The `weft` binary under test: this build's, or the one `WEFT_TEST_SERVER_BINARY` names (to
+/// measure an older build with the same scenarios, e.g. the attack suite's "before" figures).
+pub fn weft_binary() -> std::path::PathBuf {
+    std::env::var_os("WEFT_TEST_SERVER_BINARY").map_or_else(|| env!("CARGO_BIN_EXE_weft").into(), Into::into)
+}
+
 /// `weft serve` on port 0 with the harness's public URL, `data_dir` and database, and no other
 /// `WEFT_*` variable: the server refuses unknown ones, and inherited ones would make the run
 /// depend on the developer's shell.
@@ -61,7 +67,7 @@ pub fn serve_command(data_dir: &std::path::Path, database_url: &str) -> Command 
 /// `weft <subcommand>` with the harness's public URL, `data_dir` and database, and no other
 /// `WEFT_*` variable (see `serve_command`).
 pub fn weft_command(subcommand: &str, data_dir: &std::path::Path, database_url: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    let mut cmd = Command::new(weft_binary());
     cmd.arg(subcommand);
     for (name, _) in std::env::vars() {
         if name.starts_with("WEFT_") {

@@ -4,40 +4,42 @@
 //! key lives in the database: the handler only hands over what the client signed.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
-use hmac::{Hmac, Mac};
+use actix::{Actor, Handler, Message, SyncArbiter, SyncContext};
 use serde_json::Value;
-use sha2::Sha256;
-use weft_schema::models::accounts::TokenRow;
-use weft_schema::pool::Tx;
-use weft_schema::queries::accounts as q;
 use weft_schema::DbPool;
 
 use super::error::AccountError;
 use super::jwt::AccessTokens;
-use super::limits::{Bound, NonceCache, RateLimiter};
-use super::onepw::unhex;
-use crate::token_verifier::hawk::{normalized_string, HawkHeader};
+use super::lanes::AccountsAddr;
+use super::limits::{NonceCache, RateLimiter};
+use crate::token_verifier::hawk::HawkHeader;
 
 #[derive(Clone)]
 pub struct AccountsConfig {
+    /// Threads of the lane every operation but a sign-in runs on.
     pub threads: usize,
     /// scrypt cost: N = 2^log_n (FxA: 16).
     pub scrypt_log_n: u8,
-    /// Stretches running at once; more get 503 + Retry-After (§6).
+    /// Threads of the sign-in lane (create, login, reset): the stretches running at once (§6).
     pub max_concurrent_stretches: usize,
+    /// How long a sign-in may wait for a stretch slot; past it, 503 + Retry-After.
+    pub stretch_deadline: Duration,
     pub retry_after_seconds: u64,
     pub access_token_ttl_seconds: i64,
-    /// Lifetime of an authorization code (§6: at most 10 minutes).
+    /// Lifetime of an authorization code (§6: at most 10 minutes), and of a key-fetch token.
     pub code_ttl_ms: i64,
-    /// Hawk `ts` must be within this many seconds of the server clock; nonces are remembered
-    /// as long (§6: 60).
+    /// Hawk `ts` must be within this many seconds of the server clock; a nonce is remembered
+    /// until its `ts` leaves that window (§6: 60).
     pub hawk_window_seconds: i64,
-    /// Login, create and token requests per window, per client address and per email.
+    /// Requests without valid credentials (sign-in, create, reset, status, code and refresh
+    /// grants, Hawk that fails to verify) per window per client address.
     pub rate_limit_per_address: u32,
-    pub rate_limit_per_email: u32,
+    /// Hawk-signed requests per window per valid session (never per address).
+    pub rate_limit_per_session: u32,
+    /// Wrong passwords per window per (account, client address).
+    pub failed_logins_per_account_address: u32,
     pub rate_limit_window: Duration,
     /// The tokenserver's `users.email` of an account is `<uid>@<fxa_email_domain>`.
     pub fxa_email_domain: String,
@@ -54,6 +56,8 @@ pub struct HawkRequest {
     pub port: u16,
     /// The payload hash of the body as received, checked against the header's `hash`.
     pub body_hash: String,
+    /// Whether the request carries a body (which the header must then hash).
+    pub has_body: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -106,13 +110,28 @@ pub enum Op {
     SessionStub(Value),
 }
 
+impl Op {
+    /// Whether the operation stretches a password, and so runs on the sign-in lane.
+    pub fn stretches(&self) -> bool {
+        matches!(self, Op::Create { .. } | Op::Login { .. } | Op::Reset { .. })
+    }
+}
+
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Value, AccountError>")]
 pub struct AccountsRequest {
-    /// The client's address, for rate limits.
+    /// The client's address for rate limits (an IP, or an IPv6 /64).
     pub client: String,
     pub credentials: Credentials,
     pub op: Op,
+    /// A sign-in not started by then is answered 503 + Retry-After without being run.
+    pub deadline: Option<Instant>,
+}
+
+impl AccountsRequest {
+    pub fn new(client: String, credentials: Credentials, op: Op) -> AccountsRequest {
+        AccountsRequest { client, credentials, op, deadline: None }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -159,14 +178,14 @@ pub enum AdminReply {
     Done { uid: String },
 }
 
-/// State shared by the actor's threads.
+/// State shared by the actor's threads (both lanes).
 pub(super) struct Shared {
     pub config: AccountsConfig,
     pub tokens: AccessTokens,
-    pub stretches: Bound,
     pub nonces: NonceCache,
     pub per_address: RateLimiter,
-    pub per_email: RateLimiter,
+    pub per_session: RateLimiter,
+    pub failed_logins: RateLimiter,
 }
 
 pub struct Accounts {
@@ -175,18 +194,36 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    pub fn start(pool: DbPool, config: AccountsConfig, tokens: AccessTokens) -> Addr<Accounts> {
-        let threads = config.threads.max(1);
-        let window = Duration::from_secs(u64::try_from(config.hawk_window_seconds).unwrap_or(60));
+    /// Starts both lanes on `pool`; the answer routes each request to its lane.
+    pub fn start(pool: DbPool, config: AccountsConfig, tokens: AccessTokens) -> AccountsAddr {
+        let window = config.rate_limit_window;
         let shared = Arc::new(Shared {
-            stretches: Bound::new(config.max_concurrent_stretches.max(1)),
-            nonces: NonceCache::new(window),
-            per_address: RateLimiter::new(config.rate_limit_per_address, config.rate_limit_window),
-            per_email: RateLimiter::new(config.rate_limit_per_email, config.rate_limit_window),
+            nonces: NonceCache::new(u64::try_from(config.hawk_window_seconds).unwrap_or(60)),
+            per_address: RateLimiter::new("per_address", config.rate_limit_per_address, window),
+            per_session: RateLimiter::new("per_session", config.rate_limit_per_session, window),
+            failed_logins: RateLimiter::new(
+                "failed_logins",
+                config.failed_logins_per_account_address,
+                window,
+            ),
             config,
             tokens,
         });
-        SyncArbiter::start(threads, move || Accounts { pool: pool.clone(), shared: shared.clone() })
+        let lane = |threads: usize, sign_ins: bool| {
+            let (pool, shared) = (pool.clone(), shared.clone());
+            SyncArbiter::start(threads.max(1), move || {
+                // The factory runs on each new thread of the lane.
+                if sign_ins {
+                    super::lanes::lower_priority();
+                }
+                Accounts { pool: pool.clone(), shared: shared.clone() }
+            })
+        };
+        AccountsAddr::new(
+            lane(shared.config.threads, false),
+            lane(shared.config.max_concurrent_stretches, true),
+            shared.config.stretch_deadline,
+        )
     }
 }
 
@@ -198,6 +235,10 @@ impl Handler<AccountsRequest> for Accounts {
     type Result = Result<Value, AccountError>;
 
     fn handle(&mut self, msg: AccountsRequest, _: &mut SyncContext<Self>) -> Self::Result {
+        if msg.deadline.is_some_and(|deadline| Instant::now() > deadline) {
+            metrics::counter!("weft_accounts_stretch_deadline_missed_total").increment(1);
+            return Err(AccountError::Busy { retry_after: self.shared.config.retry_after_seconds });
+        }
         let result = super::ops::run(&self.pool, &self.shared, msg);
         if let Err(AccountError::Database(e)) = &result {
             tracing::warn!(error = %e, "accounts database error");
@@ -216,58 +257,4 @@ impl Handler<AccountsAdmin> for Accounts {
 
 pub(super) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Which table a Hawk id is looked up in.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum TokenKind {
-    Session,
-    KeyFetch,
-}
-
-/// The checks of a Hawk request that need no database (§6): `ts` within the window and the
-/// nonce not seen within it. Run once per request, before any transaction, so that a
-/// transaction retried after a deadlock does not meet its own nonce. A nonce is remembered
-/// before the MAC is checked: nonces are the client's random choice, so a forger spending one
-/// takes nothing from the client.
-pub(super) fn check_hawk_freshness(shared: &Shared, hawk: &HawkRequest) -> Result<(), AccountError> {
-    let now = now_ms() / 1000;
-    let ts: i64 = hawk.header.ts.parse().map_err(|_| AccountError::InvalidSignature("ts"))?;
-    if (ts - now).abs() > shared.config.hawk_window_seconds {
-        return Err(AccountError::InvalidTimestamp { server_time: now });
-    }
-    if !shared.nonces.first_use(&hawk.header.id, &hawk.header.nonce) {
-        return Err(AccountError::InvalidNonce);
-    }
-    Ok(())
-}
-
-/// Verifies a Hawk request's MAC (and payload hash, when sent) against the token it names;
-/// answers the token's row. `check_hawk_freshness` has run before.
-pub(super) fn verify_hawk(
-    tx: &mut Tx<'_>,
-    hawk: &HawkRequest,
-    kind: TokenKind,
-) -> Result<TokenRow, AccountError> {
-    let token = match kind {
-        TokenKind::Session => q::session(tx, &hawk.header.id)?,
-        TokenKind::KeyFetch => q::key_fetch_token(tx, &hawk.header.id)?,
-    }
-    .ok_or(AccountError::InvalidToken("unknown token"))?;
-    let key = unhex::<32>(&token.hmac_key).ok_or(AccountError::InvalidToken("stored key"))?;
-    if let Some(hash) = &hawk.header.hash {
-        if *hash != hawk.body_hash {
-            return Err(AccountError::InvalidSignature("payload hash"));
-        }
-    }
-    let normalized =
-        normalized_string(&hawk.header, &hawk.method, &hawk.request_target, &hawk.host, hawk.port);
-    use base64::Engine as _;
-    let client_mac = base64::engine::general_purpose::STANDARD
-        .decode(&hawk.header.mac)
-        .map_err(|_| AccountError::InvalidSignature("mac encoding"))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC key");
-    mac.update(normalized.as_bytes());
-    mac.verify_slice(&client_mac).map_err(|_| AccountError::InvalidSignature("mac"))?;
-    Ok(token)
 }

@@ -1,99 +1,115 @@
-//! The in-memory guards of local-accounts.md §6: fixed-window rate limits per client address
-//! and per email, the Hawk nonce memory of the replay window, and the bound on concurrent
-//! password stretches. Per process: a restart forgets them, which only ever lets a client
-//! through sooner (the stored data never depends on them).
+//! The in-memory guards of local-accounts.md §6, each a capped `BoundedMap`: fixed-window rate
+//! limits (per client address, per session, per account and address for wrong passwords) and
+//! the Hawk nonces of the replay window. Per process: a restart forgets them, which only ever
+//! lets a client through sooner (the stored data never depends on them). docs/accounts.md
+//! lists the threat each answers and its numbers.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use super::bounded_map::BoundedMap;
+
+/// Entries each map keeps at most (see docs/accounts.md for what a full map means).
+pub const MAX_ENTRIES: usize = 100_000;
 
 /// At most `limit` events per key in each window of `window`; beyond that, how long to wait.
 pub struct RateLimiter {
     limit: u32,
     window: Duration,
-    counts: Mutex<HashMap<String, (Instant, u32)>>,
+    /// key → (start of its window, events in it).
+    counts: BoundedMap<String, (Instant, u32)>,
 }
-
-/// Keys kept before expired windows are swept, bounding the memory an attacker can fill.
-const MAX_KEYS: usize = 100_000;
 
 impl RateLimiter {
-    pub fn new(limit: u32, window: Duration) -> RateLimiter {
-        RateLimiter { limit, window, counts: Mutex::default() }
+    pub fn new(name: &'static str, limit: u32, window: Duration) -> RateLimiter {
+        RateLimiter { limit, window, counts: BoundedMap::new(name, MAX_ENTRIES) }
     }
 
-    /// Counts one event for `key`: `Err(seconds to wait)` when over the limit.
+    fn expired(&self, now: Instant) -> impl Fn(&(Instant, u32)) -> bool + '_ {
+        move |(start, _)| now.duration_since(*start) >= self.window
+    }
+
+    fn wait(&self, start: Instant, now: Instant) -> u64 {
+        self.window.saturating_sub(now.duration_since(start)).as_secs().max(1)
+    }
+
+    /// Counts one event for `key`: `Err(seconds to wait)` when it is over the limit.
     pub fn check(&self, key: &str) -> Result<(), u64> {
         let now = Instant::now();
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if counts.len() >= MAX_KEYS {
-            counts.retain(|_, (start, _)| now.duration_since(*start) < self.window);
+        self.counts.update(
+            key.to_string(),
+            self.expired(now),
+            || (now, 0),
+            |(start, count)| {
+                *count = count.saturating_add(1);
+                if *count > self.limit {
+                    return Err(self.wait(*start, now));
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// Whether `key` has used up its window, without counting: `Err(seconds to wait)` if so.
+    pub fn exhausted(&self, key: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let over = self.counts.peek(&key.to_string(), self.expired(now), |(start, count)| {
+            (*count >= self.limit).then(|| self.wait(*start, now))
+        });
+        match over.flatten() {
+            Some(wait) => Err(wait),
+            None => Ok(()),
         }
-        let entry = counts.entry(key.to_string()).or_insert((now, 0));
-        if now.duration_since(entry.0) >= self.window {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        if entry.1 > self.limit {
-            let left = self.window.saturating_sub(now.duration_since(entry.0));
-            return Err(left.as_secs().max(1));
-        }
-        Ok(())
+    }
+
+    /// Counts one event for `key` without refusing it (a failure already answered).
+    pub fn record(&self, key: &str) {
+        let now = Instant::now();
+        self.counts.update(
+            key.to_string(),
+            self.expired(now),
+            || (now, 0),
+            |(_, count)| {
+                *count = count.saturating_add(1);
+            },
+        );
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.counts.len()
     }
 }
 
-/// Hawk nonces seen within the replay window, per token id.
+/// Hawk nonces of requests whose MAC verified, per token id, each kept until its timestamp
+/// leaves the accepted window (so a replay is refused for as long as its `ts` would pass).
 pub struct NonceCache {
-    window: Duration,
-    seen: Mutex<HashMap<(String, String), Instant>>,
+    /// Seconds a `ts` may be away from the server clock.
+    window: u64,
+    seen: BoundedMap<String, Instant>,
 }
 
 impl NonceCache {
-    pub fn new(window: Duration) -> NonceCache {
-        NonceCache { window, seen: Mutex::default() }
+    pub fn new(window_seconds: u64) -> NonceCache {
+        NonceCache { window: window_seconds, seen: BoundedMap::new("hawk_nonces", MAX_ENTRIES) }
     }
 
-    /// Remembers `(token_id, nonce)`; false when it was already seen within the window.
-    pub fn first_use(&self, token_id: &str, nonce: &str) -> bool {
-        let now = Instant::now();
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() >= MAX_KEYS {
-            seen.retain(|_, at| now.duration_since(*at) < self.window * 2);
-        }
-        match seen.insert((token_id.to_string(), nonce.to_string()), now) {
-            Some(at) => now.duration_since(at) >= self.window * 2,
-            None => true,
-        }
-    }
-}
-
-/// A counting bound without waiting: `try_acquire` fails when `max` permits are out.
-pub struct Bound {
-    max: usize,
-    used: AtomicUsize,
-}
-
-pub struct Permit<'a>(&'a Bound);
-
-impl Bound {
-    pub fn new(max: usize) -> Bound {
-        Bound { max, used: AtomicUsize::new(0) }
-    }
-
-    pub fn try_acquire(&self) -> Option<Permit<'_>> {
-        let previous = self.used.fetch_add(1, Ordering::SeqCst);
-        if previous >= self.max {
-            self.used.fetch_sub(1, Ordering::SeqCst);
-            return None;
-        }
-        Some(Permit(self))
-    }
-}
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        self.0.used.fetch_sub(1, Ordering::SeqCst);
+    /// Remembers `(token_id, nonce)` of a request signed at `ts` (seconds, already within the
+    /// window of `now`); false when it was seen before and could still be replayed.
+    pub fn first_use(&self, token_id: &str, nonce: &str, ts: i64, now: i64) -> bool {
+        let at = Instant::now();
+        // `ts` passes while |ts - now| <= window; one second more covers the rounding of `now`.
+        let left = u64::try_from(ts + self.window as i64 + 1 - now).unwrap_or(0);
+        let until = at + Duration::from_secs(left);
+        let created = std::cell::Cell::new(false);
+        self.seen.update(
+            format!("{token_id}:{nonce}"),
+            |until| *until <= at,
+            || {
+                created.set(true);
+                until
+            },
+            |_| created.get(),
+        )
     }
 }
 
@@ -103,7 +119,7 @@ mod tests {
 
     #[test]
     fn limits_count_per_key() {
-        let limiter = RateLimiter::new(2, Duration::from_secs(60));
+        let limiter = RateLimiter::new("test", 2, Duration::from_secs(60));
         assert!(limiter.check("a").is_ok());
         assert!(limiter.check("a").is_ok());
         assert!(limiter.check("a").unwrap_err() >= 1);
@@ -111,16 +127,25 @@ mod tests {
     }
 
     #[test]
-    fn nonces_and_bound() {
-        let nonces = NonceCache::new(Duration::from_secs(60));
-        assert!(nonces.first_use("t", "n"));
-        assert!(!nonces.first_use("t", "n"));
-        assert!(nonces.first_use("u", "n"));
-        let bound = Bound::new(1);
-        let permit = bound.try_acquire();
-        assert!(permit.is_some());
-        assert!(bound.try_acquire().is_none());
-        drop(permit);
-        assert!(bound.try_acquire().is_some());
+    fn failures_are_counted_apart_from_the_check() {
+        let limiter = RateLimiter::new("test", 2, Duration::from_secs(60));
+        assert!(limiter.exhausted("k").is_ok());
+        assert_eq!(limiter.len(), 0, "looking creates nothing");
+        limiter.record("k");
+        assert!(limiter.exhausted("k").is_ok());
+        limiter.record("k");
+        assert!(limiter.exhausted("k").unwrap_err() >= 1);
+        assert!(limiter.exhausted("other").is_ok());
+    }
+
+    #[test]
+    fn nonces_are_kept_while_their_timestamp_passes() {
+        let nonces = NonceCache::new(60);
+        assert!(nonces.first_use("t", "n", 1000, 1000));
+        assert!(!nonces.first_use("t", "n", 1000, 1000));
+        assert!(nonces.first_use("u", "n", 1000, 1000));
+        // Signed at the far edge of the window: the replay is still refused.
+        assert!(nonces.first_use("t", "edge", 1060, 1000));
+        assert!(!nonces.first_use("t", "edge", 1060, 1060));
     }
 }

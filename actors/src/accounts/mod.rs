@@ -1,12 +1,18 @@
 //! Local accounts (local-accounts.md): Weft as its own Mozilla-compatible account server.
 //! `Accounts` is the SyncArbiter actor owning the account tables of the tokenserver database;
-//! it checks Hawk credentials, rate limits and invites, stretches passwords under a bound and
-//! runs each operation in one transaction. `onepw` is the server's half of the key protocol,
-//! `jwt` the local issuer's access tokens, `limits` the in-memory guards.
+//! it checks Hawk credentials (`hawk`), rate limits and invites and runs each operation in one
+//! transaction (`ops`); `lanes` keeps sign-ins, which stretch a password, off the threads of
+//! every other operation. `onepw` is the server's half of the key protocol, `jwt` the local
+//! issuer's access tokens, `limits` the in-memory guards (each a capped `bounded_map`),
+//! `email` the one form of an account email.
 
 mod actor;
+mod bounded_map;
+pub mod email;
 mod error;
+mod hawk;
 pub mod jwt;
+mod lanes;
 mod limits;
 pub mod onepw;
 mod ops;
@@ -16,7 +22,9 @@ pub use self::actor::{
     Credentials, HawkRequest, Op,
 };
 pub use self::error::AccountError;
+pub use self::hawk::MAX_HEADER_BYTES as MAX_HAWK_HEADER_BYTES;
 pub use self::jwt::{AccessTokens, RsaKey};
+pub use self::lanes::AccountsAddr;
 /// Why access-token keys could not be loaded or a token signed.
 pub use jsonwebtoken::errors::Error as JwtError;
 

@@ -9,13 +9,11 @@ use weft_schema::queries::accounts as q;
 use weft_schema::queries::tokenserver as ts;
 use weft_schema::DbPool;
 
-use super::actor::{
-    check_hawk_freshness, now_ms, verify_hawk, AccountSummary, AccountsRequest, AdminOp, AdminReply,
-    Credentials, Op, Shared, TokenKind,
-};
+use super::actor::{now_ms, AccountSummary, AccountsRequest, AdminOp, AdminReply, Credentials, Op, Shared};
 use super::error::AccountError;
+use super::hawk::{HawkCheck, TokenKind};
 use super::onepw::{hex, key_bundle, pkce_challenge, random_bytes, sha256_hex, stretch, token_keys, unhex};
-use super::{FIREFOX_CLIENT_ID, OLDSYNC_SCOPE};
+use super::{email, FIREFOX_CLIENT_ID, OLDSYNC_SCOPE};
 
 /// The quick stretch the page used (`accounts.kdf_version`, local-accounts.md §4): version 1
 /// is email-salted PBKDF2 with 1000 rounds, version 2 FxA's 650,000 rounds salted with
@@ -42,26 +40,32 @@ fn scope_allowed(scope: &str) -> bool {
     scope == OLDSYNC_SCOPE || scope == "profile" || scope.starts_with("profile:")
 }
 
+/// What an authorization code may carry: the page's `keys_jwe` of the oldsync key is about
+/// 700 bytes and Firefox's `state` 43; a code is stored for up to 10 minutes.
+const MAX_KEYS_JWE_BYTES: usize = 4096;
+const MAX_STATE_BYTES: usize = 512;
+
+/// Device columns' widths (bytes) and the cap on the push and command details kept as JSON.
+const MAX_DEVICE_NAME_BYTES: usize = 255;
+const MAX_DEVICE_TYPE_BYTES: usize = 32;
+const MAX_DEVICE_DETAILS_BYTES: usize = 16 * 1024;
+
 /// A neutral avatar inline, so showing it costs Firefox no request to any server.
 const AVATAR: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 1 1'%3E%3Crect width='1' height='1' fill='%23888'/%3E%3C/svg%3E";
 
 pub(super) fn run(pool: &DbPool, shared: &Shared, msg: AccountsRequest) -> Result<Value, AccountError> {
-    let AccountsRequest { client, credentials, op } = msg;
-    if let Credentials::Hawk(hawk) = &credentials {
-        check_hawk_freshness(shared, hawk)?;
-    }
+    let AccountsRequest { client, credentials, op, .. } = msg;
+    let hawk = match &credentials {
+        Credentials::Hawk(hawk) => Some(HawkCheck::new(shared, hawk, &client)?),
+        _ => None,
+    };
     match op {
-        Op::Create { email, auth_pw, invite, client_salt, keys } => create(
-            pool,
-            shared,
-            &client,
-            NewPassword::new(&email, &auth_pw, client_salt.as_deref())?,
-            &invite,
-            keys,
-        ),
+        Op::Create { email, auth_pw, invite, client_salt, keys } => {
+            limit_address(shared, &client)?;
+            create(pool, shared, NewPassword::new(&email, &auth_pw, client_salt.as_deref())?, &invite, keys)
+        }
         Op::CredentialsStatus { email } => {
-            let email = normalize_email(&email)?;
-            limit(shared, &client, Some(&email))?;
+            limit_address(shared, &client)?;
             let account = read(pool, |tx| q::account_by_email(tx, &email).map_err(AccountError::from))?
                 .ok_or(AccountError::UnknownAccount)?;
             Ok(match account.client_salt {
@@ -73,13 +77,20 @@ pub(super) fn run(pool: &DbPool, shared: &Shared, msg: AccountsRequest) -> Resul
                 _ => json!({ "currentVersion": "v1", "upgradeNeeded": false }),
             })
         }
-        Op::Login { email, auth_pw, keys } => login(pool, shared, &client, &email, &auth_pw, keys),
+        Op::Login { email, auth_pw, keys } => {
+            limit_address(shared, &client)?;
+            login(pool, shared, &client, &email, &auth_pw, keys)
+        }
         Op::Reset { email, auth_pw, invite, client_salt } => {
-            reset(pool, shared, &client, NewPassword::new(&email, &auth_pw, client_salt.as_deref())?, &invite)
+            limit_address(shared, &client)?;
+            reset(pool, shared, NewPassword::new(&email, &auth_pw, client_salt.as_deref())?, &invite)
         }
         Op::Token(body) => {
-            limit(shared, &client, None)?;
-            write(pool, |tx| token(shared, tx, &credentials, &body))
+            // A session's own grant is limited per session once it verifies, never per address.
+            if hawk.is_none() {
+                limit_address(shared, &client)?;
+            }
+            write(pool, |tx| token(shared, tx, hawk.as_ref(), &body))
         }
         Op::Destroy(body) => write(pool, |tx| {
             for member in ["token", "refresh_token"] {
@@ -91,30 +102,33 @@ pub(super) fn run(pool: &DbPool, shared: &Shared, msg: AccountsRequest) -> Resul
         }),
         Op::Profile => read(pool, |tx| profile(shared, tx, &credentials)),
         Op::AccountStatus { uid } => {
-            limit(shared, &client, None)?;
+            limit_address(shared, &client)?;
             read(pool, |tx| Ok(json!({ "exists": q::account_by_uid(tx, &uid)?.is_some() })))
         }
-        Op::Keys => write(pool, |tx| {
-            let Credentials::Hawk(hawk) = &credentials else {
-                return Err(AccountError::InvalidToken("no Hawk credentials"));
-            };
-            let token = verify_hawk(tx, hawk, TokenKind::KeyFetch)?;
-            let fetch = q::key_fetch(tx, &token.token_id)?.ok_or(AccountError::InvalidToken("used"))?;
-            // Single use: only the caller whose DELETE removed the row gets the bundle.
-            if q::delete_key_fetch(tx, &token.token_id)? != 1 {
-                return Err(AccountError::InvalidToken("used"));
-            }
-            Ok(json!({ "bundle": fetch.bundle }))
-        }),
-        op => write(pool, |tx| {
-            let Credentials::Hawk(hawk) = &credentials else {
-                return Err(AccountError::InvalidToken("no Hawk credentials"));
-            };
-            let session = verify_hawk(tx, hawk, TokenKind::Session)?;
-            let account = live_account(tx, &session.uid)?;
-            q::touch_session(tx, &session.token_id, now_ms())?;
-            session_op(shared, tx, &session, &account, op.clone())
-        }),
+        Op::Keys => {
+            let hawk = hawk.ok_or(AccountError::InvalidToken("no Hawk credentials"))?;
+            write(pool, |tx| {
+                let token = hawk.verify(tx, TokenKind::KeyFetch)?;
+                let fetch = q::key_fetch(tx, &token.token_id)?.ok_or(AccountError::InvalidToken("used"))?;
+                // Single use: only the caller whose DELETE removed the row gets the bundle.
+                if q::delete_key_fetch(tx, &token.token_id)? != 1 {
+                    return Err(AccountError::InvalidToken("used"));
+                }
+                if fetch.created_at + shared.config.code_ttl_ms <= now_ms() {
+                    return Err(AccountError::InvalidToken("expired key fetch"));
+                }
+                Ok(json!({ "bundle": fetch.bundle }))
+            })
+        }
+        op => {
+            let hawk = hawk.ok_or(AccountError::InvalidToken("no Hawk credentials"))?;
+            write(pool, |tx| {
+                let session = hawk.verify(tx, TokenKind::Session)?;
+                let account = live_account(tx, &session.uid)?;
+                q::touch_session(tx, &session.token_id, now_ms())?;
+                session_op(shared, tx, &session, &account, op.clone())
+            })
+        }
     }
 }
 
@@ -135,36 +149,18 @@ fn read<T>(
     pool.get()?.read_transaction(op)
 }
 
-/// Rate limits per client address and, when given, per email (§6).
-fn limit(shared: &Shared, client: &str, email: Option<&str>) -> Result<(), AccountError> {
-    shared.per_address.check(client).map_err(|retry_after| AccountError::TooManyRequests { retry_after })?;
-    if let Some(email) = email {
-        shared.per_email.check(email).map_err(|retry_after| AccountError::TooManyRequests { retry_after })?;
-    }
-    Ok(())
-}
-
-/// Emails are compared lower-cased; the page lower-cases before the quick stretch too, so the
-/// salt of §4 is the same whatever case the user typed.
-fn normalize_email(email: &str) -> Result<String, AccountError> {
-    let email = email.trim().to_lowercase();
-    if email.len() > 255 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
-        return Err(AccountError::InvalidParameter("email".into()));
-    }
-    Ok(email)
+/// The limit on requests without valid credentials from one client address (§6).
+fn limit_address(shared: &Shared, client: &str) -> Result<(), AccountError> {
+    shared.per_address.check(client).map_err(|retry_after| AccountError::TooManyRequests { retry_after })
 }
 
 fn auth_pw(text: &str) -> Result<[u8; 32], AccountError> {
     unhex::<32>(text).ok_or_else(|| AccountError::InvalidParameter("authPW".into()))
 }
 
-/// The slow stretch under the concurrency bound: beyond it, 503 + Retry-After at once.
-fn bounded_stretch(shared: &Shared, auth_pw: &[u8; 32], salt: &[u8; 32]) -> Result<[u8; 32], AccountError> {
-    let _permit = shared
-        .stretches
-        .try_acquire()
-        .ok_or(AccountError::Busy { retry_after: shared.config.retry_after_seconds })?;
-    Ok(stretch(auth_pw, salt, shared.config.scrypt_log_n))
+/// The slow stretch; its concurrency is the sign-in lane's thread count (`lanes`).
+fn slow_stretch(shared: &Shared, auth_pw: &[u8; 32], salt: &[u8; 32]) -> [u8; 32] {
+    stretch(auth_pw, salt, shared.config.scrypt_log_n)
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -210,20 +206,17 @@ impl<'a> NewPassword<'a> {
 fn create(
     pool: &DbPool,
     shared: &Shared,
-    client: &str,
     password: NewPassword<'_>,
     invite: &str,
     keys: bool,
 ) -> Result<Value, AccountError> {
-    let email = normalize_email(password.email)?;
-    let auth_pw_hex = password.auth_pw;
-    limit(shared, client, Some(&email))?;
-    let auth_pw = auth_pw(auth_pw_hex)?;
+    let email = password.email.to_string();
+    let auth_pw = auth_pw(password.auth_pw)?;
     let now = now_ms();
     // Checked before the stretch so that a bad invite costs no CPU, and again (atomically) below.
     read(pool, |tx| check_invite(tx, invite, &email, None, now))?;
     let salt = random_bytes::<32>();
-    let verify_hash = bounded_stretch(shared, &auth_pw, &salt)?;
+    let verify_hash = slow_stretch(shared, &auth_pw, &salt);
     let account = AccountRow {
         uid: hex(&random_bytes::<16>()),
         email,
@@ -251,6 +244,9 @@ fn create(
     })
 }
 
+/// A sign-in. Only a wrong password counts against (account, client address), and only once
+/// that pair has used up its window is it refused before the stretch: guesses from one address
+/// never lock the account's owner out elsewhere (docs/accounts.md).
 fn login(
     pool: &DbPool,
     shared: &Shared,
@@ -259,20 +255,32 @@ fn login(
     auth_pw_hex: &str,
     keys: bool,
 ) -> Result<Value, AccountError> {
-    let email = normalize_email(email)?;
-    limit(shared, client, Some(&email))?;
     let auth_pw = auth_pw(auth_pw_hex)?;
-    let account = read(pool, |tx| q::account_by_email(tx, &email).map_err(AccountError::from))?
+    let account = read(pool, |tx| q::account_by_email(tx, email).map_err(AccountError::from))?
         .ok_or(AccountError::UnknownAccount)?;
+    let guesses = format!("{}|{client}", account.uid);
+    shared
+        .failed_logins
+        .exhausted(&guesses)
+        .map_err(|retry_after| AccountError::TooManyRequests { retry_after })?;
     if account.disabled_at.is_some() {
         return Err(AccountError::AccountDisabled);
     }
     let salt = unhex::<32>(&account.auth_salt).ok_or(AccountError::InvalidToken("stored salt"))?;
-    let verify_hash = bounded_stretch(shared, &auth_pw, &salt)?;
-    if !ct_eq(&hex(&verify_hash).into_bytes(), account.verify_hash.as_bytes()) {
+    let verify_hash = hex(&slow_stretch(shared, &auth_pw, &salt));
+    if !ct_eq(verify_hash.as_bytes(), account.verify_hash.as_bytes()) {
+        shared.failed_logins.record(&guesses);
         return Err(AccountError::IncorrectPassword);
     }
-    write(pool, |tx| start_session(tx, &account, keys, now_ms()))
+    write(pool, |tx| {
+        // Checked again where it counts: a reset or disable that committed during the stretch
+        // wins, so the old password never gets a session after its reset.
+        let current = live_account(tx, &account.uid)?;
+        if current.verify_hash != verify_hash {
+            return Err(AccountError::IncorrectPassword);
+        }
+        start_session(tx, &current, keys, now_ms())
+    })
 }
 
 /// A new password from a reset link: new salt and verifier and new keys (a new kB, since the
@@ -280,22 +288,23 @@ fn login(
 fn reset(
     pool: &DbPool,
     shared: &Shared,
-    client: &str,
     password: NewPassword<'_>,
     code: &str,
 ) -> Result<Value, AccountError> {
-    let email = normalize_email(password.email)?;
-    let auth_pw_hex = password.auth_pw;
-    limit(shared, client, Some(&email))?;
-    let auth_pw = auth_pw(auth_pw_hex)?;
+    let email = password.email;
+    let auth_pw = auth_pw(password.auth_pw)?;
     let now = now_ms();
     let account = read(pool, |tx| {
-        let account = q::account_by_email(tx, &email)?.ok_or(AccountError::InvalidInvite)?;
-        check_invite(tx, code, &email, Some(&account.uid), now)?;
+        let account = q::account_by_email(tx, email)?.ok_or(AccountError::InvalidInvite)?;
+        check_invite(tx, code, email, Some(&account.uid), now)?;
+        if account.disabled_at.is_some() {
+            return Err(AccountError::AccountDisabled);
+        }
         Ok(account)
     })?;
+    let previous_verify_hash = account.verify_hash.clone();
     let salt = random_bytes::<32>();
-    let verify_hash = bounded_stretch(shared, &auth_pw, &salt)?;
+    let verify_hash = slow_stretch(shared, &auth_pw, &salt);
     let updated = AccountRow {
         auth_salt: hex(&salt),
         verify_hash: hex(&verify_hash),
@@ -308,12 +317,16 @@ fn reset(
         ..account
     };
     write(pool, |tx| {
-        let invite = check_invite(tx, code, &email, Some(&updated.uid), now)?;
+        let invite = check_invite(tx, code, email, Some(&updated.uid), now)?;
         if q::use_invite(tx, &invite.code_hash, now)? != 1 {
             return Err(AccountError::InvalidInvite);
         }
-        q::set_password(tx, &updated)?;
-        q::delete_sessions(tx, &updated.uid)?;
+        // Only over the verifier read before the stretch, and not once disabled meanwhile.
+        live_account(tx, &updated.uid)?;
+        if q::set_password(tx, &updated, &previous_verify_hash)? != 1 {
+            return Err(AccountError::InvalidInvite);
+        }
+        revoke(shared, tx, &updated.uid, now)?;
         start_session(tx, &updated, true, now)
     })
 }
@@ -349,6 +362,24 @@ fn start_session(tx: &mut Tx<'_>, account: &AccountRow, keys: bool, now: i64) ->
         answer["keyFetchToken"] = json!(hex(&key_fetch_token));
     }
     Ok(answer)
+}
+
+/// What a reset, disable or delete does to every credential of the account, in its own
+/// transaction: every session, key-fetch token, code and refresh token goes, and the
+/// tokenserver's generation for the account rises to `generation` (ms), so the tokenserver
+/// refuses the access tokens issued before (their `fxa-generation` is older). Node tokens
+/// already issued last until they expire (`tokenserver.token_duration_seconds`).
+fn revoke(shared: &Shared, tx: &mut Tx<'_>, uid: &str, generation: i64) -> Result<(), AccountError> {
+    q::delete_sessions(tx, uid)?;
+    if let Some(service) = ts::service_id(tx, ts::SYNC_SERVICE)? {
+        ts::raise_generation(tx, service, &tokenserver_email(shared, uid), generation)?;
+    }
+    Ok(())
+}
+
+/// The tokenserver's `users.email` of a local account.
+fn tokenserver_email(shared: &Shared, uid: &str) -> String {
+    format!("{uid}@{}", shared.config.fxa_email_domain)
 }
 
 fn live_account(tx: &mut Tx<'_>, uid: &str) -> Result<AccountRow, AccountError> {
@@ -415,6 +446,14 @@ fn session_op(
             if challenge.len() != 43 {
                 return Err(AccountError::InvalidParameter("code_challenge".into()));
             }
+            let keys_jwe = body.get("keys_jwe").and_then(Value::as_str).unwrap_or_default();
+            if keys_jwe.len() > MAX_KEYS_JWE_BYTES {
+                return Err(AccountError::InvalidParameter("keys_jwe".into()));
+            }
+            let state = body.get("state").cloned().unwrap_or(Value::Null);
+            if state.to_string().len() > MAX_STATE_BYTES {
+                return Err(AccountError::InvalidParameter("state".into()));
+            }
             let code = hex(&random_bytes::<32>());
             q::delete_expired_codes(tx, now)?;
             q::insert_code(
@@ -425,14 +464,12 @@ fn session_op(
                     session_token_id: session.token_id.clone(),
                     scope: granted_scope(str_member(&body, "scope")?)?,
                     code_challenge: challenge.into(),
-                    keys_jwe: body.get("keys_jwe").and_then(Value::as_str).unwrap_or_default().into(),
+                    keys_jwe: keys_jwe.into(),
                     auth_at: now,
                     expires_at: now + shared.config.code_ttl_ms,
                 },
             )?;
-            Ok(
-                json!({ "code": code, "state": body.get("state").cloned().unwrap_or(Value::Null), "redirect": OOB_REDIRECT }),
-            )
+            Ok(json!({ "code": code, "state": state, "redirect": OOB_REDIRECT }))
         }
         Op::Token(body) => {
             // `fxa-credentials`: the session itself is the grant.
@@ -469,6 +506,9 @@ fn session_op(
         })),
         Op::SessionDestroy => {
             q::delete_session(tx, &session.token_id)?;
+            // Key-fetch tokens name no session; they are the account's sign-in leftovers
+            // (single use, minutes old), so a sign-out takes the account's along.
+            q::delete_key_fetches(tx, &account.uid)?;
             Ok(json!({}))
         }
         Op::SessionStub(body) => Ok(body),
@@ -501,7 +541,7 @@ fn issue(
 fn token(
     shared: &Shared,
     tx: &mut Tx<'_>,
-    credentials: &Credentials,
+    hawk: Option<&HawkCheck<'_>>,
     body: &Value,
 ) -> Result<Value, AccountError> {
     let now = now_ms();
@@ -520,8 +560,8 @@ fn token(
             if q::delete_code(tx, &code_hash)? != 1 {
                 return Err(AccountError::InvalidToken("unknown or used code"));
             }
-            if let Credentials::Hawk(hawk) = credentials {
-                let session = verify_hawk(tx, hawk, TokenKind::Session)?;
+            if let Some(hawk) = hawk {
+                let session = hawk.verify(tx, TokenKind::Session)?;
                 if session.token_id != code.session_token_id {
                     return Err(AccountError::InvalidToken("code of another session"));
                 }
@@ -550,10 +590,8 @@ fn token(
             Ok(answer)
         }
         "fxa-credentials" => {
-            let Credentials::Hawk(hawk) = credentials else {
-                return Err(AccountError::InvalidToken("no Hawk credentials"));
-            };
-            let session = verify_hawk(tx, hawk, TokenKind::Session)?;
+            let hawk = hawk.ok_or(AccountError::InvalidToken("no Hawk credentials"))?;
+            let session = hawk.verify(tx, TokenKind::Session)?;
             let account = live_account(tx, &session.uid)?;
             session_op(shared, tx, &session, &account, Op::Token(body.clone()))
         }
@@ -622,23 +660,33 @@ fn register_device(
             details.insert(name.into(), value.clone());
         }
     }
-    let text = |name: &str, old: Option<&String>, default: &str| -> Result<String, AccountError> {
-        let value = match body.get(name) {
-            Some(v) => v.as_str().ok_or_else(|| AccountError::InvalidParameter(name.into()))?.to_string(),
-            None => old.cloned().unwrap_or_else(|| default.into()),
+    let text =
+        |name: &str, old: Option<&String>, default: &str, max: usize| -> Result<String, AccountError> {
+            let value = match body.get(name) {
+                Some(v) => v.as_str().ok_or_else(|| AccountError::InvalidParameter(name.into()))?.to_string(),
+                None => old.cloned().unwrap_or_else(|| default.into()),
+            };
+            if value.len() > max {
+                return Err(AccountError::InvalidParameter(name.into()));
+            }
+            Ok(value)
         };
-        if value.len() > 255 {
-            return Err(AccountError::InvalidParameter(name.into()));
-        }
-        Ok(value)
-    };
+    let details = Value::Object(details).to_string();
+    if details.len() > MAX_DEVICE_DETAILS_BYTES {
+        return Err(AccountError::InvalidParameter("availableCommands".into()));
+    }
     let device = DeviceRow {
         id: existing.as_ref().map_or_else(|| hex(&random_bytes::<16>()), |d| d.id.clone()),
         uid: account.uid.clone(),
         session_token_id: session.token_id.clone(),
-        name: text("name", existing.as_ref().map(|d| &d.name), "")?,
-        device_type: text("type", existing.as_ref().map(|d| &d.device_type), "desktop")?,
-        details: Value::Object(details).to_string(),
+        name: text("name", existing.as_ref().map(|d| &d.name), "", MAX_DEVICE_NAME_BYTES)?,
+        device_type: text(
+            "type",
+            existing.as_ref().map(|d| &d.device_type),
+            "desktop",
+            MAX_DEVICE_TYPE_BYTES,
+        )?,
+        details,
         created_at: existing.as_ref().map_or(now, |d| d.created_at),
         last_access_at: now,
     };
@@ -676,7 +724,7 @@ pub(super) fn admin(pool: &DbPool, shared: &Shared, op: AdminOp) -> Result<Admin
     let now = now_ms();
     write(pool, |tx| match op.clone() {
         AdminOp::Invite { email, ttl_ms } => {
-            let email = email.as_deref().map(normalize_email).transpose()?;
+            let email = email.as_deref().map(email::normalize).transpose()?;
             new_code(tx, email, None, now, ttl_ms)
         }
         AdminOp::ResetLink { who, ttl_ms } => {
@@ -696,13 +744,15 @@ pub(super) fn admin(pool: &DbPool, shared: &Shared, op: AdminOp) -> Result<Admin
         )),
         AdminOp::Disable { who } => {
             let account = find(tx, &who)?;
-            q::set_disabled(tx, &account.uid, Some(now))?;
-            q::delete_sessions(tx, &account.uid)?;
+            // The disable time becomes the account's generation: access tokens issued before
+            // are refused by the tokenserver, new ones (after `enable`) carry it.
+            q::disable(tx, &account.uid, now)?;
+            revoke(shared, tx, &account.uid, now)?;
             Ok(AdminReply::Done { uid: account.uid })
         }
         AdminOp::Enable { who } => {
             let account = find(tx, &who)?;
-            q::set_disabled(tx, &account.uid, None)?;
+            q::enable(tx, &account.uid)?;
             Ok(AdminReply::Done { uid: account.uid })
         }
         AdminOp::Delete { who } => {
@@ -711,8 +761,7 @@ pub(super) fn admin(pool: &DbPool, shared: &Shared, op: AdminOp) -> Result<Admin
             // Retired in the same transaction: no token is issued for the account again, and the
             // purge of replaced users deletes its data after its grace period (§6.1, §10.6).
             if let Some(service) = ts::service_id(tx, ts::SYNC_SERVICE)? {
-                let email = format!("{}@{}", account.uid, shared.config.fxa_email_domain);
-                ts::retire_user(tx, service, &email, now)?;
+                ts::retire_user(tx, service, &tokenserver_email(shared, &account.uid), now)?;
             }
             Ok(AdminReply::Done { uid: account.uid })
         }
@@ -721,7 +770,7 @@ pub(super) fn admin(pool: &DbPool, shared: &Shared, op: AdminOp) -> Result<Admin
 
 fn find(tx: &mut Tx<'_>, who: &str) -> Result<AccountRow, AccountError> {
     let found = if who.contains('@') {
-        q::account_by_email(tx, &who.trim().to_lowercase())?
+        q::account_by_email(tx, &email::normalize(who)?)?
     } else {
         q::account_by_uid(tx, &who.trim().to_lowercase())?
     };

@@ -52,6 +52,9 @@ pub struct KeyFetchRow {
     pub uid: String,
     #[diesel(sql_type = Text)]
     pub bundle: String,
+    /// ms; a key-fetch token is refused once as old as an authorization code may be.
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]

@@ -53,19 +53,26 @@ pub fn list_accounts(tx: &mut Tx<'_>) -> QueryResult<Vec<AccountRow>> {
     Sql::new(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at, uid")).load(tx)
 }
 
-/// Disables (`Some(at)`) or re-enables (`None`) an account.
-pub fn set_disabled(tx: &mut Tx<'_>, uid: &str, at: Option<i64>) -> QueryResult<usize> {
-    Sql::new("UPDATE accounts SET disabled_at = ? WHERE uid = ?")
-        .arg(Arg::OptI64(at))
+/// Disables an account at `at` (ms), which also becomes its generation (`verifier_set_at`):
+/// access tokens issued before carry an older one and are refused.
+pub fn disable(tx: &mut Tx<'_>, uid: &str, at: i64) -> QueryResult<usize> {
+    Sql::new("UPDATE accounts SET disabled_at = ?, verifier_set_at = ? WHERE uid = ?")
+        .arg(Arg::I64(at))
+        .arg(Arg::I64(at))
         .arg(Arg::Str(uid))
         .execute(tx)
 }
 
+pub fn enable(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
+    Sql::new("UPDATE accounts SET disabled_at = NULL WHERE uid = ?").arg(Arg::Str(uid)).execute(tx)
+}
+
 /// A new password: new verifier, new keys (a new kB), so generation and keys_changed_at move.
-pub fn set_password(tx: &mut Tx<'_>, a: &AccountRow) -> QueryResult<usize> {
+/// Only over `previous_verify_hash`: answers 0 when another change came first.
+pub fn set_password(tx: &mut Tx<'_>, a: &AccountRow, previous_verify_hash: &str) -> QueryResult<usize> {
     Sql::new(
         "UPDATE accounts SET auth_salt = ?, verify_hash = ?, kdf_version = ?, client_salt = ?, ka = ?, \
-           wrap_kb = ?, verifier_set_at = ?, keys_changed_at = ? WHERE uid = ?",
+           wrap_kb = ?, verifier_set_at = ?, keys_changed_at = ? WHERE uid = ? AND verify_hash = ?",
     )
     .args([
         Arg::Str(&a.auth_salt),
@@ -77,6 +84,7 @@ pub fn set_password(tx: &mut Tx<'_>, a: &AccountRow) -> QueryResult<usize> {
         Arg::I64(a.verifier_set_at),
         Arg::I64(a.keys_changed_at),
         Arg::Str(&a.uid),
+        Arg::Str(previous_verify_hash),
     ])
     .execute(tx)
 }
@@ -159,9 +167,14 @@ pub fn key_fetch_token(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<Option<To
 }
 
 pub fn key_fetch(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<Option<KeyFetchRow>> {
-    Sql::new("SELECT uid, bundle FROM account_key_fetches WHERE token_id = ?")
+    Sql::new("SELECT uid, bundle, created_at FROM account_key_fetches WHERE token_id = ?")
         .arg(Arg::Str(token_id))
         .first(tx)
+}
+
+/// Every key-fetch token of an account (a sign-out).
+pub fn delete_key_fetches(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
+    Sql::new("DELETE FROM account_key_fetches WHERE uid = ?").arg(Arg::Str(uid)).execute(tx)
 }
 
 /// Answers 1 for the one caller that consumed the token, 0 for any other.

@@ -99,6 +99,8 @@ async function buildKeysJwe(keysJwk, plaintext) {
   return [header, "", b64url(iv), b64url(sealed.slice(0, -16)), b64url(sealed.slice(-16))].join(".");
 }
 
+const INVITE_KEPT_MS = 24 * 3600 * 1000;
+
 // ---- the account API, Hawk-signed where FxA signs ----
 let clockSkew = 0;
 
@@ -176,7 +178,48 @@ function setMode(next) {
   $("password").autocomplete = creating || resetting ? "new-password" : "current-password";
 }
 
+// The server's own origin (its public_url), which Firefox and every Hawk signature must use
+// exactly; null until the discovery document answered.
+let serverOrigin = null;
+
+// Why a page opened at another origin than the server's cannot sign in, in words: Firefox only
+// listens to the origin of its autoconfig pref, and the server checks signatures against its
+// own host, port and scheme (local-accounts.md §2).
+function originMismatch() {
+  if (!serverOrigin || serverOrigin === location.origin) return null;
+  const here = new URL(location.origin), there = new URL(serverOrigin);
+  let why;
+  if (here.protocol !== there.protocol) {
+    why = `this page was opened over ${here.protocol.slice(0, -1)}, but the server is at ${there.protocol.slice(0, -1)}`;
+  } else if (here.hostname !== there.hostname) {
+    why = `Firefox treats “${here.hostname}” and “${there.hostname}” as two different sites, even when both are this machine`;
+  } else {
+    why = `the port differs (${here.port || "default"} here, ${there.port || "default"} on the server)`;
+  }
+  return `This page is open at ${location.origin}, but this server's address is ${serverOrigin}: ${why}, ` +
+    `so signing in from here fails (“Invalid request signature”). In about:config set ` +
+    `identity.fxaccounts.autoconfig.uri to exactly ${serverOrigin}, then choose “Sign in to sync” again.`;
+}
+
+async function checkOrigin() {
+  try {
+    const conf = await (await fetch("/.well-known/fxa-client-configuration", { credentials: "omit", cache: "no-store" })).json();
+    serverOrigin = new URL(conf.auth_server_base_url).origin;
+  } catch (_) { return; }
+  const mismatch = originMismatch();
+  if (mismatch) {
+    const el = $("origin-warning");
+    el.textContent = mismatch + " ";
+    const link = document.createElement("a");
+    link.href = serverOrigin + location.pathname + location.search;
+    link.textContent = `Open this page at ${serverOrigin}`;
+    el.append(link);
+    el.hidden = false;
+  }
+}
+
 function explain(err) {
+  if (err.errno === 109 && originMismatch()) return originMismatch();
   switch (err.errno) {
     case 101: return "An account with this email already exists here. Sign in instead.";
     case 102: return "There is no account with this email on this server.";
@@ -191,7 +234,10 @@ function explain(err) {
 
 async function connectFirefox(email, unwrapBKey, session) {
   const fxaStatus = await channel("fxaccounts:fxa_status", { service: "sync", context: "oauth_webchannel_v1", isPairing: false }, 5000);
-  if (!fxaStatus) throw new Error("Firefox did not answer. Open this page from Firefox's “Sign in to sync” with identity.fxaccounts.autoconfig.uri set to this server.");
+  if (!fxaStatus) {
+    throw new Error(originMismatch() || "Firefox did not answer. Open this page from Firefox's “Sign in to sync” " +
+      `with identity.fxaccounts.autoconfig.uri set to exactly ${serverOrigin || location.origin}.`);
+  }
   show("Fetching your keys…");
   const keyFetch = await tokenKeys(session.keyFetchToken, "keyFetchToken");
   const { bundle } = await api("GET", "/v1/account/keys", undefined, keyFetch);
@@ -225,7 +271,8 @@ async function connectFirefox(email, unwrapBKey, session) {
 
 async function submit(event) {
   event.preventDefault();
-  const email = $("email").value.trim().toLowerCase();
+  // The server's one form of an email (lower-case, then NFC): the v1 stretch is salted with it.
+  const email = $("email").value.trim().toLowerCase().normalize("NFC");
   const password = $("password").value;
   if (!email.includes("@") || !password) return show("Enter your email and password.", "error");
   if (mode !== "signin" && password.length < 8) return show("Use at least 8 characters.", "error");
@@ -266,9 +313,16 @@ async function submit(event) {
 window.WeftOnepw = Object.freeze({ deriveCredentials, tokenKeys, unbundle, syncKeys, buildKeysJwe, hex, unhex, b64url });
 
 document.addEventListener("DOMContentLoaded", () => {
+  // An invite link is opened in a tab of its own, while Firefox opens the sign-in in another:
+  // the code waits in localStorage, but for a day at most and only until an account is made.
   const invite = params.get("invite");
-  if (invite) localStorage.setItem("weft-invite", invite);
-  const pending = localStorage.getItem("weft-invite");
+  if (invite) localStorage.setItem("weft-invite", JSON.stringify({ code: invite, until: Date.now() + INVITE_KEPT_MS }));
+  let pending = null;
+  try {
+    const kept = JSON.parse(localStorage.getItem("weft-invite"));
+    if (kept && kept.until > Date.now()) pending = kept.code;
+  } catch (_) { /* an older plain value: dropped below */ }
+  if (!pending) localStorage.removeItem("weft-invite");
   if (params.get("reset")) {
     setMode("reset");
     $("email").value = params.get("email") || "";
@@ -281,4 +335,5 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   $("toggle").addEventListener("click", (e) => { e.preventDefault(); setMode(mode === "create" ? "signin" : "create"); });
   $("form").addEventListener("submit", submit);
+  checkOrigin();
 });

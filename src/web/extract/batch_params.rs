@@ -9,7 +9,7 @@ use actix_web::{FromRequest, HttpRequest};
 use weft_actors::shard::BatchMode;
 
 use super::query::{decode_query, first};
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 use crate::web::wire::decode_batch_id;
 
 #[derive(Debug, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use super::content_type::{body_format, BodyFormat};
 use super::request_body::body;
 use super::{app_state, is_valid_bso_id};
 use crate::config::Limits;
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 
 /// `sortindex` range, inclusive (§3.1).
 const MAX_SORTINDEX: i64 = 999_999_999;

@@ -11,7 +11,7 @@ use weft_actors::SyncTimestamp;
 
 use super::is_valid_bso_id;
 use super::query::{decode_query, first};
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 use crate::web::wire::decode_offset;
 
 /// At most this many ids in `ids=` (100 is fine, 101 is a 400; §13.9).

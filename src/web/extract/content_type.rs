@@ -4,7 +4,7 @@
 
 use actix_web::http::header::HeaderValue;
 
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFormat {

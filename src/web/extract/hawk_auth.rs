@@ -24,8 +24,8 @@ use weft_actors::token_verifier::{AuthError, HawkRequest};
 
 use super::app_state;
 use super::request_body::receive_body;
-use crate::error::ApiError;
 use crate::node::split_host_port;
+use crate::web::error::ApiError;
 use crate::web::INFO_COLLECTIONS_ROUTE;
 
 /// The owner of the path's uid, proven by Hawk, with the shard of the node the request is for.

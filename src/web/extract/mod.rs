@@ -16,7 +16,7 @@ pub mod request_body;
 use actix_web::{web, HttpRequest};
 
 use super::AppState;
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 
 /// The application state; every extractor that needs settings, nodes or the verifier uses it.
 fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {

@@ -10,7 +10,7 @@ use actix_web::{FromRequest, HttpRequest};
 use percent_encoding::percent_decode_str;
 
 use super::is_valid_bso_id;
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 
 /// `{collection}`.
 pub struct CollectionPath(pub String);

@@ -10,7 +10,7 @@ use actix_web::{FromRequest, HttpRequest};
 use weft_actors::shard::Precondition;
 use weft_actors::SyncTimestamp;
 
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 
 pub struct PreconditionHeader(pub Precondition);
 

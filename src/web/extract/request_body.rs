@@ -23,7 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout_at, Instant};
 
 use super::app_state;
-use crate::error::{ApiError, Unavailable};
+use crate::web::error::{ApiError, Unavailable};
 
 /// The slots of `http.max_concurrent_bodies`, shared by every HTTP worker.
 pub struct BodySlots(Arc<Semaphore>);

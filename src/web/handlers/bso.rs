@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use weft_actors::shard::{DeleteBso, GetBso, PutBso};
 
 use super::{bso_json, quota_remaining_header, storage_response, APPLICATION_JSON};
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 use crate::web::extract::bso_body::BsoPutBody;
 use crate::web::extract::hawk_auth::Authenticated;
 use crate::web::extract::path::BsoPath;

@@ -14,7 +14,7 @@ use super::{
     json_string, push_bso_json, push_json_string, quota_remaining_header, storage_response, APPLICATION_JSON,
     X_WEAVE_NEXT_OFFSET, X_WEAVE_RECORDS,
 };
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 use crate::web::extract::accept::OutputFormat;
 use crate::web::extract::batch_params::BatchParams;
 use crate::web::extract::bso_body::BsoPostBody;

@@ -8,7 +8,7 @@ use weft_actors::shard::{GetCollectionCounts, GetCollectionUsage, GetCollections
 use weft_actors::SyncTimestamp;
 
 use super::{storage_response, timestamps_json, APPLICATION_JSON, X_WEAVE_RECORDS};
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 use crate::web::extract::hawk_auth::Authenticated;
 use crate::web::extract::precondition::PreconditionHeader;
 use crate::web::AppState;

@@ -18,7 +18,7 @@ use weft_actors::shard::Bso;
 use weft_actors::SyncTimestamp;
 
 use self::json_string::push_json_string;
-use crate::error::X_LAST_MODIFIED;
+use crate::web::error::X_LAST_MODIFIED;
 
 const APPLICATION_JSON: &str = "application/json";
 const X_WEAVE_RECORDS: &str = "x-weave-records";

@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use weft_actors::shard::DeleteStorage;
 
 use super::{storage_response, APPLICATION_JSON};
-use crate::error::ApiError;
+use crate::web::error::ApiError;
 use crate::web::extract::hawk_auth::Authenticated;
 use crate::web::extract::precondition::PreconditionHeader;
 

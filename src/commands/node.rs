@@ -1,20 +1,20 @@
-//! The node-management commands of the tokenserver (tokenserver-api.md §10): `weft node
-//! add|update|remove|unassign|list` and `weft user allocate`. Each opens the configured
-//! tokenserver database, sends one message to a one-thread `TokenserverDb` actor, prints the
-//! outcome on stdout and returns an error for `main` to print (non-zero exit).
+//! `weft node add|update|remove|provision|drain|unassign|list`: the node management of the
+//! tokenserver (tokenserver-api.md §10). Each opens the configured tokenserver database, sends
+//! one message to a one-thread `TokenserverDb` actor, prints the outcome on stdout and returns
+//! an error for `main` to print (non-zero exit). `weft user` (`super::user`) shares the way in.
 
 use actix::{Addr, Handler, Message};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use futures_util::future::LocalBoxFuture;
 use weft_actors::token_verifier::token::canonical_node;
 use weft_actors::tokenserver::{
-    AddNode, AllocateUser, ListNodes, RemoveNode, TokenserverDb, TokenserverError, UnassignNode, UpdateNode,
+    AddNode, ListNodes, RemoveNode, TokenserverDb, TokenserverError, UnassignNode, UpdateNode,
 };
 use weft_actors::ActorUnavailable;
 use weft_schema::models::tokenserver::{NodeFields, NodeRow};
 
+use crate::commands::serve::startup;
 use crate::config::Settings;
-use crate::startup;
 
 /// `nodes.node` is VARCHAR(64).
 const MAX_NODE_URL_LEN: usize = 64;
@@ -92,20 +92,6 @@ pub enum NodeCommand {
     List,
 }
 
-#[derive(Subcommand)]
-pub enum UserCommand {
-    /// Assign a user to a node: a new record on NODE (keeping keys and generation), or, without
-    /// NODE, the user's current node (a new user gets the best node).
-    Allocate(AllocateArgs),
-}
-
-#[derive(Args)]
-pub struct AllocateArgs {
-    /// `<fxa uid>@<fxa_email_domain>`; a bare fxa uid gets the configured domain.
-    email: String,
-    node: Option<String>,
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("must be 0 or 1")]
 struct NotAFlag;
@@ -129,7 +115,7 @@ pub enum AdminError {
 }
 
 /// A node URL in the canonical spelling tokens and the storage side use.
-fn node_url(url: &str) -> Result<String, AdminError> {
+pub(super) fn node_url(url: &str) -> Result<String, AdminError> {
     let url = canonical_node(url.trim());
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(AdminError::Invalid(format!("{url:?} is not an http(s) URL")));
@@ -149,7 +135,7 @@ fn non_negative(what: &str, value: Option<i32>) -> Result<(), AdminError> {
 
 /// Sends `msg` to a one-thread `TokenserverDb` on the configured database, in a fresh actix
 /// system, and waits for the answer.
-fn send<M, R>(settings: &Settings, msg: M) -> Result<R, AdminError>
+pub(super) fn send<M, R>(settings: &Settings, msg: M) -> Result<R, AdminError>
 where
     M: Message<Result = Result<R, TokenserverError>> + Send + 'static,
     R: Send + 'static,
@@ -183,7 +169,7 @@ where
         .map_err(TokenserverError::from)??)
 }
 
-pub fn run_node(settings: &Settings, command: NodeCommand) -> Result<(), AdminError> {
+pub fn run(settings: &Settings, command: NodeCommand) -> Result<(), AdminError> {
     match command {
         NodeCommand::Add { url, capacity, available, current_load, downed, backoff } => {
             let url = node_url(&url)?;
@@ -276,20 +262,6 @@ pub fn run_node(settings: &Settings, command: NodeCommand) -> Result<(), AdminEr
     Ok(())
 }
 
-pub fn run_user(settings: &Settings, command: UserCommand) -> Result<(), AdminError> {
-    let UserCommand::Allocate(args) = command;
-    let email = if args.email.contains('@') {
-        args.email
-    } else {
-        format!("{}@{}", args.email, settings.tokenserver.fxa_email_domain)
-    };
-    let node = args.node.as_deref().map(node_url).transpose()?;
-    let msg = AllocateUser { email: email.clone(), node };
-    let user = send(settings, msg)?;
-    println!("user {email}: uid {} on node {}", user.uid, user.node);
-    Ok(())
-}
-
 /// `weft node provision`: database, schema, secrets and serving checked in that order before
 /// the tokenserver may assign anyone to the node.
 fn provision(
@@ -318,7 +290,8 @@ fn provision(
         startup::open_pools(settings, std::slice::from_ref(&plan), true)?;
         println!("database {} ready (schema migrated)", startup::redact_url(&plan.database_url));
     }
-    let signing = plan.secrets.last().map(|s| crate::secrets::fingerprint(s)).unwrap_or_default();
+    let signing =
+        plan.secrets.last().map(|s| crate::config::secrets_file::fingerprint(s)).unwrap_or_default();
     println!("secrets: {} secret(s), {signing} signs", plan.secrets.len());
     if !no_server_check {
         check_served(settings, &url)?;

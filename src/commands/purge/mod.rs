@@ -6,16 +6,17 @@
 //! running server (each chunk is a short transaction that removes only rows nobody can see) and
 //! safe to interrupt: the next run, or the server's deleter, resumes.
 
+pub mod retired;
+
 use std::time::{Duration, Instant};
 
 use weft_actors::storage::purge::{self, Open, Pace, PurgeKind};
 use weft_actors::storage::{Storage, StorageError};
 
+use self::retired::{grace_period, PurgeCommandError, RetiredArgs};
+use crate::commands::serve::startup::{self, StartupError};
 use crate::config::Settings;
 use crate::node::canonical_origin;
-use crate::purge_retired;
-use crate::purge_retired::command::{grace_period, PurgeCommandError, RetiredArgs};
-use crate::startup::{self, StartupError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PurgeError {
@@ -106,7 +107,7 @@ pub fn run(settings: &Settings, args: PurgeArgs) -> Result<(), PurgeError> {
             max_users: args.max_users,
             node: args.node,
         };
-        purge_retired::command::run(settings, retired_args)?;
+        retired::run(settings, retired_args)?;
     }
     Ok(())
 }

@@ -1,17 +1,17 @@
 //! `weft secret init|list|add|promote|retire`: the secret rotation of ops-model.md §3.3 as
-//! commands on the secrets file (src/secrets.rs). Each step is safe to re-run, refuses an
-//! unsafe order with a message saying what to do instead, and names secrets by fingerprint
-//! only. Running webheads learn a change when they are reloaded (`weft reload`).
+//! commands on the secrets file (src/config/secrets_file.rs). Each step is safe to re-run,
+//! refuses an unsafe order with a message saying what to do instead, and names secrets by
+//! fingerprint only. Running webheads learn a change when they are reloaded (`weft reload`).
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 
+use crate::commands::serve::startup::{self, StartupError};
+use crate::config::secrets_file::{Added, Promoted, SecretEntry, SecretState, SecretsError, SecretsFile};
 use crate::config::Settings;
 use crate::node::canonical_origin;
-use crate::secrets::{Added, Promoted, SecretEntry, SecretState, SecretsError, SecretsFile};
-use crate::startup::{self, StartupError};
 
 #[derive(Subcommand)]
 pub enum SecretCommand {

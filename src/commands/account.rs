@@ -4,10 +4,10 @@
 
 use clap::Subcommand;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-use weft_actors::accounts::{AccountError, AccountsAdmin, AdminOp, AdminReply};
+use weft_actors::accounts::{AccountError, AdminOp, AdminReply};
 
+use crate::commands::serve::startup;
 use crate::config::Settings;
-use crate::startup;
 
 #[derive(Subcommand)]
 pub enum AccountCommand {
@@ -51,7 +51,7 @@ pub enum AccountAdminError {
     #[error(transparent)]
     Unavailable(#[from] weft_actors::ActorUnavailable),
     #[error(transparent)]
-    SigningKey(#[from] super::signing_key::SigningKeyError),
+    SigningKey(#[from] crate::accounts::signing_key::SigningKeyError),
 }
 
 /// A `--expires` value that is not a positive duration.
@@ -87,9 +87,7 @@ fn send(settings: &Settings, op: AdminOp) -> Result<AdminReply, AccountAdminErro
     let pool = startup::tokenserver_pool(settings, settings.run_migrations)?;
     actix::System::new().block_on(async move {
         let actor = plan.start(pool)?;
-        let reply =
-            actor.send(AccountsAdmin(op)).await.map_err(weft_actors::ActorUnavailable::of("accounts"))?;
-        Ok(reply?)
+        Ok(actor.admin(op).await?)
     })
 }
 
@@ -160,7 +158,7 @@ pub fn run(settings: &Settings, command: AccountCommand) -> Result<(), AccountAd
             "deleted; sessions revoked, tokenserver user retired (its storage is left to the purge)",
         ),
         AccountCommand::RotateSigningKey => {
-            let message = super::signing_key::rotate(&settings.accounts_signing_key_file())?;
+            let message = crate::accounts::signing_key::rotate(&settings.accounts_signing_key_file())?;
             println!("{message}");
         }
     }

@@ -1,5 +1,5 @@
 //! `weft purge --kind retired [--dry-run] [--grace-period 1d] [--max-users N] [--node URL]`
-//! (parsed with the other kinds in `crate::purge`): one pass of the purge of replaced and
+//! (parsed with the other kinds in `crate::commands::purge`): one pass of the purge of replaced and
 //! retired users, on demand. It opens the tokenserver database
 //! and, when this configuration serves storage nodes, their databases (their data is deleted
 //! there directly); users on other nodes are reached with a signed DELETE. Prints a line per
@@ -11,12 +11,12 @@ use std::time::Duration;
 use weft_actors::tokenserver::TokenserverDb;
 use weft_schema::models::tokenserver::ReplacedUser;
 
-use super::target::DataDeleter;
-use super::{purge_retired_users, PurgeError, PurgeOptions, RetiredPurgeSummary, RowOutcome};
-use crate::accounts::admin::{parse_duration_ms, BadDuration};
+use crate::commands::account::{parse_duration_ms, BadDuration};
+use crate::commands::serve::startup;
 use crate::config::Settings;
 use crate::node::canonical_origin;
-use crate::startup;
+use crate::purge_retired::target::DataDeleter;
+use crate::purge_retired::{purge_retired_users, PurgeError, PurgeOptions, RetiredPurgeSummary, RowOutcome};
 
 /// What `weft purge` passes on for the retired kind.
 pub struct RetiredArgs {

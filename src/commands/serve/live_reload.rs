@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::Addr;
 use actix_web::web::Data;
@@ -22,8 +22,8 @@ use weft_actors::cache::Store;
 use weft_actors::token_verifier::{NodeSecrets, SetSecrets, TokenVerifier};
 use weft_schema::DbPool;
 
+use crate::commands::serve::startup::{self, NodePlan};
 use crate::config::Settings;
-use crate::startup::{self, NodePlan};
 use crate::web::AppState;
 
 pub const PID_FILE: &str = "weft.pid";
@@ -283,49 +283,4 @@ pub fn on_sighup(mut reloader: Reloader) -> std::io::Result<()> {
         }
     });
     Ok(())
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadCommandError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("cannot read {path} (is `weft serve` running with this data_dir?): {source}")]
-    Pid { path: String, source: std::io::Error },
-    #[error("the server refused the reload: {0}")]
-    Refused(String),
-}
-
-/// `weft reload`: checks the configuration and secrets as the server will, signals the server
-/// (its pid from `data_dir/weft.pid`), and prints the outcome it records.
-pub fn command(settings: &Settings) -> Result<(), ReloadCommandError> {
-    startup::plan_nodes(settings).map_err(|e| ReloadCommandError::Invalid(format!("nothing sent: {e}")))?;
-    let path = settings.data_dir.join(PID_FILE);
-    let pid: i32 = std::fs::read_to_string(&path)
-        .map_err(|source| ReloadCommandError::Pid { path: path.display().to_string(), source })?
-        .trim()
-        .parse()
-        .map_err(|_| ReloadCommandError::Invalid(format!("{} does not hold a process id", path.display())))?;
-    let before = read_status(&settings.data_dir).filter(|s| s.pid == pid as u32).map_or(0, |s| s.generation);
-    // SAFETY: kill(2) with a pid and a signal number has no memory-safety preconditions.
-    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
-        return Err(ReloadCommandError::Invalid(format!(
-            "cannot signal process {pid}: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    // Opening a new node's pool may wait for its database's connection timeout.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::time::Instant::now() < deadline {
-        if let Some(status) =
-            read_status(&settings.data_dir).filter(|s| s.pid == pid as u32 && s.generation > before)
-        {
-            if !status.ok {
-                return Err(ReloadCommandError::Refused(status.message));
-            }
-            println!("weft: reloaded process {pid}: {}", status.message);
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(ReloadCommandError::Invalid(format!("process {pid} did not report a reload within 60 s")))
 }

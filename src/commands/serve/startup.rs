@@ -18,10 +18,10 @@ use weft_actors::tokenserver::{
 use weft_actors::ActorUnavailable;
 use weft_schema::{DbError, DbPool, PoolSettings, SqliteSynchronous};
 
+use crate::config::generated_secrets::{self, MasterSecretError};
+use crate::config::secrets_file::{master_list, SecretsError, SecretsFile};
 use crate::config::Settings;
-use crate::master_secret::{self, MasterSecretError};
 use crate::node::{canonical_origin, db_node_name, NodeEntry, NodeTable};
-use crate::secrets::{master_list, SecretsError, SecretsFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -114,7 +114,7 @@ pub fn plan_nodes(settings: &Settings) -> Result<(Vec<NodePlan>, Secrets), Start
             (settings.master_secrets.clone(), SecretSource::Configured)
         }
         _ => {
-            let stored = master_secret::load_or_generate(&settings.data_dir)?;
+            let stored = generated_secrets::load_or_generate(&settings.data_dir)?;
             let source =
                 SecretSource::File { path: stored.path.display().to_string(), generated: stored.generated };
             (vec![stored.secret], source)
@@ -203,8 +203,12 @@ pub fn metrics_hash_secret(settings: &Settings, secrets: &Secrets) -> Result<Str
     }
     let new_install = matches!(secrets.source, SecretSource::File { generated: true, .. });
     let initial = if new_install { None } else { secrets.default.first().map(String::as_str) };
-    Ok(master_secret::load_or_create(&settings.data_dir, master_secret::METRICS_HASH_FILE_NAME, initial)?
-        .secret)
+    Ok(generated_secrets::load_or_create(
+        &settings.data_dir,
+        generated_secrets::METRICS_HASH_FILE_NAME,
+        initial,
+    )?
+    .secret)
 }
 
 /// The pool of one node's database: the db node's `pool_size`, the `shard` timeouts.
@@ -620,13 +624,16 @@ pub fn plan_accounts(settings: &Settings) -> Result<AccountsPlan, StartupError> 
         threads: usize::try_from(a.threads).unwrap_or(1),
         scrypt_log_n: u8::try_from(a.scrypt_log_n).unwrap_or(16),
         max_concurrent_stretches: usize::try_from(a.max_concurrent_stretches).unwrap_or(1),
+        stretch_deadline: Duration::from_secs(a.stretch_deadline_seconds),
         retry_after_seconds: u64::from(settings.shard.retry_after_seconds),
         access_token_ttl_seconds: i64::try_from(a.access_token_ttl_seconds).unwrap_or(3600),
         // §6: authorization codes live at most 10 minutes.
         code_ttl_ms: 10 * 60 * 1000,
         hawk_window_seconds: 60,
         rate_limit_per_address: u32::try_from(a.rate_limit_per_address).unwrap_or(u32::MAX),
-        rate_limit_per_email: u32::try_from(a.rate_limit_per_email).unwrap_or(u32::MAX),
+        rate_limit_per_session: u32::try_from(a.rate_limit_per_session).unwrap_or(u32::MAX),
+        failed_logins_per_account_address: u32::try_from(a.failed_logins_per_account_address)
+            .unwrap_or(u32::MAX),
         rate_limit_window: Duration::from_secs(a.rate_limit_window_seconds),
         fxa_email_domain: settings.tokenserver.fxa_email_domain.clone(),
     };
@@ -649,7 +656,7 @@ impl AccountsPlan {
     }
 
     /// Starts the accounts actor on the tokenserver database. Must run inside the actix system.
-    pub fn start(&self, pool: DbPool) -> Result<actix::Addr<weft_actors::accounts::Accounts>, StartupError> {
+    pub fn start(&self, pool: DbPool) -> Result<weft_actors::accounts::AccountsAddr, StartupError> {
         let tokens = weft_actors::accounts::AccessTokens::new(
             self.issuer.clone(),
             &self.keys.signing,
