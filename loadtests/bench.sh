@@ -37,9 +37,9 @@ DATA="$(mktemp -d "${TMPDIR:-/tmp}/weft-bench.XXXXXX")"
 
 # label | scenario | options (besides target, secret, duration, seed, json)
 SCENARIOS=(
-    "write-c8|write|--users 1000 --concurrency 8"
-    "write-c32|write|--users 1000 --concurrency 32"
-    "write-c64|write|--users 1000 --concurrency 64"
+    "write-c8|write|--users 64 --concurrency 8"
+    "write-c32|write|--users 64 --concurrency 32"
+    "write-c64|write|--users 64 --concurrency 64"
     "read-c8|read|--users 100 --records-per-user 500 --concurrency 8"
     "read-c32|read|--users 100 --records-per-user 500 --concurrency 32"
     "sync-c8|sync|--users 1000 --concurrency 8"
