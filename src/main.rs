@@ -11,7 +11,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use weft::commands::serve::startup;
 use weft::commands::{
-    account, check_config, export, import, migrate, node, purge, reload, secret, serve, user,
+    account, check_config, export, healthcheck, import, migrate, node, purge, reload, secret, serve, user,
 };
 use weft::config::{self, Settings};
 
@@ -97,6 +97,12 @@ enum Command {
         #[command(flatten)]
         args: import::ImportArgs,
     },
+    /// Ask the server this configuration starts for /__lbheartbeat__: exit 0 when it answers
+    /// 200 (a container's HEALTHCHECK).
+    Healthcheck {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -117,7 +123,8 @@ fn main() -> ExitCode {
     | Command::Secret { config, .. }
     | Command::Export { config, .. }
     | Command::Import { config, .. }
-    | Command::Purge { config, .. }) = &cli.command;
+    | Command::Purge { config, .. }
+    | Command::Healthcheck { config }) = &cli.command;
     let config_path = config.clone();
     let settings = match Settings::load(config.as_deref(), std::env::vars()) {
         Ok(settings) => settings,
@@ -136,6 +143,7 @@ fn main() -> ExitCode {
         Command::Export { args, .. } => exit(export::run(&settings, args)),
         Command::Import { args, .. } => exit(import::run(&settings, args)),
         Command::Purge { args, .. } => exit(purge::run(&settings, args)),
+        Command::Healthcheck { .. } => exit(healthcheck::run(&settings)),
     }
 }
 

@@ -1,11 +1,12 @@
 //! The `weft` subcommands, one module each, named after the command a user types: `serve`
 //! (with the server's assembly), `migrate`, `check_config` (`check-config`), `node`, `user`,
-//! `account`, `secret`, `reload`, `export`, `import` and `purge`. `main.rs` parses the
+//! `account`, `secret`, `reload`, `export`, `import`, `purge` and `healthcheck`. `main.rs` parses the
 //! arguments, loads the settings and calls the module's `run`.
 
 pub mod account;
 pub mod check_config;
 pub mod export;
+pub mod healthcheck;
 pub mod import;
 pub mod migrate;
 pub mod node;

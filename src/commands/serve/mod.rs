@@ -1,11 +1,12 @@
 //! `weft serve`: runs the server until stopped. `run` assembles it from the settings in the
-//! order a failure is best reported in: node plans and secrets, pools (with migrations), local
+//! order a failure is best reported in: the data directory (`data_dir`), node plans and secrets, pools (with migrations), local
 //! accounts, the tokenserver, metrics, the cache, then, inside the actix system, the shard,
 //! tokenserver and accounts actors, the purges, the SIGHUP reload and the HTTP server. Each
 //! step's work is in `startup` (settings → pools, actors, secrets); `server` is the HTTP server
 //! with its middleware; `live_reload` applies a changed configuration on SIGHUP; `firefox_prefs`
 //! says which `about:config` prefs to print.
 
+pub mod data_dir;
 pub mod firefox_prefs;
 pub mod live_reload;
 pub mod server;
@@ -34,6 +35,7 @@ fn print_sources(sources: &Sources) {
 }
 
 pub fn run(settings: Settings, config_path: Option<PathBuf>) -> Result<(), String> {
+    data_dir::prepare(&settings.data_dir).map_err(|e| e.to_string())?;
     let (plans, secrets) = startup::plan_nodes(&settings).map_err(|e| e.to_string())?;
     // Storage off: no pools and no shards; the plans still carry every node's secrets, which
     // the tokenserver signs with.
@@ -81,6 +83,7 @@ pub fn run(settings: Settings, config_path: Option<PathBuf>) -> Result<(), Strin
         }
         SecretSource::File { path, generated: false } => println!("weft: master secret read from {path}"),
     }
+    println!("weft: writes {}", data_dir::written_files(&settings, &plans, &secrets).join(", "));
     telemetry::prometheus::install(&settings).map_err(|e| format!("metrics: {e}"))?;
     let cache = startup::cache_store(&settings).map_err(|e| e.to_string())?;
     if settings.storage.enabled {
