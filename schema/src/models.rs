@@ -142,6 +142,7 @@ pub(crate) struct Totals {
 }
 
 pub mod accounts;
+pub mod device_commands;
 pub mod tokenserver;
 
 /// A user's `weft_user_moves` row: where a move between nodes stands on this node.

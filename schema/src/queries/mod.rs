@@ -3,6 +3,7 @@
 //! in the shard actor and the tokenserver actor.
 
 pub mod accounts;
+pub mod device_commands;
 mod dialect;
 pub mod purge;
 pub mod reference;
