@@ -788,3 +788,210 @@ fn a_db_node_made_unreachable_sheds_only_its_own_users() {
         target.execute(&format!("DROP DATABASE IF EXISTS {name}"));
     }
 }
+
+/// A signed request of `user` (from `user_from`/`user_on`) with the `Host` of its node.
+fn on_node(user: &(User, String), method: &str, rel: &str) -> Req {
+    let (user, host) = user;
+    user.req(method, rel).header("Host", host).hawk(|h| {
+        h.host = Some(host.clone());
+        h.port = Some(80);
+    })
+}
+
+/// Records of user `uid` a node's database holds, as `weft export` reads them:
+/// (collections, items).
+fn rows_of(server: &TestServer, database_url: &str, uid: &str) -> (usize, usize) {
+    let out = common::server::weft_command("export", server.data_dir(), server.database_url())
+        .args(["--database", database_url, "--uid", uid, "--output", "-", "--no-progress"])
+        .output()
+        .expect("weft export");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("not in the source") {
+        return (0, 0);
+    }
+    assert!(out.status.success(), "{stderr}");
+    let kinds: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("JSON line")["type"].as_str().unwrap_or("").to_string()
+        })
+        .collect();
+    (kinds.iter().filter(|k| *k == "collection").count(), kinds.iter().filter(|k| *k == "bso").count())
+}
+
+/// Issue 23: `weft user move` on a running server, from node 1 (MariaDB, beside the
+/// tokenserver) to node 2 (PostgreSQL). The client's token for node 1 gets 401 afterwards; a
+/// new token names node 2 with the same uid, where every collection and item has the same
+/// timestamp; node 1 keeps refusing the user until its tokens expired, then its deleter
+/// removes the old copy.
+#[cfg(feature = "mysql")]
+#[test]
+fn a_user_moved_to_another_database_keeps_its_data_and_timestamps() {
+    let mock = FxaMock::start();
+    let secret = fresh_secret();
+    let pg = common::backend::PostgresTarget::from_env();
+    let node_2_db = format!("weft_test_move_{}", std::process::id());
+    pg.execute(&format!("DROP DATABASE IF EXISTS {node_2_db} WITH (FORCE)"));
+    pg.execute(&format!("CREATE DATABASE {node_2_db}"));
+    let node_2_url = pg.url(&node_2_db);
+    // Short tokens, no grace after expiry, a deleter pass every second: the old copy goes
+    // within the test.
+    let config = format!(
+        "master_secrets = [\"{secret}\"]\n[tokenserver]\ntoken_duration_seconds = 15\n\
+         [auth]\nexpired_token_grace_seconds = 0\n[purge]\ninterval_seconds = 1\n\
+         [[nodes]]\nurl = \"{NODE_2}\"\ndatabase_url = \"{node_2_url}\"\n"
+    );
+    let jwk = TestKey::Primary.jwk().to_string();
+    let env = [
+        ("WEFT_FXA_OAUTH_SERVER_URL", mock.url.as_str()),
+        ("WEFT_TOKENSERVER_FXA_OAUTH_ISSUER", fxa_mock::ISSUER),
+        ("WEFT_TOKENSERVER_FXA_OAUTH_PRIMARY_JWK", jwk.as_str()),
+    ];
+    let server = TestServer::start_with_config(Backend::Mysql, &env, &config, &secret);
+    // Node 2 registered staged, so that the new user lands on node 1.
+    weft_ok(&server, &["node", "provision", NODE_2, "100", "--backoff"]);
+
+    let fxa_uid = format!("{:032x}", rand::random::<u128>());
+    let token = token_for(&server, &fxa_uid);
+    let old = user_from(&server, &token);
+    let uid = old.0.uid.to_string();
+    assert_eq!(token["api_endpoint"].as_str().unwrap(), format!("{PUBLIC_URL}/1.5/{uid}"));
+    let bookmarks: Vec<Value> = (0..30)
+        .map(|n| json!({"id": format!("b{n}"), "payload": format!("bookmark {n}"), "sortindex": n}))
+        .collect();
+    on_node(&old, "POST", "/storage/bookmarks").json(&Value::Array(bookmarks)).send().expect(200);
+    on_node(&old, "POST", "/storage/history")
+        .json(&json!([{"id": "h1", "payload": "visit"}]))
+        .send()
+        .expect(200);
+    on_node(&old, "DELETE", "/storage/history?ids=h1").send().expect(200);
+    on_node(&old, "PUT", "/storage/tabs/t1").json(&json!({"payload": "tab", "ttl": 3600})).send().expect(200);
+    let info_before = get_on(&old, "/info/collections").expect(200).json();
+    let items_before = get_on(&old, "/storage/bookmarks?full=1&sort=oldest").expect(200).json();
+    assert_eq!(rows_of(&server, server.database_url(), &uid), (3, 31));
+
+    let out = weft_ok(&server, &["user", "move", &uid, "--to", NODE_2]);
+    eprintln!("$ weft user move {uid} --to {NODE_2}\n{out}");
+    assert!(out.contains(&format!("moved user {uid} from {PUBLIC_URL} to {NODE_2}: 31 records")), "{out}");
+    // The old token: 401 for writes at once, and for reads the cache answers within a second,
+    // so Firefox fetches a new token.
+    on_node(&old, "POST", "/storage/history")
+        .json(&json!([{"id": "h2", "payload": "late"}]))
+        .send()
+        .expect(401);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    get_on(&old, "/info/collections").expect_error(401, "0");
+    // The new token names node 2 with the same uid; everything is there as it was.
+    let token = token_for(&server, &fxa_uid);
+    assert_eq!(token["api_endpoint"].as_str().unwrap(), format!("{NODE_2}/1.5/{uid}"));
+    let new = user_from(&server, &token);
+    assert_eq!(get_on(&new, "/info/collections").expect(200).json(), info_before);
+    assert_eq!(get_on(&new, "/storage/bookmarks?full=1&sort=oldest").expect(200).json(), items_before);
+    get_on(&new, "/storage/tabs/t1").expect(200);
+    on_node(&new, "POST", "/storage/history")
+        .json(&json!([{"id": "h3", "payload": "on node 2"}]))
+        .send()
+        .expect(200);
+    // Running it again changes nothing.
+    assert!(weft_ok(&server, &["user", "move", &uid, "--to", NODE_2]).contains("already"), "re-run");
+    // Node 1 keeps the copy while tokens for it may be used (15 s + 10 s), then its deleter
+    // removes it.
+    assert_eq!(rows_of(&server, server.database_url(), &uid), (3, 31));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while rows_of(&server, server.database_url(), &uid) != (0, 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 1 still holds the user's rows\n{}",
+            server.log_tail()
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    assert_eq!(rows_of(&server, &node_2_url, &uid), (3, 32));
+    drop(server);
+    pg.execute(&format!("DROP DATABASE IF EXISTS {node_2_db} WITH (FORCE)"));
+}
+
+/// Issue 23: `weft node drain --move` killed with SIGKILL at random points, several times,
+/// then run to the end: every user ends on node 2 with all its data and timestamps, and after
+/// every kill each user's data is complete on the node the tokenserver names for it.
+#[test]
+fn a_drain_by_moving_killed_at_random_points_finishes_when_run_again() {
+    const USERS: usize = 24;
+    let mock = FxaMock::start();
+    let secret = fresh_secret();
+    let server_dir = tempfile::tempdir().expect("temp dir");
+    let node_2_url = format!("sqlite:{}", server_dir.path().join("node-2.db").display());
+    let config = format!(
+        "master_secrets = [\"{secret}\"]\n[[nodes]]\nurl = \"{NODE_2}\"\ndatabase_url = \"{node_2_url}\"\n"
+    );
+    let jwk = TestKey::Primary.jwk().to_string();
+    let env = [
+        ("WEFT_FXA_OAUTH_SERVER_URL", mock.url.as_str()),
+        ("WEFT_TOKENSERVER_FXA_OAUTH_ISSUER", fxa_mock::ISSUER),
+        ("WEFT_TOKENSERVER_FXA_OAUTH_PRIMARY_JWK", jwk.as_str()),
+    ];
+    let server = TestServer::start_with_config(Backend::Sqlite, &env, &config, &secret);
+    weft_ok(&server, &["node", "provision", NODE_2, "1000", "--backoff"]);
+    // Each user: its fxa uid and what a client reads of it before the drain.
+    let users: Vec<(String, Value, Value)> = (0..USERS)
+        .map(|n| {
+            let fxa_uid = format!("{:032x}", rand::random::<u128>());
+            let user = user_from(&server, &token_for(&server, &fxa_uid));
+            let items: Vec<Value> =
+                (0..20 + n).map(|i| json!({"id": format!("i{i}"), "payload": format!("{n}/{i}")})).collect();
+            on_node(&user, "POST", "/storage/history").json(&Value::Array(items)).send().expect(200);
+            on_node(&user, "PUT", "/storage/prefs/p").json(&json!({"payload": "p"})).send().expect(200);
+            let info = get_on(&user, "/info/collections").expect(200).json();
+            let history = get_on(&user, "/storage/history?full=1&sort=oldest").expect(200).json();
+            (fxa_uid, info, history)
+        })
+        .collect();
+    // Whatever node the tokenserver names, the user's data is all there (a held user is read
+    // as it is; a user being copied to the node it was just switched to may answer 503).
+    let check = |finished: bool| {
+        for (fxa_uid, info, history) in &users {
+            let token = token_for(&server, fxa_uid);
+            let user = user_from(&server, &token);
+            let endpoint = token["api_endpoint"].as_str().unwrap();
+            let resp = get_on(&user, "/info/collections");
+            if resp.status == 503 && !finished {
+                assert!(endpoint.starts_with(NODE_2), "only a user being released answers 503: {endpoint}");
+                continue;
+            }
+            assert_eq!(resp.expect(200).json(), *info, "{endpoint}");
+            assert_eq!(get_on(&user, "/storage/history?full=1&sort=oldest").expect(200).json(), *history);
+            if finished {
+                assert!(endpoint.starts_with(NODE_2), "{endpoint}");
+            }
+        }
+    };
+    let drain = || {
+        let mut cmd = common::server::weft_command("node", server.data_dir(), server.database_url());
+        cmd.args(["drain", PUBLIC_URL, "--move", "--to", NODE_2, "--parallel", "2", "--no-progress"])
+            .arg("--config")
+            .arg(config_path(&server));
+        cmd
+    };
+    for run in 0..4 {
+        let mut child =
+            drain().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let after = std::time::Duration::from_millis(150 + rand::random::<u64>() % 900);
+        std::thread::sleep(after);
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        eprintln!("run {run}: killed after {after:?}");
+        check(false);
+    }
+    let out = drain().output().expect("drain");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("$ weft node drain {PUBLIC_URL} --move --to {NODE_2}\n{text}");
+    assert!(out.status.success(), "{text}");
+    check(true);
+    // A last run finds nothing left to do.
+    let out = drain().output().expect("drain");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 moved"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -130,6 +130,15 @@ impl Handler<RunPass> for Deleter {
                     continue;
                 }
             };
+            // Moved users whose tokens have expired become a pending deletion first, which the
+            // `Deleted` purge below removes.
+            match crate::user_move::purge_moved(storage) {
+                Ok(0) => {}
+                Ok(users) => tracing::info!(node, users, "purge: deleted the copies of users moved away"),
+                Err(err) => {
+                    tracing::warn!(node, error = %err, "purge: moved users not forgotten; next pass later")
+                }
+            }
             let mut removed = [0u64; 3];
             for (i, kind) in PurgeKind::ALL.into_iter().enumerate() {
                 match purge::purge(storage, kind, None, &mut pace, &gate, &mut |_| {}) {

@@ -13,6 +13,8 @@
 //!
 //! * `accounts` — local accounts (Weft as its own account server): a SyncArbiter actor owning
 //!   the account tables, Hawk for FxA tokens, the slow password stretch, the local issuer's JWTs.
+//! * `user_move` — not an actor: moving a user's data between storage nodes (hold, copy,
+//!   switch, release) as plain functions, and the check every storage transaction makes.
 //!
 //! This crate knows nothing about HTTP: it speaks in protocol terms (bso, collection, batch,
 //! node, precondition) and reports typed errors that the binary maps to status codes. A message
@@ -26,6 +28,7 @@ pub mod storage;
 pub mod token_verifier;
 pub mod tokenserver;
 mod unavailable;
+pub mod user_move;
 
 pub use unavailable::ActorUnavailable;
 

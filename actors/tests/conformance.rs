@@ -238,6 +238,9 @@ mod mariadb {
     }
 }
 
+#[path = "conformance/user_move.rs"]
+mod user_move;
+
 // ---- helpers ----
 
 const UID: u64 = 42;
@@ -1257,4 +1260,35 @@ fn purges_keep_to_the_rows_per_second_ceiling(open: Open) {
     assert_eq!(rows, 30);
     assert_eq!(chunks, [10, 10, 10, 0], "bounded chunks, the last finding nothing");
     assert!(started.elapsed() >= Duration::from_millis(200), "{:?}", started.elapsed());
+}
+
+/// Runs every test of `tests:` (a `fn(source, target)`) on every pair of `pairs:`, as
+/// `<pair>::<test>`: moves between backends.
+macro_rules! between {
+    (pairs: [$($(#[$cfg:meta])* $pair:ident => $source:path => $target:path),* $(,)?]; tests: $tests:tt) => {
+        $(
+            $(#[$cfg])*
+            mod $pair {
+                between!(@tests $source, $target; $tests);
+            }
+        )*
+    };
+    (@tests $source:path, $target:path; [$($name:ident),* $(,)?]) => {
+        $( #[test] fn $name() { super::user_move::$name($source, $target) } )*
+    };
+}
+
+between! {
+    pairs: [
+        #[cfg(feature = "mysql")] move_sqlite_to_mysql => super::open_sqlite => super::open_mysql,
+        #[cfg(feature = "mysql")] move_mysql_to_postgres => super::open_mysql => super::open_postgres,
+        move_postgres_to_sqlite => super::open_postgres => super::open_sqlite,
+        #[cfg(feature = "mysql")] move_cached_mysql_to_sqlite => super::open_mysql_write_through => super::open_sqlite,
+    ];
+    tests: [
+        a_move_is_exact_and_keeps_the_users_keys,
+        a_held_user_is_read_not_written_and_a_rerun_finishes_the_move,
+        a_moved_users_copy_is_purged_once_its_tokens_expired,
+        writes_racing_a_move_are_refused_or_moved,
+    ]
 }

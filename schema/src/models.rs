@@ -142,4 +142,21 @@ pub(crate) struct Totals {
 }
 
 pub mod accounts;
+pub mod device_commands;
 pub mod tokenserver;
+
+/// A user's `weft_user_moves` row: where a move between nodes stands on this node.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct MoveMarker {
+    #[diesel(sql_type = Integer)]
+    pub state: i32,
+    /// The other node of the move (canonical URL).
+    #[diesel(sql_type = Text)]
+    pub peer: String,
+    /// When the state was entered (ms).
+    #[diesel(sql_type = BigInt)]
+    pub since: i64,
+    /// For a moved user: when every token for this node has expired (ms).
+    #[diesel(sql_type = BigInt)]
+    pub purge_after: i64,
+}

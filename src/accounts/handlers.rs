@@ -236,19 +236,36 @@ pub async fn attached_clients(req: HttpRequest, state: Data<AccountsState>, body
     hawked(req, state, body, |_| Ok(Op::AttachedClients)).await
 }
 
-/// Push notifications to other devices: Weft sends none (no push service), so there is
-/// nothing to do once the session verifies.
+/// Push notifications to other devices: Weft has no push service; the body is checked.
 pub async fn notify(req: HttpRequest, state: Data<AccountsState>, body: Bytes) -> Reply {
-    hawked(req, state, body, |_| Ok(Op::SessionStub(json!({})))).await
+    hawked(req, state, body, |json| Ok(Op::Notify(json))).await
 }
 
-/// Send-tab is not served: no command is ever pending.
-pub async fn device_commands(req: HttpRequest, state: Data<AccountsState>, body: Bytes) -> Reply {
-    hawked(req, state, body, |_| Ok(Op::SessionStub(json!({"index": 0, "last": true, "messages": []})))).await
+/// FxA's query of `GET /v1/account/device/commands`: both optional.
+#[derive(Deserialize)]
+pub struct CommandsQuery {
+    index: Option<i64>,
+    limit: Option<i64>,
 }
 
+/// The calling device's pending commands (Send Tab's receiving side).
+pub async fn device_commands(
+    req: HttpRequest,
+    state: Data<AccountsState>,
+    query: Query<CommandsQuery>,
+    body: Bytes,
+) -> Reply {
+    let CommandsQuery { index, limit } = query.into_inner();
+    if index.is_some_and(|i| i < 0) || limit.is_some_and(|l| !(0..=100).contains(&l)) {
+        return Err(bad("index or limit"));
+    }
+    let op = Op::DeviceCommands { index: index.unwrap_or(0), limit: limit.unwrap_or(100) };
+    hawked(req, state, body, |_| Ok(op)).await
+}
+
+/// A command for another device of the account (Send Tab's sending side).
 pub async fn invoke_command(req: HttpRequest, state: Data<AccountsState>, body: Bytes) -> Reply {
-    hawked(req, state, body, |_| Ok(Op::SessionStub(json!({})))).await
+    hawked(req, state, body, |json| Ok(Op::InvokeCommand(json))).await
 }
 
 pub async fn session_status(req: HttpRequest, state: Data<AccountsState>, body: Bytes) -> Reply {

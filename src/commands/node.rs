@@ -84,8 +84,14 @@ pub enum NodeCommand {
     },
     /// Drain a node (ops-model.md §3.4): backoff (no new users), then mark every user on it
     /// replaced, so each moves at the next token request and the purge of replaced users
-    /// deletes their data here. Re-running is harmless.
-    Drain { url: String },
+    /// deletes their data here; with --move, move every user's data to other nodes now instead
+    /// (nothing is uploaded again; see ops/runbooks/drain-node.md). Re-running is harmless and
+    /// finishes an interrupted --move.
+    Drain {
+        url: String,
+        #[command(flatten)]
+        moving: super::user::move_user::DrainMoveArgs,
+    },
     /// Mark every user on a node replaced; the node stays (e.g. to drain it after --backoff).
     Unassign { url: String },
     /// Show every node with capacity, load, available slots and flags.
@@ -110,12 +116,16 @@ pub enum AdminError {
     Startup(#[from] startup::StartupError),
     #[error(transparent)]
     Tokenserver(#[from] TokenserverError),
+    #[error(transparent)]
+    Move(#[from] weft_actors::user_move::MoveError),
+    #[error(transparent)]
+    Database(#[from] weft_schema::DbError),
     #[error("{0}")]
     Invalid(String),
 }
 
 /// A node URL in the canonical spelling tokens and the storage side use.
-pub(super) fn node_url(url: &str) -> Result<String, AdminError> {
+pub(crate) fn node_url(url: &str) -> Result<String, AdminError> {
     let url = canonical_node(url.trim());
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(AdminError::Invalid(format!("{url:?} is not an http(s) URL")));
@@ -232,7 +242,10 @@ pub fn run(settings: &Settings, command: NodeCommand) -> Result<(), AdminError> 
         NodeCommand::Provision { url, capacity, available, backoff, no_server_check } => {
             provision(settings, &url, capacity, available, backoff, no_server_check)?;
         }
-        NodeCommand::Drain { url } => {
+        NodeCommand::Drain { url, moving } if moving.move_data => {
+            super::user::move_user::run_drain_move(settings, &node_url(&url)?, moving)?;
+        }
+        NodeCommand::Drain { url, .. } => {
             let url = node_url(&url)?;
             let fields = NodeFields { backoff: Some(1), ..NodeFields::default() };
             let (update, unassign) =

@@ -92,6 +92,9 @@ pub enum Unavailable {
     /// Every `http.max_concurrent_bodies` slot stayed taken for `http.body_timeout_ms`.
     #[error("no body slot free within http.body_timeout_ms")]
     NoBodySlot,
+    /// The user is being moved to another node (its writes are held for a moment).
+    #[error("user being moved to another node")]
+    UserMoving,
     /// The request was not answered within `http.request_timeout_ms`.
     #[error("request not answered within http.request_timeout_ms ({0:?})")]
     Deadline(std::time::Duration),
@@ -122,6 +125,14 @@ impl ApiError {
             StorageError::QuotaExceeded | StorageError::TooManyCollections => ApiError::QuotaExceeded,
             StorageError::Conflict => ApiError::Conflict,
             StorageError::Overloaded(reason) => unavailable(Unavailable::Shed(reason)),
+            // A move holds a user for well under a second: a short Retry-After, whatever the
+            // configured one for failing dependencies.
+            StorageError::UserHeld => ApiError::Unavailable {
+                cause: Unavailable::UserMoving,
+                retry_after_seconds: weft_actors::user_move::HELD_RETRY_AFTER_SECONDS,
+            },
+            // 401 makes Firefox fetch a new token, which names the user's new node.
+            StorageError::UserMoved => ApiError::Unauthorized(AuthError::UserMoved),
             // The kind decides: a lost connection or a deadlock that outlived the retries is the
             // database failing as a dependency (503, the client retries later); anything else
             // is a fault of ours (500).

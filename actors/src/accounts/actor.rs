@@ -105,9 +105,12 @@ pub enum Op {
     SessionDestroy,
     /// `GET /v1/account/status?uid=`.
     AccountStatus { uid: String },
-    /// Routes Weft answers with a fixed body once the session verifies (device commands,
-    /// notify: send-tab and push are not served).
-    SessionStub(Value),
+    /// `POST /v1/account/devices/invoke_command`.
+    InvokeCommand(Value),
+    /// `GET /v1/account/device/commands?index=&limit=`.
+    DeviceCommands { index: i64, limit: i64 },
+    /// `POST /v1/account/devices/notify`.
+    Notify(Value),
 }
 
 impl Op {
@@ -186,6 +189,8 @@ pub(super) struct Shared {
     pub per_address: RateLimiter,
     pub per_session: RateLimiter,
     pub failed_logins: RateLimiter,
+    /// Device commands sent per account (`commands::COMMANDS_PER_ACCOUNT`).
+    pub commands_per_account: RateLimiter,
 }
 
 pub struct Accounts {
@@ -204,6 +209,11 @@ impl Accounts {
             failed_logins: RateLimiter::new(
                 "failed_logins",
                 config.failed_logins_per_account_address,
+                window,
+            ),
+            commands_per_account: RateLimiter::new(
+                "commands_per_account",
+                super::commands::COMMANDS_PER_ACCOUNT,
                 window,
             ),
             config,

@@ -4,10 +4,11 @@
 //! transaction (`ops`); `lanes` keeps sign-ins, which stretch a password, off the threads of
 //! every other operation. `onepw` is the server's half of the key protocol, `jwt` the local
 //! issuer's access tokens, `limits` the in-memory guards (each a capped `bounded_map`),
-//! `email` the one form of an account email.
+//! `email` the one form of an account email; `commands` the device commands of Send Tab.
 
 mod actor;
 mod bounded_map;
+mod commands;
 pub mod email;
 mod error;
 mod hawk;

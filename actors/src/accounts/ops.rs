@@ -511,7 +511,9 @@ fn session_op(
             q::delete_key_fetches(tx, &account.uid)?;
             Ok(json!({}))
         }
-        Op::SessionStub(body) => Ok(body),
+        Op::InvokeCommand(body) => super::commands::invoke(shared, tx, session, account, &body, now),
+        Op::DeviceCommands { index, limit } => super::commands::fetch(tx, session, index, limit, now),
+        Op::Notify(body) => super::commands::notify(&body),
         // Routed by `run` before a session is looked up.
         Op::Create { .. }
         | Op::Login { .. }
@@ -713,6 +715,11 @@ fn device_json(device: &DeviceRow, current: Option<bool>) -> Value {
     }
     if answer.get("availableCommands").is_none() {
         answer["availableCommands"] = json!({});
+    }
+    // FxA lists a device without a push subscription with `pushCallback: null`; Firefox then
+    // re-registers and polls its device commands at its next device-list refresh.
+    if answer.get("pushCallback").is_none() {
+        answer["pushCallback"] = Value::Null;
     }
     if let Some(current) = current {
         answer["isCurrentDevice"] = json!(current);

@@ -47,6 +47,10 @@ impl Operation for PageAfter<'_> {
     const NAME: &'static str = "GetBsosPage";
     const ACCESS: Access = Access::Snapshot;
 
+    fn user(&self) -> Option<u64> {
+        Some(self.0.uid)
+    }
+
     fn run(&self, ctx: &Storage, tx: &mut Tx<'_>) -> Result<BsoPage, StorageError> {
         match ctx.collection_id(tx, &self.0.collection)? {
             Some(collection) => find_page(ctx, tx, self.0.uid as i64, collection, &self.0.query),
@@ -158,6 +162,10 @@ impl Operation for LoadItems<'_> {
     type Output = LoadedItems;
     const NAME: &'static str = "LoadItems";
     const ACCESS: Access = Access::Read;
+
+    fn user(&self) -> Option<u64> {
+        Some(self.uid)
+    }
 
     fn run(&self, ctx: &Storage, tx: &mut Tx<'_>) -> Result<LoadedItems, StorageError> {
         let uid = self.uid as i64;

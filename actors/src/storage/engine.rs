@@ -17,6 +17,7 @@ use weft_schema::{DbConnection, DbPool, SyncTimestamp};
 use crate::storage::cache::{self, NodeCache};
 use crate::storage::requests::*;
 use crate::storage::{batch, bso, collection, info, StorageError};
+use crate::user_move;
 
 /// Settings of one node's storage, from the `limits`, `quota` and `batch` configuration.
 #[derive(Debug, Clone)]
@@ -58,6 +59,12 @@ pub trait Operation {
     /// The `operation` label of `weft_db_operation_duration_seconds`.
     const NAME: &'static str;
     const ACCESS: Access;
+
+    /// The user the operation serves, whose move state (`crate::user_move`) it must respect;
+    /// `None` for the deleter's work, which is no user's request.
+    fn user(&self) -> Option<u64> {
+        None
+    }
 
     /// The operation itself, inside the transaction `Storage::execute` opened; it may run more
     /// than once (retries), so it only reads `self`.
@@ -104,6 +111,8 @@ pub struct Storage {
     sqlite_writer: Mutex<()>,
     /// The cache in front of this node's database (`cache.*` settings), if any.
     cache: Option<NodeCache>,
+    /// Users moved away or being moved here, for the reads the cache answers.
+    moves: user_move::MoveWatch,
 }
 
 impl Storage {
@@ -123,6 +132,7 @@ impl Storage {
             collection_ids: RwLock::new(HashMap::new()),
             sqlite_writer: Mutex::new(()),
             cache: None,
+            moves: user_move::MoveWatch::default(),
         }
     }
 
@@ -138,6 +148,12 @@ impl Storage {
 
     /// Runs `op` through the node's cache when it has one, else straight on the database.
     pub fn run<Q: Operation>(&self, op: &Q) -> Result<Q::Output, StorageError> {
+        if self.cache.is_some() {
+            self.moves.refresh(&self.pool);
+            if let Some(refusal) = self.cache_refusal(op) {
+                return Err(refusal);
+            }
+        }
         let before = EXECUTED.with(Cell::get);
         let result = match &self.cache {
             Some(cache) => op.run_cached(self, cache),
@@ -150,9 +166,24 @@ impl Storage {
 
     /// `op` answered by the in-process cache, without blocking (`Operation::local_hit`).
     pub fn local_hit<Q: Operation>(&self, op: &Q) -> Option<Result<Q::Output, StorageError>> {
+        if let Some(refusal) = self.cache_refusal(op) {
+            return Some(Err(refusal));
+        }
+        if self.moves.due() {
+            return None;
+        }
         let hit = op.local_hit(self)?;
         self.count_request("cache");
         Some(hit)
+    }
+
+    /// A read the cache might answer, of a user this node must refuse (writes always reach the
+    /// database, which refuses them itself).
+    fn cache_refusal<Q: Operation>(&self, op: &Q) -> Option<StorageError> {
+        match (op.user(), Q::ACCESS) {
+            (Some(uid), Access::Snapshot | Access::Read) => self.moves.refusal(uid),
+            _ => None,
+        }
     }
 
     /// `weft_storage_requests_total{answered_by}`: whether a request reached the database, the
@@ -180,7 +211,12 @@ impl Storage {
     pub fn execute<Q: Operation>(&self, op: &Q) -> Result<Q::Output, StorageError> {
         EXECUTED.with(|n| n.set(n.get() + 1));
         let started = Instant::now();
-        let run = |tx: &mut Tx<'_>| op.run(self, tx);
+        let run = |tx: &mut Tx<'_>| match op.user() {
+            Some(uid) => {
+                user_move::guarded(tx, uid as i64, Q::ACCESS == Access::Write, |tx| op.run(self, tx))
+            }
+            None => op.run(self, tx),
+        };
         let result = match Q::ACCESS {
             Access::Snapshot => self.with_retries(|| self.connection()?.single_statement(run)),
             Access::Read => self.with_retries(|| self.connection()?.read_transaction(run)),
@@ -269,6 +305,10 @@ macro_rules! operation {
             type Output = $output;
             const NAME: &'static str = stringify!($request);
             const ACCESS: Access = Access::$access;
+
+            fn user(&self) -> Option<u64> {
+                Some(self.uid)
+            }
 
             fn run(&self, storage: &Storage, tx: &mut Tx<'_>) -> Result<$output, StorageError> {
                 $function(storage, tx, self)

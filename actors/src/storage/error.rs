@@ -84,6 +84,13 @@ pub enum StorageError {
     /// The collection was written within the same tick even after one in-server retry.
     #[error("write conflict")]
     Conflict,
+    /// The user is being moved to another node (`crate::user_move`): its writes wait a few
+    /// seconds (503 + a short `Retry-After`).
+    #[error("user being moved to another node")]
+    UserHeld,
+    /// The user has moved to another node: the client must fetch a new token (401).
+    #[error("user moved to another node")]
+    UserMoved,
     /// The request cannot be taken now.
     #[error("shed: {0}")]
     Overloaded(ShedReason),

@@ -41,6 +41,10 @@ pub enum AuthError {
     WrongNode,
     #[error("request is not for a node this server serves")]
     UnknownNode,
+    /// The token is valid, but its user has moved to another node (`crate::user_move`): the
+    /// client fetches a new token, which names the new node.
+    #[error("user moved to another node")]
+    UserMoved,
 }
 
 impl AuthError {
@@ -58,6 +62,7 @@ impl AuthError {
             AuthError::ClockSkew => "clock_skew",
             AuthError::WrongNode => "wrong_node",
             AuthError::UnknownNode => "unknown_node",
+            AuthError::UserMoved => "user_moved",
         }
     }
 }

@@ -95,6 +95,7 @@ pub fn delete_account(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
         "account_sessions",
         "account_key_fetches",
         "account_devices",
+        "account_device_commands",
         "account_oauth_codes",
         "account_refresh_tokens",
         "account_invites",
@@ -134,8 +135,10 @@ pub fn touch_session(tx: &mut Tx<'_>, token_id: &str, at: i64) -> QueryResult<us
         .execute(tx)
 }
 
-/// Revokes a session with its devices, codes and refresh tokens.
+/// Revokes a session with its devices (and the commands waiting for them), codes and refresh
+/// tokens.
 pub fn delete_session(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<usize> {
+    super::device_commands::delete_of_session(tx, token_id)?;
     for table in ["account_devices", "account_oauth_codes", "account_refresh_tokens"] {
         Sql::new(format!("DELETE FROM {table} WHERE session_token_id = ?"))
             .arg(Arg::Str(token_id))
@@ -146,7 +149,13 @@ pub fn delete_session(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<usize> {
 
 /// Revokes every session of an account (password reset, disable).
 pub fn delete_sessions(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
-    for table in ["account_key_fetches", "account_devices", "account_oauth_codes", "account_refresh_tokens"] {
+    for table in [
+        "account_key_fetches",
+        "account_devices",
+        "account_device_commands",
+        "account_oauth_codes",
+        "account_refresh_tokens",
+    ] {
         Sql::new(format!("DELETE FROM {table} WHERE uid = ?")).arg(Arg::Str(uid)).execute(tx)?;
     }
     Sql::new("DELETE FROM account_sessions WHERE uid = ?").arg(Arg::Str(uid)).execute(tx)

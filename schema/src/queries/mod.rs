@@ -3,6 +3,7 @@
 //! in the shard actor and the tokenserver actor.
 
 pub mod accounts;
+pub mod device_commands;
 mod dialect;
 pub mod purge;
 pub mod reference;
@@ -10,3 +11,4 @@ pub(crate) mod sql;
 pub mod storage;
 pub mod tokenserver;
 pub mod transfer;
+pub mod user_move;

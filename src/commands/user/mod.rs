@@ -1,6 +1,9 @@
 //! `weft user allocate` (tokenserver-api.md §10): assigns a user to a node in the tokenserver
 //! database with one message to a one-thread `TokenserverDb` actor, as the node commands do
-//! (`super::node`), and prints the user's uid and node.
+//! (`super::node`), and prints the user's uid and node. `weft user move` (and `weft node drain
+//! --move`, which moves every user of a node) is `move_user.rs`.
+
+pub mod move_user;
 
 use clap::{Args, Subcommand};
 use weft_actors::tokenserver::AllocateUser;
@@ -13,6 +16,11 @@ pub enum UserCommand {
     /// Assign a user to a node: a new record on NODE (keeping keys and generation), or, without
     /// NODE, the user's current node (a new user gets the best node).
     Allocate(AllocateArgs),
+    /// Move a user's data to another node now, keeping every timestamp, and point the
+    /// tokenserver at it (same uid, generation and keys): the client fetches a new token and
+    /// uploads nothing. Its writes wait a moment (503 + Retry-After); re-run an interrupted move
+    /// to finish it.
+    Move(move_user::MoveArgs),
 }
 
 #[derive(Args)]
@@ -23,7 +31,10 @@ pub struct AllocateArgs {
 }
 
 pub fn run(settings: &Settings, command: UserCommand) -> Result<(), AdminError> {
-    let UserCommand::Allocate(args) = command;
+    let args = match command {
+        UserCommand::Allocate(args) => args,
+        UserCommand::Move(args) => return move_user::run(settings, args),
+    };
     let email = if args.email.contains('@') {
         args.email
     } else {

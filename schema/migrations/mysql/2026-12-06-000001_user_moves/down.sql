@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS weft_user_moves;
