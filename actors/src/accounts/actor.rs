@@ -14,6 +14,7 @@ use super::error::AccountError;
 use super::jwt::AccessTokens;
 use super::lanes::AccountsAddr;
 use super::limits::{NonceCache, RateLimiter};
+use super::settings::NewCredentials;
 use crate::token_verifier::hawk::HawkHeader;
 
 #[derive(Clone)]
@@ -111,12 +112,29 @@ pub enum Op {
     DeviceCommands { index: i64, limit: i64 },
     /// `POST /v1/account/devices/notify`.
     Notify(Value),
+    /// `POST /v1/account/device/destroy {id}` (the account page's "sign out").
+    DeviceDestroy(Value),
+    /// `POST /v1/password/change/start {email, oldAuthPW}`.
+    PasswordChangeStart { email: String, old_auth_pw: String },
+    /// `POST /v1/password/change/finish` (Hawk with the passwordChangeToken).
+    PasswordChangeFinish { new: NewCredentials, keys: bool },
+    /// `POST /v1/account/destroy {email, authPW}`.
+    AccountDestroy { email: String, auth_pw: String },
 }
 
 impl Op {
-    /// Whether the operation stretches a password, and so runs on the sign-in lane.
+    /// Whether the operation stretches a password (a sign-in, a password change or check), and
+    /// so runs on the sign-in lane.
     pub fn stretches(&self) -> bool {
-        matches!(self, Op::Create { .. } | Op::Login { .. } | Op::Reset { .. })
+        matches!(
+            self,
+            Op::Create { .. }
+                | Op::Login { .. }
+                | Op::Reset { .. }
+                | Op::PasswordChangeStart { .. }
+                | Op::PasswordChangeFinish { .. }
+                | Op::AccountDestroy { .. }
+        )
     }
 }
 

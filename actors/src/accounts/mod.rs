@@ -4,7 +4,8 @@
 //! transaction (`ops`); `lanes` keeps sign-ins, which stretch a password, off the threads of
 //! every other operation. `onepw` is the server's half of the key protocol, `jwt` the local
 //! issuer's access tokens, `limits` the in-memory guards (each a capped `bounded_map`),
-//! `email` the one form of an account email; `commands` the device commands of Send Tab.
+//! `email` the one form of an account email; `commands` the device commands of Send Tab;
+//! `settings` what the account page does (device sign-out, password change, account deletion).
 
 mod actor;
 mod bounded_map;
@@ -17,6 +18,7 @@ mod lanes;
 mod limits;
 pub mod onepw;
 mod ops;
+mod settings;
 
 pub use self::actor::{
     AccountSummary, Accounts, AccountsAdmin, AccountsConfig, AccountsRequest, AdminOp, AdminReply,
@@ -26,6 +28,7 @@ pub use self::error::AccountError;
 pub use self::hawk::MAX_HEADER_BYTES as MAX_HAWK_HEADER_BYTES;
 pub use self::jwt::{AccessTokens, RsaKey};
 pub use self::lanes::AccountsAddr;
+pub use self::settings::NewCredentials;
 /// Why access-token keys could not be loaded or a token signed.
 pub use jsonwebtoken::errors::Error as JwtError;
 

@@ -94,6 +94,7 @@ pub fn delete_account(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
     for table in [
         "account_sessions",
         "account_key_fetches",
+        "account_password_changes",
         "account_devices",
         "account_device_commands",
         "account_oauth_codes",
@@ -151,6 +152,7 @@ pub fn delete_session(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<usize> {
 pub fn delete_sessions(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
     for table in [
         "account_key_fetches",
+        "account_password_changes",
         "account_devices",
         "account_device_commands",
         "account_oauth_codes",

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod device_commands;
 mod dialect;
+pub mod password_changes;
 pub mod purge;
 pub mod reference;
 pub(crate) mod sql;
