@@ -7,8 +7,13 @@
 # the server's VmRSS/VmHWM during each run, its context switches (all threads, from /proc) and
 # the share of storage requests that reached the database (`weft_storage_requests_total` on
 # the server's metrics listener) over each run, and printing the medians as a Markdown table.
-# read and sync run at concurrency 8 and 32. Cache settings come from the environment
-# (e.g. WEFT_CACHE_MEMORY_BYTES=0 for a run without the cache).
+# read runs at concurrency 8 and 32; write and sync sweep concurrency 8, 32 and 64. Each run
+# also records the CPU time the database spent on the scenario's database (MariaDB: the threads
+# serving its connections, from PROCESSLIST.TID; PostgreSQL: its backends, from
+# pg_stat_activity; SQLite runs inside the server) and the server's own, per request, and the
+# machine's load average: the machine may be shared, and CPU per request depends far less on
+# what else runs than requests per second do. Cache settings come from the environment
+# (e.g. WEFT_CACHE_MEMORY_BYTES=0 for a run without the cache); BENCH_RAW=0 skips the raw runs.
 #
 # Usage: loadtests/bench.sh sqlite|mariadb|postgres [SECONDS]   (default 20 s per run)
 #        BENCH_SCENARIOS="write read-c8" loadtests/bench.sh …   runs only those labels or scenarios
@@ -32,11 +37,14 @@ DATA="$(mktemp -d "${TMPDIR:-/tmp}/weft-bench.XXXXXX")"
 
 # label | scenario | options (besides target, secret, duration, seed, json)
 SCENARIOS=(
-    "write|write|--users 1000 --concurrency 16"
+    "write-c8|write|--users 64 --concurrency 8"
+    "write-c32|write|--users 64 --concurrency 32"
+    "write-c64|write|--users 64 --concurrency 64"
     "read-c8|read|--users 100 --records-per-user 500 --concurrency 8"
     "read-c32|read|--users 100 --records-per-user 500 --concurrency 32"
     "sync-c8|sync|--users 1000 --concurrency 8"
     "sync-c32|sync|--users 1000 --concurrency 32"
+    "sync-c64|sync|--users 1000 --concurrency 64"
     "launch|launch|--users 100 --records-per-user 2000 --concurrency 16"
     "token|token|--users 1000 --concurrency 16"
 )
@@ -152,6 +160,38 @@ counters() {
     cat /proc/"$PID"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {print n + 0}'
 }
 
+# Sum of utime + stime (clock ticks) of the processes or threads /proc paths in "$@".
+cpu_ticks() {
+    cat "$@" 2>/dev/null | awk '{
+        # The command name (field 2) may hold spaces: count fields after its closing ")".
+        sub(/^.*\) /, ""); n += $12 + $13
+    } END {print n + 0}'
+}
+
+# "<database CPU ticks> <server CPU ticks>" now: the database's work for this scenario's
+# database only, so that other databases on a shared server do not count.
+cpu_now() {
+    local db="${DB_URL##*/}" tids p pid="" stats=()
+    case "$BACKEND" in
+        sqlite) echo -n "0 " ;;
+        mariadb)
+            tids="$(mariadb -h127.0.0.1 -uroot -N -B -e "SELECT TID FROM information_schema.PROCESSLIST WHERE DB = '$db'")"
+            for p in $(pgrep -x mariadbd); do
+                for t in $tids; do [ -e "/proc/$p/task/$t" ] && { pid="$p"; break 2; }; done
+            done
+            for t in $tids; do stats+=("/proc/$pid/task/$t/stat"); done
+            if [ -n "$pid" ]; then echo -n "$(cpu_ticks "${stats[@]}") "; else echo -n "0 "; fi
+            ;;
+        postgres)
+            for p in $(psql -X -q -t -A -d "$PG_SERVER/postgres" -c "SELECT pid FROM pg_stat_activity WHERE datname = '$db'"); do
+                stats+=("/proc/$p/stat")
+            done
+            if [ "${#stats[@]}" -gt 0 ]; then echo -n "$(cpu_ticks "${stats[@]}") "; else echo -n "0 "; fi
+            ;;
+    esac
+    cpu_ticks "/proc/$PID/stat"
+}
+
 # True when BENCH_SCENARIOS (default: everything) names one of the words of "$1".
 selected() {
     local word
@@ -171,6 +211,7 @@ for entry in "${SCENARIOS[@]}"; do
     for run in $(seq "$RUNS"); do
         json="$OUT/$label-http-$run.json"
         before="$(counters)"
+        cpu_before="$(cpu_now)"
         touch "$OUT/.running"
         "$LT" --scenario "$scenario" --target "$URL" --master-secret "$SECRET" \
             --duration "$SECONDS_PER_RUN" --seed "$run" --no-progress --verify "${opts[@]}" --json "$json" \
@@ -182,10 +223,11 @@ for entry in "${SCENARIOS[@]}"; do
         rm -f "$OUT/.running"
         wait "$sampler" || true
         echo "$before $(counters)" >"$OUT/$label-http-$run.counters"
+        echo "$cpu_before $(cpu_now) $(cut -d' ' -f1 /proc/loadavg)" >"$OUT/$label-http-$run.cpu"
         echo "  $label http run $run: $(grep -m1 '^  requests' "$OUT/$label-http-$run.log" || echo failed)"
     done
     stop_server
-    [ "$scenario" = token ] && { drop_databases; continue; }
+    { [ "$scenario" = token ] || [ "${BENCH_RAW:-1}" = 0 ]; } && { drop_databases; continue; }
     for run in $(seq "$RUNS"); do
         "$LT" --scenario "$scenario" --raw "$RAW_URL" --duration "$SECONDS_PER_RUN" --seed "$run" \
             --no-progress "${opts[@]}" --json "$OUT/$label-raw-$run.json" >"$OUT/$label-raw-$run.log" 2>&1 \
@@ -224,15 +266,29 @@ def counters(name):
     requests = run.get("requests", 0) + run.get("setup", {}).get("requests", 0)
     share = 100 * db / (db + cache) if db + cache else None
     return share, ((a_cs - b_cs) / requests if requests else None)
-print("| scenario | req/s | records/s | p99 ms (slowest kind) | 5xx | errors | lost | raw req/s | raw records/s | % of raw | reached the database % | context switches / request | RSS max / HWM MiB | generator CPU % |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+def cpu_per_request(name):
+    """(database CPU µs per request, server CPU µs per request, load average after the run):
+    CPU over the run divided by the generator's requests, setup included."""
+    try:
+        with open(os.path.join(out, name)) as f:
+            db0, srv0, db1, srv1, load = f.read().split()
+    except (OSError, ValueError):
+        return None, None, None
+    run = load_json(name.replace(".cpu", ".json")) or {}
+    requests = run.get("requests", 0) + run.get("setup", {}).get("requests", 0)
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    per = lambda a, b: (int(b) - int(a)) * tick_us / requests if requests else None
+    return (per(db0, db1) if int(db1) else None), per(srv0, srv1), float(load)
+load_json = load
+print("| scenario | req/s | records/s | p99 ms (slowest kind) | 5xx | errors | lost | raw req/s | raw records/s | % of raw | reached the database % | context switches / request | DB CPU µs / request | server CPU µs / request | load (1 min) | RSS max / HWM MiB | generator CPU % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for scenario in sys.argv[2:]:
     runs = [load(f"{scenario}-http-{i}.json") for i in (1, 2, 3)]
     raws = [load(f"{scenario}-raw-{i}.json") for i in (1, 2, 3)]
     runs = [r for r in runs if r]
     raws = [r for r in raws if r]
     if not runs:
-        print(f"| {scenario} | failed | | | | | | | | | | | | |")
+        print(f"| {scenario} | failed | | | | | | | | | | | | | | | |")
         continue
     rps = med([r["requests_per_second"] for r in runs])
     recs = med([r["records_per_second"] for r in runs])
@@ -260,6 +316,8 @@ for scenario in sys.argv[2:]:
     measured = [counters(f"{scenario}-http-{i}.counters") for i in (1, 2, 3)]
     db_share = med([m[0] for m in measured])
     switches = med([m[1] for m in measured])
+    cpus = [cpu_per_request(f"{scenario}-http-{i}.cpu") for i in (1, 2, 3)]
+    db_cpu, srv_cpu, load_avg = (med([c[k] for c in cpus]) for k in range(3))
     fmt = lambda v, d=0: "-" if v is None else f"{v:,.{d}f}"
-    print(f"| {scenario} | {fmt(rps)} | {fmt(recs)} | {fmt(p99, 1)} | {e5} | {errs} | {lost} | {fmt(raw_rps)} | {fmt(raw_recs)} | {pct} | {fmt(db_share)} | {fmt(switches, 1)} | {rss_s} | {fmt(cpu)} |")
+    print(f"| {scenario} | {fmt(rps)} | {fmt(recs)} | {fmt(p99, 1)} | {e5} | {errs} | {lost} | {fmt(raw_rps)} | {fmt(raw_recs)} | {pct} | {fmt(db_share)} | {fmt(switches, 1)} | {fmt(db_cpu)} | {fmt(srv_cpu)} | {fmt(load_avg, 1)} | {rss_s} | {fmt(cpu)} |")
 EOF

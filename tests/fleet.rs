@@ -995,3 +995,95 @@ fn a_drain_by_moving_killed_at_random_points_finishes_when_run_again() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Issue 23 under load: 200 tokenserver users on node 1 (MariaDB) moved to node 2 (PostgreSQL)
+/// by `weft node drain --move` while `weft-loadtest --scenario sync --verify` runs 40 other
+/// users on node 1 (tokens minted for node 1, not in the tokenserver: never moved). The drain
+/// moves every user, the load sees no error and loses no acknowledged write; the drain's
+/// summary (users/s, holds) and the load's p99 before and during are printed for the notes.
+#[cfg(feature = "mysql")]
+#[test]
+fn a_drain_by_moving_under_load() {
+    const USERS: usize = 200;
+    let loadtest = loadtest_binary();
+    let mock = FxaMock::start();
+    let secret = fresh_secret();
+    let pg = common::backend::PostgresTarget::from_env();
+    let node_2_db = format!("weft_test_move_load_{}", std::process::id());
+    pg.execute(&format!("DROP DATABASE IF EXISTS {node_2_db} WITH (FORCE)"));
+    pg.execute(&format!("CREATE DATABASE {node_2_db}"));
+    let port = free_port();
+    let config = format!(
+        "master_secrets = [\"{secret}\"]\nnode_aliases = [\"http://127.0.0.1:{port}\"]\n\
+         [[nodes]]\nurl = \"{NODE_2}\"\ndatabase_url = \"{}\"\n",
+        pg.url(&node_2_db)
+    );
+    let jwk = TestKey::Primary.jwk().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let env = [
+        ("WEFT_LISTEN", listen.as_str()),
+        ("WEFT_FXA_OAUTH_SERVER_URL", mock.url.as_str()),
+        ("WEFT_TOKENSERVER_FXA_OAUTH_ISSUER", fxa_mock::ISSUER),
+        ("WEFT_TOKENSERVER_FXA_OAUTH_PRIMARY_JWK", jwk.as_str()),
+    ];
+    let server = TestServer::start_with_config(Backend::Mysql, &env, &config, &secret);
+    weft_ok(&server, &["node", "provision", NODE_2, "1000", "--backoff"]);
+    for n in 0..USERS {
+        let user = user_from(&server, &token_for(&server, &format!("{:032x}", rand::random::<u128>())));
+        let items: Vec<Value> = (0..50)
+            .map(|i| json!({"id": format!("i{i}"), "payload": format!("{n}/{i} {}", "x".repeat(400))}))
+            .collect();
+        on_node(&user, "POST", "/storage/history").json(&Value::Array(items)).send().expect(200);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let load = |json: &Path| {
+        Command::new(&loadtest)
+            .args(["--scenario", "sync", "--users", "40", "--concurrency", "4", "--duration", "20"])
+            .args(["--seed", "23", "--no-progress", "--verify", "--first-uid", "500000000"])
+            .args(["--target", &server.base_url, "--master-secret", &secret, "--node-url", PUBLIC_URL])
+            .arg("--json")
+            .arg(json)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start weft-loadtest")
+    };
+    let report = |name: &str, child: std::process::Child, json: &Path| {
+        let out = child.wait_with_output().expect("weft-loadtest");
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(json).unwrap_or_default()).unwrap_or(Value::Null);
+        let p99 = |kind: &str| report["latency"][kind]["p99_ms"].as_f64().unwrap_or(f64::NAN);
+        let worst = report["latency"]
+            .as_object()
+            .map(|k| k.values().filter_map(|v| v["p99_ms"].as_f64()).fold(0.0, f64::max))
+            .unwrap_or(f64::NAN);
+        eprintln!(
+            "load {name}: {} requests in {:.1} s, statuses {}, errors {}, p99 info/collections (conditional) {:.1} ms, \
+             worst p99 of a request kind {:.1} ms, verify {}",
+            report["requests"],
+            report["elapsed_s"].as_f64().unwrap_or_default(),
+            report["status_counts"],
+            report["error_count"],
+            p99("GET info/collections (conditional)"),
+            worst,
+            report["verify"]
+        );
+        assert!(
+            out.status.success() && report["error_count"] == json!(0) && report["passed"] == json!(true),
+            "load {name} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let before = dir.path().join("before.json");
+    report("before the drain", load(&before), &before);
+    let during = dir.path().join("during.json");
+    let child = load(&during);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let out = weft_ok(&server, &["node", "drain", PUBLIC_URL, "--move", "--to", NODE_2, "--no-progress"]);
+    eprintln!("$ weft node drain {PUBLIC_URL} --move --to {NODE_2}\n{out}");
+    assert!(out.contains(&format!("{USERS} moved")) && out.contains("0 failed"), "{out}");
+    report("during the drain", child, &during);
+    drop(server);
+    pg.execute(&format!("DROP DATABASE IF EXISTS {node_2_db} WITH (FORCE)"));
+}

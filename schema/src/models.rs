@@ -28,6 +28,15 @@ pub struct UserCollectionRow {
     pub last_modified: i64,
 }
 
+/// A `user_collections` row's timestamp, as a write's locks read it.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct CollectionModified {
+    #[diesel(sql_type = Integer)]
+    pub collection: i32,
+    #[diesel(sql_type = BigInt)]
+    pub last_modified: i64,
+}
+
 /// What a write needs to know about an item that already exists (live or expired).
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct ExistingBso {
@@ -142,6 +151,7 @@ pub(crate) struct Totals {
 }
 
 pub mod accounts;
+pub mod device_commands;
 pub mod tokenserver;
 
 /// A user's `weft_user_moves` row: where a move between nodes stands on this node.

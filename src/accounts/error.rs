@@ -25,6 +25,8 @@ fn errno(err: &AccountError) -> u32 {
         AccountError::UnknownClient => 162,
         AccountError::InvalidInvite => 1001,
         AccountError::AccountDisabled => 1002,
+        AccountError::UnknownDevice => 123,
+        AccountError::UnavailableDeviceCommand => 157,
         AccountError::Busy { .. }
         | AccountError::Signing(_)
         | AccountError::Database(_)
@@ -48,6 +50,8 @@ fn message(err: &AccountError) -> String {
         AccountError::UnknownClient => "Unknown client_id".into(),
         AccountError::InvalidInvite => "Invalid or expired invite".into(),
         AccountError::AccountDisabled => "Account disabled".into(),
+        AccountError::UnknownDevice => "Unknown device".into(),
+        AccountError::UnavailableDeviceCommand => "Unavailable device command".into(),
         AccountError::Busy { .. }
         | AccountError::Signing(_)
         | AccountError::Database(_)
@@ -75,7 +79,9 @@ impl ResponseError for AccountsHttpError {
             | AccountError::InvalidParameter(_)
             | AccountError::UnknownClient
             | AccountError::MismatchedCodeChallenge
-            | AccountError::InvalidInvite => StatusCode::BAD_REQUEST,
+            | AccountError::InvalidInvite
+            | AccountError::UnknownDevice
+            | AccountError::UnavailableDeviceCommand => StatusCode::BAD_REQUEST,
             AccountError::InvalidSignature(_)
             | AccountError::InvalidToken(_)
             | AccountError::InvalidTimestamp { .. }

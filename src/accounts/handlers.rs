@@ -17,7 +17,7 @@ use super::client_address::client_address;
 use super::error::AccountsHttpError;
 use super::{json_response, AccountsState};
 
-type Reply = Result<HttpResponse, AccountsHttpError>;
+pub(super) type Reply = Result<HttpResponse, AccountsHttpError>;
 
 /// Request bodies of these routes are small JSON objects; anything bigger is refused.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -31,7 +31,7 @@ fn bad(what: &str) -> AccountsHttpError {
 }
 
 /// The body as a JSON object (an empty body is `{}`).
-fn json_body(body: &Bytes) -> Result<Value, AccountsHttpError> {
+pub(super) fn json_body(body: &Bytes) -> Result<Value, AccountsHttpError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(bad("body too large"));
     }
@@ -44,12 +44,12 @@ fn json_body(body: &Bytes) -> Result<Value, AccountsHttpError> {
     }
 }
 
-fn member(body: &Value, name: &str) -> Result<String, AccountsHttpError> {
+pub(super) fn member(body: &Value, name: &str) -> Result<String, AccountsHttpError> {
     body.get(name).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| bad(name))
 }
 
 /// The `email` member in its one form (`email::normalize`): the only place emails enter.
-fn email_member(body: &Value) -> Result<String, AccountsHttpError> {
+pub(super) fn email_member(body: &Value) -> Result<String, AccountsHttpError> {
     Ok(email::normalize(&member(body, "email")?)?)
 }
 
@@ -91,13 +91,18 @@ fn bearer(req: &HttpRequest) -> Option<String> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.to_string())
 }
 
-async fn send(req: &HttpRequest, state: &AccountsState, credentials: Credentials, op: Op) -> Reply {
+pub(super) async fn send(
+    req: &HttpRequest,
+    state: &AccountsState,
+    credentials: Credentials,
+    op: Op,
+) -> Reply {
     let msg = AccountsRequest::new(client_address(req, &state.trust_proxy_headers), credentials, op);
     Ok(ok(state.actor.request(msg).await?))
 }
 
 /// A Hawk-signed request with a JSON body (or none).
-async fn hawked(
+pub(super) async fn hawked(
     req: HttpRequest,
     state: Data<AccountsState>,
     body: Bytes,
@@ -144,10 +149,10 @@ pub async fn jwks(state: Data<AccountsState>) -> HttpResponse {
 
 #[derive(Deserialize)]
 pub struct KeysQuery {
-    keys: Option<String>,
+    pub keys: Option<String>,
 }
 
-fn wants_keys(query: &KeysQuery) -> bool {
+pub(super) fn wants_keys(query: &KeysQuery) -> bool {
     query.keys.as_deref() == Some("true")
 }
 
@@ -236,19 +241,36 @@ pub async fn attached_clients(req: HttpRequest, state: Data<AccountsState>, body
     hawked(req, state, body, |_| Ok(Op::AttachedClients)).await
 }
 
-/// Push notifications to other devices: Weft sends none (no push service), so there is
-/// nothing to do once the session verifies.
+/// Push notifications to other devices: Weft has no push service; the body is checked.
 pub async fn notify(req: HttpRequest, state: Data<AccountsState>, body: Bytes) -> Reply {
-    hawked(req, state, body, |_| Ok(Op::SessionStub(json!({})))).await
+    hawked(req, state, body, |json| Ok(Op::Notify(json))).await
 }
 
-/// Send-tab is not served: no command is ever pending.
-pub async fn device_commands(req: HttpRequest, state: Data<AccountsState>, body: Bytes) -> Reply {
-    hawked(req, state, body, |_| Ok(Op::SessionStub(json!({"index": 0, "last": true, "messages": []})))).await
+/// FxA's query of `GET /v1/account/device/commands`: both optional.
+#[derive(Deserialize)]
+pub struct CommandsQuery {
+    index: Option<i64>,
+    limit: Option<i64>,
 }
 
+/// The calling device's pending commands (Send Tab's receiving side).
+pub async fn device_commands(
+    req: HttpRequest,
+    state: Data<AccountsState>,
+    query: Query<CommandsQuery>,
+    body: Bytes,
+) -> Reply {
+    let CommandsQuery { index, limit } = query.into_inner();
+    if index.is_some_and(|i| i < 0) || limit.is_some_and(|l| !(0..=100).contains(&l)) {
+        return Err(bad("index or limit"));
+    }
+    let op = Op::DeviceCommands { index: index.unwrap_or(0), limit: limit.unwrap_or(100) };
+    hawked(req, state, body, |_| Ok(op)).await
+}
+
+/// A command for another device of the account (Send Tab's sending side).
 pub async fn invoke_command(req: HttpRequest, state: Data<AccountsState>, body: Bytes) -> Reply {
-    hawked(req, state, body, |_| Ok(Op::SessionStub(json!({})))).await
+    hawked(req, state, body, |json| Ok(Op::InvokeCommand(json))).await
 }
 
 pub async fn session_status(req: HttpRequest, state: Data<AccountsState>, body: Bytes) -> Reply {

@@ -2,14 +2,17 @@
 //! page, and the account, OAuth and profile routes of §5 with FxA's shapes. Handlers parse the
 //! request (JSON body, Hawk header, bearer token) and send one `AccountsRequest` to the
 //! `Accounts` actor; `client_address.rs` says which client a request is for the rate limits,
-//! `error.rs` is the one place account errors become HTTP. `signing_key.rs` keeps the issuer's
-//! key file (the `weft account` commands are `crate::commands::account`). Registered only when
+//! `settings.rs` has the routes behind the account page (device sign-out, password change,
+//! deletion); `error.rs` is the one place account errors become HTTP. `signing_key.rs` keeps
+//! the issuer's key file (the `weft account` commands are `crate::commands::account`).
+//! Registered only when
 //! `accounts.enabled`.
 
 mod client_address;
 mod error;
 mod handlers;
 mod page;
+mod settings;
 pub mod signing_key;
 
 use actix_web::http::StatusCode;
@@ -71,6 +74,11 @@ pub fn configure(cfg: &mut ServiceConfig, state: Option<&Data<AccountsState>>) {
     use handlers as h;
     cfg.app_data(state.clone())
         .service(web::resource("/").route(web::get().to(page::index)))
+        .service(web::resource("/settings").route(web::get().to(page::settings)))
+        .service(web::resource("/settings/{rest:.*}").route(web::get().to(page::settings)))
+        .service(web::resource("/connect_another_device").route(web::get().to(page::settings)))
+        .service(web::resource("/weft-accounts/common.js").route(web::get().to(page::common_script)))
+        .service(web::resource("/weft-accounts/settings.js").route(web::get().to(page::settings_script)))
         .service(web::resource("/weft-accounts/signin.js").route(web::get().to(page::script)))
         .service(web::resource("/weft-accounts/signin.css").route(web::get().to(page::style)))
         .service(
@@ -101,5 +109,14 @@ pub fn configure(cfg: &mut ServiceConfig, state: Option<&Data<AccountsState>>) {
         .service(web::resource("/v1/oauth/authorization").route(web::post().to(h::authorization)))
         .service(web::resource("/v1/oauth/token").route(web::post().to(h::token)))
         .service(web::resource("/v1/oauth/destroy").route(web::post().to(h::destroy)))
-        .service(web::resource("/profile/v1/profile").route(web::get().to(h::profile)));
+        .service(web::resource("/profile/v1/profile").route(web::get().to(h::profile)))
+        .service(web::resource("/v1/account/device/destroy").route(web::post().to(settings::device_destroy)))
+        .service(
+            web::resource("/v1/password/change/start").route(web::post().to(settings::password_change_start)),
+        )
+        .service(
+            web::resource("/v1/password/change/finish")
+                .route(web::post().to(settings::password_change_finish)),
+        )
+        .service(web::resource("/v1/account/destroy").route(web::post().to(settings::account_destroy)));
 }

@@ -1,12 +1,18 @@
-//! The sign-in page (local-accounts.md §3, §4): one HTML document, one script and one style
-//! sheet, compiled into the binary and served from Weft's own origin — no third-party script,
-//! no CDN — under a Content-Security-Policy that allows nothing else and no framing.
+//! The account pages (local-accounts.md §3, §4; issue 21): the sign-in page (`/`) and the
+//! account page (`/settings`, anything under it, `/connect_another_device`: what Firefox's
+//! "Manage account", "Manage devices" and "Connect another device" open), their scripts (one
+//! shared, one each) and one style sheet, compiled into the binary and served from Weft's own
+//! origin — no third-party script, no CDN — under a Content-Security-Policy that allows nothing
+//! else and no framing.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, HttpResponseBuilder};
 
 const INDEX: &str = include_str!("page/index.html");
+const SETTINGS: &str = include_str!("page/settings.html");
+const COMMON_SCRIPT: &str = include_str!("page/common.js");
 const SCRIPT: &str = include_str!("page/signin.js");
+const SETTINGS_SCRIPT: &str = include_str!("page/settings.js");
 const STYLE: &str = include_str!("page/signin.css");
 
 /// Only this origin's script, style and fetches; no plugins, frames, forms elsewhere, or
@@ -27,6 +33,20 @@ fn static_response(content_type: &str, body: &'static str) -> HttpResponse {
 
 pub async fn index() -> HttpResponse {
     static_response("text/html; charset=utf-8", INDEX)
+}
+
+/// `/settings`, `/settings/…` and `/connect_another_device`: one document, whose script shows
+/// the part the path asks for.
+pub async fn settings() -> HttpResponse {
+    static_response("text/html; charset=utf-8", SETTINGS)
+}
+
+pub async fn common_script() -> HttpResponse {
+    static_response("text/javascript; charset=utf-8", COMMON_SCRIPT)
+}
+
+pub async fn settings_script() -> HttpResponse {
+    static_response("text/javascript; charset=utf-8", SETTINGS_SCRIPT)
 }
 
 pub async fn script() -> HttpResponse {

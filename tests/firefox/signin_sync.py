@@ -13,7 +13,9 @@ headless Debian firefox-esr through Marionette:
 3. Firefox's kSync is compared with one derived independently here, a login is timed for the
    server's CPU cost of the stretch, and a dump of the whole database must contain neither kB
    nor kSync (nor the password).
-4. A loopback proxy receives every non-loopback request Firefox makes; it must record none.
+4. Send Tab (issue 25): A sends a tab to B with the Send Tab menu's call; B gets it at "Sync
+   Now" (no push service); a command B did not register is refused; the URL is not in a dump.
+5. A loopback proxy receives every non-loopback request Firefox makes; it must record none.
 
 Prints the request sequence Firefox made during sign-in and first sync, and the measured CPU
 time of one sign-in. Exit status 0 on success. Stops only the processes it started.
@@ -419,6 +421,80 @@ EXPECTED_VECTORS = {
 }
 
 
+# On Weft's own origin: profile b opens the tab it receives, and must stay on loopback.
+TAB_PATH = "/weft-send-tab-test/sent-from-profile-a?tab=42"
+SEND_TAB = "https://identity.mozilla.com/cmd/open-uri"
+FXA = 'const { getFxAccountsSingleton } = ChromeUtils.importESModule("resource://gre/modules/FxAccounts.sys.mjs"); const fxa = getFxAccountsSingleton();'
+
+
+def send_tab(a, b, weft):
+    """Issue 25: A sends a tab to B with the call of Firefox's "Send Tab to Device" menu
+    (`gSync.sendTabToDevice`); B receives it without push when it asks for missed commands
+    ("Sync Now", `gSync.doSync`). Returns a short report; logs the requests and the delay."""
+    b_id = b.chrome(FXA + """
+        const { Observers } = ChromeUtils.importESModule("resource://services-common/observers.sys.mjs");
+        window.weftTabs = [];
+        Observers.add("fxaccounts:commands:open-uri", tabs => {
+          for (const t of tabs) window.weftTabs.push({ uri: t.uri, title: t.title, sender: t.sender && t.sender.name, at: Date.now() });
+        });
+        return await fxa.device.getLocalId();
+    """)
+    tab_url = weft.origin + TAB_PATH
+    before_send = len(weft.requests())
+    sent = a.chrome(FXA + """
+        const [targetId, url] = arguments;
+        const deadline = Date.now() + 60000;
+        while (Date.now() < deadline) {
+          await fxa.device.refreshDeviceList({ ignoreCached: true });
+          const target = (fxa.device.recentDeviceList || []).find(d => d.id === targetId);
+          if (target && fxa.commands.sendTab.isDeviceCompatible(target)) {
+            const ok = await gSync.sendTabToDevice({ url, title: "Weft send-tab test" }, [target]);
+            return { ok, at: Date.now() };
+          }
+          await new Promise(r => setTimeout(r, 1000));
+        }
+        throw new Error("profile b never listed with Send Tab keys");
+    """, b_id, tab_url)
+    assert sent["ok"], "gSync.sendTabToDevice reported a failure"
+    send_sequence = weft.requests()[before_send:]
+    dump = weft.dump()
+    assert TAB_PATH.encode() not in dump, "the tab's URL is stored in clear"
+    assert b"account_device_commands" in dump
+
+    # A command B did not register is refused (400 errno 157), as FxA refuses it.
+    refused = a.chrome(FXA + """
+        const { sessionToken } = await fxa._internal.getUserAccountData(["sessionToken"]);
+        try {
+          await fxa._internal.fxAccountsClient.invokeCommand(sessionToken, "https://identity.mozilla.com/cmd/not-registered", arguments[0], { encrypted: "x" });
+          return null;
+        } catch (e) { return { code: e.code, errno: e.errno }; }
+    """, b_id)
+    assert refused == {"code": 400, "errno": 157}, f"an unregistered command was not refused: {refused}"
+
+    before_receive = len(weft.requests())
+    received = b.chrome("""
+        const deadline = Date.now() + 60000;
+        const passive = window.weftTabs.length > 0;
+        if (!passive) gSync.doSync();
+        while (!window.weftTabs.length && Date.now() < deadline) await new Promise(r => setTimeout(r, 100));
+        return { tabs: window.weftTabs, passive };
+    """)
+    assert received["tabs"], "profile b received no tab within 60 s of Sync Now"
+    tab = received["tabs"][0]
+    assert tab["uri"] == tab_url, f"profile b received {tab}"
+    delay_ms = tab["at"] - sent["at"]
+    receive_sequence = weft.requests()[before_receive:]
+    log("send tab: requests Weft received while profile a sent the tab:")
+    for method, route, status in send_sequence:
+        log(f"    {status} {method} {route}")
+    log("send tab: requests Weft received while profile b fetched it (Sync Now):")
+    for method, route, status in receive_sequence:
+        log(f"    {status} {method} {route}")
+    how = "before any Sync Now (a device-list refresh polled)" if received["passive"] else "at Sync Now"
+    log(f"send tab: profile b received {tab['uri']} from {tab['sender']!r} {how}, {delay_ms} ms after the send")
+    return f"tab arrived {how}, {delay_ms} ms after the send"
+
+
 def run(args, workdir):
     weft = Weft(args.weft, args.backend, args.mysql_url, workdir)
     proxy = StrayProxy()
@@ -478,6 +554,8 @@ def run(args, workdir):
         wait_for("profile b to restore the bookmark and the visit", restored, 90, interval=1)
         log("profile b (fresh, same password) restored the bookmark and the history visit")
 
+        send_tab_report = send_tab(a, b, weft)
+
         # The key Firefox holds, against an independent derivation from the password; and the
         # server's CPU cost of one sign-in (the scrypt stretch dominates it).
         status = http_json("POST", f"{weft.origin}/v1/account/credentials/status", {"email": EMAIL})
@@ -516,6 +594,10 @@ def run(args, workdir):
         assert not leaked, f"the database dump contains {leaked}"
         assert len(dump) > 1000 and b"account_sessions" in dump, "the dump looks empty"
         log(f"database dump ({len(dump)} bytes) contains neither kB nor kSync")
+
+        assert TAB_PATH.encode() not in dump and b"account_device_commands" in dump, \
+            "the sent tab's URL is in the database dump"
+        log(f"database dump does not contain the sent tab's URL ({send_tab_report})")
 
         assert not proxy.recorded, f"Firefox tried to reach non-loopback hosts: {proxy.recorded}"
         log("no request left loopback")

@@ -38,6 +38,12 @@ pub enum AccountError {
     InvalidInvite,
     #[error("account disabled")]
     AccountDisabled,
+    /// A device id that is not one of the caller's account (or the caller registered none).
+    #[error("unknown device")]
+    UnknownDevice,
+    /// The target device did not register the command in its `availableCommands`.
+    #[error("device does not support this command")]
+    UnavailableDeviceCommand,
     /// Every stretch slot is busy: the bound of §6 (503 + Retry-After).
     #[error("too many sign-ins at once")]
     Busy { retry_after: u64 },

@@ -13,9 +13,9 @@ use weft_schema::models::accounts::TokenRow;
 use weft_schema::pool::Tx;
 use weft_schema::queries::accounts as q;
 
+use super::actor::{now_ms, HawkRequest, Shared};
 use super::error::AccountError;
 use super::onepw::unhex;
-use super::requests::{now_ms, HawkRequest, Shared};
 use crate::token_verifier::hawk::normalized_string;
 
 /// An `Authorization` header longer than this is refused before it is parsed: a well-formed
@@ -27,6 +27,7 @@ pub const MAX_HEADER_BYTES: usize = 1024;
 pub(super) enum TokenKind {
     Session,
     KeyFetch,
+    PasswordChange,
 }
 
 fn base64_text(text: &str, max: usize) -> bool {
@@ -115,6 +116,7 @@ impl<'a> HawkCheck<'a> {
         let token = match kind {
             TokenKind::Session => q::session(tx, &hawk.header.id)?,
             TokenKind::KeyFetch => q::key_fetch_token(tx, &hawk.header.id)?,
+            TokenKind::PasswordChange => weft_schema::queries::password_changes::token(tx, &hawk.header.id)?,
         }
         .ok_or(AccountError::InvalidToken("unknown token"))?;
         let key = unhex::<32>(&token.hmac_key).ok_or(AccountError::InvalidToken("stored key"))?;

@@ -7,53 +7,14 @@
 //! also run at a lower CPU priority, so that on a machine whose cores they fill, Sync requests
 //! and the other account operations still get the CPU first.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Addr, SyncArbiter};
+use actix::Addr;
 use serde_json::Value;
-use weft_schema::DbPool;
 
-use super::actor::Accounts;
+use super::actor::{Accounts, AccountsAdmin, AccountsRequest, AdminOp, AdminReply};
 use super::error::AccountError;
-use super::jwt::AccessTokens;
-use super::limits::{NonceCache, RateLimiter};
-use super::requests::{AccountsAdmin, AccountsConfig, AccountsRequest, AdminOp, AdminReply, Shared};
 use crate::ActorUnavailable;
-
-impl Accounts {
-    /// Starts both lanes on `pool`; the answer routes each request to its lane.
-    pub fn start(pool: DbPool, config: AccountsConfig, tokens: AccessTokens) -> AccountsAddr {
-        let window = config.rate_limit_window;
-        let shared = Arc::new(Shared {
-            nonces: NonceCache::new(u64::try_from(config.hawk_window_seconds).unwrap_or(60)),
-            per_address: RateLimiter::new("per_address", config.rate_limit_per_address, window),
-            per_session: RateLimiter::new("per_session", config.rate_limit_per_session, window),
-            failed_logins: RateLimiter::new(
-                "failed_logins",
-                config.failed_logins_per_account_address,
-                window,
-            ),
-            config,
-            tokens,
-        });
-        let lane = |threads: usize, sign_ins: bool| {
-            let (pool, shared) = (pool.clone(), shared.clone());
-            SyncArbiter::start(threads.max(1), move || {
-                // The factory runs on each new thread of the lane.
-                if sign_ins {
-                    lower_priority();
-                }
-                Accounts::new(pool.clone(), shared.clone())
-            })
-        };
-        AccountsAddr::new(
-            lane(shared.config.threads, false),
-            lane(shared.config.max_concurrent_stretches, true),
-            shared.config.stretch_deadline,
-        )
-    }
-}
 
 #[derive(Clone)]
 pub struct AccountsAddr {
@@ -63,7 +24,11 @@ pub struct AccountsAddr {
 }
 
 impl AccountsAddr {
-    fn new(requests: Addr<Accounts>, sign_ins: Addr<Accounts>, deadline: Duration) -> AccountsAddr {
+    pub(super) fn new(
+        requests: Addr<Accounts>,
+        sign_ins: Addr<Accounts>,
+        deadline: Duration,
+    ) -> AccountsAddr {
         AccountsAddr { requests, sign_ins, deadline }
     }
 

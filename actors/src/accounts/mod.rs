@@ -1,13 +1,15 @@
 //! Local accounts (local-accounts.md): Weft as its own Mozilla-compatible account server.
-//! `Accounts` (`actor`) is the SyncArbiter actor owning the account tables of the tokenserver
-//! database, answering the messages of `requests`; it checks Hawk credentials (`hawk`), rate
-//! limits and invites and runs each operation in one transaction (`ops`); `lanes` keeps sign-ins, which stretch a password, off the threads of
+//! `Accounts` is the SyncArbiter actor owning the account tables of the tokenserver database;
+//! it checks Hawk credentials (`hawk`), rate limits and invites and runs each operation in one
+//! transaction (`ops`); `lanes` keeps sign-ins, which stretch a password, off the threads of
 //! every other operation. `onepw` is the server's half of the key protocol, `jwt` the local
 //! issuer's access tokens, `limits` the in-memory guards (each a capped `bounded_map`),
-//! `email` the one form of an account email.
+//! `email` the one form of an account email; `commands` the device commands of Send Tab;
+//! `settings` what the account page does (device sign-out, password change, account deletion).
 
 mod actor;
 mod bounded_map;
+mod commands;
 pub mod email;
 mod error;
 mod hawk;
@@ -16,17 +18,17 @@ mod lanes;
 mod limits;
 pub mod onepw;
 mod ops;
-mod requests;
+mod settings;
 
-pub use self::actor::Accounts;
+pub use self::actor::{
+    AccountSummary, Accounts, AccountsAdmin, AccountsConfig, AccountsRequest, AdminOp, AdminReply,
+    Credentials, HawkRequest, Op,
+};
 pub use self::error::AccountError;
 pub use self::hawk::MAX_HEADER_BYTES as MAX_HAWK_HEADER_BYTES;
 pub use self::jwt::{AccessTokens, RsaKey};
 pub use self::lanes::AccountsAddr;
-pub use self::requests::{
-    AccountSummary, AccountsAdmin, AccountsConfig, AccountsRequest, AdminOp, AdminReply, Credentials,
-    HawkRequest, Op,
-};
+pub use self::settings::NewCredentials;
 /// Why access-token keys could not be loaded or a token signed.
 pub use jsonwebtoken::errors::Error as JwtError;
 

@@ -9,13 +9,11 @@ use weft_schema::queries::accounts as q;
 use weft_schema::queries::tokenserver as ts;
 use weft_schema::DbPool;
 
+use super::actor::{now_ms, AccountSummary, AccountsRequest, AdminOp, AdminReply, Credentials, Op, Shared};
 use super::error::AccountError;
 use super::hawk::{HawkCheck, TokenKind};
 use super::onepw::{hex, key_bundle, pkce_challenge, random_bytes, sha256_hex, stretch, token_keys, unhex};
-use super::requests::{
-    now_ms, AccountSummary, AccountsRequest, AdminOp, AdminReply, Credentials, Op, Shared,
-};
-use super::{email, FIREFOX_CLIENT_ID, OLDSYNC_SCOPE};
+use super::{email, settings, FIREFOX_CLIENT_ID, OLDSYNC_SCOPE};
 
 /// The quick stretch the page used (`accounts.kdf_version`, local-accounts.md §4): version 1
 /// is email-salted PBKDF2 with 1000 rounds, version 2 FxA's 650,000 rounds salted with
@@ -25,7 +23,9 @@ const KDF_V2: i32 = 2;
 const CLIENT_SALT_PREFIX: &str = "identity.mozilla.com/picl/v1/quickStretchV2:";
 
 /// (kdf_version, the 32 hex stored) of a create or reset body's `clientSalt`.
-fn quick_stretch_version(client_salt: Option<&str>) -> Result<(i32, Option<String>), AccountError> {
+pub(super) fn quick_stretch_version(
+    client_salt: Option<&str>,
+) -> Result<(i32, Option<String>), AccountError> {
     let Some(salt) = client_salt else { return Ok((KDF_V1, None)) };
     let hex = salt.strip_prefix(CLIENT_SALT_PREFIX).unwrap_or_default();
     if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
@@ -107,6 +107,18 @@ pub(super) fn run(pool: &DbPool, shared: &Shared, msg: AccountsRequest) -> Resul
             limit_address(shared, &client)?;
             read(pool, |tx| Ok(json!({ "exists": q::account_by_uid(tx, &uid)?.is_some() })))
         }
+        Op::PasswordChangeStart { email, old_auth_pw } => {
+            limit_address(shared, &client)?;
+            settings::change_start(pool, shared, &client, &email, &old_auth_pw)
+        }
+        Op::PasswordChangeFinish { new, keys } => {
+            let hawk = hawk.ok_or(AccountError::InvalidToken("no Hawk credentials"))?;
+            settings::change_finish(pool, shared, &hawk, &new, keys)
+        }
+        Op::AccountDestroy { email, auth_pw } => {
+            limit_address(shared, &client)?;
+            settings::destroy_account(pool, shared, &client, &email, &auth_pw)
+        }
         Op::Keys => {
             let hawk = hawk.ok_or(AccountError::InvalidToken("no Hawk credentials"))?;
             write(pool, |tx| {
@@ -136,7 +148,10 @@ pub(super) fn run(pool: &DbPool, shared: &Shared, msg: AccountsRequest) -> Resul
 
 /// Runs `op` in a write transaction, again on a deadlock or a lost connection (the one retry
 /// policy, `weft_schema::retry`).
-fn write<T>(pool: &DbPool, op: impl Fn(&mut Tx<'_>) -> Result<T, AccountError>) -> Result<T, AccountError> {
+pub(super) fn write<T>(
+    pool: &DbPool,
+    op: impl Fn(&mut Tx<'_>) -> Result<T, AccountError>,
+) -> Result<T, AccountError> {
     weft_schema::retry::with_retries(
         |attempt, e| tracing::warn!(attempt, error = %e, "accounts transaction failed; retrying"),
         || pool.get()?.write_transaction(&op),
@@ -144,7 +159,7 @@ fn write<T>(pool: &DbPool, op: impl Fn(&mut Tx<'_>) -> Result<T, AccountError>) 
 }
 
 /// Runs `op` in a read transaction (no write lock, which SQLite takes at BEGIN for writes).
-fn read<T>(
+pub(super) fn read<T>(
     pool: &DbPool,
     op: impl FnOnce(&mut Tx<'_>) -> Result<T, AccountError>,
 ) -> Result<T, AccountError> {
@@ -152,16 +167,16 @@ fn read<T>(
 }
 
 /// The limit on requests without valid credentials from one client address (§6).
-fn limit_address(shared: &Shared, client: &str) -> Result<(), AccountError> {
+pub(super) fn limit_address(shared: &Shared, client: &str) -> Result<(), AccountError> {
     shared.per_address.check(client).map_err(|retry_after| AccountError::TooManyRequests { retry_after })
 }
 
-fn auth_pw(text: &str) -> Result<[u8; 32], AccountError> {
+pub(super) fn auth_pw(text: &str) -> Result<[u8; 32], AccountError> {
     unhex::<32>(text).ok_or_else(|| AccountError::InvalidParameter("authPW".into()))
 }
 
 /// The slow stretch; its concurrency is the sign-in lane's thread count (`lanes`).
-fn slow_stretch(shared: &Shared, auth_pw: &[u8; 32], salt: &[u8; 32]) -> [u8; 32] {
+pub(super) fn slow_stretch(shared: &Shared, auth_pw: &[u8; 32], salt: &[u8; 32]) -> [u8; 32] {
     stretch(auth_pw, salt, shared.config.scrypt_log_n)
 }
 
@@ -257,6 +272,23 @@ fn login(
     auth_pw_hex: &str,
     keys: bool,
 ) -> Result<Value, AccountError> {
+    let (account, verify_hash) = check_password(pool, shared, client, email, auth_pw_hex)?;
+    write(pool, |tx| {
+        let current = still_current(tx, &account.uid, &verify_hash)?;
+        start_session(tx, &current, keys, now_ms())
+    })
+}
+
+/// The account whose password `auth_pw_hex` is, and the verifier it matched, with the failed
+/// sign-in limit of (account, client address): every route that takes a password (sign-in,
+/// password change, account deletion) checks it here.
+pub(super) fn check_password(
+    pool: &DbPool,
+    shared: &Shared,
+    client: &str,
+    email: &str,
+    auth_pw_hex: &str,
+) -> Result<(AccountRow, String), AccountError> {
     let auth_pw = auth_pw(auth_pw_hex)?;
     let account = read(pool, |tx| q::account_by_email(tx, email).map_err(AccountError::from))?
         .ok_or(AccountError::UnknownAccount)?;
@@ -274,15 +306,21 @@ fn login(
         shared.failed_logins.record(&guesses);
         return Err(AccountError::IncorrectPassword);
     }
-    write(pool, |tx| {
-        // Checked again where it counts: a reset or disable that committed during the stretch
-        // wins, so the old password never gets a session after its reset.
-        let current = live_account(tx, &account.uid)?;
-        if current.verify_hash != verify_hash {
-            return Err(AccountError::IncorrectPassword);
-        }
-        start_session(tx, &current, keys, now_ms())
-    })
+    Ok((account, verify_hash))
+}
+
+/// The account inside the write that follows a `check_password`: a reset, change or disable
+/// that committed during the stretch wins, so an old password never acts after its change.
+pub(super) fn still_current(
+    tx: &mut Tx<'_>,
+    uid: &str,
+    verify_hash: &str,
+) -> Result<AccountRow, AccountError> {
+    let current = live_account(tx, uid)?;
+    if current.verify_hash != verify_hash {
+        return Err(AccountError::IncorrectPassword);
+    }
+    Ok(current)
 }
 
 /// A new password from a reset link: new salt and verifier and new keys (a new kB, since the
@@ -335,7 +373,12 @@ fn reset(
 
 /// A new session token (and key-fetch token when `keys`): only their Hawk credentials and the
 /// already-encrypted key bundle are stored.
-fn start_session(tx: &mut Tx<'_>, account: &AccountRow, keys: bool, now: i64) -> Result<Value, AccountError> {
+pub(super) fn start_session(
+    tx: &mut Tx<'_>,
+    account: &AccountRow,
+    keys: bool,
+    now: i64,
+) -> Result<Value, AccountError> {
     let session_token = random_bytes::<32>();
     let derived = token_keys(&session_token, "sessionToken");
     let row = TokenRow {
@@ -351,19 +394,24 @@ fn start_session(tx: &mut Tx<'_>, account: &AccountRow, keys: bool, now: i64) ->
         "authAt": now / 1000,
     });
     if keys {
-        let key_fetch_token = random_bytes::<32>();
-        let derived = token_keys(&key_fetch_token, "keyFetchToken");
-        let stored = |name: &str| unhex::<32>(name).ok_or(AccountError::InvalidToken("stored keys"));
-        let bundle = key_bundle(&derived.key_request_key, &stored(&account.ka)?, &stored(&account.wrap_kb)?);
-        let row = TokenRow {
-            token_id: hex(&derived.token_id),
-            uid: account.uid.clone(),
-            hmac_key: hex(&derived.hmac_key),
-        };
-        q::insert_key_fetch(tx, &row, &bundle, now)?;
-        answer["keyFetchToken"] = json!(hex(&key_fetch_token));
+        answer["keyFetchToken"] = json!(new_key_fetch(tx, account, now)?);
     }
     Ok(answer)
+}
+
+/// A new keyFetchToken (hex) for the account's current key bundle.
+pub(super) fn new_key_fetch(tx: &mut Tx<'_>, account: &AccountRow, now: i64) -> Result<String, AccountError> {
+    let key_fetch_token = random_bytes::<32>();
+    let derived = token_keys(&key_fetch_token, "keyFetchToken");
+    let stored = |name: &str| unhex::<32>(name).ok_or(AccountError::InvalidToken("stored keys"));
+    let bundle = key_bundle(&derived.key_request_key, &stored(&account.ka)?, &stored(&account.wrap_kb)?);
+    let row = TokenRow {
+        token_id: hex(&derived.token_id),
+        uid: account.uid.clone(),
+        hmac_key: hex(&derived.hmac_key),
+    };
+    q::insert_key_fetch(tx, &row, &bundle, now)?;
+    Ok(hex(&key_fetch_token))
 }
 
 /// What a reset, disable or delete does to every credential of the account, in its own
@@ -371,7 +419,12 @@ fn start_session(tx: &mut Tx<'_>, account: &AccountRow, keys: bool, now: i64) ->
 /// tokenserver's generation for the account rises to `generation` (ms), so the tokenserver
 /// refuses the access tokens issued before (their `fxa-generation` is older). Node tokens
 /// already issued last until they expire (`tokenserver.token_duration_seconds`).
-fn revoke(shared: &Shared, tx: &mut Tx<'_>, uid: &str, generation: i64) -> Result<(), AccountError> {
+pub(super) fn revoke(
+    shared: &Shared,
+    tx: &mut Tx<'_>,
+    uid: &str,
+    generation: i64,
+) -> Result<(), AccountError> {
     q::delete_sessions(tx, uid)?;
     if let Some(service) = ts::service_id(tx, ts::SYNC_SERVICE)? {
         ts::raise_generation(tx, service, &tokenserver_email(shared, uid), generation)?;
@@ -384,7 +437,7 @@ fn tokenserver_email(shared: &Shared, uid: &str) -> String {
     format!("{uid}@{}", shared.config.fxa_email_domain)
 }
 
-fn live_account(tx: &mut Tx<'_>, uid: &str) -> Result<AccountRow, AccountError> {
+pub(super) fn live_account(tx: &mut Tx<'_>, uid: &str) -> Result<AccountRow, AccountError> {
     let account = q::account_by_uid(tx, uid)?.ok_or(AccountError::InvalidToken("account gone"))?;
     if account.disabled_at.is_some() {
         return Err(AccountError::AccountDisabled);
@@ -513,7 +566,10 @@ fn session_op(
             q::delete_key_fetches(tx, &account.uid)?;
             Ok(json!({}))
         }
-        Op::SessionStub(body) => Ok(body),
+        Op::InvokeCommand(body) => super::commands::invoke(shared, tx, session, account, &body, now),
+        Op::DeviceCommands { index, limit } => super::commands::fetch(tx, session, index, limit, now),
+        Op::Notify(body) => super::commands::notify(&body),
+        Op::DeviceDestroy(body) => settings::destroy_device(tx, account, &body),
         // Routed by `run` before a session is looked up.
         Op::Create { .. }
         | Op::Login { .. }
@@ -522,7 +578,10 @@ fn session_op(
         | Op::Destroy(_)
         | Op::Profile
         | Op::AccountStatus { .. }
-        | Op::CredentialsStatus { .. } => Err(AccountError::InvalidToken("not a session operation")),
+        | Op::CredentialsStatus { .. }
+        | Op::PasswordChangeStart { .. }
+        | Op::PasswordChangeFinish { .. }
+        | Op::AccountDestroy { .. } => Err(AccountError::InvalidToken("not a session operation")),
     }
 }
 
@@ -716,6 +775,11 @@ fn device_json(device: &DeviceRow, current: Option<bool>) -> Value {
     if answer.get("availableCommands").is_none() {
         answer["availableCommands"] = json!({});
     }
+    // FxA lists a device without a push subscription with `pushCallback: null`; Firefox then
+    // re-registers and polls its device commands at its next device-list refresh.
+    if answer.get("pushCallback").is_none() {
+        answer["pushCallback"] = Value::Null;
+    }
     if let Some(current) = current {
         answer["isCurrentDevice"] = json!(current);
     }
@@ -759,15 +823,27 @@ pub(super) fn admin(pool: &DbPool, shared: &Shared, op: AdminOp) -> Result<Admin
         }
         AdminOp::Delete { who } => {
             let account = find(tx, &who)?;
-            q::delete_account(tx, &account.uid)?;
-            // Retired in the same transaction: no token is issued for the account again, and the
-            // purge of replaced users deletes its data after its grace period (§6.1, §10.6).
-            if let Some(service) = ts::service_id(tx, ts::SYNC_SERVICE)? {
-                ts::retire_user(tx, service, &tokenserver_email(shared, &account.uid), now)?;
-            }
+            delete_account(shared, tx, &account.uid, now)?;
             Ok(AdminReply::Done { uid: account.uid })
         }
     })
+}
+
+/// Deletes an account (`weft account delete`, or its owner on the account page) with every row
+/// that belongs to it, and retires its tokenserver user in the same transaction: no token is
+/// issued for the account again, and the purge of replaced users deletes its data after its
+/// grace period (§6.1, §10.6).
+pub(super) fn delete_account(
+    shared: &Shared,
+    tx: &mut Tx<'_>,
+    uid: &str,
+    now: i64,
+) -> Result<(), AccountError> {
+    q::delete_account(tx, uid)?;
+    if let Some(service) = ts::service_id(tx, ts::SYNC_SERVICE)? {
+        ts::retire_user(tx, service, &tokenserver_email(shared, uid), now)?;
+    }
+    Ok(())
 }
 
 fn find(tx: &mut Tx<'_>, who: &str) -> Result<AccountRow, AccountError> {

@@ -106,7 +106,7 @@ fn commit(
         // The open batch already counts the collection as the user's (`check_collection_bound`).
         Some(_) => {
             let collection = batch_collection(ctx, tx, msg, batch)?;
-            let (current, floor) = lock_for_write(tx, uid, collection)?;
+            let (current, _, floor) = lock_for_write(tx, uid, collection)?;
             (collection, current, floor)
         }
     };

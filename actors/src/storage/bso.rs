@@ -2,13 +2,13 @@
 //! (storage-api.md §6.11–§6.13). Their precondition resource is the item's timestamp.
 
 use weft_schema::pool::Tx;
-use weft_schema::queries::storage::{self, Lock};
+use weft_schema::queries::storage;
 use weft_schema::SyncTimestamp;
 
 use crate::storage::apply::{apply_bsos, Touch};
 use crate::storage::requests::*;
 use crate::storage::rules::{
-    check_precondition, check_quota, lock_user, open_collection, settle_quota, write_timestamp,
+    check_precondition, check_quota, lock_existing_for_write, open_collection, settle_quota, write_timestamp,
 };
 use crate::storage::Storage;
 use crate::storage::StorageError;
@@ -55,11 +55,10 @@ pub fn delete_bso(ctx: &Storage, tx: &mut Tx<'_>, msg: &DeleteBso) -> Result<Syn
         check_precondition(msg.precondition, SyncTimestamp::ZERO)?;
         return Err(StorageError::NotFound);
     };
-    let floor = lock_user(tx, uid)?;
-    if storage::lock_collection(tx, uid, collection, Lock::Write)?.is_none() {
+    let Some((_, floor)) = lock_existing_for_write(tx, uid, collection)? else {
         check_precondition(msg.precondition, SyncTimestamp::ZERO)?;
         return Err(StorageError::NotFound);
-    }
+    };
     let item = item_timestamp(tx, uid, collection, &msg.id)?;
     check_precondition(msg.precondition, item)?;
     if item == SyncTimestamp::ZERO {

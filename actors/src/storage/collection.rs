@@ -9,7 +9,9 @@ use weft_schema::queries::transfer;
 use weft_schema::SyncTimestamp;
 
 use crate::storage::requests::*;
-use crate::storage::rules::{check_precondition, lock_user, open_collection, settle_quota, write_timestamp};
+use crate::storage::rules::{
+    check_precondition, lock_existing_for_write, open_collection, settle_quota, write_timestamp,
+};
 use crate::storage::StorageError;
 use crate::storage::{Access, Operation, Storage};
 
@@ -214,8 +216,7 @@ fn delete_whole_collection(
     let uid = msg.uid as i64;
     let current = match ctx.collection_id(tx, &msg.collection)? {
         Some(collection) => {
-            let floor = lock_user(tx, uid)?;
-            storage::lock_collection(tx, uid, collection, Lock::Write)?.map(|ts| (collection, ts, floor))
+            lock_existing_for_write(tx, uid, collection)?.map(|(current, floor)| (collection, current, floor))
         }
         None => None,
     };
@@ -223,7 +224,7 @@ fn delete_whole_collection(
         check_precondition(msg.precondition, SyncTimestamp::ZERO)?;
         return Ok(SyncTimestamp::from_millis(storage::storage_modified(tx, uid)?));
     };
-    check_precondition(msg.precondition, SyncTimestamp::from_millis(current))?;
+    check_precondition(msg.precondition, current)?;
     let t = write_timestamp(floor)?;
     storage::delete_collection(tx, uid, collection, t.as_millis())?;
     Ok(SyncTimestamp::from_millis(storage::storage_modified(tx, uid)?))

@@ -88,17 +88,34 @@ pub fn lock_user(tx: &mut Tx<'_>, uid: i64) -> Result<i64, StorageError> {
     Ok(storage::write_floor(tx, uid)?)
 }
 
-/// Locks the user (`lock_user`) and then the collection's row for a write (creating it when
-/// missing); returns the collection's last-modified and the time the write's timestamp must
-/// pass.
+/// Locks the user (`lock_user`) and then the collection's row for a write, creating the row when
+/// missing; returns the collection's last-modified, whether it existed, and the time the
+/// write's timestamp must pass.
 pub fn lock_for_write(
     tx: &mut Tx<'_>,
     uid: i64,
     collection: i32,
-) -> Result<(SyncTimestamp, i64), StorageError> {
-    let floor = lock_user(tx, uid)?;
-    let (current, _) = storage::lock_or_create_collection(tx, uid, collection)?;
-    Ok((SyncTimestamp::from_millis(current), floor))
+) -> Result<(SyncTimestamp, bool, i64), StorageError> {
+    let locked = storage::lock_user_and_collection(tx, uid, collection)?;
+    let floor = storage::write_floor(tx, uid)?;
+    let (current, existed) = match locked {
+        Some(current) => (current, true),
+        None => storage::lock_or_create_collection(tx, uid, collection)?,
+    };
+    Ok((SyncTimestamp::from_millis(current), existed, floor))
+}
+
+/// `lock_for_write` for a write that needs the collection to exist (a deletion): `None`, with
+/// nothing created, when the user has no such collection.
+pub fn lock_existing_for_write(
+    tx: &mut Tx<'_>,
+    uid: i64,
+    collection: i32,
+) -> Result<Option<(SyncTimestamp, i64)>, StorageError> {
+    let Some(current) = storage::lock_user_and_collection(tx, uid, collection)? else {
+        return Ok(None);
+    };
+    Ok(Some((SyncTimestamp::from_millis(current), storage::write_floor(tx, uid)?)))
 }
 
 /// Batch ids at or below this have expired; greater ones are open (REF: an id is its creation
@@ -139,12 +156,11 @@ pub fn open_collection(
     name: &str,
 ) -> Result<(i32, SyncTimestamp, i64), StorageError> {
     let collection = ctx.ensure_collection_id(tx, name)?;
-    let floor = lock_user(tx, uid)?;
-    let (current, existed) = storage::lock_or_create_collection(tx, uid, collection)?;
+    let (current, existed, floor) = lock_for_write(tx, uid, collection)?;
     if !existed {
         check_collection_bound(ctx, tx, uid)?;
     }
-    Ok((collection, SyncTimestamp::from_millis(current), floor))
+    Ok((collection, current, floor))
 }
 
 /// Refuses the write that made the user hold more than `max_user_collections` collections

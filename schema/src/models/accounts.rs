@@ -46,6 +46,18 @@ pub struct TokenRow {
     pub hmac_key: String,
 }
 
+/// A password change in flight: the verifier the old password matched at its start.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct PasswordChangeRow {
+    #[diesel(sql_type = Text)]
+    pub uid: String,
+    #[diesel(sql_type = Text)]
+    pub verify_hash: String,
+    /// ms; refused once as old as a key-fetch token may be.
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct KeyFetchRow {
     #[diesel(sql_type = Text)]

@@ -5,7 +5,7 @@
 
 use diesel::QueryResult;
 
-use super::sql::{placeholders, Arg, Row, Sql};
+use super::sql::{Arg, Sql};
 use crate::models::accounts::{
     AccountRow, CodeRow, DeviceRow, InviteRow, KeyFetchRow, RefreshTokenRow, TokenRow,
 };
@@ -18,71 +18,35 @@ const DEVICE_COLUMNS: &str =
 const CODE_COLUMNS: &str =
     "code_hash, uid, session_token_id, scope, code_challenge, keys_jwe, auth_at, expires_at";
 const INVITE_COLUMNS: &str = "code_hash, email, uid, created_at, expires_at, used_at";
-const TOKEN_COLUMNS: &str = "token_id, uid, hmac_key";
-
-// ---- the statement shapes every table shares: one row in, one row out by its key, rows out ----
-
-/// Inserts one row of `table`: `args` in the order of `columns`.
-fn insert<const N: usize>(
-    tx: &mut Tx<'_>,
-    table: &str,
-    columns: &str,
-    args: [Arg<'_>; N],
-) -> QueryResult<usize> {
-    Sql::new(format!("INSERT INTO {table} ({columns}) VALUES ({})", placeholders(N))).args(args).execute(tx)
-}
-
-/// The row of `table` whose `key` column (unique) holds `value`, as `columns`.
-fn row_by_key<R: Row>(
-    tx: &mut Tx<'_>,
-    columns: &str,
-    table: &str,
-    key: &str,
-    value: &str,
-) -> QueryResult<Option<R>> {
-    Sql::new(format!("SELECT {columns} FROM {table} WHERE {key} = ?")).arg(Arg::Str(value)).first(tx)
-}
-
-/// Deletes the rows of `table` whose `key` column holds `value`; answers how many.
-fn delete_by_key(tx: &mut Tx<'_>, table: &str, key: &str, value: &str) -> QueryResult<usize> {
-    Sql::new(format!("DELETE FROM {table} WHERE {key} = ?")).arg(Arg::Str(value)).execute(tx)
-}
-
-/// A session's or key fetch's `TOKEN_COLUMNS`.
-fn token_args(token: &TokenRow) -> [Arg<'_>; 3] {
-    [Arg::Str(&token.token_id), Arg::Str(&token.uid), Arg::Str(&token.hmac_key)]
-}
 
 // ---- accounts ----
 
 pub fn insert_account(tx: &mut Tx<'_>, a: &AccountRow) -> QueryResult<usize> {
-    insert(
-        tx,
-        "accounts",
-        ACCOUNT_COLUMNS,
-        [
-            Arg::Str(&a.uid),
-            Arg::Str(&a.email),
-            Arg::Str(&a.auth_salt),
-            Arg::Str(&a.verify_hash),
-            Arg::I32(a.kdf_version),
-            Arg::OptStr(a.client_salt.as_deref()),
-            Arg::Str(&a.ka),
-            Arg::Str(&a.wrap_kb),
-            Arg::I64(a.verifier_set_at),
-            Arg::I64(a.keys_changed_at),
-            Arg::I64(a.created_at),
-            Arg::OptI64(None),
-        ],
-    )
+    Sql::new(format!(
+        "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"
+    ))
+    .args([
+        Arg::Str(&a.uid),
+        Arg::Str(&a.email),
+        Arg::Str(&a.auth_salt),
+        Arg::Str(&a.verify_hash),
+        Arg::I32(a.kdf_version),
+        Arg::OptStr(a.client_salt.as_deref()),
+        Arg::Str(&a.ka),
+        Arg::Str(&a.wrap_kb),
+        Arg::I64(a.verifier_set_at),
+        Arg::I64(a.keys_changed_at),
+        Arg::I64(a.created_at),
+    ])
+    .execute(tx)
 }
 
 pub fn account_by_email(tx: &mut Tx<'_>, email: &str) -> QueryResult<Option<AccountRow>> {
-    row_by_key(tx, ACCOUNT_COLUMNS, "accounts", "email", email)
+    Sql::new(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = ?")).arg(Arg::Str(email)).first(tx)
 }
 
 pub fn account_by_uid(tx: &mut Tx<'_>, uid: &str) -> QueryResult<Option<AccountRow>> {
-    row_by_key(tx, ACCOUNT_COLUMNS, "accounts", "uid", uid)
+    Sql::new(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE uid = ?")).arg(Arg::Str(uid)).first(tx)
 }
 
 pub fn list_accounts(tx: &mut Tx<'_>) -> QueryResult<Vec<AccountRow>> {
@@ -130,30 +94,39 @@ pub fn delete_account(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
     for table in [
         "account_sessions",
         "account_key_fetches",
+        "account_password_changes",
         "account_devices",
+        "account_device_commands",
         "account_oauth_codes",
         "account_refresh_tokens",
         "account_invites",
     ] {
-        delete_by_key(tx, table, "uid", uid)?;
+        Sql::new(format!("DELETE FROM {table} WHERE uid = ?")).arg(Arg::Str(uid)).execute(tx)?;
     }
-    delete_by_key(tx, "accounts", "uid", uid)
+    Sql::new("DELETE FROM accounts WHERE uid = ?").arg(Arg::Str(uid)).execute(tx)
 }
 
 // ---- sessions and key fetches ----
 
 pub fn insert_session(tx: &mut Tx<'_>, token: &TokenRow, at: i64) -> QueryResult<usize> {
-    let [token_id, uid, hmac_key] = token_args(token);
-    insert(
-        tx,
-        "account_sessions",
-        "token_id, uid, hmac_key, created_at, last_used_at",
-        [token_id, uid, hmac_key, Arg::I64(at), Arg::I64(at)],
+    Sql::new(
+        "INSERT INTO account_sessions (token_id, uid, hmac_key, created_at, last_used_at) \
+         VALUES (?, ?, ?, ?, ?)",
     )
+    .args([
+        Arg::Str(&token.token_id),
+        Arg::Str(&token.uid),
+        Arg::Str(&token.hmac_key),
+        Arg::I64(at),
+        Arg::I64(at),
+    ])
+    .execute(tx)
 }
 
 pub fn session(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<Option<TokenRow>> {
-    row_by_key(tx, TOKEN_COLUMNS, "account_sessions", "token_id", token_id)
+    Sql::new("SELECT token_id, uid, hmac_key FROM account_sessions WHERE token_id = ?")
+        .arg(Arg::Str(token_id))
+        .first(tx)
 }
 
 pub fn touch_session(tx: &mut Tx<'_>, token_id: &str, at: i64) -> QueryResult<usize> {
@@ -163,58 +136,68 @@ pub fn touch_session(tx: &mut Tx<'_>, token_id: &str, at: i64) -> QueryResult<us
         .execute(tx)
 }
 
-/// Revokes a session with its devices, codes and refresh tokens.
+/// Revokes a session with its devices (and the commands waiting for them), codes and refresh
+/// tokens.
 pub fn delete_session(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<usize> {
+    super::device_commands::delete_of_session(tx, token_id)?;
     for table in ["account_devices", "account_oauth_codes", "account_refresh_tokens"] {
-        delete_by_key(tx, table, "session_token_id", token_id)?;
+        Sql::new(format!("DELETE FROM {table} WHERE session_token_id = ?"))
+            .arg(Arg::Str(token_id))
+            .execute(tx)?;
     }
-    delete_by_key(tx, "account_sessions", "token_id", token_id)
+    Sql::new("DELETE FROM account_sessions WHERE token_id = ?").arg(Arg::Str(token_id)).execute(tx)
 }
 
 /// Revokes every session of an account (password reset, disable).
 pub fn delete_sessions(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
-    for table in ["account_key_fetches", "account_devices", "account_oauth_codes", "account_refresh_tokens"] {
-        delete_by_key(tx, table, "uid", uid)?;
+    for table in [
+        "account_key_fetches",
+        "account_password_changes",
+        "account_devices",
+        "account_device_commands",
+        "account_oauth_codes",
+        "account_refresh_tokens",
+    ] {
+        Sql::new(format!("DELETE FROM {table} WHERE uid = ?")).arg(Arg::Str(uid)).execute(tx)?;
     }
-    delete_by_key(tx, "account_sessions", "uid", uid)
+    Sql::new("DELETE FROM account_sessions WHERE uid = ?").arg(Arg::Str(uid)).execute(tx)
 }
 
 pub fn insert_key_fetch(tx: &mut Tx<'_>, token: &TokenRow, bundle: &str, at: i64) -> QueryResult<usize> {
-    let [token_id, uid, hmac_key] = token_args(token);
-    insert(
-        tx,
-        "account_key_fetches",
-        "token_id, uid, hmac_key, bundle, created_at",
-        [token_id, uid, hmac_key, Arg::Str(bundle), Arg::I64(at)],
+    Sql::new(
+        "INSERT INTO account_key_fetches (token_id, uid, hmac_key, bundle, created_at) VALUES (?, ?, ?, ?, ?)",
     )
+    .args([Arg::Str(&token.token_id), Arg::Str(&token.uid), Arg::Str(&token.hmac_key), Arg::Str(bundle), Arg::I64(at)])
+    .execute(tx)
 }
 
 pub fn key_fetch_token(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<Option<TokenRow>> {
-    row_by_key(tx, TOKEN_COLUMNS, "account_key_fetches", "token_id", token_id)
+    Sql::new("SELECT token_id, uid, hmac_key FROM account_key_fetches WHERE token_id = ?")
+        .arg(Arg::Str(token_id))
+        .first(tx)
 }
 
 pub fn key_fetch(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<Option<KeyFetchRow>> {
-    row_by_key(tx, "uid, bundle, created_at", "account_key_fetches", "token_id", token_id)
+    Sql::new("SELECT uid, bundle, created_at FROM account_key_fetches WHERE token_id = ?")
+        .arg(Arg::Str(token_id))
+        .first(tx)
 }
 
 /// Every key-fetch token of an account (a sign-out).
 pub fn delete_key_fetches(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
-    delete_by_key(tx, "account_key_fetches", "uid", uid)
+    Sql::new("DELETE FROM account_key_fetches WHERE uid = ?").arg(Arg::Str(uid)).execute(tx)
 }
 
 /// Answers 1 for the one caller that consumed the token, 0 for any other.
 pub fn delete_key_fetch(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<usize> {
-    delete_by_key(tx, "account_key_fetches", "token_id", token_id)
+    Sql::new("DELETE FROM account_key_fetches WHERE token_id = ?").arg(Arg::Str(token_id)).execute(tx)
 }
 
 // ---- devices ----
 
 pub fn insert_device(tx: &mut Tx<'_>, d: &DeviceRow) -> QueryResult<usize> {
-    insert(
-        tx,
-        "account_devices",
-        DEVICE_COLUMNS,
-        [
+    Sql::new(format!("INSERT INTO account_devices ({DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
+        .args([
             Arg::Str(&d.id),
             Arg::Str(&d.uid),
             Arg::Str(&d.session_token_id),
@@ -223,8 +206,8 @@ pub fn insert_device(tx: &mut Tx<'_>, d: &DeviceRow) -> QueryResult<usize> {
             Arg::Str(&d.details),
             Arg::I64(d.created_at),
             Arg::I64(d.last_access_at),
-        ],
-    )
+        ])
+        .execute(tx)
 }
 
 pub fn update_device(tx: &mut Tx<'_>, d: &DeviceRow) -> QueryResult<usize> {
@@ -258,17 +241,16 @@ pub fn device(tx: &mut Tx<'_>, uid: &str, id: &str) -> QueryResult<Option<Device
 }
 
 pub fn device_of_session(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<Option<DeviceRow>> {
-    row_by_key(tx, DEVICE_COLUMNS, "account_devices", "session_token_id", token_id)
+    Sql::new(format!("SELECT {DEVICE_COLUMNS} FROM account_devices WHERE session_token_id = ?"))
+        .arg(Arg::Str(token_id))
+        .first(tx)
 }
 
 // ---- OAuth codes and refresh tokens ----
 
 pub fn insert_code(tx: &mut Tx<'_>, c: &CodeRow) -> QueryResult<usize> {
-    insert(
-        tx,
-        "account_oauth_codes",
-        CODE_COLUMNS,
-        [
+    Sql::new(format!("INSERT INTO account_oauth_codes ({CODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
+        .args([
             Arg::Str(&c.code_hash),
             Arg::Str(&c.uid),
             Arg::Str(&c.session_token_id),
@@ -277,17 +259,19 @@ pub fn insert_code(tx: &mut Tx<'_>, c: &CodeRow) -> QueryResult<usize> {
             Arg::Str(&c.keys_jwe),
             Arg::I64(c.auth_at),
             Arg::I64(c.expires_at),
-        ],
-    )
+        ])
+        .execute(tx)
 }
 
 pub fn code(tx: &mut Tx<'_>, code_hash: &str) -> QueryResult<Option<CodeRow>> {
-    row_by_key(tx, CODE_COLUMNS, "account_oauth_codes", "code_hash", code_hash)
+    Sql::new(format!("SELECT {CODE_COLUMNS} FROM account_oauth_codes WHERE code_hash = ?"))
+        .arg(Arg::Str(code_hash))
+        .first(tx)
 }
 
 /// Answers 1 for the one caller that consumed the code, 0 for any other.
 pub fn delete_code(tx: &mut Tx<'_>, code_hash: &str) -> QueryResult<usize> {
-    delete_by_key(tx, "account_oauth_codes", "code_hash", code_hash)
+    Sql::new("DELETE FROM account_oauth_codes WHERE code_hash = ?").arg(Arg::Str(code_hash)).execute(tx)
 }
 
 pub fn delete_expired_codes(tx: &mut Tx<'_>, now: i64) -> QueryResult<usize> {
@@ -300,48 +284,48 @@ pub fn insert_refresh_token(
     t: &RefreshTokenRow,
     at: i64,
 ) -> QueryResult<usize> {
-    insert(
-        tx,
-        "account_refresh_tokens",
-        "token_hash, uid, session_token_id, scope, created_at",
-        [
-            Arg::Str(token_hash),
-            Arg::Str(&t.uid),
-            Arg::Str(&t.session_token_id),
-            Arg::Str(&t.scope),
-            Arg::I64(at),
-        ],
+    Sql::new(
+        "INSERT INTO account_refresh_tokens (token_hash, uid, session_token_id, scope, created_at) \
+         VALUES (?, ?, ?, ?, ?)",
     )
+    .args([
+        Arg::Str(token_hash),
+        Arg::Str(&t.uid),
+        Arg::Str(&t.session_token_id),
+        Arg::Str(&t.scope),
+        Arg::I64(at),
+    ])
+    .execute(tx)
 }
 
 pub fn refresh_token(tx: &mut Tx<'_>, token_hash: &str) -> QueryResult<Option<RefreshTokenRow>> {
-    row_by_key(tx, "uid, session_token_id, scope", "account_refresh_tokens", "token_hash", token_hash)
+    Sql::new("SELECT uid, session_token_id, scope FROM account_refresh_tokens WHERE token_hash = ?")
+        .arg(Arg::Str(token_hash))
+        .first(tx)
 }
 
 pub fn delete_refresh_token(tx: &mut Tx<'_>, token_hash: &str) -> QueryResult<usize> {
-    delete_by_key(tx, "account_refresh_tokens", "token_hash", token_hash)
+    Sql::new("DELETE FROM account_refresh_tokens WHERE token_hash = ?").arg(Arg::Str(token_hash)).execute(tx)
 }
 
 // ---- invites ----
 
 pub fn insert_invite(tx: &mut Tx<'_>, i: &InviteRow) -> QueryResult<usize> {
-    insert(
-        tx,
-        "account_invites",
-        INVITE_COLUMNS,
-        [
+    Sql::new(format!("INSERT INTO account_invites ({INVITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL)"))
+        .args([
             Arg::Str(&i.code_hash),
             Arg::OptStr(i.email.as_deref()),
             Arg::OptStr(i.uid.as_deref()),
             Arg::I64(i.created_at),
             Arg::I64(i.expires_at),
-            Arg::OptI64(None),
-        ],
-    )
+        ])
+        .execute(tx)
 }
 
 pub fn invite(tx: &mut Tx<'_>, code_hash: &str) -> QueryResult<Option<InviteRow>> {
-    row_by_key(tx, INVITE_COLUMNS, "account_invites", "code_hash", code_hash)
+    Sql::new(format!("SELECT {INVITE_COLUMNS} FROM account_invites WHERE code_hash = ?"))
+        .arg(Arg::Str(code_hash))
+        .first(tx)
 }
 
 /// Marks an unused, unexpired invite used; answers 1 for the one caller that used it.

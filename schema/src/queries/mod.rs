@@ -3,7 +3,9 @@
 //! in the shard actor and the tokenserver actor.
 
 pub mod accounts;
+pub mod device_commands;
 mod dialect;
+pub mod password_changes;
 pub mod purge;
 pub mod reference;
 pub(crate) mod sql;
