@@ -126,7 +126,7 @@ async function deleteAccount(event) {
     await api("POST", "/v1/account/destroy", { email: account.email, authPW: hex(authPW) });
     if (account.fromBrowser) await channel("fxaccounts:delete", { uid: account.uid }, 2000);
     $("account").hidden = true;
-    show("Your account is deleted. Its synced data is removed from this server.", "ok");
+    show("Your account is deleted. Its synced data is removed from this server after its grace period.", "ok");
     document.body.dataset.weftAccount = "deleted";
   } catch (err) {
     show(explain(err), "error");
