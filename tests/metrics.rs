@@ -226,7 +226,14 @@ fn dashboard_alerts_and_docs_name_only_exported_metrics() {
     user.put("/storage/bookmarks/a", &json!({"payload": "x"})).expect(200);
     user.post("/storage/bookmarks", &json!([{"id": "b", "payload": "y"}])).expect(200);
     user.req("GET", "/info/collections").unauthenticated().send().expect(401);
-    let exported = exported_names(&scrape(&url));
+    let mut exported = exported_names(&scrape(&url));
+    // Local accounts' series, which ops/metrics.md describes too, from a server that has them
+    // (accounts need a loopback or https public URL, not the storage tests' `weft.test`).
+    let (_accounts_server, accounts_url) = metrics_server_with(
+        Backend::Sqlite,
+        &[("WEFT_ACCOUNTS_ENABLED", "true"), ("WEFT_PUBLIC_URL", "http://localhost:8000")],
+    );
+    exported.extend(exported_names(&scrape(&accounts_url)));
 
     let docs = ops_file("metrics.md");
     let (current_docs, reserved_docs) =

@@ -220,6 +220,8 @@ impl Accounts {
     /// Starts both lanes on `pool`; the answer routes each request to its lane.
     pub fn start(pool: DbPool, config: AccountsConfig, tokens: AccessTokens) -> AccountsAddr {
         let window = config.rate_limit_window;
+        // Exported from the start, at 0, like the maps' series.
+        metrics::counter!("weft_accounts_stretch_deadline_missed_total").increment(0);
         let shared = Arc::new(Shared {
             nonces: NonceCache::new(u64::try_from(config.hawk_window_seconds).unwrap_or(60)),
             per_address: RateLimiter::new("per_address", config.rate_limit_per_address, window),

@@ -19,6 +19,10 @@ pub struct BoundedMap<K: Hash + Eq, V> {
 impl<K: Hash + Eq, V> BoundedMap<K, V> {
     pub fn new(name: &'static str, capacity: usize) -> BoundedMap<K, V> {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+        // The map's series exist from the start, at 0: an alert on their rate sees a flat line
+        // rather than no series until the first flood.
+        metrics::counter!("weft_accounts_map_evictions_total", "map" => name).increment(0);
+        metrics::gauge!("weft_accounts_map_entries", "map" => name).set(0.0);
         BoundedMap { name, entries: Mutex::new(LruCache::new(capacity)) }
     }
 
