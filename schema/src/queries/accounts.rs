@@ -91,18 +91,8 @@ pub fn set_password(tx: &mut Tx<'_>, a: &AccountRow, previous_verify_hash: &str)
 
 /// Deletes the account row and every row that belongs to it.
 pub fn delete_account(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
-    for table in [
-        "account_sessions",
-        "account_key_fetches",
-        "account_password_changes",
-        "account_devices",
-        "account_device_commands",
-        "account_oauth_codes",
-        "account_refresh_tokens",
-        "account_invites",
-    ] {
-        Sql::new(format!("DELETE FROM {table} WHERE uid = ?")).arg(Arg::Str(uid)).execute(tx)?;
-    }
+    delete_sessions(tx, uid)?;
+    Sql::new("DELETE FROM account_invites WHERE uid = ?").arg(Arg::Str(uid)).execute(tx)?;
     Sql::new("DELETE FROM accounts WHERE uid = ?").arg(Arg::Str(uid)).execute(tx)
 }
 

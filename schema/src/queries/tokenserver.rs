@@ -32,18 +32,28 @@ pub fn service_id(tx: &mut Tx<'_>, name: &str) -> QueryResult<Option<i32>> {
 
 // ---- users ----
 
+/// A `UserRecord`: a `users` row with its node's URL (the rows are filtered by the caller).
+const USER_RECORD: &str = "SELECT users.uid AS uid, users.nodeid AS nodeid, nodes.node AS node, \
+       users.generation AS generation, users.keys_changed_at AS keys_changed_at, \
+       users.client_state AS client_state, users.created_at AS created_at, \
+       users.replaced_at AS replaced_at \
+     FROM users LEFT OUTER JOIN nodes ON users.nodeid = nodes.id";
+
+/// The `users` row of uid `uid` with its node's URL.
+pub fn user_by_uid(tx: &mut Tx<'_>, service: i32, uid: i64) -> QueryResult<Option<UserRecord>> {
+    Sql::new(format!("{USER_RECORD} WHERE users.service = ? AND users.uid = ?"))
+        .arg(Arg::I32(service))
+        .arg(Arg::I64(uid))
+        .first(tx)
+}
+
 /// The account's most recent rows, newest first by `(created_at, uid)`, with their node URL
 /// (§8.2). The caller picks the current row (§6.2 step 1).
 pub fn user_records(tx: &mut Tx<'_>, service: i32, email: &str) -> QueryResult<Vec<UserRecord>> {
-    Sql::new(
-        "SELECT users.uid AS uid, users.nodeid AS nodeid, nodes.node AS node, \
-           users.generation AS generation, users.keys_changed_at AS keys_changed_at, \
-           users.client_state AS client_state, users.created_at AS created_at, \
-           users.replaced_at AS replaced_at \
-         FROM users LEFT OUTER JOIN nodes ON users.nodeid = nodes.id \
-         WHERE users.email = ? AND users.service = ? \
-         ORDER BY users.created_at DESC, users.uid DESC LIMIT ?",
-    )
+    Sql::new(format!(
+        "{USER_RECORD} WHERE users.email = ? AND users.service = ? \
+         ORDER BY users.created_at DESC, users.uid DESC LIMIT ?"
+    ))
     .arg(Arg::Str(email))
     .arg(Arg::I32(service))
     .arg(Arg::I64(USER_ROWS_LIMIT))

@@ -9,7 +9,6 @@ use diesel::QueryResult;
 use super::dialect::lock_clause;
 use super::sql::{Arg, Sql};
 use super::storage::Lock;
-use crate::models::tokenserver::UserRecord;
 use crate::models::{MoveMarker, Single};
 use crate::pool::{Backend, Tx};
 
@@ -150,20 +149,7 @@ pub fn due(tx: &mut Tx<'_>, now: i64, limit: i64) -> QueryResult<Vec<i64>> {
 
 // ---- the tokenserver's side ----
 
-/// The `users` row of uid `uid` with its node's URL.
-pub fn user_by_uid(tx: &mut Tx<'_>, service: i32, uid: i64) -> QueryResult<Option<UserRecord>> {
-    Sql::new(
-        "SELECT users.uid AS uid, users.nodeid AS nodeid, nodes.node AS node, \
-           users.generation AS generation, users.keys_changed_at AS keys_changed_at, \
-           users.client_state AS client_state, users.created_at AS created_at, \
-           users.replaced_at AS replaced_at \
-         FROM users LEFT OUTER JOIN nodes ON users.nodeid = nodes.id \
-         WHERE users.service = ? AND users.uid = ?",
-    )
-    .arg(Arg::I32(service))
-    .arg(Arg::I64(uid))
-    .first(tx)
-}
+pub use super::tokenserver::user_by_uid;
 
 /// Points the live row `uid` at node `to` if it is still on node `from`; everything else of
 /// the row (uid, generation, keys_changed_at, client_state, created_at) stays. Returns the
