@@ -241,17 +241,25 @@ pub fn a_moved_users_copy_is_purged_once_its_tokens_expired(source: Open, target
 
 /// Writers keep writing while the user moves: every write acknowledged by either node is on
 /// the target afterwards, and no write is acknowledged by the source after the switch.
+///
+/// Each writer pauses a millisecond between writes, as a client does between requests: four
+/// writers in a tight loop on SQLite (one writer at a time, no queue) can starve the hold's
+/// transaction past its busy timeout. Whatever the move answers, the writers stop one write
+/// after it, and never run past `MAX_WRITES`, so a failed move fails the test instead of
+/// hanging it.
 pub fn writes_racing_a_move_are_refused_or_moved(source: Open, target: Open) {
+    const MAX_WRITES: usize = 20_000;
     let (a, b) = (source(super::config()), target(super::config()));
     let t = Tokenserver::new();
     post(&a.storage, UID, "history", vec![item("first", "0")]);
     let acknowledged = Mutex::new(Vec::new());
-    let moved = AtomicBool::new(false);
-    std::thread::scope(|scope| {
+    let move_ended = AtomicBool::new(false);
+    let outcome = std::thread::scope(|scope| {
         for writer in 0..4 {
-            let (a, acknowledged, moved) = (&a, &acknowledged, &moved);
+            let (a, acknowledged, move_ended) = (&a, &acknowledged, &move_ended);
             scope.spawn(move || {
-                for n in 0.. {
+                for n in 0..MAX_WRITES {
+                    let last = move_ended.load(Ordering::Acquire);
                     let id = format!("w{writer}-{n}");
                     // Half the writes create a collection (up to the bound on collections).
                     let collection = match n {
@@ -273,16 +281,19 @@ pub fn writes_racing_a_move_are_refused_or_moved(source: Open, target: Open) {
                         Err(StorageError::UserMoved) => return,
                         Err(err) => panic!("write: {err}"),
                     }
-                    if moved.load(Ordering::Acquire) && n > 1000 {
+                    if last {
                         return;
                     }
+                    std::thread::sleep(Duration::from_millis(1));
                 }
             });
         }
         std::thread::sleep(Duration::from_millis(300));
-        run(&t, &a, &b, Duration::from_secs(3600)).expect("move");
-        moved.store(true, Ordering::Release);
+        let outcome = run(&t, &a, &b, Duration::from_secs(3600));
+        move_ended.store(true, Ordering::Release);
+        outcome
     });
+    outcome.expect("move");
     let acknowledged = acknowledged.into_inner().unwrap();
     assert!(acknowledged.len() > 10, "the writers wrote before the move ({})", acknowledged.len());
     for (collection, id) in &acknowledged {
