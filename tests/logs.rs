@@ -99,6 +99,8 @@ fn run_and_check_logs(log_format: &str) {
     assert_eq!(hashed_uid.len(), 32, "{printed}");
     for line in &request_lines {
         assert!(line.contains("hashed_uid") && line.contains(hashed_uid), "no hashed uid in:\n{line}");
+        // The node the request was addressed to (which one served a user, after a move).
+        assert!(line.contains("node") && line.contains(server::PUBLIC_URL), "no node in:\n{line}");
     }
     let other = server::weft_command("user", server.data_dir(), server.database_url())
         .args(["hash", &(user.uid + 1).to_string()])

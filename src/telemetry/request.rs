@@ -2,7 +2,8 @@
 //! kept so a proxy's id follows the request, otherwise a random one), runs inside a tracing
 //! span carrying it, is answered with it, and ends with exactly one log line and its HTTP
 //! metrics. The line and the labels hold only what is safe to keep: method, route template,
-//! the hashed uid, status, duration and the auth failure reason. Never the uid itself, the
+//! the storage node addressed (a configured URL), the hashed uid, status, duration and the auth
+//! failure reason. Never the uid itself, the
 //! path's ids, the query string, a header value (Hawk, token) or a body.
 //!
 //! The uid is logged as `hashed_uid`, keyed like the tokenserver's `hashed_fxa_uid` with the
@@ -17,7 +18,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::Error;
+use actix_web::{Error, HttpMessage};
 use tracing::Instrument;
 use weft_actors::tokenserver::metrics_hash;
 
@@ -31,6 +32,12 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 /// line and the label of `weft_auth_failures_total`.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthFailure(pub &'static str);
+
+/// The storage node a request was addressed to (its configured URL), set in the request's
+/// extensions by the Hawk extractor once it resolved it: the `node` of the log line, which says
+/// which node served a user when one webhead serves several (and after a user moved).
+#[derive(Debug, Clone)]
+pub struct StorageNode(pub String);
 
 /// The key of the `hashed_uid` in request log lines (app data of the server).
 #[derive(Clone)]
@@ -68,7 +75,7 @@ pub async fn request_telemetry(
             // Handlers answer errors themselves; only a failing middleware gets here, and actix
             // renders its response after us. It is still logged and counted.
             let status = err.as_response_error().status_code().as_u16();
-            finish(&id, method, &route, None, status, None, started);
+            finish(&id, method, &route, Addressed::default(), status, None, started);
             return Err(err);
         }
     };
@@ -79,8 +86,17 @@ pub async fn request_telemetry(
     let request = res.request();
     let hashed_uid =
         request.match_info().get("uid").zip(request.app_data::<UidHash>()).map(|(uid, key)| key.of(uid));
-    finish(&id, method, &route, hashed_uid.as_deref(), res.status().as_u16(), auth_failure, started);
+    let node = request.extensions().get::<StorageNode>().map(|n| n.0.clone());
+    let addressed = Addressed { node: node.as_deref(), hashed_uid: hashed_uid.as_deref() };
+    finish(&id, method, &route, addressed, res.status().as_u16(), auth_failure, started);
     Ok(res)
+}
+
+/// Whom a storage request was for: the node and the user (hashed).
+#[derive(Default)]
+struct Addressed<'a> {
+    node: Option<&'a str>,
+    hashed_uid: Option<&'a str>,
 }
 
 /// The request's metrics and its one log line.
@@ -88,7 +104,7 @@ fn finish(
     id: &str,
     method: &'static str,
     route: &str,
-    hashed_uid: Option<&str>,
+    Addressed { node, hashed_uid }: Addressed<'_>,
     status: u16,
     auth_failure: Option<&'static str>,
     started: Instant,
@@ -114,6 +130,7 @@ fn finish(
         request_id = id,
         method,
         route,
+        node,
         hashed_uid,
         status,
         duration_ms = elapsed.as_micros() as f64 / 1000.0,

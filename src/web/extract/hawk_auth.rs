@@ -16,7 +16,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method};
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use weft_actors::shard::{Operation, Shard};
 use weft_actors::token_verifier::hawk::check_payload_hash;
 use weft_actors::token_verifier::token::canonical_node;
@@ -25,6 +25,7 @@ use weft_actors::token_verifier::{AuthError, HawkRequest};
 use super::app_state;
 use super::request_body::receive_body;
 use crate::node::split_host_port;
+use crate::telemetry::request::StorageNode;
 use crate::web::error::ApiError;
 use crate::web::INFO_COLLECTIONS_ROUTE;
 
@@ -90,6 +91,7 @@ async fn authenticate(req: &HttpRequest) -> Result<(AuthenticatedUser, Option<St
     let origin = request_origin(req, trust_proxy_headers)?;
     let node =
         state.nodes.resolve(&origin.canonical).ok_or(ApiError::Unauthorized(AuthError::UnknownNode))?;
+    req.extensions_mut().insert(StorageNode(node.url.clone()));
     let hawk = HawkRequest {
         authorization: header_text(req, header::AUTHORIZATION),
         method: req.method().as_str().to_owned(),
