@@ -12,8 +12,8 @@ use weft_schema::pool::Tx;
 use weft_schema::queries::accounts as q;
 use weft_schema::queries::device_commands as commands;
 
-use super::actor::Shared;
 use super::error::AccountError;
+use super::shared::Shared;
 
 /// The encrypted payload of one command, as JSON text. Send Tab's is a JWE of the tab's title
 /// and URL, about 1 KiB for an ordinary page; 32 KiB leaves room for very long URLs.

@@ -13,9 +13,10 @@ use weft_schema::models::accounts::TokenRow;
 use weft_schema::pool::Tx;
 use weft_schema::queries::accounts as q;
 
-use super::actor::{now_ms, HawkRequest, Shared};
 use super::error::AccountError;
 use super::onepw::unhex;
+use super::requests::HawkRequest;
+use super::shared::{now_ms, Shared};
 use crate::token_verifier::hawk::normalized_string;
 
 /// An `Authorization` header longer than this is refused before it is parsed: a well-formed

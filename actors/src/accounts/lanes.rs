@@ -7,14 +7,58 @@
 //! also run at a lower CPU priority, so that on a machine whose cores they fill, Sync requests
 //! and the other account operations still get the CPU first.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Addr;
+use actix::{Addr, SyncArbiter};
 use serde_json::Value;
+use weft_schema::DbPool;
 
-use super::actor::{Accounts, AccountsAdmin, AccountsRequest, AdminOp, AdminReply};
+use super::actor::Accounts;
+use super::commands::COMMANDS_PER_ACCOUNT;
 use super::error::AccountError;
+use super::jwt::AccessTokens;
+use super::limits::{NonceCache, RateLimiter};
+use super::requests::{AccountsAdmin, AccountsRequest, AdminOp, AdminReply};
+use super::shared::{AccountsConfig, Shared};
 use crate::ActorUnavailable;
+
+impl Accounts {
+    /// Starts both lanes on `pool`; the answer routes each request to its lane.
+    pub fn start(pool: DbPool, config: AccountsConfig, tokens: AccessTokens) -> AccountsAddr {
+        let window = config.rate_limit_window;
+        // Exported from the start, at 0, like the maps' series.
+        metrics::counter!("weft_accounts_stretch_deadline_missed_total").increment(0);
+        let shared = Arc::new(Shared {
+            nonces: NonceCache::new(u64::try_from(config.hawk_window_seconds).unwrap_or(60)),
+            per_address: RateLimiter::new("per_address", config.rate_limit_per_address, window),
+            per_session: RateLimiter::new("per_session", config.rate_limit_per_session, window),
+            failed_logins: RateLimiter::new(
+                "failed_logins",
+                config.failed_logins_per_account_address,
+                window,
+            ),
+            commands_per_account: RateLimiter::new("commands_per_account", COMMANDS_PER_ACCOUNT, window),
+            config,
+            tokens,
+        });
+        let lane = |threads: usize, sign_ins: bool| {
+            let (pool, shared) = (pool.clone(), shared.clone());
+            SyncArbiter::start(threads.max(1), move || {
+                // The factory runs on each new thread of the lane.
+                if sign_ins {
+                    lower_priority();
+                }
+                Accounts { pool: pool.clone(), shared: shared.clone() }
+            })
+        };
+        AccountsAddr::new(
+            lane(shared.config.threads, false),
+            lane(shared.config.max_concurrent_stretches, true),
+            shared.config.stretch_deadline,
+        )
+    }
+}
 
 #[derive(Clone)]
 pub struct AccountsAddr {
@@ -24,11 +68,7 @@ pub struct AccountsAddr {
 }
 
 impl AccountsAddr {
-    pub(super) fn new(
-        requests: Addr<Accounts>,
-        sign_ins: Addr<Accounts>,
-        deadline: Duration,
-    ) -> AccountsAddr {
+    fn new(requests: Addr<Accounts>, sign_ins: Addr<Accounts>, deadline: Duration) -> AccountsAddr {
         AccountsAddr { requests, sign_ins, deadline }
     }
 

@@ -2,8 +2,8 @@
 //! shapes: sign a device out (`POST /v1/account/device/destroy`), change the password
 //! (`POST /v1/password/change/start`, `GET /v1/account/keys`, `POST /v1/password/change/finish`)
 //! and delete the account (`POST /v1/account/destroy`). Passwords are checked with the sign-in's
-//! rules (`ops::check_password`: stretch lane, wrong-password limit per account and address);
-//! revocation is the reset's (`ops::revoke`), deletion `weft account delete`'s.
+//! rules (`account::check_password`: stretch lane, wrong-password limit per account and address);
+//! revocation is the reset's (`account::revoke`), deletion `weft account delete`'s.
 
 use serde_json::{json, Value};
 use weft_schema::models::accounts::{AccountRow, TokenRow};
@@ -12,14 +12,15 @@ use weft_schema::queries::accounts as q;
 use weft_schema::queries::password_changes as pc;
 use weft_schema::DbPool;
 
-use super::actor::{now_ms, Shared};
-use super::error::AccountError;
-use super::hawk::{HawkCheck, TokenKind};
-use super::onepw::{hex, random_bytes, token_keys, unhex};
-use super::ops::{
+use super::account::{
     auth_pw, check_password, delete_account, live_account, new_key_fetch, quick_stretch_version, read,
     revoke, slow_stretch, start_session, still_current, write,
 };
+use super::error::AccountError;
+use super::hawk::{HawkCheck, TokenKind};
+use super::onepw::{hex, random_bytes, token_keys, unhex};
+use super::requests::NewCredentials;
+use super::shared::{now_ms, Shared};
 
 /// `POST /v1/account/device/destroy {id}` with the caller's session: the device's session goes,
 /// with its codes and refresh tokens, so that device can mint no new access token (its next
@@ -65,15 +66,6 @@ pub(super) fn change_start(
             "verified": true,
         }))
     })
-}
-
-/// The new password of a change: its authPW and the wrapKb that keeps kB (kB XOR the new
-/// unwrapBKey, computed in the page), and the quick stretch it used.
-#[derive(Debug, Clone)]
-pub struct NewCredentials {
-    pub auth_pw: String,
-    pub wrap_kb: String,
-    pub client_salt: Option<String>,
 }
 
 /// `POST /v1/password/change/finish[?keys=true] {authPW, wrapKb, clientSalt?}` signed with the
