@@ -3,12 +3,16 @@
 //! of its account; the target fetches it with FxA's shapes, its payload exactly as sent and
 //! stored as sent (ciphertext the server never reads); commands expire and go with their
 //! device; another account's device, an unregistered command and an oversize payload are
-//! refused and change nothing; the per-account limit holds.
+//! refused and change nothing; the per-account limit holds. With a push subscription, the
+//! target gets FxA's push from a push service on a loopback port, which the test decrypts with
+//! the device's own keys; a slow push service or an expired subscription loses no command, and
+//! an endpoint the server may not contact is never contacted.
 
 #[macro_use]
 mod common;
 
 use common::accounts::*;
+use common::push_service::{PushKeys, PushService};
 use serde_json::{json, Value};
 
 const SEND_TAB: &str = "https://identity.mozilla.com/cmd/open-uri";
@@ -28,6 +32,51 @@ fn sign_in(a: &Accounts, email: &str, password: &str, name: &str, commands: Valu
     assert_eq!(device.status, 200, "{}", device.body);
     Device { session, id: device.body["id"].as_str().unwrap().to_string() }
 }
+
+/// A device subscribed to `push` at `endpoint` (a path), as Firefox registers one with push on.
+fn sign_in_with_push(
+    a: &Accounts,
+    email: &str,
+    password: &str,
+    name: &str,
+    push: &PushService,
+    endpoint: &str,
+) -> (Device, PushKeys) {
+    let device = sign_in(a, email, password, name, json!({SEND_TAB: "keys"}));
+    let keys = PushKeys::generate();
+    subscribe(a, &device, &format!("{}{endpoint}", push.url), &keys);
+    (device, keys)
+}
+
+fn subscribe(a: &Accounts, device: &Device, callback: &str, keys: &PushKeys) {
+    let body = json!({"id": device.id, "pushCallback": callback, "pushPublicKey": keys.public_key(), "pushAuthKey": keys.auth_key()});
+    let answer = a.signed("POST", "/v1/account/device", &device.session, "sessionToken", Some(&body));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+/// `weft_accounts_push_total{outcome}` from the server's `/metrics`.
+fn pushes(a: &Accounts, outcome: &str) -> i64 {
+    let url = a
+        .server
+        .log_tail()
+        .lines()
+        .find_map(|l| l.strip_prefix("weft: metrics on ").map(str::to_string))
+        .expect("the server was started with metrics");
+    let text = a.http.get(url).send().and_then(|r| r.text()).expect("scrape /metrics");
+    let series = format!("weft_accounts_push_total{{outcome=\"{outcome}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |v| v.trim().parse().expect("a count"))
+}
+
+fn device_listed(a: &Accounts, by: &Device, id: &str) -> Value {
+    let list = a.signed("GET", "/v1/account/devices", &by.session, "sessionToken", None);
+    list.body
+        .as_array()
+        .and_then(|l| l.iter().find(|d| d["id"] == id))
+        .cloned()
+        .expect("the device is listed")
+}
+
+const METRICS: [(&str, &str); 2] = [("WEFT_METRICS_ENABLED", "true"), ("WEFT_METRICS_LISTEN", "127.0.0.1:0")];
 
 fn account(a: &Accounts, email: &str, password: &str) {
     let created = a.create(email, password, &a.invite(&[]));
@@ -195,4 +244,120 @@ backend_tests! {
         a.admin(&["delete", "carol@example.org"]);
         assert_eq!(stored(&a, &carol_phone), 0);
     }
+
+    fn a_sent_tab_is_pushed_and_never_lost_to_push(b: Backend) {
+        let push = PushService::start();
+        let mut env = vec![("WEFT_ACCOUNTS_PUSH_ALLOW_LOOPBACK", "true"), ("WEFT_ACCOUNTS_PUSH_TIMEOUT_SECONDS", "1")];
+        env.extend(METRICS);
+        let a = Accounts::start(b, &env);
+        let (email, password) = ("dana@example.org", "dana's password");
+        account(&a, email, password);
+        let laptop = sign_in(&a, email, password, "Laptop", json!({SEND_TAB: "keys"}));
+        let (phone, phone_keys) = sign_in_with_push(&a, email, password, "Phone", &push, "/ok/phone");
+
+        // The send is answered once stored; the push follows: FxA's command_received, for the
+        // phone's keys only, naming the index to fetch from.
+        let payload = tab_payload("pushed");
+        let sent = invoke(&a, &laptop, &phone.id, SEND_TAB, &payload, None);
+        assert_eq!((sent.status, &sent.body), (200, &json!({"enqueued": true, "notified": true})));
+        let received = push.wait_for("/ok/phone", 1);
+        assert_eq!(received[0].header("content-encoding"), Some("aes128gcm"));
+        // No ttl sent (as Firefox): the command's 28 days.
+        assert_eq!(received[0].header("ttl"), Some("2419200"));
+        let message = phone_keys.decrypt(&received[0]);
+        let stored = fetch(&a, &phone, "?index=0");
+        let index = stored.body["messages"][0]["index"].as_i64().expect("the stored command");
+        let url = format!("{ORIGIN}/v1/account/device/commands?index={index}&limit=1");
+        assert_eq!(
+            message,
+            json!({"version": 1, "command": "fxaccounts:command_received",
+                   "data": {"command": SEND_TAB, "index": index, "sender": laptop.id, "url": url}})
+        );
+        // What the push names is what Firefox then fetches.
+        let named = fetch(&a, &phone, &format!("?index={index}&limit=1"));
+        assert_eq!(named.body["messages"][0]["data"]["payload"], payload);
+        assert!(std::str::from_utf8(&received[0].body).map_or(true, |text| !text.contains("pushed")));
+
+        // `devices/notify` pushes the caller's payload to the devices it names, with its TTL.
+        let collection_changed = json!({"version": 1, "command": "sync:collection_changed", "data": {"collections": ["tabs"]}});
+        let notify = json!({"to": "all", "excluded": [laptop.id], "payload": collection_changed, "TTL": 0});
+        let answer = a.signed("POST", "/v1/account/devices/notify", &laptop.session, "sessionToken", Some(&notify));
+        assert_eq!((answer.status, &answer.body), (200, &json!({})));
+        let received = push.wait_for("/ok/phone", 2);
+        assert_eq!(received[1].header("ttl"), Some("0"));
+        assert_eq!(phone_keys.decrypt(&received[1]), collection_changed);
+        let too_big = json!({"to": [phone.id], "payload": {"command": "x", "data": "A".repeat(4000)}});
+        refused(&a.signed("POST", "/v1/account/devices/notify", &laptop.session, "sessionToken", Some(&too_big)), 400, 107);
+
+        // A push service that never answers: the send is answered all the same, the push times
+        // out, and the command waits for the device's poll.
+        let (tablet, _) = sign_in_with_push(&a, email, password, "Tablet", &push, "/slow/tablet");
+        let sent = invoke(&a, &laptop, &tablet.id, SEND_TAB, &tab_payload("slow"), None);
+        assert_eq!((sent.status, &sent.body["enqueued"]), (200, &json!(true)));
+        assert_eq!(fetch(&a, &tablet, "?index=0").body["messages"][0]["data"]["payload"], tab_payload("slow"));
+        push.wait_for("/slow/tablet", 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while pushes(&a, "timeout") < 1 {
+            assert!(std::time::Instant::now() < deadline, "the slow push never timed out");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+
+        // A push service saying the subscription is gone (410): the device is listed with
+        // `pushEndpointExpired` (Firefox then subscribes again and polls); its command stays.
+        let (desktop, desktop_keys) = sign_in_with_push(&a, email, password, "Desktop", &push, "/gone/desktop");
+        assert_eq!(device_listed(&a, &laptop, &desktop.id)["pushEndpointExpired"], false);
+        assert_eq!(invoke(&a, &laptop, &desktop.id, SEND_TAB, &tab_payload("gone"), None).status, 200);
+        push.wait_for("/gone/desktop", 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while device_listed(&a, &laptop, &desktop.id)["pushEndpointExpired"] != true {
+            assert!(std::time::Instant::now() < deadline, "the expired endpoint was never marked");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(fetch(&a, &desktop, "?index=0").body["messages"][0]["data"]["payload"], tab_payload("gone"));
+        // An expired subscription is not pushed to again; a new one is.
+        assert_eq!(invoke(&a, &laptop, &desktop.id, SEND_TAB, &tab_payload("again"), None).body["notified"], false);
+        subscribe(&a, &desktop, &format!("{}/ok/desktop", push.url), &desktop_keys);
+        assert_eq!(device_listed(&a, &laptop, &desktop.id)["pushEndpointExpired"], false);
+        assert_eq!(invoke(&a, &laptop, &desktop.id, SEND_TAB, &tab_payload("renewed"), None).body["notified"], true);
+        assert_eq!(desktop_keys.decrypt(&push.wait_for("/ok/desktop", 1)[0])["command"], "fxaccounts:command_received");
+        assert_eq!(push.received("/gone/desktop").len(), 1);
+        assert_eq!((pushes(&a, "expired"), pushes(&a, "refused")), (1, 0));
+    }
+}
+
+/// The pushCallback is the client's: with the default settings the server contacts no endpoint
+/// but Mozilla's push service, so a client cannot aim it at loopback, the local network or a
+/// metadata address. The send itself succeeds (the command waits for the poll).
+#[test]
+fn push_endpoints_the_server_may_not_contact_are_never_contacted() {
+    let push = PushService::start();
+    let a = Accounts::start(common::Backend::Sqlite, &METRICS);
+    let (email, password) = ("erin@example.org", "erin's password");
+    account(&a, email, password);
+    let laptop = sign_in(&a, email, password, "Laptop", json!({SEND_TAB: "keys"}));
+    let targets = [
+        format!("{}/ok/loopback", push.url),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "https://10.0.0.1/wpush/v1/x".to_string(),
+        "https://updates.push.services.mozilla.com.attacker.example/wpush/v1/x".to_string(),
+        "http://updates.push.services.mozilla.com/wpush/v1/x".to_string(),
+    ];
+    for (i, callback) in targets.iter().enumerate() {
+        let device = sign_in(&a, email, password, &format!("Target {i}"), json!({SEND_TAB: "keys"}));
+        subscribe(&a, &device, callback, &PushKeys::generate());
+        let sent = invoke(&a, &laptop, &device.id, SEND_TAB, &tab_payload("kept"), None);
+        assert_eq!(
+            (sent.status, &sent.body),
+            (200, &json!({"enqueued": true, "notified": false})),
+            "{callback}"
+        );
+        assert_eq!(
+            fetch(&a, &device, "?index=0").body["messages"][0]["data"]["payload"],
+            tab_payload("kept")
+        );
+    }
+    // Refused before anything was queued: counted at once, nothing sent.
+    assert_eq!(pushes(&a, "refused"), targets.len() as i64);
+    assert_eq!((pushes(&a, "delivered"), pushes(&a, "failed"), pushes(&a, "timeout")), (0, 0, 0));
+    assert!(push.received("/").is_empty());
 }

@@ -84,6 +84,8 @@ pub(crate) fn parse_duration_ms(text: &str) -> Result<i64, BadDuration> {
 fn send(settings: &Settings, op: AdminOp) -> Result<AdminReply, AccountAdminError> {
     let mut plan = startup::plan_accounts(settings)?;
     plan.config.threads = 1;
+    // An admin command pushes nothing.
+    plan.config.push.enabled = false;
     let pool = startup::tokenserver_pool(settings, settings.run_migrations)?;
     actix::System::new().block_on(async move {
         let actor = plan.start(pool)?;

@@ -41,6 +41,22 @@ pub struct AccountsSettings {
     /// Wrong passwords per window per (account, client address).
     pub failed_logins_per_account_address: u64,
     pub rate_limit_window_seconds: u64,
+    /// Web Push to a device's registered `pushCallback` when a tab is sent to it (and for
+    /// `devices/notify`), so that it arrives at once instead of at the device's next poll.
+    pub push_enabled: bool,
+    /// The push services pushed to, by host: `host` (and its subdomains, https on 443) or
+    /// `host:port`. Anything else a client registers is never contacted (docs/accounts.md).
+    pub push_allowed_hosts: Vec<String>,
+    /// Also push to http(s) endpoints on loopback (127.0.0.0/8, ::1, localhost): a push
+    /// service on this machine, or tests. Off: a client could otherwise aim the server at
+    /// whatever listens on it.
+    pub push_allow_loopback: bool,
+    /// Pushes waiting to be sent; beyond, a push is dropped (the command stays stored).
+    pub push_queue_limit: u64,
+    /// Pushes being sent at once.
+    pub push_max_in_flight: u64,
+    /// The whole exchange with the push service for one push.
+    pub push_timeout_seconds: u64,
 }
 
 impl Default for AccountsSettings {
@@ -60,6 +76,12 @@ impl Default for AccountsSettings {
             failed_logins_per_account_address: 5,
             // FxA's customs server counts in windows of 15 minutes.
             rate_limit_window_seconds: 900,
+            push_enabled: true,
+            push_allowed_hosts: vec![weft_actors::accounts::MOZILLA_PUSH_HOST.into()],
+            push_allow_loopback: false,
+            push_queue_limit: 1000,
+            push_max_in_flight: 8,
+            push_timeout_seconds: 10,
         }
     }
 }
@@ -111,8 +133,32 @@ impl Settings {
                 "windows and lifetimes must be at least 1",
             ));
         }
+        if a.push_queue_limit == 0 || a.push_max_in_flight == 0 || a.push_timeout_seconds == 0 {
+            return Err(invalid(
+                "accounts.push_queue_limit",
+                "push_queue_limit, push_max_in_flight and push_timeout_seconds must be at least 1",
+            ));
+        }
+        if let Some(host) = a.push_allowed_hosts.iter().find(|h| !is_push_host(h)) {
+            return Err(invalid(
+                "accounts.push_allowed_hosts",
+                format!("{host:?} is not a lower-case host name or host:port (no scheme, no path)"),
+            ));
+        }
         Ok(())
     }
+}
+
+/// `push.example.org` or `push.example.org:8443`: what `push_allowed_hosts` entries are
+/// compared with (the URL parser's lower-case host and its port).
+fn is_push_host(entry: &str) -> bool {
+    let (name, port) = entry.rsplit_once(':').map_or((entry, None), |(name, port)| (name, Some(port)));
+    let name_ok = !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    name_ok && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
 }
 
 #[cfg(test)]
@@ -133,5 +179,35 @@ mod tests {
         assert!(Settings::load(None, env(&[on[0], ("WEFT_PUBLIC_URL", "http://127.0.0.1:9")])).is_ok());
         let err = Settings::load(None, env(&[on[0], ("WEFT_TOKENSERVER_ENABLED", "false")])).unwrap_err();
         assert!(err.to_string().starts_with("accounts.enabled"), "{err}");
+    }
+
+    #[test]
+    fn push_goes_to_mozilla_only_unless_told() {
+        let on = ("WEFT_ACCOUNTS_ENABLED", "true");
+        let s = Settings::load(None, env(&[on])).unwrap();
+        assert!(s.accounts.push_enabled && !s.accounts.push_allow_loopback);
+        assert_eq!(s.accounts.push_allowed_hosts, ["push.services.mozilla.com"]);
+        let hosts = [on, ("WEFT_ACCOUNTS_PUSH_ALLOWED_HOSTS", "push.example.org, autopush.example.net:8443")];
+        let s = Settings::load(None, env(&hosts)).unwrap();
+        assert_eq!(s.accounts.push_allowed_hosts, ["push.example.org", "autopush.example.net:8443"]);
+        for bad in [
+            "https://push.example.org",
+            "push.example.org/wpush",
+            "Push.Example.org",
+            "push.example.org:0",
+            "",
+        ] {
+            let err = Settings::load(
+                None,
+                env(&[on, ("WEFT_ACCOUNTS_PUSH_ALLOWED_HOSTS", &format!("x.org,{bad}"))]),
+            );
+            if bad.is_empty() {
+                // An empty item of a list variable is no item.
+                assert!(err.is_ok());
+                continue;
+            }
+            let err = err.unwrap_err();
+            assert!(err.to_string().starts_with("accounts.push_allowed_hosts"), "{bad}: {err}");
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! Harness shared by Weft's behavioural test files: real `weft serve` processes per backend
 //! (`server`, `backend`), the suite's own token minting and Hawk signing (`hawk`), a signed
 //! HTTP client per user (`client`), assertion helpers (`checks`), loopback ports (`net`), a
-//! private memcached (`memcached`) and a TCP proxy that makes a database server hang or go away
-//! (`proxy`).
+//! private memcached (`memcached`), a TCP proxy that makes a database server hang or go away
+//! (`proxy`) and a Web Push service with a device's push keys (`push_service`).
 //!
 //! Every test binary compiles this module but uses only part of it.
 #![allow(dead_code, unused_imports, unused_macros)]
@@ -40,6 +40,7 @@ pub mod mariadb;
 pub mod memcached;
 pub mod net;
 pub mod proxy;
+pub mod push_service;
 pub mod server;
 
 pub use backend::Backend;

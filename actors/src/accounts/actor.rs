@@ -1,6 +1,7 @@
 //! `Accounts`: the SyncArbiter actor of local accounts. One message per HTTP request
 //! (`AccountsRequest`: who the client is, its credentials, the operation) and one per admin
-//! command (`AccountsAdmin`). Credentials are checked here, not in handlers, because a Hawk
+//! command (`AccountsAdmin`), and the push worker's word that a device's push subscription is
+//! gone (`PushEndpointExpired`). Credentials are checked here, not in handlers, because a Hawk
 //! key lives in the database: the handler only hands over what the client signed.
 
 use std::sync::Arc;
@@ -10,9 +11,11 @@ use actix::{Actor, Handler, SyncContext};
 use serde_json::Value;
 use weft_schema::DbPool;
 
+use super::account::write;
+use super::commands;
 use super::error::AccountError;
 use super::ops;
-use super::requests::{AccountsAdmin, AccountsRequest, AdminReply};
+use super::requests::{AccountsAdmin, AccountsRequest, AdminReply, PushEndpointExpired};
 use super::shared::Shared;
 
 /// One thread of a lane (`lanes`, which starts them): the pool and the state of both lanes.
@@ -46,5 +49,15 @@ impl Handler<AccountsAdmin> for Accounts {
 
     fn handle(&mut self, msg: AccountsAdmin, _: &mut SyncContext<Self>) -> Self::Result {
         ops::admin(&self.pool, &self.shared, msg.0)
+    }
+}
+
+impl Handler<PushEndpointExpired> for Accounts {
+    type Result = ();
+
+    fn handle(&mut self, msg: PushEndpointExpired, _: &mut SyncContext<Self>) {
+        if let Err(e) = write(&self.pool, |tx| commands::push_endpoint_expired(tx, &msg.0)) {
+            tracing::warn!(error = %e, "a device's expired push endpoint was not marked");
+        }
     }
 }

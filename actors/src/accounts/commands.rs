@@ -2,8 +2,9 @@
 //! `https://identity.mozilla.com/cmd/open-uri`): a device leaves an encrypted message for
 //! another device of the same account (`invoke_command`), which fetches it when it polls
 //! (`device/commands`). Weft stores the payload as the sender encrypted it for the target and
-//! never reads it. No push service is contacted: a target learns of its messages when Firefox
-//! polls (docs/accounts.md, "Send Tab"). Also `devices/notify`, accepted as FxA does.
+//! never reads it. The target learns of it from a push to its `pushCallback` when it has one
+//! (`push`, offered after the transaction commits), else at its next poll (docs/accounts.md,
+//! "Send Tab"). Also `devices/notify`, FxA's push of a device's payload to the others.
 
 use serde_json::{json, Value};
 use weft_schema::models::accounts::{AccountRow, TokenRow};
@@ -13,6 +14,7 @@ use weft_schema::queries::accounts as q;
 use weft_schema::queries::device_commands as commands;
 
 use super::error::AccountError;
+use super::push::{ExpiredEndpoint, Push, MAX_PAYLOAD_BYTES as MAX_PUSH_BYTES};
 use super::shared::Shared;
 
 /// The encrypted payload of one command, as JSON text. Send Tab's is a JWE of the tab's title
@@ -33,7 +35,14 @@ pub const MAX_FETCH_LIMIT: i64 = 100;
 /// FxA's command names are URLs of at most 255 characters (the column's width).
 const MAX_COMMAND_BYTES: usize = 255;
 
-/// `POST /v1/account/devices/invoke_command {target, command, payload, ttl?}`.
+/// What a command or notify answers, and the pushes to offer once its transaction committed.
+pub(super) struct Delivery {
+    pub answer: Value,
+    pub pushes: Vec<Push>,
+}
+
+/// `POST /v1/account/devices/invoke_command {target, command, payload, ttl?}`. The answer's
+/// `notified` is set by the caller: whether the push was queued.
 pub(super) fn invoke(
     shared: &Shared,
     tx: &mut Tx<'_>,
@@ -41,7 +50,7 @@ pub(super) fn invoke(
     account: &AccountRow,
     body: &Value,
     now: i64,
-) -> Result<Value, AccountError> {
+) -> Result<Delivery, AccountError> {
     let member = |name: &str| body.get(name).ok_or_else(|| AccountError::InvalidParameter(name.into()));
     let target = member("target")?.as_str().ok_or_else(|| AccountError::InvalidParameter("target".into()))?;
     let command =
@@ -81,6 +90,14 @@ pub(super) fn invoke(
     // command has expired and been deleted: Firefox asks for indexes above the last it handled.
     let idx = (commands::last_index(tx, &device.id)? + 1).max(now);
     let sender = q::device_of_session(tx, &session.token_id)?.map(|d| d.id).unwrap_or_default();
+    let ttl = ttl.min(MAX_TTL_SECONDS);
+    let push = Push::to_device(
+        &account.uid,
+        &device.id,
+        &serde_json::from_str(&device.details).unwrap_or(Value::Null),
+        &command_received(&shared.config.public_url, command, idx, &sender),
+        u64::try_from(ttl).unwrap_or(0),
+    );
     commands::insert(
         tx,
         &DeviceCommandRow {
@@ -91,11 +108,27 @@ pub(super) fn invoke(
             payload,
             sender,
             created_at: now,
-            expires_at: now.saturating_add(ttl.min(MAX_TTL_SECONDS).saturating_mul(1000)),
+            expires_at: now.saturating_add(ttl.saturating_mul(1000)),
         },
     )?;
-    // Stored, not pushed: the target finds it at its next poll.
-    Ok(json!({ "enqueued": true, "notified": false }))
+    Ok(Delivery {
+        answer: json!({ "enqueued": true, "notified": false }),
+        pushes: push.into_iter().collect(),
+    })
+}
+
+/// FxA's push for a stored command (fxa-auth-server `lib/push.js`, `notifyCommandReceived`;
+/// the URL as its `invoke_command` route builds it, `v1/account/device/commands` on its public
+/// URL with `index` and `limit=1`): Firefox's `FxAccountsPush` reads `command` and hands
+/// `data.index` to `pollDeviceCommands`, which fetches from that index.
+fn command_received(public_url: &str, command: &str, index: i64, sender: &str) -> Value {
+    let url =
+        format!("{}/v1/account/device/commands?index={index}&limit=1", public_url.trim_end_matches('/'));
+    json!({
+        "version": 1,
+        "command": "fxaccounts:command_received",
+        "data": { "command": command, "index": index, "sender": sender, "url": url },
+    })
 }
 
 /// `GET /v1/account/device/commands?index=&limit=`: the calling device's unexpired commands
@@ -128,20 +161,64 @@ pub(super) fn fetch(
     Ok(json!({ "index": index, "last": last, "messages": messages }))
 }
 
-/// `POST /v1/account/devices/notify {to, excluded?, payload, TTL?}`: FxA pushes `payload` to
-/// the devices named; Weft has no push service, so it checks the shape and answers `{}` as
-/// FxA does (Firefox sends it after each sync that changed something).
-pub(super) fn notify(body: &Value) -> Result<Value, AccountError> {
-    let to_ok = match body.get("to") {
-        Some(Value::String(to)) => to == "all",
-        Some(Value::Array(ids)) => ids.iter().all(Value::is_string),
-        _ => false,
+/// `POST /v1/account/devices/notify {to, excluded?, payload, TTL?}` (Firefox sends it after a
+/// sync that changed something, `sync:collection_changed`): as FxA's route, `payload` is pushed
+/// to the account's devices named in `to`, or to all but `excluded`, with `TTL` (FxA's
+/// default 0: deliver now or never), and the answer is `{}` whatever the pushes become.
+/// Devices without a subscription, or of another account, are skipped.
+pub(super) fn notify(tx: &mut Tx<'_>, account: &AccountRow, body: &Value) -> Result<Delivery, AccountError> {
+    let ids = |member: &str| -> Result<Option<Vec<&str>>, AccountError> {
+        match body.get(member) {
+            None | Some(Value::Null) if member == "excluded" => Ok(None),
+            Some(Value::Array(ids)) => ids
+                .iter()
+                .map(|id| id.as_str().ok_or_else(|| AccountError::InvalidParameter(member.into())))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(Value::String(all)) if member == "to" && all == "all" => Ok(None),
+            _ => Err(AccountError::InvalidParameter(member.into())),
+        }
     };
-    if !to_ok {
-        return Err(AccountError::InvalidParameter("to".into()));
+    let (to, excluded) = (ids("to")?, ids("excluded")?.unwrap_or_default());
+    let ttl = match body.get("TTL") {
+        None | Some(Value::Null) => 0,
+        Some(ttl) => ttl
+            .as_u64()
+            .filter(|t| i64::try_from(*t).is_ok_and(|t| t <= MAX_TTL_SECONDS))
+            .ok_or_else(|| AccountError::InvalidParameter("TTL".into()))?,
+    };
+    let payload = match body.get("payload") {
+        None => return Ok(Delivery { answer: json!({}), pushes: Vec::new() }),
+        Some(payload) if payload.is_object() && payload.to_string().len() <= MAX_PUSH_BYTES => payload,
+        Some(_) => return Err(AccountError::InvalidParameter("payload".into())),
+    };
+    let pushes = q::devices(tx, &account.uid)?
+        .iter()
+        .filter(|d| to.as_ref().map_or(!excluded.contains(&d.id.as_str()), |to| to.contains(&d.id.as_str())))
+        .filter_map(|d| {
+            let details = serde_json::from_str(&d.details).unwrap_or(Value::Null);
+            Push::to_device(&account.uid, &d.id, &details, payload, ttl)
+        })
+        .collect();
+    Ok(Delivery { answer: json!({}), pushes })
+}
+
+/// A push service said `expired.endpoint` is gone: the device is listed with
+/// `pushEndpointExpired: true` (as FxA's `push.js` marks it) until it registers a new
+/// `pushCallback`, so that Firefox subscribes again and polls. A device that already
+/// registered another endpoint, or is gone, is left as it is.
+pub(super) fn push_endpoint_expired(tx: &mut Tx<'_>, expired: &ExpiredEndpoint) -> Result<(), AccountError> {
+    let Some(mut device) = q::device(tx, &expired.uid, &expired.device_id)? else {
+        return Ok(());
+    };
+    let Ok(Value::Object(mut details)) = serde_json::from_str::<Value>(&device.details) else {
+        return Ok(());
+    };
+    if details.get("pushCallback").and_then(Value::as_str) != Some(expired.endpoint.as_str()) {
+        return Ok(());
     }
-    if body.get("payload").is_some_and(|p| !p.is_object()) {
-        return Err(AccountError::InvalidParameter("payload".into()));
-    }
-    Ok(json!({}))
+    details.insert("pushEndpointExpired".into(), Value::Bool(true));
+    device.details = Value::Object(details).to_string();
+    q::update_device(tx, &device)?;
+    Ok(())
 }

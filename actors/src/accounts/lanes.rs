@@ -19,14 +19,21 @@ use super::commands::COMMANDS_PER_ACCOUNT;
 use super::error::AccountError;
 use super::jwt::AccessTokens;
 use super::limits::{NonceCache, RateLimiter};
-use super::requests::{AccountsAdmin, AccountsRequest, AdminOp, AdminReply};
+use super::push;
+use super::requests::{AccountsAdmin, AccountsRequest, AdminOp, AdminReply, PushEndpointExpired};
 use super::shared::{AccountsConfig, Shared};
 use crate::ActorUnavailable;
 
 impl Accounts {
-    /// Starts both lanes on `pool`; the answer routes each request to its lane.
-    pub fn start(pool: DbPool, config: AccountsConfig, tokens: AccessTokens) -> AccountsAddr {
+    /// Starts both lanes on `pool` and the push worker; the answer routes each request to its
+    /// lane. Fails only when the push worker's HTTP client cannot be built.
+    pub fn start(
+        pool: DbPool,
+        config: AccountsConfig,
+        tokens: AccessTokens,
+    ) -> Result<AccountsAddr, reqwest::Error> {
         let window = config.rate_limit_window;
+        let (push, push_worker) = push::queue(&config.push)?;
         // Exported from the start, at 0, like the maps' series.
         metrics::counter!("weft_accounts_stretch_deadline_missed_total").increment(0);
         let shared = Arc::new(Shared {
@@ -39,6 +46,7 @@ impl Accounts {
                 window,
             ),
             commands_per_account: RateLimiter::new("commands_per_account", COMMANDS_PER_ACCOUNT, window),
+            push,
             config,
             tokens,
         });
@@ -52,11 +60,16 @@ impl Accounts {
                 Accounts { pool: pool.clone(), shared: shared.clone() }
             })
         };
-        AccountsAddr::new(
-            lane(shared.config.threads, false),
+        let requests = lane(shared.config.threads, false);
+        if let Some(worker) = push_worker {
+            let accounts = requests.clone();
+            worker.start(move |expired| accounts.do_send(PushEndpointExpired(expired)));
+        }
+        Ok(AccountsAddr::new(
+            requests,
             lane(shared.config.max_concurrent_stretches, true),
             shared.config.stretch_deadline,
-        )
+        ))
     }
 }
 

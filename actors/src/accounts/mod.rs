@@ -6,7 +6,8 @@
 //! starts it and keeps sign-ins, which stretch a password, off the threads of every other
 //! operation. `onepw` is the server's half of the key protocol, `jwt` the local
 //! issuer's access tokens, `limits` the in-memory guards (each a capped `bounded_map`),
-//! `email` the one form of an account email; `commands` the device commands of Send Tab;
+//! `email` the one form of an account email; `commands` the device commands of Send Tab and
+//! `push` the Web Push that tells a device of them;
 //! `settings` what the account page does (device sign-out, password change, account deletion).
 
 mod account;
@@ -21,6 +22,7 @@ mod lanes;
 mod limits;
 pub mod onepw;
 mod ops;
+mod push;
 mod requests;
 mod settings;
 mod shared;
@@ -30,6 +32,7 @@ pub use self::error::AccountError;
 pub use self::hawk::MAX_HEADER_BYTES as MAX_HAWK_HEADER_BYTES;
 pub use self::jwt::{AccessTokens, RsaKey};
 pub use self::lanes::AccountsAddr;
+pub use self::push::{EndpointPolicy, PushConfig, MOZILLA_PUSH_HOST};
 pub use self::requests::{
     AccountSummary, AccountsAdmin, AccountsRequest, AdminOp, AdminReply, Credentials, HawkRequest,
     NewCredentials, Op,

@@ -12,6 +12,7 @@ use super::account::{
     auth_pw, check_password, delete_account, live_account, quick_stretch_version, read, revoke, slow_stretch,
     start_session, still_current, write, CLIENT_SALT_PREFIX, KDF_V2,
 };
+use super::commands::{self, Delivery};
 use super::error::AccountError;
 use super::hawk::{HawkCheck, TokenKind};
 use super::onepw::{hex, pkce_challenge, random_bytes, sha256_hex};
@@ -121,12 +122,32 @@ pub(super) fn run(pool: &DbPool, shared: &Shared, msg: AccountsRequest) -> Resul
         }
         op => {
             let hawk = hawk.ok_or(AccountError::InvalidToken("no Hawk credentials"))?;
-            write(pool, |tx| {
+            let delivery = write(pool, |tx| {
                 let session = hawk.verify(tx, TokenKind::Session)?;
                 let account = live_account(tx, &session.uid)?;
                 q::touch_session(tx, &session.token_id, now_ms())?;
-                session_op(shared, tx, &session, &account, op.clone())
-            })
+                match op.clone() {
+                    Op::InvokeCommand(body) => {
+                        commands::invoke(shared, tx, &session, &account, &body, now_ms())
+                    }
+                    Op::Notify(body) => commands::notify(tx, &account, &body),
+                    op => Ok(Delivery {
+                        answer: session_op(shared, tx, &session, &account, op)?,
+                        pushes: Vec::new(),
+                    }),
+                }
+            })?;
+            // Pushed only once committed (a push makes the device fetch at once), and without
+            // waiting: the queue takes it or drops it.
+            let mut answer = delivery.answer;
+            let mut notified = false;
+            for push in delivery.pushes {
+                notified |= shared.push.offer(push);
+            }
+            if answer.get("notified").is_some() {
+                answer["notified"] = Value::Bool(notified);
+            }
+            Ok(answer)
         }
     }
 }
@@ -400,9 +421,7 @@ fn session_op(
             q::delete_key_fetches(tx, &account.uid)?;
             Ok(json!({}))
         }
-        Op::InvokeCommand(body) => super::commands::invoke(shared, tx, session, account, &body, now),
-        Op::DeviceCommands { index, limit } => super::commands::fetch(tx, session, index, limit, now),
-        Op::Notify(body) => super::commands::notify(&body),
+        Op::DeviceCommands { index, limit } => commands::fetch(tx, session, index, limit, now),
         Op::DeviceDestroy(body) => settings::destroy_device(tx, account, &body),
         // Routed by `run` before a session is looked up.
         Op::Create { .. }
@@ -415,7 +434,10 @@ fn session_op(
         | Op::CredentialsStatus { .. }
         | Op::PasswordChangeStart { .. }
         | Op::PasswordChangeFinish { .. }
-        | Op::AccountDestroy { .. } => Err(AccountError::InvalidToken("not a session operation")),
+        | Op::AccountDestroy { .. }
+        // Routed by `run`, which offers their pushes once committed.
+        | Op::InvokeCommand(_)
+        | Op::Notify(_) => Err(AccountError::InvalidToken("not a session operation")),
     }
 }
 
@@ -554,6 +576,11 @@ fn register_device(
         if let Some(value) = body.get(name) {
             details.insert(name.into(), value.clone());
         }
+    }
+    // A new subscription replaces the one the push service said was gone (FxA resets
+    // `pushEndpointExpired` the same way).
+    if body.get("pushCallback").is_some() {
+        details.remove("pushEndpointExpired");
     }
     let text =
         |name: &str, old: Option<&String>, default: &str, max: usize| -> Result<String, AccountError> {

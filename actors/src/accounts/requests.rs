@@ -1,7 +1,8 @@
 //! The messages of the accounts actor and their replies: one `AccountsRequest` per HTTP request
 //! (who the client is, its credentials, the operation `Op`, named after FxA's routes) and one
-//! `AccountsAdmin` per `weft account` command. Every other file of local accounts reads them;
-//! they import nothing of it but its error.
+//! `AccountsAdmin` per `weft account` command; `PushEndpointExpired` from the push worker. Every
+//! other file of local accounts reads them; they import nothing of it but its error and the push
+//! worker's report.
 
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use actix::Message;
 use serde_json::Value;
 
 use super::error::AccountError;
+use super::push::ExpiredEndpoint;
 use crate::token_verifier::hawk::HawkHeader;
 
 /// What the client signed, for Hawk verification in the actor (tokens-and-hawk.md §6; FxA's
@@ -148,6 +150,11 @@ pub enum AdminOp {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<AdminReply, AccountError>")]
 pub struct AccountsAdmin(pub AdminOp);
+
+/// From the push worker: a push service said a device's subscription is gone.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PushEndpointExpired(pub ExpiredEndpoint);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountSummary {

@@ -1,11 +1,12 @@
 //! What every thread of the accounts actor shares, on both lanes: its settings
-//! (`AccountsConfig`), the access-token issuer and the in-memory limits (`Shared`), and the clock
-//! the operations read (`now_ms`).
+//! (`AccountsConfig`), the access-token issuer, the in-memory limits and the push queue
+//! (`Shared`), and the clock the operations read (`now_ms`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::jwt::AccessTokens;
 use super::limits::{NonceCache, RateLimiter};
+use super::push::{PushConfig, PushQueue};
 
 #[derive(Clone)]
 pub struct AccountsConfig {
@@ -34,6 +35,10 @@ pub struct AccountsConfig {
     pub rate_limit_window: Duration,
     /// The tokenserver's `users.email` of an account is `<uid>@<fxa_email_domain>`.
     pub fxa_email_domain: String,
+    /// This server's public URL: a push names the URL its command is fetched from.
+    pub public_url: String,
+    /// Web Push to devices' `pushCallback` (`push`).
+    pub push: PushConfig,
 }
 
 /// State shared by the actor's threads (both lanes).
@@ -46,6 +51,8 @@ pub(super) struct Shared {
     pub failed_logins: RateLimiter,
     /// Device commands sent per account (`commands::COMMANDS_PER_ACCOUNT`).
     pub commands_per_account: RateLimiter,
+    /// Where pushes are offered once their transaction committed.
+    pub push: PushQueue,
 }
 
 pub(super) fn now_ms() -> i64 {

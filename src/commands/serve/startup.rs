@@ -39,6 +39,8 @@ pub enum StartupError {
     SigningKey(#[from] crate::accounts::signing_key::SigningKeyError),
     #[error("accounts.signing_key_file: {0}")]
     AccessTokens(weft_actors::accounts::JwtError),
+    #[error("accounts: the push client: {0}")]
+    PushClient(reqwest::Error),
 }
 
 /// Why the tokenserver cannot start from its configuration.
@@ -622,6 +624,17 @@ pub fn plan_accounts(settings: &Settings) -> Result<AccountsPlan, StartupError> 
             .unwrap_or(u32::MAX),
         rate_limit_window: Duration::from_secs(a.rate_limit_window_seconds),
         fxa_email_domain: settings.tokenserver.fxa_email_domain.clone(),
+        public_url: settings.public_url.trim_end_matches('/').to_string(),
+        push: weft_actors::accounts::PushConfig {
+            enabled: a.push_enabled,
+            endpoints: weft_actors::accounts::EndpointPolicy {
+                allowed_hosts: a.push_allowed_hosts.clone(),
+                allow_loopback: a.push_allow_loopback,
+            },
+            queue_limit: usize::try_from(a.push_queue_limit).unwrap_or(usize::MAX),
+            max_in_flight: usize::try_from(a.push_max_in_flight).unwrap_or(usize::MAX),
+            timeout: Duration::from_secs(a.push_timeout_seconds),
+        },
     };
     Ok(AccountsPlan { keys, config, issuer: settings.public_url.trim_end_matches('/').to_string() })
 }
@@ -649,7 +662,8 @@ impl AccountsPlan {
             &self.keys.published,
         )
         .map_err(StartupError::AccessTokens)?;
-        Ok(weft_actors::accounts::Accounts::start(pool, self.config.clone(), tokens))
+        weft_actors::accounts::Accounts::start(pool, self.config.clone(), tokens)
+            .map_err(StartupError::PushClient)
     }
 }
 
