@@ -361,3 +361,37 @@ fn push_endpoints_the_server_may_not_contact_are_never_contacted() {
     assert_eq!((pushes(&a, "delivered"), pushes(&a, "failed"), pushes(&a, "timeout")), (0, 0, 0));
     assert!(push.received("/").is_empty());
 }
+
+/// The queue is bounded: with room for one push waiting and one being sent, a push service
+/// that holds every push makes further pushes be dropped (counted), never waited for, and every
+/// command is stored all the same.
+#[test]
+fn a_full_push_queue_drops_pushes_not_commands() {
+    let push = PushService::start();
+    let mut env = vec![
+        ("WEFT_ACCOUNTS_PUSH_ALLOW_LOOPBACK", "true"),
+        ("WEFT_ACCOUNTS_PUSH_QUEUE_LIMIT", "1"),
+        ("WEFT_ACCOUNTS_PUSH_MAX_IN_FLIGHT", "1"),
+    ];
+    env.extend(METRICS);
+    let a = Accounts::start(common::Backend::Sqlite, &env);
+    let (email, password) = ("fay@example.org", "fay's password");
+    account(&a, email, password);
+    let laptop = sign_in(&a, email, password, "Laptop", json!({SEND_TAB: "keys"}));
+    let (tablet, _) = sign_in_with_push(&a, email, password, "Tablet", &push, "/slow/tablet");
+    // The push service holds each push for SLOW_SECONDS: one is sent, one waits for the slot,
+    // one waits in the queue; the sends here end well before the first push does.
+    let sends = 6;
+    let notified: Vec<bool> = (0..sends)
+        .map(|i| {
+            let sent = invoke(&a, &laptop, &tablet.id, SEND_TAB, &tab_payload(&i.to_string()), None);
+            assert_eq!((sent.status, &sent.body["enqueued"]), (200, &json!(true)), "{}", sent.body);
+            sent.body["notified"].as_bool().expect("notified")
+        })
+        .collect();
+    let dropped = notified.iter().filter(|n| !**n).count();
+    assert!(dropped >= sends - 3, "at most three pushes fit: {notified:?}");
+    assert_eq!(pushes(&a, "dropped"), dropped as i64);
+    let waiting = fetch(&a, &tablet, "?index=0");
+    assert_eq!(waiting.body["messages"].as_array().map(Vec::len), Some(sends), "{}", waiting.body);
+}

@@ -14,8 +14,11 @@
 //! again and polls. Every outcome is counted in `weft_accounts_push_total{outcome}`.
 //!
 //! No VAPID: Firefox subscribes for its account without an application server key
-//! (`FxAccountsPush`), so Mozilla's push service gives it an unrestricted endpoint that takes
-//! pushes without a VAPID signature; FxA's own pushes carry one only when it is configured.
+//! (`FxAccountsPush.registerPushEndpoint`, Firefox 153), so Mozilla's push service gives it an
+//! unrestricted endpoint that takes pushes without a VAPID signature. Firefox reads the push in
+//! `FxAccountsPush._onPushMessage` (`command_received`: `pollDeviceCommands(data.index)`), and
+//! re-subscribes and polls when its device is listed `pushEndpointExpired`
+//! (`FxAccountsDevice._refreshRemoteDevice`).
 
 mod endpoint;
 
