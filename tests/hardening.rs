@@ -99,13 +99,15 @@ fn unauthenticated_unfinished_bodies_are_refused_from_their_headers() {
     // Every one is answered without the rest of its body ever being sent: the server looked
     // at the headers only; and then the server closes the connection, so that the unsent rest
     // of the body cannot hold it. (The server's memory is measured by loadtests/hostile.py.)
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // The bound is for a machine busy with other work (an idle one closes all 300 in a second
+    // or two); 30 s left 16 of 300 open at a load average of 15 on 2 cores.
+    let deadline = Instant::now() + Duration::from_secs(90);
     let mut left_open = 0;
     for mut conn in conns {
         let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
         conn.set_read_timeout(Some(left())).expect("read timeout");
         let mut answer = [0u8; 12];
-        conn.read_exact(&mut answer).expect("an answer within 30 s, from the headers alone");
+        conn.read_exact(&mut answer).expect("an answer within 90 s, from the headers alone");
         assert_eq!(&answer, b"HTTP/1.1 401", "{:?}", String::from_utf8_lossy(&answer));
         let (mut rest, mut head) = ([0u8; 4096], Vec::new());
         loop {
@@ -130,7 +132,7 @@ fn unauthenticated_unfinished_bodies_are_refused_from_their_headers() {
             }
         }
     }
-    assert_eq!(left_open, 0, "connections still open 30 s after their 401");
+    assert_eq!(left_open, 0, "connections still open 90 s after their 401");
 }
 
 #[test]

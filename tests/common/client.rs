@@ -14,7 +14,10 @@ use super::server::{TestServer, PUBLIC_URL};
 static HTTP: OnceLock<reqwest::blocking::Client> = OnceLock::new();
 
 /// One client for the whole test binary: no proxies (only 127.0.0.1 is ever contacted), no
-/// redirects followed, bounded time per request.
+/// redirects followed, bounded time per request. Idle connections are dropped after 2 s, before
+/// the server's 5 s keep-alive closes them: a request sent on a connection the server is closing
+/// at that instant fails with "error sending request" (seen on a loaded machine), a race of
+/// the test client, not of the server.
 pub fn http() -> &'static reqwest::blocking::Client {
     HTTP.get_or_init(|| {
         reqwest::blocking::Client::builder()
@@ -22,6 +25,7 @@ pub fn http() -> &'static reqwest::blocking::Client {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(120))
             .pool_max_idle_per_host(64)
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .expect("HTTP client")
     })
@@ -280,12 +284,24 @@ impl Req {
         if let Some(body) = self.body {
             rb = rb.body(body);
         }
-        let resp = rb.send().map_err(|e| e.to_string())?;
+        let resp = rb.send().map_err(with_causes)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.text().map_err(|e| e.to_string())?;
+        let body = resp.text().map_err(with_causes)?;
         Ok(Resp { status, headers, body, what: format!("{} {}", self.method, sent_target) })
     }
+}
+
+/// The error and every cause under it: reqwest's own message ("error sending request") says
+/// nothing of whether the connection was refused, reset or timed out.
+fn with_causes(err: reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 /// A finished response; the body is kept as text so tests can compare bytes.
