@@ -911,12 +911,16 @@ fn a_user_moved_to_another_database_keeps_its_data_and_timestamps() {
     pg.execute(&format!("DROP DATABASE IF EXISTS {node_2_db} WITH (FORCE)"));
 }
 
-/// Issue 23: `weft node drain --move` killed with SIGKILL at random points, several times,
-/// then run to the end: every user ends on node 2 with all its data and timestamps, and after
-/// every kill each user's data is complete on the node the tokenserver names for it.
+/// Issue 23: `weft user move` and `weft node drain --move` killed with SIGKILL at random
+/// points, several times each, then run to the end: every user ends on exactly one node (node
+/// 2 serves it, node 1 refuses the token it had) with all its acknowledged data and
+/// timestamps. After every kill, each user's data is complete on the node the tokenserver
+/// names for it, and a write with the user's first token (node 1) is accepted only while the
+/// tokenserver still names node 1; those writes are acknowledged data too.
 #[test]
-fn a_drain_by_moving_killed_at_random_points_finishes_when_run_again() {
-    const USERS: usize = 24;
+fn moves_killed_at_random_points_finish_when_run_again() {
+    const USERS: usize = 40;
+    const KILLS: usize = 4;
     let mock = FxaMock::start();
     let secret = fresh_secret();
     let server_dir = tempfile::tempdir().expect("temp dir");
@@ -932,61 +936,137 @@ fn a_drain_by_moving_killed_at_random_points_finishes_when_run_again() {
     ];
     let server = TestServer::start_with_config(Backend::Sqlite, &env, &config, &secret);
     weft_ok(&server, &["node", "provision", NODE_2, "1000", "--backoff"]);
-    // Each user: its fxa uid and what a client reads of it before the drain.
-    let users: Vec<(String, Value, Value)> = (0..USERS)
+    // Each user: its fxa uid, its first token's user (node 1), and the ids of its history
+    // records the server acknowledged.
+    let mut users: Vec<(String, (User, String), Vec<String>)> = (0..USERS)
         .map(|n| {
             let fxa_uid = format!("{:032x}", rand::random::<u128>());
             let user = user_from(&server, &token_for(&server, &fxa_uid));
+            let ids: Vec<String> = (0..20 + n).map(|i| format!("i{i}")).collect();
             let items: Vec<Value> =
-                (0..20 + n).map(|i| json!({"id": format!("i{i}"), "payload": format!("{n}/{i}")})).collect();
+                ids.iter().map(|id| json!({"id": id, "payload": format!("{n}/{id}")})).collect();
             on_node(&user, "POST", "/storage/history").json(&Value::Array(items)).send().expect(200);
             on_node(&user, "PUT", "/storage/prefs/p").json(&json!({"payload": "p"})).send().expect(200);
-            let info = get_on(&user, "/info/collections").expect(200).json();
-            let history = get_on(&user, "/storage/history?full=1&sort=oldest").expect(200).json();
-            (fxa_uid, info, history)
+            (fxa_uid, user, ids)
         })
         .collect();
-    // Whatever node the tokenserver names, the user's data is all there (a held user is read
-    // as it is; a user being copied to the node it was just switched to may answer 503).
-    let check = |finished: bool| {
-        for (fxa_uid, info, history) in &users {
+    // Whatever node the tokenserver names, the user's acknowledged data is all there (a user
+    // being released may answer 503 there); the first token writes only while that is node 1.
+    // Answers how many users the tokenserver names node 1 for, and how many are held there.
+    let check = |users: &mut Vec<(String, (User, String), Vec<String>)>, run: usize, finished: bool| {
+        let (mut on_1, mut held) = (0, 0);
+        for (fxa_uid, first, ids) in users.iter_mut() {
             let token = token_for(&server, fxa_uid);
             let user = user_from(&server, &token);
-            let endpoint = token["api_endpoint"].as_str().unwrap();
-            let resp = get_on(&user, "/info/collections");
+            let endpoint = token["api_endpoint"].as_str().unwrap().to_string();
+            let on_node_1 = endpoint.starts_with(PUBLIC_URL);
+            on_1 += usize::from(on_node_1);
+            let id = format!("k{run}");
+            let late =
+                on_node(first, "PUT", &format!("/storage/history/{id}")).json(&json!({"payload": id})).send();
+            match late.status {
+                200 => {
+                    assert!(on_node_1, "node 1 took a write of a user the tokenserver puts on {endpoint}");
+                    ids.push(id);
+                }
+                401 | 503 => {
+                    assert!(!on_node_1 || late.status == 503, "node 1 refused its own user 401");
+                    held += usize::from(late.status == 503);
+                }
+                other => panic!("a write with the first token answered {other}"),
+            }
+            let resp = get_on(&user, "/storage/history");
             if resp.status == 503 && !finished {
-                assert!(endpoint.starts_with(NODE_2), "only a user being released answers 503: {endpoint}");
+                assert!(!on_node_1, "only a user being released answers 503: {endpoint}");
                 continue;
             }
-            assert_eq!(resp.expect(200).json(), *info, "{endpoint}");
-            assert_eq!(get_on(&user, "/storage/history?full=1&sort=oldest").expect(200).json(), *history);
+            let stored: Vec<String> = resp
+                .expect(200)
+                .json()
+                .as_array()
+                .expect("ids")
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default().to_string())
+                .collect();
+            for id in ids.iter() {
+                assert!(stored.contains(id), "{endpoint}: acknowledged record {id} missing");
+            }
             if finished {
                 assert!(endpoint.starts_with(NODE_2), "{endpoint}");
             }
         }
+        (on_1, held)
     };
-    let drain = || {
-        let mut cmd = common::server::weft_command("node", server.data_dir(), server.database_url());
-        cmd.args(["drain", PUBLIC_URL, "--move", "--to", NODE_2, "--parallel", "2", "--no-progress"])
-            .arg("--config")
-            .arg(config_path(&server));
+    let weft_config = |subcommand: &str, args: &[&str]| {
+        let mut cmd = common::server::weft_command(subcommand, server.data_dir(), server.database_url());
+        cmd.args(args).arg("--config").arg(config_path(&server));
         cmd
     };
-    for run in 0..4 {
+    // Killed `within_ms` at most after its start (process start-up included), so that kills
+    // land before, inside and after the moves; where they landed is printed.
+    let kill_at_random = |mut cmd: Command, within_ms: u64| {
         let mut child =
-            drain().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-        let after = std::time::Duration::from_millis(150 + rand::random::<u64>() % 900);
+            cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let after = std::time::Duration::from_millis(rand::random::<u64>() % within_ms);
         std::thread::sleep(after);
         child.kill().expect("SIGKILL");
         child.wait().unwrap();
-        eprintln!("run {run}: killed after {after:?}");
-        check(false);
+        after
+    };
+    // A whole `weft user move`, timed, so that the kills of the next ones fall anywhere in it.
+    let uid_0 = users[0].1 .0.uid.to_string();
+    let move_0 = || weft_config("user", &["move", &uid_0, "--to", NODE_2]);
+    let drain = || {
+        weft_config(
+            "node",
+            &[
+                "drain",
+                PUBLIC_URL,
+                "--move",
+                "--to",
+                NODE_2,
+                "--parallel",
+                "2",
+                "--rate",
+                "20",
+                "--no-progress",
+            ],
+        )
+    };
+    let started = std::time::Instant::now();
+    assert!(move_0().status().expect("weft user move").success());
+    let move_ms = started.elapsed().as_millis() as u64;
+    // Put back on node 1 is not possible (the user moved away less than a token lifetime ago):
+    // the kills of `weft user move` go to a second user.
+    let uid_1 = users[1].1 .0.uid.to_string();
+    let move_1 = || weft_config("user", &["move", &uid_1, "--to", NODE_2]);
+    for run in 0..KILLS {
+        let after = kill_at_random(move_1(), move_ms + 50);
+        let (on_1, held) = check(&mut users, run, false);
+        eprintln!("weft user move {uid_1} killed after {after:?} (a whole run: {move_ms} ms): {} users on node 1, {held} held", on_1);
+    }
+    assert!(move_1().status().expect("weft user move").success());
+    // Paced at 20 users/s, a drain of the 38 others lasts about 2 s: each kill within 1.2 s
+    // leaves some of them to the next run.
+    for run in KILLS..2 * KILLS {
+        let after = kill_at_random(drain(), 1200);
+        let (on_1, held) = check(&mut users, run, false);
+        eprintln!(
+            "weft node drain --move killed after {after:?}: {on_1} of {USERS} users on node 1, {held} held"
+        );
     }
     let out = drain().output().expect("drain");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     eprintln!("$ weft node drain {PUBLIC_URL} --move --to {NODE_2}\n{text}");
     assert!(out.status.success(), "{text}");
-    check(true);
+    // Node 1's cached reads learn of the last moves within a second (user_move/watch.rs).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    check(&mut users, 2 * KILLS, true);
+    // Exactly one node: node 1 refuses every user's first token, reads and writes.
+    for (_, first, _) in &users {
+        get_on(first, "/info/collections").expect(401);
+        get_on(first, "/storage/history").expect(401);
+    }
     // A last run finds nothing left to do.
     let out = drain().output().expect("drain");
     assert!(
