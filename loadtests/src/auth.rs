@@ -1,7 +1,8 @@
 //! Client credentials as a Firefox holds them after talking to the tokenserver: a tokenlib
-//! token minted from the node's master secret (tokens-and-hawk.md §2, §3) and the Hawk
-//! `Authorization` header computed over each request (§6), with no payload hash and no `ext`,
-//! exactly as Firefox signs (storage-api.md §12.1).
+//! token minted from the node's master secret (tokens-and-hawk.md §2, §3), or the one a
+//! tokenserver issued with the node it named (`--tokenserver`), and the Hawk `Authorization`
+//! header computed over each request (§6), with no payload hash and no `ext`, exactly as
+//! Firefox signs (storage-api.md §12.1).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,6 +19,8 @@ pub struct Credentials {
     pub uid: u64,
     token: String,
     key: String,
+    /// The node's origin from the tokenserver's `api_endpoint`; `None`: the target.
+    origin: Option<String>,
 }
 
 pub fn unix_now() -> u64 {
@@ -49,12 +52,18 @@ impl Credentials {
             hashed_device_id: String::new(),
         };
         let (token, key) = mint_token(master_secret, &payload);
-        Credentials { uid, token, key }
+        Credentials { uid, token, key, origin: None }
     }
 
-    /// Credentials handed out by a tokenserver (its `id` and `key`).
-    pub fn issued(uid: u64, token: String, key: String) -> Credentials {
-        Credentials { uid, token, key }
+    /// Credentials handed out by a tokenserver (its `id` and `key`), for the node at `origin`
+    /// (`None`: the target).
+    pub fn issued(uid: u64, token: String, key: String, origin: Option<String>) -> Credentials {
+        Credentials { uid, token, key, origin }
+    }
+
+    /// The origin of the node these credentials are for, when it is not the target.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
     }
 
     /// The `Authorization` value for `method` on `url` (the token verifier's own signing code).

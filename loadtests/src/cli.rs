@@ -100,6 +100,14 @@ pub struct Cli {
     /// The node URL written into minted tokens (default: the target).
     #[arg(long)]
     pub node_url: Option<String>,
+    /// Storage scenarios: get each user's token from the target's tokenserver as Firefox does
+    /// (`GET /1.0/sync/1.5` with an OAuth JWT of the built-in test key, which the server must
+    /// trust: `--print-test-jwk`) and send its requests to the node its `api_endpoint` names;
+    /// on a 401 fetch a new token, on a 503 with `Retry-After` leave the user alone that long
+    /// (both counted apart, not as errors). Users whose node changes (a server-side move) are
+    /// followed; the summary says whether any was served by two nodes at once.
+    #[arg(long, conflicts_with_all = ["node_url", "raw"])]
+    pub tokenserver: bool,
     /// Write the JSON result to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -149,6 +157,8 @@ pub struct Options {
     pub records_per_user: usize,
     pub master_secret: String,
     pub node_url: String,
+    pub tokenserver: bool,
+    pub allow_remote_host: bool,
     pub json: Option<PathBuf>,
     pub verify: bool,
     pub raw: Option<String>,
@@ -189,7 +199,10 @@ impl Cli {
         if last_uid > 9_999_999_999 {
             return Err("--first-uid + --users must stay below 10^10 (uids have at most 10 digits)".into());
         }
-        let needs_secret = self.raw.is_none() && scenario != Scenario::Token;
+        if self.tokenserver && scenario == Scenario::Token {
+            return Err("--tokenserver: the token scenario always talks to the tokenserver".into());
+        }
+        let needs_secret = self.raw.is_none() && scenario != Scenario::Token && !self.tokenserver;
         let master_secret = match self.master_secret {
             Some(secret) if !secret.is_empty() => secret,
             _ if needs_secret => {
@@ -211,6 +224,8 @@ impl Cli {
             records_per_user: self.records_per_user,
             master_secret,
             node_url,
+            tokenserver: self.tokenserver,
+            allow_remote_host: self.allow_remote_host,
             json: self.json,
             verify: self.verify,
             raw: self.raw,

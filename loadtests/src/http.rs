@@ -1,10 +1,11 @@
 //! The HTTP side of a client task: one shared `reqwest` client (keep-alive connections reused
 //! across tasks), and `Session`, which sends a request signed with a user's credentials, times
 //! it, draws it from the phase's budget and records the outcome in the task's own `Stats`.
-//! Writes go out as Firefox sends them: `Content-Type: text/plain` with a JSON body.
+//! Writes go out as Firefox sends them: `Content-Type: text/plain` with a JSON body. A request
+//! goes to the target, or to the node the user's token names (`--tokenserver`).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -19,6 +20,10 @@ use crate::oauth::OauthKey;
 use crate::payload::PayloadPool;
 use crate::stats::{Budget, Stats};
 
+/// Idle connections are dropped before the server's keep-alive (actix-web's default, 5 s)
+/// closes them: a connection the server is closing, reused, fails with "connection reset" (seen
+/// in the verify phase after a pause).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Body bytes quoted in an error message.
 const ERROR_BODY_CHARS: usize = 80;
 
@@ -29,6 +34,11 @@ pub enum Stop {
     Budget,
     /// This request failed (already counted as an error): the iteration ends, the task goes on.
     Failed,
+    /// `--tokenserver`: the node answered 401: the user's sync ends, it fetches a new token.
+    Unauthorized,
+    /// `--tokenserver`: the node answered 503 with `Retry-After`: the user's sync ends and the
+    /// user is left alone that long, as Firefox backs off.
+    Held(Duration),
 }
 
 pub type Step<T> = Result<T, Stop>;
@@ -37,7 +47,7 @@ pub type Step<T> = Result<T, Stop>;
 pub struct Shared {
     pub opts: Options,
     pub pool: PayloadPool,
-    /// The test OAuth key, for the token scenario only.
+    /// The test OAuth key, for the token scenario and `--tokenserver` only.
     pub oauth: Option<OauthKey>,
     client: reqwest::Client,
     base: String,
@@ -48,17 +58,21 @@ impl Shared {
         let client = reqwest::Client::builder()
             .timeout(opts.timeout)
             .pool_max_idle_per_host(opts.concurrency)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let base = opts.target.as_str().trim_end_matches('/').to_string();
         let pool = PayloadPool::new(opts.seed);
-        let oauth = if opts.scenario == Scenario::Token { Some(OauthKey::load()?) } else { None };
+        let oauth =
+            if opts.scenario == Scenario::Token || opts.tokenserver { Some(OauthKey::load()?) } else { None };
         Ok(Shared { opts, pool, oauth, client, base })
     }
 
-    pub fn url(&self, path: &str) -> Result<Url, String> {
-        Url::parse(&format!("{}{path}", self.base)).map_err(|e| format!("bad URL {path:?}: {e}"))
+    /// `path` on `origin`, or on the target when `None`.
+    pub fn url(&self, origin: Option<&str>, path: &str) -> Result<Url, String> {
+        let base = origin.unwrap_or(&self.base);
+        Url::parse(&format!("{base}{path}")).map_err(|e| format!("bad URL {path:?}: {e}"))
     }
 }
 
@@ -134,11 +148,23 @@ impl Session {
     }
 
     /// Sends `req` (drawn from the budget), records latency and status under `kind`, and
-    /// fails the step unless the status is one of `ok`.
+    /// fails the step unless the status is one of `ok`. With `--tokenserver`, a 401 and a 503
+    /// with `Retry-After` end the step as Firefox's sync ends: counted apart, not as errors.
     pub async fn call(&mut self, kind: &'static str, req: Request<'_>, ok: &[u16]) -> Step<Reply> {
+        let uid = req.creds.map(|c| c.uid);
         let reply = self.send(kind, req).await?;
         if ok.contains(&reply.status) {
             Ok(reply)
+        } else if self.shared.opts.tokenserver && reply.status == 401 {
+            self.stats.unauthorized += 1;
+            Err(Stop::Unauthorized)
+        } else if let (true, 503, Some(seconds)) = (
+            self.shared.opts.tokenserver,
+            reply.status,
+            reply.header("Retry-After").and_then(|v| v.trim().parse::<u64>().ok()),
+        ) {
+            self.stats.held(uid);
+            Err(Stop::Held(Duration::from_secs(seconds)))
         } else {
             let message = format!("unexpected status {} (body {:?})", reply.status, reply.body_excerpt());
             self.stats.error(kind, message);
@@ -151,7 +177,8 @@ impl Session {
         if !self.budget.take() {
             return Err(Stop::Budget);
         }
-        let url = match self.shared.url(&req.path) {
+        let origin = req.creds.and_then(|c| c.origin());
+        let url = match self.shared.url(origin, &req.path) {
             Ok(url) => url,
             Err(e) => {
                 self.stats.error(kind, e);
@@ -182,6 +209,9 @@ impl Session {
         match result {
             Ok(reply) => {
                 self.stats.record(kind, latency, Some(reply.status));
+                if let (Some(creds), Some(origin), true) = (req.creds, origin, reply.status < 400) {
+                    self.stats.served(creds.uid, origin, start);
+                }
                 Ok(reply)
             }
             Err(e) => {

@@ -1,7 +1,8 @@
 //! The results of a run, as a human summary on stdout and as a JSON document (`--json`):
 //! throughput, records per second, status counts, errors, latency percentiles per request kind,
-//! the generator's own CPU use, the setup and verify phases, and the ratio to a raw baseline.
-//! Also decides whether the run passed.
+//! the generator's own CPU use, the setup and verify phases, the ratio to a raw baseline, and
+//! with `--tokenserver` the 401s, the held 503s and the users' nodes. Also decides whether the
+//! run passed.
 
 use std::path::Path;
 use std::time::Duration;
@@ -47,9 +48,10 @@ impl Outcome {
         self.verify.as_ref().map_or(0, |(_, v)| v.lost())
     }
 
-    /// No error of any phase (5xx included) and no lost write.
+    /// No error of any phase (5xx included, but for a 503 with `Retry-After` under
+    /// `--tokenserver`), no lost write, and no user served by two nodes at once.
     pub fn passed(&self) -> bool {
-        self.errors() == 0 && self.lost() == 0
+        self.errors() == 0 && self.lost() == 0 && self.main.users_served_twice_at_once() == 0
     }
 
     fn rate(&self, n: u64) -> f64 {
@@ -121,7 +123,24 @@ impl Outcome {
         if let Some(b) = baseline {
             doc["raw_baseline"] = ratio(&doc, b);
         }
+        if opts.tokenserver {
+            doc["tokenserver"] = self.tokenserver_json();
+        }
         doc
+    }
+
+    /// `--tokenserver`: what the nodes told the users, over the measured phase.
+    fn tokenserver_json(&self) -> Value {
+        let m = &self.main;
+        let moved: Vec<u64> = m.nodes.iter().filter(|(_, n)| n.len() > 1).map(|(uid, _)| *uid).collect();
+        json!({
+            "unauthorized_401": m.unauthorized,
+            "held_503_retry_after": m.held,
+            "users_held": m.held_users.len(),
+            "users_held_and_seen_on_a_new_node": m.held_users.iter().filter(|u| moved.contains(u)).count(),
+            "users_on_two_nodes": m.users_on_two_nodes(),
+            "users_served_by_two_nodes_at_once": m.users_served_twice_at_once(),
+        })
     }
 
     pub fn print_summary(&self, doc: &Value) {
@@ -152,6 +171,18 @@ impl Outcome {
         );
         for line in m.latency_lines() {
             println!("{line}");
+        }
+        if let Some(t) = doc.get("tokenserver") {
+            println!(
+                "  tokenserver: {} × 401 (a new token each), {} × 503 + Retry-After to {} users ({} of them seen \
+                 on a new node later); {} users served by two nodes in turn, {} by two nodes at once",
+                t["unauthorized_401"],
+                t["held_503_retry_after"],
+                t["users_held"],
+                t["users_held_and_seen_on_a_new_node"],
+                t["users_on_two_nodes"],
+                t["users_served_by_two_nodes_at_once"]
+            );
         }
         print_errors("errors", m);
         if let Some((s, elapsed)) = &self.setup {

@@ -1,7 +1,9 @@
-//! One HTTP run from start to end: mint every user's credentials, probe the tokenserver when the
-//! scenario needs it, run the setup phase (every user once), the measured phase (tasks drawing
-//! users until the budget is spent, with a progress bar), and the verify phase (read back every
-//! acknowledged write). Returns the merged results for the report.
+//! One HTTP run from start to end: mint every user's credentials (or, with `--tokenserver`,
+//! leave them to the setup's token request), probe the tokenserver when the scenario needs it,
+//! run the setup phase (every user once), the measured phase (tasks drawing users until the
+//! budget is spent, with a progress bar; a user told 401 fetches a new token, one told to come
+//! back later is left alone until then), and the verify phase (read back every acknowledged
+//! write). Returns the merged results for the report.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,6 +27,9 @@ use crate::stats::{Budget, Stats};
 const TOKEN_LIFETIME_S: u64 = 3 * 3600;
 /// Page size of the verify read-back.
 const VERIFY_PAGE: usize = 1000;
+/// Attempts of one collection's read-back when a node answers 401 (new token) or 503 with
+/// `Retry-After` (wait) before it counts as unreadable.
+const VERIFY_ATTEMPTS: usize = 4;
 
 /// Why a run could not produce a result.
 #[derive(Debug)]
@@ -37,14 +42,19 @@ pub enum RunError {
 pub async fn run_http(opts: Options) -> Result<Outcome, RunError> {
     let shared = Arc::new(Shared::new(opts).map_err(RunError::Failed)?);
     let opts = &shared.opts;
-    if opts.scenario == Scenario::Token {
+    if opts.scenario == Scenario::Token || opts.tokenserver {
         probe_tokenserver(&shared).await?;
     }
     let users: Arc<Vec<Mutex<User>>> = Arc::new(
         (0..opts.users)
             .map(|i| {
                 let uid = opts.first_uid + i;
-                let creds = Credentials::mint(&opts.master_secret, &opts.node_url, uid, TOKEN_LIFETIME_S);
+                let creds = if opts.tokenserver {
+                    // No token until the setup asks the tokenserver for one.
+                    Credentials::issued(uid, String::new(), String::new(), None)
+                } else {
+                    Credentials::mint(&opts.master_secret, &opts.node_url, uid, TOKEN_LIFETIME_S)
+                };
                 Mutex::new(User::new(uid, creds))
             })
             .collect(),
@@ -135,12 +145,24 @@ async fn phase(
                     Phase::Measure => s.rng.gen_range(0..count),
                 };
                 let mut user = users[index as usize].lock().await;
+                if which == Phase::Measure && user.backing_off() {
+                    drop(user);
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 let result = match which {
                     Phase::Setup => scenarios::setup(scenario, &mut s, &mut user).await,
                     Phase::Measure => scenarios::iteration(scenario, &mut s, &mut user).await,
                 };
-                if result == Err(Stop::Budget) {
-                    break;
+                match result {
+                    Err(Stop::Budget) => break,
+                    Err(Stop::Unauthorized) => {
+                        if scenarios::token::fetch_token(&mut s, &mut user).await == Err(Stop::Budget) {
+                            break;
+                        }
+                    }
+                    Err(Stop::Held(retry_after)) => user.not_before = Some(Instant::now() + retry_after),
+                    Ok(()) | Err(Stop::Failed) => {}
                 }
             }
             (s.stats, s.ledger)
@@ -218,12 +240,20 @@ async fn verify(
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let Some(&(uid, collection)) = work.get(i) else { break };
                 let first_uid = s.shared.opts.first_uid;
-                let creds = users[(uid - first_uid) as usize].lock().await.creds.clone();
-                match read_back(&mut s, &creds, collection).await {
-                    Some(rows) => outcome.add(ledger.check(uid, collection, &rows)),
-                    // Unreadable: every acknowledged item of it counts as missing.
-                    None => outcome.add(ledger.check(uid, collection, &Vec::new())),
+                let mut user = users[(uid - first_uid) as usize].lock().await;
+                let mut rows = Err(Stop::Failed);
+                for _ in 0..VERIFY_ATTEMPTS {
+                    rows = read_back(&mut s, &user.creds, collection).await;
+                    match rows {
+                        Err(Stop::Unauthorized) => {
+                            let _ = scenarios::token::fetch_token(&mut s, &mut user).await;
+                        }
+                        Err(Stop::Held(retry_after)) => tokio::time::sleep(retry_after).await,
+                        _ => break,
+                    }
                 }
+                // Unreadable: every acknowledged item of it counts as missing.
+                outcome.add(ledger.check(uid, collection, &rows.unwrap_or_default()));
             }
             (s.stats, outcome)
         }));
@@ -243,7 +273,11 @@ async fn verify(
 }
 
 /// Every live record of one collection, following `X-Weave-Next-Offset`.
-async fn read_back(s: &mut Session, creds: &Credentials, collection: &'static str) -> Option<StoredRows> {
+async fn read_back(
+    s: &mut Session,
+    creds: &Credentials,
+    collection: &'static str,
+) -> Result<StoredRows, Stop> {
     let mut rows = StoredRows::new();
     let mut offset: Option<String> = None;
     loop {
@@ -251,10 +285,10 @@ async fn read_back(s: &mut Session, creds: &Credentials, collection: &'static st
         if let Some(o) = &offset {
             path.push_str(&format!("&offset={o}"));
         }
-        let reply = s.call("verify: GET collection?full=1", Request::get(path, creds), &[200]).await.ok()?;
+        let reply = s.call("verify: GET collection?full=1", Request::get(path, creds), &[200]).await?;
         let Some(serde_json::Value::Array(items)) = reply.json() else {
             s.stats.error("verify: GET collection?full=1", "body is not a JSON array".into());
-            return None;
+            return Err(Stop::Failed);
         };
         s.stats.records_read += items.len() as u64;
         for item in items {
@@ -266,7 +300,7 @@ async fn read_back(s: &mut Session, creds: &Credentials, collection: &'static st
         }
         match reply.header("X-Weave-Next-Offset") {
             Some(next) => offset = Some(next.to_string()),
-            None => return Some(rows),
+            None => return Ok(rows),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! What a run measures: per request kind a latency histogram (microseconds, HdrHistogram),
 //! status counts, error messages with their counts, and records written and read. Every task
 //! keeps its own `Stats` (no lock on the hot path); they are merged when the phase ends.
+//! With `--tokenserver`, also the 401s and held 503s and which node served each user when.
 //! Also the run budget (`Budget`) every task draws its requests from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,22 @@ pub struct Stats {
     pub requests: u64,
     pub records_written: u64,
     pub records_read: u64,
+    /// `--tokenserver`: 401s, each followed by a new token.
+    pub unauthorized: u64,
+    /// `--tokenserver`: 503s with `Retry-After`, and the users who got them.
+    pub held: u64,
+    pub held_users: BTreeSet<u64>,
+    /// `--tokenserver`: per uid, each node that answered it below 400, with the first and
+    /// last time it did.
+    pub nodes: HashMap<u64, Vec<Served>>,
+}
+
+/// When one node answered one user.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub origin: String,
+    pub first: Instant,
+    pub last: Instant,
 }
 
 impl Stats {
@@ -64,6 +81,43 @@ impl Stats {
         } else {
             *self.errors.entry(OTHER_ERRORS.to_string()).or_default() += 1;
         }
+    }
+
+    /// A 503 with `Retry-After` to user `uid`.
+    pub fn held(&mut self, uid: Option<u64>) {
+        self.held += 1;
+        self.held_users.extend(uid);
+    }
+
+    /// `origin` answered user `uid` (below 400) to a request sent at `at`.
+    pub fn served(&mut self, uid: u64, origin: &str, at: Instant) {
+        let nodes = self.nodes.entry(uid).or_default();
+        match nodes.iter_mut().find(|n| n.origin == origin) {
+            Some(n) => {
+                n.first = n.first.min(at);
+                n.last = n.last.max(at);
+            }
+            None => nodes.push(Served { origin: origin.to_string(), first: at, last: at }),
+        }
+    }
+
+    /// Users answered by more than one node during the run.
+    pub fn users_on_two_nodes(&self) -> usize {
+        self.nodes.values().filter(|n| n.len() > 1).count()
+    }
+
+    /// Users one node answered after another had already answered them and before that other
+    /// answered them for the last time: served by two nodes at once.
+    pub fn users_served_twice_at_once(&self) -> usize {
+        self.nodes
+            .values()
+            .filter(|nodes| {
+                nodes
+                    .iter()
+                    .enumerate()
+                    .any(|(i, a)| nodes.iter().skip(i + 1).any(|b| a.first < b.last && b.first < a.last))
+            })
+            .count()
     }
 
     pub fn error_count(&self) -> u64 {
@@ -98,6 +152,15 @@ impl Stats {
         self.requests += other.requests;
         self.records_written += other.records_written;
         self.records_read += other.records_read;
+        self.unauthorized += other.unauthorized;
+        self.held += other.held;
+        self.held_users.extend(other.held_users);
+        for (uid, nodes) in other.nodes {
+            for n in nodes {
+                self.served(uid, &n.origin, n.first);
+                self.served(uid, &n.origin, n.last);
+            }
+        }
     }
 
     /// Latency percentiles per kind, in milliseconds.
@@ -220,6 +283,26 @@ mod tests {
         assert!(!b.take());
         assert!(!b.is_open());
         assert_eq!(b.issued(), 3);
+    }
+
+    #[test]
+    fn a_user_served_by_two_nodes_in_turn_is_not_served_at_once() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let (mut a, mut b) = (Stats::default(), Stats::default());
+        // User 1 moves: node 1 until 10 ms, node 2 from 20 ms (seen by two tasks).
+        a.served(1, "http://n1", at(0));
+        b.served(1, "http://n1", at(10));
+        a.served(1, "http://n2", at(20));
+        b.served(1, "http://n2", at(30));
+        // User 2 is answered by node 1 again after node 2 had answered it.
+        a.served(2, "http://n1", at(0));
+        a.served(2, "http://n2", at(5));
+        b.served(2, "http://n1", at(8));
+        a.served(3, "http://n1", at(1));
+        a.merge(b);
+        assert_eq!(a.users_on_two_nodes(), 2);
+        assert_eq!(a.users_served_twice_at_once(), 1);
     }
 
     #[test]

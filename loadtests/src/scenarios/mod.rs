@@ -10,6 +10,7 @@ pub mod token;
 pub mod write;
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use reqwest::Method;
 use weft_schema::SyncTimestamp;
@@ -21,6 +22,9 @@ use crate::payload::{body, Bso};
 
 /// A user as one Firefox profile knows it: credentials and the timestamps it last saw.
 pub struct User {
+    /// The user's number in the population (`--first-uid` onwards): its uid in minted tokens,
+    /// its identity towards the tokenserver with `--tokenserver` (which may give another uid:
+    /// `creds.uid` is the one in storage URLs).
     pub uid: u64,
     pub creds: Credentials,
     /// `X-Last-Modified` of the last `info/collections` (or of our own last write).
@@ -29,8 +33,10 @@ pub struct User {
     pub collections: HashMap<String, String>,
     /// `newer=` values that select part of the seeded history (read scenario).
     pub read_markers: Vec<String>,
-    /// OAuth material of the token scenario.
+    /// OAuth material of the token scenario and of `--tokenserver`.
     pub oauth: Option<token::OauthUser>,
+    /// A node's `Retry-After`: the user does not sync before this.
+    pub not_before: Option<Instant>,
 }
 
 impl User {
@@ -42,7 +48,18 @@ impl User {
             collections: HashMap::new(),
             read_markers: Vec::new(),
             oauth: None,
+            not_before: None,
         }
+    }
+
+    /// Whether a tokenserver has issued this user a token (only those name a node).
+    pub fn has_token(&self) -> bool {
+        self.creds.origin().is_some()
+    }
+
+    /// Whether a node asked this user to come back later, and that time has not come.
+    pub fn backing_off(&self) -> bool {
+        self.not_before.is_some_and(|at| Instant::now() < at)
     }
 
     /// The collection's last-modified as Firefox sends it in `X-If-Unmodified-Since`; `0`
@@ -58,12 +75,16 @@ impl User {
     }
 
     fn path(&self, rest: &str) -> String {
-        format!("/1.5/{}/{rest}", self.uid)
+        format!("/1.5/{}/{rest}", self.creds.uid)
     }
 }
 
-/// One-time work per user before the measured phase (discovering state, seeding).
+/// One-time work per user before the measured phase (discovering state, seeding); with
+/// `--tokenserver` it starts with the user's first token.
 pub async fn setup(scenario: Scenario, s: &mut Session, user: &mut User) -> Step<()> {
+    if s.shared.opts.tokenserver {
+        token::fetch_token(s, user).await?;
+    }
     match scenario {
         Scenario::Sync => sync::setup(s, user).await,
         Scenario::Read => read::setup(s, user).await,

@@ -5,6 +5,7 @@
 //! `X-KeyID`, a token without the sync scope. Good answers are checked for the fields clients
 //! use, and some of the issued tokens are used at once on the storage node they name.
 //! The JWTs are signed with the built-in test key (`oauth.rs`): the server must trust its JWK.
+//! `fetch_token` is the same good request for the storage scenarios' `--tokenserver` users.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::User;
 use crate::auth::{fxa_uid, unix_now, Credentials};
+use crate::cli::is_loopback_url;
 use crate::http::{Request, Session, Step, Stop};
 use crate::oauth::SYNC_SCOPE;
 
@@ -54,6 +56,7 @@ const BAD: [(Bad, &str); 6] = [
     (Bad::WrongScope, "GET /1.0/sync/1.5 (wrong scope)"),
 ];
 const GOOD_KIND: &str = "GET /1.0/sync/1.5 (good)";
+const FETCH_KIND: &str = "GET /1.0/sync/1.5 (storage token)";
 const USE_KIND: &str = "GET info/collections (issued token)";
 
 pub async fn setup(s: &mut Session, user: &mut User) -> Step<()> {
@@ -126,20 +129,7 @@ pub async fn iteration(s: &mut Session, user: &mut User) -> Step<()> {
         s.call(kind, req, &[401]).await?;
         return Ok(());
     }
-    let req = get().header("Authorization", bearer(&oauth.good)).header("X-KeyID", oauth.key_id.clone());
-    let reply = s.call(GOOD_KIND, req, &[200]).await?;
-    let json = reply.json().unwrap_or_default();
-    let field = |name: &str| json.get(name).and_then(|v| v.as_str()).map(str::to_string);
-    let (Some(id), Some(key), Some(endpoint), Some(uid)) =
-        (field("id"), field("key"), field("api_endpoint"), json.get("uid").and_then(|v| v.as_u64()))
-    else {
-        s.stats.error(GOOD_KIND, "200 without id, key, uid and api_endpoint".into());
-        return Err(Stop::Failed);
-    };
-    if json.get("duration").and_then(|v| v.as_u64()).is_none() || json.get("hashalg").is_none() {
-        s.stats.error(GOOD_KIND, "200 without duration or hashalg".into());
-        return Err(Stop::Failed);
-    }
+    let Issued { id, key, endpoint, uid } = good_request(s, GOOD_KIND, oauth).await?;
     if s.rng.gen_range(0..100) < USE_TOKEN_PERCENT {
         // Only ever follow the endpoint to the target itself (loopback by construction).
         let base = s.shared.opts.target.as_str().trim_end_matches('/').to_string();
@@ -147,9 +137,69 @@ pub async fn iteration(s: &mut Session, user: &mut User) -> Step<()> {
             s.stats.error(GOOD_KIND, format!("api_endpoint {endpoint:?} is not on the target {base}"));
             return Err(Stop::Failed);
         };
-        let creds = Credentials::issued(uid, id, key);
+        let creds = Credentials::issued(uid, id, key, None);
         let req = Request::get(format!("{path}/info/collections"), &creds);
         s.call(USE_KIND, req, &[200]).await?;
     }
+    Ok(())
+}
+
+/// What a tokenserver's 200 gives a client.
+struct Issued {
+    id: String,
+    key: String,
+    endpoint: String,
+    uid: u64,
+}
+
+/// The good `GET /1.0/sync/1.5`, its answer checked for the fields clients use.
+async fn good_request(s: &mut Session, kind: &'static str, oauth: &OauthUser) -> Step<Issued> {
+    let req = Request::unauthenticated(Method::GET, TOKEN_PATH.to_string())
+        .header("Accept", "application/json")
+        .header("Authorization", format!("Bearer {}", oauth.good))
+        .header("X-KeyID", oauth.key_id.clone());
+    let reply = s.call(kind, req, &[200]).await?;
+    let json = reply.json().unwrap_or_default();
+    let field = |name: &str| json.get(name).and_then(|v| v.as_str()).map(str::to_string);
+    let (Some(id), Some(key), Some(endpoint), Some(uid)) =
+        (field("id"), field("key"), field("api_endpoint"), json.get("uid").and_then(|v| v.as_u64()))
+    else {
+        s.stats.error(kind, "200 without id, key, uid and api_endpoint".into());
+        return Err(Stop::Failed);
+    };
+    if json.get("duration").and_then(|v| v.as_u64()).is_none() || json.get("hashalg").is_none() {
+        s.stats.error(kind, "200 without duration or hashalg".into());
+        return Err(Stop::Failed);
+    }
+    Ok(Issued { id, key, endpoint, uid })
+}
+
+/// `--tokenserver`: a token for `user` from the tokenserver, as Firefox fetches one at its
+/// first sync and after a 401; its requests then go to the node `api_endpoint` names (a
+/// loopback one unless `--allow-remote-host`). The storage uid must stay the user's.
+pub async fn fetch_token(s: &mut Session, user: &mut User) -> Step<()> {
+    if user.oauth.is_none() {
+        setup(s, user).await?;
+    }
+    let Some(oauth) = user.oauth.as_ref() else { return Err(Stop::Failed) };
+    let Issued { id, key, endpoint, uid } = good_request(s, FETCH_KIND, oauth).await?;
+    let origin = endpoint.strip_suffix(&format!("/1.5/{uid}")).map(str::to_string);
+    let Some(origin) = origin.filter(|o| reqwest::Url::parse(o).is_ok()) else {
+        s.stats.error(FETCH_KIND, format!("api_endpoint {endpoint:?} does not end in /1.5/{uid}"));
+        return Err(Stop::Failed);
+    };
+    let loopback = reqwest::Url::parse(&origin).is_ok_and(|url| is_loopback_url(&url));
+    if !loopback && !s.shared.opts.allow_remote_host {
+        s.stats.error(FETCH_KIND, format!("api_endpoint {endpoint:?} is not loopback (--allow-remote-host)"));
+        return Err(Stop::Failed);
+    }
+    if user.has_token() && user.creds.uid != uid {
+        s.stats.error(
+            FETCH_KIND,
+            format!("the tokenserver changed the user's uid ({} → {uid})", user.creds.uid),
+        );
+        return Err(Stop::Failed);
+    }
+    user.creds = Credentials::issued(uid, id, key, Some(origin));
     Ok(())
 }
