@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -152,7 +153,7 @@ def http_json(method, url, body=None, headers=None):
 # ---------------------------------------------------------------- weft
 
 class Weft:
-    def __init__(self, binary, backend, mysql_url, workdir):
+    def __init__(self, binary, backend, mysql_url, workdir, extra_env=None):
         self.binary, self.backend, self.workdir = binary, backend, workdir
         self.port = free_port()
         self.origin = f"http://localhost:{self.port}"
@@ -174,6 +175,7 @@ class Weft:
             WEFT_ACCOUNTS_ENABLED="true",
             WEFT_LOG_FORMAT="json",
         )
+        self.env.update(extra_env or {})
         self.log_path = f"{workdir}/weft.log"
         self.proc = None
 
@@ -196,6 +198,24 @@ class Weft:
         self.log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen([self.binary, "serve"], env=self.env, stdout=self.log_file, stderr=self.log_file)
         wait_for("weft to listen", lambda: "listening on" in open(self.log_path).read(), 30)
+
+    def printed_prefs(self):
+        """The (name, value) pairs `weft serve` printed for Firefox's about:config."""
+        prefix = "weft: in Firefox (about:config) set "
+        return [tuple(line[len(prefix):].strip().split(" = ", 1))
+                for line in open(self.log_path) if line.startswith(prefix)]
+
+    def query(self, sql):
+        """The rows of one SELECT on the test's database, each a list of strings."""
+        if self.backend == "mysql":
+            out = subprocess.run(self.mariadb_args("mariadb") + ["-N", "-B", self.mysql_db, "-e", sql],
+                                 capture_output=True, text=True, timeout=30, check=True)
+            return [line.split("\t") for line in out.stdout.splitlines()]
+        db = sqlite3.connect(self.database_url[len("sqlite:"):], timeout=10)
+        try:
+            return [[str(v) for v in row] for row in db.execute(sql)]
+        finally:
+            db.close()
 
     def cpu_seconds(self):
         with open(f"/proc/{self.proc.pid}/stat") as f:
@@ -249,8 +269,16 @@ const resolve = arguments[arguments.length - 1];
 """
 
 
+def user_pref(name, value):
+    """A user.js line; `true`/`false` as booleans, every other value as a string."""
+    literal = value if value in ("true", "false") else json.dumps(value)
+    return f'user_pref("{name}", {literal});'
+
+
 class Firefox:
-    def __init__(self, name, weft, proxy, workdir):
+    def __init__(self, name, weft, proxy, workdir, account_prefs=None):
+        """`account_prefs`: (name, value) pairs for the account server, by default the two a
+        loopback http Weft needs; a test passes the ones `weft serve` printed."""
         self.name = name
         self.profile = os.path.join(workdir, f"profile-{name}")
         self.home = os.path.join(workdir, f"home-{name}")
@@ -260,8 +288,12 @@ class Firefox:
         prefs = open(os.path.join(HERE, "hermetic-user.js")).read()
         prefs += "\n".join([
             f'user_pref("marionette.port", {self.port});',
-            f'user_pref("identity.fxaccounts.autoconfig.uri", "{weft.origin}");',
-            'user_pref("identity.fxaccounts.allowHttp", true);',
+            # A readable device name on Weft's account page (Firefox's default names the OS
+            # user, which the throw-away HOME lacks). The older pref, which Firefox moves into
+            # identity.fxaccounts.account.device.name: a sign-in clears that one.
+            f'user_pref("services.sync.client.name", "Firefox {name.upper()} (test)");',
+            *(user_pref(n, v) for n, v in account_prefs or [("identity.fxaccounts.autoconfig.uri", weft.origin),
+                                                             ("identity.fxaccounts.allowHttp", "true")]),
             f'user_pref("network.proxy.http_port", {proxy.port});',
             f'user_pref("network.proxy.ssl_port", {proxy.port});',
             f'user_pref("network.security.ports.banned.override", "{weft.port}");',
@@ -316,8 +348,10 @@ class Firefox:
             return await FxAccountsConfig.promiseConnectAccountURI("weft-test");
         """)
 
-    def sign_in(self, email, password, invite=None, screenshot=None):
-        url = self.connect_url()
+    def sign_in(self, email, password, invite=None, screenshot=None, url=None):
+        """Signs in on Weft's page: by default the one Firefox's "Sign in to sync" opens; with
+        `url`, Weft's page opened directly (the page then asks Firefox to begin the flow)."""
+        url = url or self.connect_url()
         log(f"profile {self.name}: sign-in page {url.split('?')[0]}")
         self.m.set_context(self.m.CONTEXT_CONTENT)
         self.m.navigate(url)
@@ -331,20 +365,66 @@ class Firefox:
         if invite:
             self.m.find_element(By.ID, "password2").send_keys(password)
         if screenshot:
-            with open(screenshot, "wb") as f:
-                f.write(self.m.screenshot(format="binary"))
-            log(f"screenshot of the sign-in page: {screenshot}")
+            self.screenshot(screenshot, "the sign-in page")
         self.m.find_element(By.ID, "submit").click()
+        self.wait_page_state("weftSignedIn", "true", f"profile {self.name} to sign in", 90)
 
+    def sign_up_from_invite_link(self, link, password, screenshot=None):
+        """What a new user does with the link `weft account invite` printed: opens it in this
+        Firefox, does what the page says, types the password (and its repeat) once and submits;
+        the account is created and Firefox signed in, in that one flow. A Firefox that has not
+        read Weft's configuration yet (a fresh profile) does not answer the page, which then
+        asks for "Sign in to sync": that page opens with the invite filled in. Returns which
+        way it went."""
+        log(f"profile {self.name}: opens the invite link {link.split('?')[0]}?invite=…")
+        self.m.set_context(self.m.CONTEXT_CONTENT)
+        self.m.navigate(link)
+        wait_for("the create-account form", lambda: self.m.find_elements(By.ID, "password2"), 20)
+        listening = wait_for("the page to ask Firefox", lambda: self.m.execute_script(
+            "return document.body.dataset.weftFirefox"), 20)
+        if listening == "listening":
+            way = "on the invite link's page"
+        else:
+            hint = self.m.find_element(By.ID, "firefox-hint")
+            assert hint.is_displayed() and "Sign in to sync" in hint.text, "the page does not say what to do"
+            way = "on the page Firefox's \"Sign in to sync\" opened, as the invite link's page asked"
+            url = self.connect_url()
+            self.m.set_context(self.m.CONTEXT_CONTENT)
+            self.m.navigate(url)
+            wait_for("the create-account form", lambda: self.m.find_elements(By.ID, "password2"), 20)
+        prefilled = self.m.execute_script(
+            "return [document.getElementById('invite').value, document.getElementById('email').value,"
+            " document.getElementById('password2').offsetParent !== null]")
+        assert prefilled[0] and prefilled[1] == EMAIL and prefilled[2], \
+            f"the invite link did not open the create form with the invite and email filled in: {prefilled}"
+        self.m.find_element(By.ID, "password").send_keys(password)
+        self.m.find_element(By.ID, "password2").send_keys(password)
+        if screenshot:
+            self.screenshot(screenshot, "the sign-in page, creating an account from an invite")
+        self.m.find_element(By.ID, "submit").click()
+        self.wait_page_state("weftSignedIn", "true", f"profile {self.name} to sign up and sign in", 90)
+        log(f"profile {self.name}: signed up and signed in {way}, the password typed once (and its repeat)")
+        return way
+
+    def screenshot(self, path, what):
+        """The whole page in the current tab (no browser chrome), as PNG."""
+        self.m.set_context(self.m.CONTEXT_CONTENT)
+        with open(path, "wb") as f:
+            f.write(self.m.screenshot(format="binary"))
+        log(f"screenshot of {what}: {path}")
+
+    def wait_page_state(self, key, value, what, timeout):
+        """Waits until Weft's page sets `document.body.dataset[key]` to `value`; fails at once
+        with the page's words when it reports an error."""
         def outcome():
             state = self.m.execute_script(
-                "return [document.body.dataset.weftSignedIn || '', document.getElementById('status').className,"
-                " document.getElementById('status').textContent]")
+                "return [document.body.dataset[arguments[0]] || '', document.getElementById('status').className,"
+                " document.getElementById('status').textContent]", script_args=[key])
             if state[1] == "error":
                 raise AssertionError(f"profile {self.name}: the page reports: {state[2]}")
-            return state[0] == "true"
+            return state[0] == value
 
-        wait_for(f"profile {self.name} to sign in", outcome, 90, interval=0.5)
+        wait_for(what, outcome, timeout, interval=0.5)
 
     def wait_first_sync(self):
         return self.chrome("""
@@ -495,15 +575,137 @@ def send_tab(a, b, weft):
     return f"tab arrived {how}, {delay_ms} ms after the send"
 
 
+# ---------------------------------------------------------------- the account page (issue 21)
+
+NEW_PASSWORD = "a new, longer correct horse battery staple"
+# Every storage table keyed by the tokenserver's uid (`userid`); the user's row is `users.uid`.
+STORAGE_TABLES = ("bso", "user_collections", "batch_uploads", "batch_upload_items", "weft_deleted_collections")
+# Short purge passes (retired users' data, then the deleter's chunks): the test waits for a
+# deleted account's storage to be gone. Defaults: an hour, a day's grace, five minutes.
+QUICK_PURGE_ENV = {
+    "WEFT_TOKENSERVER_RETIRED_PURGE_INTERVAL_SECONDS": "2",
+    "WEFT_TOKENSERVER_RETIRED_PURGE_GRACE_PERIOD_SECONDS": "0",
+    "WEFT_PURGE_INTERVAL_SECONDS": "2",
+}
+
+
+def session_status(weft, session_token):
+    """The HTTP status of `GET /v1/session/status` signed with a session token."""
+    url = f"{weft.origin}/v1/session/status"
+    header, _ = hawk_header("GET", url, session_token, "sessionToken")
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": header}), timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def browser_account(browser):
+    """The account Firefox holds: {uid, sessionToken, deviceId}, or None when signed out."""
+    return browser.chrome(FXA + """
+        const data = await fxa._internal.getUserAccountData(["uid", "sessionToken"]);
+        if (!data) return null;
+        return { uid: data.uid, sessionToken: data.sessionToken || null, deviceId: await fxa.device.getLocalId() };
+    """)
+
+
+def open_manage_account(browser, weft):
+    """Opens what Firefox's "Manage account" opens (gSync.openFxAManagePage: the URL of
+    FxAccountsConfig.promiseManageURI) and waits until Weft's page, with the session the browser
+    handed over (fxa_status), lists the account's devices; returns the listed device ids."""
+    url = browser.chrome("""
+        const { FxAccountsConfig } = ChromeUtils.importESModule("resource://gre/modules/FxAccountsConfig.sys.mjs");
+        return await FxAccountsConfig.promiseManageURI("weft-test");
+    """)
+    assert url.startswith(weft.origin + "/settings?"), f"Firefox's Manage account opens {url}"
+    browser.m.set_context(browser.m.CONTEXT_CONTENT)
+    browser.m.navigate(url)
+    browser.wait_page_state("weftAccount", "ready", f"profile {browser.name}'s account page", 30)
+    return listed_devices(browser)
+
+
+def listed_devices(browser):
+    browser.m.set_context(browser.m.CONTEXT_CONTENT)
+    return browser.m.execute_script(
+        "return Array.from(document.querySelectorAll('#devices li.device'), li => li.dataset.deviceId)")
+
+
+def fill_and_submit(browser, form, fields):
+    """Types each (input id, text) into the open account page, then presses `form`'s button."""
+    browser.m.set_context(browser.m.CONTEXT_CONTENT)
+    for field, text in fields:
+        browser.m.find_element(By.ID, field).send_keys(text)
+    browser.m.find_element(By.CSS_SELECTOR, f"#{form} button[type=submit]").click()
+
+
+def change_password_on_page(browser, old, new):
+    """Changes the password in the open account page's form (the onepw flow runs in the page);
+    returns the session Firefox was handed (`fxaccounts:change_password`)."""
+    before = browser_account(browser)["sessionToken"]
+    fill_and_submit(browser, "change", [("old-password", old), ("new-password", new), ("new-password2", new)])
+    browser.wait_page_state("weftPasswordChanged", "true", f"profile {browser.name}'s password change", 90)
+    after = browser_account(browser)
+    assert after and after["sessionToken"] and after["sessionToken"] != before, \
+        f"profile {browser.name} was not handed its new session: {after}"
+    return after["sessionToken"]
+
+
+def sign_out_device_on_page(browser, device_id):
+    """Presses "Sign out" on a device's line of the open account page; waits for it to go."""
+    browser.m.set_context(browser.m.CONTEXT_CONTENT)
+    browser.m.find_element(By.CSS_SELECTOR, f'#devices li[data-device-id="{device_id}"] button').click()
+    wait_for(f"device {device_id} to leave the account page's list",
+             lambda: device_id not in listed_devices(browser), 30, interval=0.5)
+
+
+def next_token_request(browser):
+    """The Sync token request Firefox makes once its cached OAuth access token has expired
+    (dropped here locally, nothing revoked, instead of waiting its lifetime): a new access
+    token with the session, then the tokenserver. Returns the error it ended with (None if it
+    succeeded) and the state Firefox's toolbar shows (UIState) afterwards."""
+    return browser.chrome(FXA + f"""
+        const {{ Weave }} = ChromeUtils.importESModule("resource://services-sync/main.sys.mjs");
+        const {{ UIState }} = ChromeUtils.importESModule("resource://services-sync/UIState.sys.mjs");
+        const state = fxa._internal.currentAccountState;
+        const cached = state.getCachedToken(["{OLDSYNC}"]);
+        if (cached) state.removeCachedToken(cached.token);
+        let error = null;
+        try {{ await Weave.Service.identity._ensureValidToken(true); }} catch (e) {{ error = String(e); }}
+        const deadline = Date.now() + 20000;
+        await UIState.refresh();
+        let status = UIState.get().status;
+        while (status !== UIState.STATUS_LOGIN_FAILED && Date.now() < deadline) {{
+          await new Promise(r => setTimeout(r, 250));
+          await UIState.refresh();
+          status = UIState.get().status;
+        }}
+        return {{ error, status, hasLocalSession: await fxa.hasLocalSession() }};
+    """)
+
+
+def storage_rows(weft, storage_uids):
+    """How many rows each storage table, and the tokenserver's users, hold for these uids."""
+    uids = ", ".join(storage_uids)
+    rows = {t: int(weft.query(f"SELECT COUNT(*) FROM {t} WHERE userid IN ({uids})")[0][0]) for t in STORAGE_TABLES}
+    rows["users"] = int(weft.query(f"SELECT COUNT(*) FROM users WHERE uid IN ({uids})")[0][0])
+    return rows
+
+
+
 def run(args, workdir):
-    weft = Weft(args.weft, args.backend, args.mysql_url, workdir)
+    weft = Weft(args.weft, args.backend, args.mysql_url, workdir, extra_env=QUICK_PURGE_ENV)
     proxy = StrayProxy()
     browsers = []
     try:
         weft.start()
-        invite = re.search(r"invite=([0-9a-f]+)", weft.command("account", "invite", "--email", EMAIL)).group(1)
+        # Issue 21: a fresh profile gets only what `weft serve` printed, and the invite link.
+        prefs = weft.printed_prefs()
+        assert prefs == [("identity.fxaccounts.autoconfig.uri", weft.origin),
+                         ("identity.fxaccounts.allowHttp", "true")], f"weft serve printed {prefs}"
+        invite_link = re.search(r"http://\S+\?invite=[0-9a-f]+\S*",
+                                weft.command("account", "invite", "--email", EMAIL)).group(0)
 
-        a = Firefox("a", weft, proxy, workdir)
+        a = Firefox("a", weft, proxy, workdir, account_prefs=prefs)
         browsers.append(a)
         # The page's own script against the published vectors, in this browser.
         a.m.set_context(a.m.CONTEXT_CONTENT)
@@ -514,10 +716,10 @@ def run(args, workdir):
         log(f"onepw vectors: {len(EXPECTED_VECTORS)} values match in the page's script")
 
         before = len(weft.requests())
-        a.sign_in(EMAIL, PASSWORD, invite=invite, screenshot=args.screenshot)
+        a.sign_up_from_invite_link(invite_link, PASSWORD, screenshot=args.screenshot)
         a.wait_first_sync()
         sequence = weft.requests()[before:]
-        log("profile a signed in and synced; requests Weft received during sign-in and first sync:")
+        log("profile a signed up from the invite link and synced; requests Weft received during sign-up and first sync:")
         for method, route, status in sequence:
             log(f"    {status} {method} {route}")
 
@@ -535,29 +737,9 @@ def run(args, workdir):
         """)
         log("profile a: bookmark and history visit synced")
 
-        b = Firefox("b", weft, proxy, workdir)
-        browsers.append(b)
-        b.sign_in(EMAIL, PASSWORD)
-        b.wait_first_sync()
-
-        def restored():
-            found = b.chrome(f"""
-                const {{ PlacesUtils }} = ChromeUtils.importESModule("resource://gre/modules/PlacesUtils.sys.mjs");
-                const bookmark = await PlacesUtils.bookmarks.fetch({{ url: "{BOOKMARK_URL}" }});
-                const visit = await PlacesUtils.history.fetch("{VISIT_URL}");
-                return {{ bookmark: !!bookmark, visit: !!visit }};
-            """)
-            if not (found["bookmark"] and found["visit"]):
-                b.sync()
-            return found["bookmark"] and found["visit"]
-
-        wait_for("profile b to restore the bookmark and the visit", restored, 90, interval=1)
-        log("profile b (fresh, same password) restored the bookmark and the history visit")
-
-        send_tab_report = send_tab(a, b, weft)
-
         # The key Firefox holds, against an independent derivation from the password; and the
-        # server's CPU cost of one sign-in (the scrypt stretch dominates it).
+        # server's CPU cost of one sign-in (the scrypt stretch dominates it). This sign-in is
+        # also "another device" whose session the password change must end.
         status = http_json("POST", f"{weft.origin}/v1/account/credentials/status", {"email": EMAIL})
         assert status["currentVersion"] == "v2", f"a new account gets the v2 quick stretch: {status}"
         auth_pw, unwrap_b_key = derive(EMAIL, PASSWORD, status["clientSalt"])
@@ -577,6 +759,46 @@ def run(args, workdir):
         assert firefox_key["k"] == base64.urlsafe_b64encode(k_sync).rstrip(b"=").decode(), \
             "Firefox's kSync differs from the one derived from the password"
         log(f"server CPU time of one sign-in (login with the scrypt stretch): {cpu_login * 1000:.0f} ms")
+        other_session = session["sessionToken"]
+        assert session_status(weft, other_session) == 200
+
+        # Firefox's "Manage account": Weft's page lists this device; the password changes there.
+        a_account = browser_account(a)
+        listed = open_manage_account(a, weft)
+        assert a_account["deviceId"] in listed, f"profile a's device {a_account['deviceId']} not in {listed}"
+        a_session = change_password_on_page(a, PASSWORD, NEW_PASSWORD)
+        assert session_status(weft, other_session) == 401, "a session from before the change still works"
+        assert session_status(weft, a_session) == 200
+        a.sync()
+        log("account page: profile a's device listed; password changed on the page; profile a still "
+            "syncs with the session it was handed; the session made before the change gets 401")
+
+        b = Firefox("b", weft, proxy, workdir, account_prefs=prefs)
+        browsers.append(b)
+        b.sign_in(EMAIL, NEW_PASSWORD)
+        b.wait_first_sync()
+
+        def restored():
+            found = b.chrome(f"""
+                const {{ PlacesUtils }} = ChromeUtils.importESModule("resource://gre/modules/PlacesUtils.sys.mjs");
+                const bookmark = await PlacesUtils.bookmarks.fetch({{ url: "{BOOKMARK_URL}" }});
+                const visit = await PlacesUtils.history.fetch("{VISIT_URL}");
+                return {{ bookmark: !!bookmark, visit: !!visit }};
+            """)
+            if not (found["bookmark"] and found["visit"]):
+                b.sync()
+            return found["bookmark"] and found["visit"]
+
+        wait_for("profile b to restore the bookmark and the visit", restored, 90, interval=1)
+        b_key = b.chrome(f"""
+            const {{ getFxAccountsSingleton }} = ChromeUtils.importESModule("resource://gre/modules/FxAccounts.sys.mjs");
+            return await getFxAccountsSingleton().keys.getKeyForScope("{OLDSYNC}");
+        """)
+        assert (b_key["kid"], b_key["k"]) == (firefox_key["kid"], firefox_key["k"]), \
+            "the new password unwraps another key: kB changed"
+        log("profile b (fresh, the NEW password) restored the bookmark and the history visit; same kSync")
+
+        send_tab_report = send_tab(a, b, weft)
 
         dump = weft.dump()
         forbidden = {
@@ -589,6 +811,7 @@ def run(args, workdir):
             "kSync enc half (hex)": k_sync[:32].hex().encode(),
             "unwrapBKey (hex)": unwrap_b_key.hex().encode(),
             "the password": PASSWORD.encode(),
+            "the new password": NEW_PASSWORD.encode(),
         }
         leaked = [name for name, needle in forbidden.items() if needle.lower() in dump.lower()]
         assert not leaked, f"the database dump contains {leaked}"
@@ -598,6 +821,53 @@ def run(args, workdir):
         assert TAB_PATH.encode() not in dump and b"account_device_commands" in dump, \
             "the sent tab's URL is in the database dump"
         log(f"database dump does not contain the sent tab's URL ({send_tab_report})")
+
+        # "Sign out" of B's device on A's page: B's next token request fails, B shows signed out.
+        b_device = browser_account(b)["deviceId"]
+        listed = open_manage_account(a, weft)
+        a_device = browser_account(a)["deviceId"]
+        assert {a_device, b_device} <= set(listed), f"devices a {a_device} and b {b_device} not both in {listed}"
+        if args.settings_screenshot:
+            a.screenshot(args.settings_screenshot, "the account page")
+        sign_out_device_on_page(a, b_device)
+        after = next_token_request(b)
+        assert after["error"] and after["status"] == "login_failed" and not after["hasLocalSession"], \
+            f"profile b still signed in after its device was signed out: {after}"
+        log(f"profile b signed out from profile a's page: its next token request failed, "
+            f"Firefox shows it {after['status']}")
+        # B signs in again on Weft's page opened directly, not from "Sign in to sync": a Firefox
+        # that has read Weft's configuration answers the page, which runs the whole flow.
+        b.sign_in(EMAIL, NEW_PASSWORD, url=weft.origin + "/")
+        b.sync()
+        log("profile b signed in again on Weft's page opened directly, and synced")
+        # B stops before the deletion: its storage token outlives the account, and with this
+        # test's purge grace of 0 s a sync of B's after the purge would write rows again (the
+        # default grace, a day, outlasts every token).
+        b.quit()
+
+        # "Delete account" (the password re-entered): A is signed out, the purge and the deleter
+        # remove every row of the account's storage.
+        # Every tokenserver row of the account (a replaced one too) and its storage.
+        storage_uids = [row[0] for row in weft.query(f"SELECT uid FROM users WHERE email LIKE '{a_account['uid']}@%'")]
+        held = storage_rows(weft, storage_uids)
+        assert held["bso"] > 0 and held["users"] >= 1, f"the account's storage rows before deletion: {held}"
+        started = time.monotonic()
+        fill_and_submit(a, "delete", [("delete-password", NEW_PASSWORD)])
+        a.wait_page_state("weftAccount", "deleted", "the account's deletion", 90)
+        wait_for("profile a to be signed out", lambda: browser_account(a) is None, 20, interval=0.5)
+        left = {}
+
+        def purged():
+            left.update(storage_rows(weft, storage_uids))
+            return not any(left.values())
+
+        try:
+            wait_for(f"uids {storage_uids}' storage to be purged", purged, 60, interval=1)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; rows left: {left}") from None
+        assert not weft.query(f"SELECT uid FROM accounts WHERE uid = '{a_account['uid']}'"), "the account row is left"
+        log(f"account deleted on the page: profile a signed out; {sum(held.values())} rows of uid(s) "
+            f"{', '.join(storage_uids)} purged {time.monotonic() - started:.1f}s after the click")
 
         assert not proxy.recorded, f"Firefox tried to reach non-loopback hosts: {proxy.recorded}"
         log("no request left loopback")
@@ -622,6 +892,7 @@ def main():
     parser.add_argument("--backend", choices=["sqlite", "mysql"], default="sqlite")
     parser.add_argument("--mysql-url", default=os.environ.get("WEFT_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306"))
     parser.add_argument("--screenshot", help="write a PNG of the filled-in sign-in page here")
+    parser.add_argument("--settings-screenshot", help="write a PNG of the account page (two devices) here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
 

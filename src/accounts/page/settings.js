@@ -24,8 +24,8 @@ async function useSession(email, uid, sessionToken, fromBrowser) {
   $("email").textContent = email;
   $("signin").hidden = true;
   $("account").hidden = false;
-  document.body.dataset.weftAccount = "ready";
   await listDevices();
+  document.body.dataset.weftAccount = "ready";
 }
 
 async function listDevices() {

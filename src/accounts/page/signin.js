@@ -55,7 +55,17 @@ function explainSignIn(err) {
   return explain(err);
 }
 
-async function connectFirefox(email, unwrapBKey, session) {
+// The OAuth flow the sign-in completes: the one in the URL when Firefox's "Sign in to sync"
+// opened the page; else (an invite or reset link opened in a tab, or this page typed in) one
+// Firefox begins on request (`fxaccounts:oauth_flow_begin`, as FxA's own pages do), so a link
+// ends in a signed-in Firefox too. Null outside Firefox, or at an origin it does not listen to.
+async function oauthFlow() {
+  if (oauth) return Object.fromEntries(params);
+  const flow = await channel("fxaccounts:oauth_flow_begin", { scopes: [OLDSYNC, "profile"] }, 5000);
+  return flow && flow.keys_jwk && flow.code_challenge ? flow : null;
+}
+
+async function connectFirefox(email, unwrapBKey, session, flow) {
   const fxaStatus = await channel("fxaccounts:fxa_status", { service: "sync", context: "oauth_webchannel_v1", isPairing: false }, 5000);
   if (!fxaStatus) {
     throw new Error(originMismatch() || "Firefox did not answer. Open this page from Firefox's “Sign in to sync” " +
@@ -70,18 +80,18 @@ async function connectFirefox(email, unwrapBKey, session) {
   const scoped = await api("POST", "/v1/account/scoped-key-data", { client_id: FIREFOX_CLIENT_ID, scope: OLDSYNC }, sessionKeys);
   const { kSync, kXCS } = await syncKeys(kB);
   const kid = `${scoped[OLDSYNC].keyRotationTimestamp}-${b64url(kXCS)}`;
-  const keysJwe = await buildKeysJwe(params.get("keys_jwk"),
+  const keysJwe = await buildKeysJwe(flow.keys_jwk,
     JSON.stringify({ [OLDSYNC]: { kid, k: b64url(kSync), kty: "oct", scope: OLDSYNC } }));
   const link = await channel("fxaccounts:can_link_account", { email, uid: session.uid }, 120000);
   if (link && link.ok === false) throw new Error("Firefox declined to link this account.");
   const code = await api("POST", "/v1/oauth/authorization", {
-    client_id: params.get("client_id") || FIREFOX_CLIENT_ID,
-    state: params.get("state"),
-    scope: params.get("scope") || `${OLDSYNC} profile`,
-    access_type: params.get("access_type") || "offline",
+    client_id: flow.client_id || FIREFOX_CLIENT_ID,
+    state: flow.state,
+    scope: flow.scope || `${OLDSYNC} profile`,
+    access_type: flow.access_type || "offline",
     response_type: "code",
-    code_challenge: params.get("code_challenge"),
-    code_challenge_method: params.get("code_challenge_method") || "S256",
+    code_challenge: flow.code_challenge,
+    code_challenge_method: flow.code_challenge_method || "S256",
     keys_jwe: keysJwe,
   }, sessionKeys);
   const engines = (fxaStatus.capabilities && fxaStatus.capabilities.engines) || [];
@@ -117,11 +127,13 @@ async function submit(event) {
     } else {
       session = await api("POST", "/v1/account/login?keys=true", { email, authPW: hex(authPW) });
     }
-    if (!oauth) {
-      show("Your account is ready. In Firefox, choose “Sign in to sync” and sign in with it.", "ok");
+    show("Connecting Firefox…");
+    const flow = await oauthFlow();
+    if (!flow) {
+      show(`Your account is ready. ${originMismatch() || "In Firefox, choose “Sign in to sync” and sign in with it."}`, "ok");
       return;
     }
-    await connectFirefox(email, unwrapBKey, session);
+    await connectFirefox(email, unwrapBKey, session, flow);
     show("Signed in. Firefox now syncs with this server; you can close this tab.", "ok");
     document.body.dataset.weftSignedIn = "true";
   } catch (err) {
@@ -131,6 +143,21 @@ async function submit(event) {
   }
 }
 
+// Firefox listens to this origin's WebChannel only once it has read this server's
+// configuration, which it does at its first "Sign in to sync": an invite link opened in a
+// fresh profile gets no answer, and the account could be made but not handed to Firefox. So
+// the page says so before anything is typed: "Sign in to sync" opens this page with the invite
+// filled in (it waits in localStorage), and there one submit creates the account and signs
+// Firefox in. Where Firefox answers, the submit here does both (oauthFlow).
+async function offerFirefoxSignIn() {
+  const status = await channel("fxaccounts:fxa_status", { service: "sync", context: "web", isPairing: false }, 3000);
+  document.body.dataset.weftFirefox = status ? "listening" : "not-listening";
+  if (status || originMismatch()) return;
+  $("firefox-hint").textContent = "To create your account and sign this Firefox in to sync in one go, choose " +
+    "“Sign in to sync” in Firefox's menu now: this invite is filled in there. (In another browser, create it here.)";
+  $("firefox-hint").hidden = false;
+}
+
 // The vectors test runs these in the test browser (tests/firefox/).
 window.WeftOnepw = Object.freeze({ deriveCredentials, tokenKeys, unbundle, syncKeys, buildKeysJwe, hex, unhex, b64url });
 
@@ -138,24 +165,27 @@ document.addEventListener("DOMContentLoaded", () => {
   // An invite link is opened in a tab of its own, while Firefox opens the sign-in in another:
   // the code waits in localStorage, but for a day at most and only until an account is made.
   const invite = params.get("invite");
-  if (invite) localStorage.setItem("weft-invite", JSON.stringify({ code: invite, until: Date.now() + INVITE_KEPT_MS }));
+  if (invite) {
+    localStorage.setItem("weft-invite",
+      JSON.stringify({ code: invite, email: params.get("email") || "", until: Date.now() + INVITE_KEPT_MS }));
+  }
   let pending = null;
   try {
     const kept = JSON.parse(localStorage.getItem("weft-invite"));
-    if (kept && kept.until > Date.now()) pending = kept.code;
+    if (kept && kept.until > Date.now()) pending = kept;
   } catch (_) { /* an older plain value: dropped below */ }
   if (!pending) localStorage.removeItem("weft-invite");
   if (params.get("reset")) {
     setMode("reset");
     $("email").value = params.get("email") || "";
   } else if (pending) {
-    $("invite").value = pending;
+    $("invite").value = pending.code;
     setMode("create");
-    if (params.get("email")) $("email").value = params.get("email");
+    $("email").value = params.get("email") || pending.email || "";
   } else {
     setMode("signin");
   }
   $("toggle").addEventListener("click", (e) => { e.preventDefault(); setMode(mode === "create" ? "signin" : "create"); });
   $("form").addEventListener("submit", submit);
-  checkOrigin();
+  checkOrigin().then(() => (mode === "create" && !oauth ? offerFirefoxSignIn() : null));
 });
