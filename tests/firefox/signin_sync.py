@@ -4,18 +4,24 @@
 Starts `weft serve` with local accounts on (SQLite or MariaDB), makes an invite, and drives a
 headless Debian firefox-esr through Marionette:
 
-1. profile A opens Weft's sign-in page the way Firefox's "Sign in to sync" does, runs the onepw
-   test vectors (local-accounts.md §8) through the page's own script, then types an email, a
-   password and the invite into the page; the page creates the account and hands the session
-   to Firefox over the WebChannel; Firefox syncs. A bookmark and a history visit are added and
-   synced.
-2. profile B (fresh) signs in with the same password and must get both back.
-3. Firefox's kSync is compared with one derived independently here, a login is timed for the
-   server's CPU cost of the stretch, and a dump of the whole database must contain neither kB
-   nor kSync (nor the password).
-4. Send Tab (issue 25): A sends a tab to B with the Send Tab menu's call; B gets it at "Sync
+1. profile A, with only the prefs `weft serve` printed, runs the onepw test vectors
+   (local-accounts.md §8) through the page's own script, then opens the invite link `weft
+   account invite` printed and does what the page says ("Sign in to sync": a fresh profile
+   does not listen to Weft's page before); it types the password once (and its repeat), the
+   page creates the account and hands the session to Firefox over the WebChannel; Firefox
+   syncs. A bookmark and a history visit are added and synced.
+2. Firefox's kSync is compared with one derived independently here (that sign-in's session is
+   "another device" for step 3), and a login is timed for the server's CPU cost of the stretch.
+3. The account page (issue 21): A opens Firefox's "Manage account", sees its device, changes
+   the password in the page; A keeps syncing, the other session gets 401.
+4. profile B (fresh) signs in with the NEW password and must get both back, with A's kSync.
+5. Send Tab (issue 25): A sends a tab to B with the Send Tab menu's call; B gets it at "Sync
    Now" (no push service); a command B did not register is refused; the URL is not in a dump.
-5. A loopback proxy receives every non-loopback request Firefox makes; it must record none.
+   A dump of the whole database must contain neither kB nor kSync (nor either password).
+6. "Sign out" of B on A's page: B's next token request fails and B shows signed out; B signs
+   in again on Weft's page opened directly. "Delete account" on A's page: A is signed out, and
+   the purge and the deleter (run every 2 s here) leave no row of the account's storage.
+7. A loopback proxy receives every non-loopback request Firefox makes; it must record none.
 
 Prints the request sequence Firefox made during sign-in and first sync, and the measured CPU
 time of one sign-in. Exit status 0 on success. Stops only the processes it started.
