@@ -1,23 +1,17 @@
 //! `weft node add|update|remove|provision|drain|unassign|list`: the node management of the
 //! tokenserver (tokenserver-api.md §10). Each opens the configured tokenserver database, sends
 //! one message to a one-thread `TokenserverDb` actor, prints the outcome on stdout and returns
-//! an error for `main` to print (non-zero exit). `weft user` (`super::user`) shares the way in.
+//! an error for `main` to print (non-zero exit); the way in, shared with `weft user`, is
+//! `super::tokenserver_db`. `drain --move` is `weft user move`'s (`super::user::move_user`).
 
-use actix::{Addr, Handler, Message};
 use clap::Subcommand;
-use futures_util::future::LocalBoxFuture;
-use weft_actors::token_verifier::token::canonical_node;
-use weft_actors::tokenserver::{
-    AddNode, ListNodes, RemoveNode, TokenserverDb, TokenserverError, UnassignNode, UpdateNode,
-};
-use weft_actors::ActorUnavailable;
+use weft_actors::tokenserver::{AddNode, ListNodes, RemoveNode, UnassignNode, UpdateNode};
 use weft_schema::models::tokenserver::{NodeFields, NodeRow};
 
+use super::tokenserver_db::{ask, node_url, send, with_db, AdminError};
+use super::user::move_user;
 use crate::commands::serve::startup;
 use crate::config::{redact_url, Settings};
-
-/// `nodes.node` is VARCHAR(64).
-const MAX_NODE_URL_LEN: usize = 64;
 
 #[derive(Subcommand)]
 pub enum NodeCommand {
@@ -90,7 +84,7 @@ pub enum NodeCommand {
     Drain {
         url: String,
         #[command(flatten)]
-        moving: super::user::move_user::DrainMoveArgs,
+        moving: move_user::DrainMoveArgs,
     },
     /// Mark every user on a node replaced; the node stays (e.g. to drain it after --backoff).
     Unassign { url: String },
@@ -110,73 +104,11 @@ fn flag_value(s: &str) -> Result<i32, NotAFlag> {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error(transparent)]
-    Startup(#[from] startup::StartupError),
-    #[error(transparent)]
-    Tokenserver(#[from] TokenserverError),
-    #[error(transparent)]
-    Move(#[from] weft_actors::user_move::MoveError),
-    #[error(transparent)]
-    Database(#[from] weft_schema::DbError),
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// A node URL in the canonical spelling tokens and the storage side use.
-pub(crate) fn node_url(url: &str) -> Result<String, AdminError> {
-    let url = canonical_node(url.trim());
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(AdminError::Invalid(format!("{url:?} is not an http(s) URL")));
-    }
-    if url.len() > MAX_NODE_URL_LEN {
-        return Err(AdminError::Invalid(format!("{url:?} is longer than {MAX_NODE_URL_LEN} characters")));
-    }
-    Ok(url)
-}
-
 fn non_negative(what: &str, value: Option<i32>) -> Result<(), AdminError> {
     match value {
         Some(v) if v < 0 => Err(AdminError::Invalid(format!("{what} must not be negative"))),
         _ => Ok(()),
     }
-}
-
-/// Sends `msg` to a one-thread `TokenserverDb` on the configured database, in a fresh actix
-/// system, and waits for the answer.
-pub(super) fn send<M, R>(settings: &Settings, msg: M) -> Result<R, AdminError>
-where
-    M: Message<Result = Result<R, TokenserverError>> + Send + 'static,
-    R: Send + 'static,
-    TokenserverDb: Handler<M>,
-{
-    with_db(settings, |db| Box::pin(async move { ask(&db, msg).await }))
-}
-
-/// Runs `steps` against a one-thread `TokenserverDb` in one fresh actix system: a command that
-/// looks before it changes uses one connection throughout.
-fn with_db<R>(
-    settings: &Settings,
-    steps: impl FnOnce(Addr<TokenserverDb>) -> LocalBoxFuture<'static, Result<R, AdminError>>,
-) -> Result<R, AdminError> {
-    let pool = startup::tokenserver_pool(settings, settings.run_migrations)?;
-    let mut config = startup::tokenserver_db_config(settings);
-    config.threads = 1;
-    actix::System::new().block_on(async move { steps(TokenserverDb::start(pool, config)).await })
-}
-
-async fn ask<M, R>(db: &Addr<TokenserverDb>, msg: M) -> Result<R, AdminError>
-where
-    M: Message<Result = Result<R, TokenserverError>> + Send + 'static,
-    R: Send + 'static,
-    TokenserverDb: Handler<M>,
-{
-    Ok(db
-        .send(msg)
-        .await
-        .map_err(ActorUnavailable::of("tokenserver database"))
-        .map_err(TokenserverError::from)??)
 }
 
 pub fn run(settings: &Settings, command: NodeCommand) -> Result<(), AdminError> {
@@ -243,7 +175,7 @@ pub fn run(settings: &Settings, command: NodeCommand) -> Result<(), AdminError> 
             provision(settings, &url, capacity, available, backoff, no_server_check)?;
         }
         NodeCommand::Drain { url, moving } if moving.move_data => {
-            super::user::move_user::run_drain_move(settings, &node_url(&url)?, moving)?;
+            move_user::run_drain_move(settings, &node_url(&url)?, moving)?;
         }
         NodeCommand::Drain { url, .. } => {
             let url = node_url(&url)?;

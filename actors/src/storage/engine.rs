@@ -16,8 +16,8 @@ use weft_schema::{DbConnection, DbPool, SyncTimestamp};
 
 use crate::storage::cache::{self, NodeCache};
 use crate::storage::requests::*;
+use crate::storage::user_moves::{self, MoveWatch};
 use crate::storage::{batch, bso, collection, info, StorageError};
-use crate::user_move;
 
 /// Settings of one node's storage, from the `limits`, `quota` and `batch` configuration.
 #[derive(Debug, Clone)]
@@ -112,7 +112,7 @@ pub struct Storage {
     /// The cache in front of this node's database (`cache.*` settings), if any.
     cache: Option<NodeCache>,
     /// Users moved away or being moved here, for the reads the cache answers.
-    moves: user_move::MoveWatch,
+    moves: MoveWatch,
 }
 
 impl Storage {
@@ -132,7 +132,7 @@ impl Storage {
             collection_ids: RwLock::new(HashMap::new()),
             sqlite_writer: Mutex::new(()),
             cache: None,
-            moves: user_move::MoveWatch::default(),
+            moves: MoveWatch::default(),
         }
     }
 
@@ -213,7 +213,7 @@ impl Storage {
         let started = Instant::now();
         let run = |tx: &mut Tx<'_>| match op.user() {
             Some(uid) => {
-                user_move::guarded(tx, uid as i64, Q::ACCESS == Access::Write, |tx| op.run(self, tx))
+                user_moves::guarded(tx, uid as i64, Q::ACCESS == Access::Write, |tx| op.run(self, tx))
             }
             None => op.run(self, tx),
         };

@@ -24,6 +24,7 @@ mod info;
 pub mod purge;
 pub mod requests;
 mod rules;
+mod user_moves;
 
 pub use self::cache::NodeCache;
 pub use self::engine::{Access, Operation, Storage, StorageConfig};

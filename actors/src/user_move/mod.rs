@@ -24,53 +24,16 @@
 //! the node the tokenserver names. Once a moved user's tokens have expired the deleter
 //! (`purge.rs`) deletes the copy left on the source, then its row.
 //!
-//! `guarded` is the storage engine's side: the check every transaction of a user makes;
-//! `watch.rs` the same knowledge in memory, for the reads a cache answers.
+//! The storage engine's side — the check every transaction of a user makes, and the same
+//! knowledge in memory for the reads a cache answers — is `crate::storage::user_moves`.
 
 mod copy;
 mod mover;
 mod purge;
-mod watch;
 
 pub use mover::{move_user, MoveError, MoveOutcome, MoveSettings, NodeDb};
 pub use purge::purge_moved;
-pub use watch::MoveWatch;
-
-use weft_schema::models::MoveMarker;
-use weft_schema::pool::Tx;
-use weft_schema::queries::user_move::{self as q, HELD, INCOMING, MOVED};
-
-use crate::storage::StorageError;
 
 /// `Retry-After` (seconds) for a user whose writes are held: a move holds one user for well
 /// under a second, so the client comes back soon, unlike PY's 300 s for a migration.
 pub const HELD_RETRY_AFTER_SECONDS: u32 = 5;
-
-/// Runs `op` for user `uid` in the transaction `tx` as the user's move state allows. A read
-/// checks first: a moved user gets 401, a held user is read (its data on the source is
-/// complete and frozen). A write checks last, after its own row locks, so that a hold either
-/// waits for it or is seen by it (`marker_for_write`): a held or incoming user's write rolls
-/// back with 503, a moved user's with 401.
-pub(crate) fn guarded<T>(
-    tx: &mut Tx<'_>,
-    uid: i64,
-    write: bool,
-    op: impl FnOnce(&mut Tx<'_>) -> Result<T, StorageError>,
-) -> Result<T, StorageError> {
-    if !write {
-        refuse(q::marker(tx, uid)?, false)?;
-        return op(tx);
-    }
-    let out = op(tx)?;
-    refuse(q::marker_for_write(tx, uid)?, true)?;
-    Ok(out)
-}
-
-fn refuse(marker: Option<MoveMarker>, write: bool) -> Result<(), StorageError> {
-    match marker.map(|m| m.state) {
-        Some(MOVED) => Err(StorageError::UserMoved),
-        Some(INCOMING) => Err(StorageError::UserHeld),
-        Some(HELD) if write => Err(StorageError::UserHeld),
-        _ => Ok(()),
-    }
-}

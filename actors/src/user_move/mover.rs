@@ -88,7 +88,8 @@ pub struct MoveSettings {
     pub token_lifetime: Duration,
 }
 
-/// How long a settled marker stays for the caches to read (`watch.rs` reads every second).
+/// How long a settled marker stays for the caches to read (`storage::user_moves::MoveWatch` reads
+/// every second).
 const SETTLED_KEPT_MS: i64 = 60_000;
 
 fn on_retry(attempt: u32, err: &DbError) {
@@ -221,7 +222,7 @@ fn release(source: NodeDb<'_>, target: NodeDb<'_>, uid: i64, purge_after: i64) -
 }
 
 /// The user's marker here says the move is over, if it says `state`: kept a minute so that
-/// every webhead's cache learns it (`watch.rs`), then the deleter removes it.
+/// every webhead's cache learns it (`storage::user_moves::MoveWatch`), then the deleter removes it.
 fn settle(tx: &mut Tx<'_>, uid: i64, state: i32) -> Result<(), MoveError> {
     if let Some(m) = q::marker(tx, uid)?.filter(|m| m.state == state) {
         let now = unix_millis();

@@ -1,7 +1,7 @@
 //! `weft user allocate` (tokenserver-api.md §10): assigns a user to a node in the tokenserver
 //! database with one message to a one-thread `TokenserverDb` actor, as the node commands do
-//! (`super::node`), and prints the user's uid and node. `weft user move` (and `weft node drain
-//! --move`, which moves every user of a node) is `move_user.rs`. `weft user hash` prints the
+//! (`super::tokenserver_db`), and prints the user's uid and node. `weft user move` (and `weft
+//! node drain --move`, which moves every user of a node) is `move_user.rs`. `weft user hash` prints the
 //! `hashed_uid` the request log lines carry for a uid, to find that user's requests.
 
 pub mod move_user;
@@ -9,8 +9,8 @@ pub mod move_user;
 use clap::{Args, Subcommand};
 use weft_actors::tokenserver::AllocateUser;
 
-use super::node::{node_url, send, AdminError};
 use super::serve::startup;
+use super::tokenserver_db::{node_url, send, AdminError};
 use crate::config::Settings;
 use crate::telemetry::request::UidHash;
 

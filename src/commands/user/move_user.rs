@@ -17,8 +17,8 @@ use weft_schema::queries::tokenserver as ts;
 use weft_schema::queries::user_move::{self as q, HELD, INCOMING};
 use weft_schema::{DbError, DbPool};
 
-use crate::commands::node::{node_url, AdminError};
 use crate::commands::serve::startup;
+use crate::commands::tokenserver_db::{node_url, AdminError};
 use crate::config::Settings;
 
 /// Users listed per statement while draining.

@@ -1,20 +1,54 @@
-//! What a node's cache may not answer: the users this node must refuse (moved away: 401;
-//! being copied here: 503), known in memory so that a read the cache answers without the
-//! database — info/collections, the first request of every sync — refuses them too. Refreshed
-//! from `weft_user_moves` at most once a second, on the thread of a request that reaches the
-//! engine, reading only the rows changed since the last refresh; so a cached read learns of a
-//! move within about a second, while every transaction that reaches the database checks the
-//! table itself (`guarded`), exactly.
+//! What the storage engine does about users moved between nodes (`crate::user_move`): the
+//! users this node must refuse — moved away (401) or being copied here or held (503) — as its
+//! `weft_user_moves` rows say.
+//!
+//! `guarded` is the check every transaction of a user makes against those rows, exactly.
+//! `MoveWatch` is the same knowledge in memory, so that a read the cache answers without the
+//! database — info/collections, the first request of every sync — refuses them too. It is
+//! refreshed from `weft_user_moves` at most once a second, on the thread of a request that
+//! reaches the engine, reading only the rows changed since the last refresh; so a cached read
+//! learns of a move within about a second.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use weft_schema::queries::user_move::{self as q, INCOMING, MOVED};
+use weft_schema::models::MoveMarker;
+use weft_schema::pool::Tx;
+use weft_schema::queries::user_move::{self as q, HELD, INCOMING, MOVED};
 use weft_schema::timestamp::unix_millis;
 use weft_schema::DbPool;
 
-use crate::storage::StorageError;
+use super::error::StorageError;
+
+/// Runs `op` for user `uid` in the transaction `tx` as the user's move state allows. A read
+/// checks first: a moved user gets 401, a held user is read (its data on the source is
+/// complete and frozen). A write checks last, after its own row locks, so that a hold either
+/// waits for it or is seen by it (`marker_for_write`): a held or incoming user's write rolls
+/// back with 503, a moved user's with 401.
+pub(crate) fn guarded<T>(
+    tx: &mut Tx<'_>,
+    uid: i64,
+    write: bool,
+    op: impl FnOnce(&mut Tx<'_>) -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
+    if !write {
+        refuse(q::marker(tx, uid)?, false)?;
+        return op(tx);
+    }
+    let out = op(tx)?;
+    refuse(q::marker_for_write(tx, uid)?, true)?;
+    Ok(out)
+}
+
+fn refuse(marker: Option<MoveMarker>, write: bool) -> Result<(), StorageError> {
+    match marker.map(|m| m.state) {
+        Some(MOVED) => Err(StorageError::UserMoved),
+        Some(INCOMING) => Err(StorageError::UserHeld),
+        Some(HELD) if write => Err(StorageError::UserHeld),
+        _ => Ok(()),
+    }
+}
 
 /// How often the rows are read again at most.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
