@@ -18,35 +18,41 @@ const DEVICE_COLUMNS: &str =
 const CODE_COLUMNS: &str =
     "code_hash, uid, session_token_id, scope, code_challenge, keys_jwe, auth_at, expires_at";
 const INVITE_COLUMNS: &str = "code_hash, email, uid, created_at, expires_at, used_at";
+/// A token's Hawk credentials, first in every token table (sessions, key fetches, password
+/// changes).
+const TOKEN_COLUMNS: &str = "token_id, uid, hmac_key";
 
 // ---- accounts ----
 
+/// A new account, enabled (`disabled_at` NULL).
 pub fn insert_account(tx: &mut Tx<'_>, a: &AccountRow) -> QueryResult<usize> {
-    Sql::new(format!(
-        "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"
-    ))
-    .args([
-        Arg::Str(&a.uid),
-        Arg::Str(&a.email),
-        Arg::Str(&a.auth_salt),
-        Arg::Str(&a.verify_hash),
-        Arg::I32(a.kdf_version),
-        Arg::OptStr(a.client_salt.as_deref()),
-        Arg::Str(&a.ka),
-        Arg::Str(&a.wrap_kb),
-        Arg::I64(a.verifier_set_at),
-        Arg::I64(a.keys_changed_at),
-        Arg::I64(a.created_at),
-    ])
+    Sql::insert(
+        "accounts",
+        ACCOUNT_COLUMNS,
+        [
+            Arg::Str(&a.uid),
+            Arg::Str(&a.email),
+            Arg::Str(&a.auth_salt),
+            Arg::Str(&a.verify_hash),
+            Arg::I32(a.kdf_version),
+            Arg::OptStr(a.client_salt.as_deref()),
+            Arg::Str(&a.ka),
+            Arg::Str(&a.wrap_kb),
+            Arg::I64(a.verifier_set_at),
+            Arg::I64(a.keys_changed_at),
+            Arg::I64(a.created_at),
+            Arg::OptI64(None),
+        ],
+    )
     .execute(tx)
 }
 
 pub fn account_by_email(tx: &mut Tx<'_>, email: &str) -> QueryResult<Option<AccountRow>> {
-    Sql::new(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = ?")).arg(Arg::Str(email)).first(tx)
+    Sql::row_by_key(ACCOUNT_COLUMNS, "accounts", "email", Arg::Str(email)).first(tx)
 }
 
 pub fn account_by_uid(tx: &mut Tx<'_>, uid: &str) -> QueryResult<Option<AccountRow>> {
-    Sql::new(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE uid = ?")).arg(Arg::Str(uid)).first(tx)
+    Sql::row_by_key(ACCOUNT_COLUMNS, "accounts", "uid", Arg::Str(uid)).first(tx)
 }
 
 pub fn list_accounts(tx: &mut Tx<'_>) -> QueryResult<Vec<AccountRow>> {
@@ -92,31 +98,37 @@ pub fn set_password(tx: &mut Tx<'_>, a: &AccountRow, previous_verify_hash: &str)
 /// Deletes the account row and every row that belongs to it.
 pub fn delete_account(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
     delete_sessions(tx, uid)?;
-    Sql::new("DELETE FROM account_invites WHERE uid = ?").arg(Arg::Str(uid)).execute(tx)?;
-    Sql::new("DELETE FROM accounts WHERE uid = ?").arg(Arg::Str(uid)).execute(tx)
+    Sql::delete_by_key("account_invites", "uid", Arg::Str(uid)).execute(tx)?;
+    Sql::delete_by_key("accounts", "uid", Arg::Str(uid)).execute(tx)
 }
 
 // ---- sessions and key fetches ----
 
+/// A row of the token table `table`: the token's Hawk credentials, then `more` values for the
+/// table's `more_columns`.
+pub(super) fn insert_token<'a>(
+    tx: &mut Tx<'_>,
+    table: &str,
+    token: &'a TokenRow,
+    more_columns: &str,
+    more: impl IntoIterator<Item = Arg<'a>>,
+) -> QueryResult<usize> {
+    let credentials = [Arg::Str(&token.token_id), Arg::Str(&token.uid), Arg::Str(&token.hmac_key)];
+    Sql::insert(table, &format!("{TOKEN_COLUMNS}, {more_columns}"), credentials.into_iter().chain(more))
+        .execute(tx)
+}
+
+/// The Hawk credentials of a token of the token table `table`.
+pub(super) fn token(tx: &mut Tx<'_>, table: &str, token_id: &str) -> QueryResult<Option<TokenRow>> {
+    Sql::row_by_key(TOKEN_COLUMNS, table, "token_id", Arg::Str(token_id)).first(tx)
+}
+
 pub fn insert_session(tx: &mut Tx<'_>, token: &TokenRow, at: i64) -> QueryResult<usize> {
-    Sql::new(
-        "INSERT INTO account_sessions (token_id, uid, hmac_key, created_at, last_used_at) \
-         VALUES (?, ?, ?, ?, ?)",
-    )
-    .args([
-        Arg::Str(&token.token_id),
-        Arg::Str(&token.uid),
-        Arg::Str(&token.hmac_key),
-        Arg::I64(at),
-        Arg::I64(at),
-    ])
-    .execute(tx)
+    insert_token(tx, "account_sessions", token, "created_at, last_used_at", [Arg::I64(at), Arg::I64(at)])
 }
 
 pub fn session(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<Option<TokenRow>> {
-    Sql::new("SELECT token_id, uid, hmac_key FROM account_sessions WHERE token_id = ?")
-        .arg(Arg::Str(token_id))
-        .first(tx)
+    token(tx, "account_sessions", token_id)
 }
 
 pub fn touch_session(tx: &mut Tx<'_>, token_id: &str, at: i64) -> QueryResult<usize> {
@@ -131,11 +143,9 @@ pub fn touch_session(tx: &mut Tx<'_>, token_id: &str, at: i64) -> QueryResult<us
 pub fn delete_session(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<usize> {
     super::device_commands::delete_of_session(tx, token_id)?;
     for table in ["account_devices", "account_oauth_codes", "account_refresh_tokens"] {
-        Sql::new(format!("DELETE FROM {table} WHERE session_token_id = ?"))
-            .arg(Arg::Str(token_id))
-            .execute(tx)?;
+        Sql::delete_by_key(table, "session_token_id", Arg::Str(token_id)).execute(tx)?;
     }
-    Sql::new("DELETE FROM account_sessions WHERE token_id = ?").arg(Arg::Str(token_id)).execute(tx)
+    Sql::delete_by_key("account_sessions", "token_id", Arg::Str(token_id)).execute(tx)
 }
 
 /// Revokes every session of an account (password reset, disable).
@@ -148,46 +158,42 @@ pub fn delete_sessions(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
         "account_oauth_codes",
         "account_refresh_tokens",
     ] {
-        Sql::new(format!("DELETE FROM {table} WHERE uid = ?")).arg(Arg::Str(uid)).execute(tx)?;
+        Sql::delete_by_key(table, "uid", Arg::Str(uid)).execute(tx)?;
     }
-    Sql::new("DELETE FROM account_sessions WHERE uid = ?").arg(Arg::Str(uid)).execute(tx)
+    Sql::delete_by_key("account_sessions", "uid", Arg::Str(uid)).execute(tx)
 }
 
 pub fn insert_key_fetch(tx: &mut Tx<'_>, token: &TokenRow, bundle: &str, at: i64) -> QueryResult<usize> {
-    Sql::new(
-        "INSERT INTO account_key_fetches (token_id, uid, hmac_key, bundle, created_at) VALUES (?, ?, ?, ?, ?)",
-    )
-    .args([Arg::Str(&token.token_id), Arg::Str(&token.uid), Arg::Str(&token.hmac_key), Arg::Str(bundle), Arg::I64(at)])
-    .execute(tx)
+    insert_token(tx, "account_key_fetches", token, "bundle, created_at", [Arg::Str(bundle), Arg::I64(at)])
 }
 
 pub fn key_fetch_token(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<Option<TokenRow>> {
-    Sql::new("SELECT token_id, uid, hmac_key FROM account_key_fetches WHERE token_id = ?")
-        .arg(Arg::Str(token_id))
-        .first(tx)
+    token(tx, "account_key_fetches", token_id)
 }
 
+/// The key bundle of a key-fetch token, with the time it was issued (a key fetch expires).
 pub fn key_fetch(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<Option<KeyFetchRow>> {
-    Sql::new("SELECT uid, bundle, created_at FROM account_key_fetches WHERE token_id = ?")
-        .arg(Arg::Str(token_id))
+    Sql::row_by_key("uid, bundle, created_at", "account_key_fetches", "token_id", Arg::Str(token_id))
         .first(tx)
 }
 
 /// Every key-fetch token of an account (a sign-out).
 pub fn delete_key_fetches(tx: &mut Tx<'_>, uid: &str) -> QueryResult<usize> {
-    Sql::new("DELETE FROM account_key_fetches WHERE uid = ?").arg(Arg::Str(uid)).execute(tx)
+    Sql::delete_by_key("account_key_fetches", "uid", Arg::Str(uid)).execute(tx)
 }
 
 /// Answers 1 for the one caller that consumed the token, 0 for any other.
 pub fn delete_key_fetch(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<usize> {
-    Sql::new("DELETE FROM account_key_fetches WHERE token_id = ?").arg(Arg::Str(token_id)).execute(tx)
+    Sql::delete_by_key("account_key_fetches", "token_id", Arg::Str(token_id)).execute(tx)
 }
 
 // ---- devices ----
 
 pub fn insert_device(tx: &mut Tx<'_>, d: &DeviceRow) -> QueryResult<usize> {
-    Sql::new(format!("INSERT INTO account_devices ({DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
-        .args([
+    Sql::insert(
+        "account_devices",
+        DEVICE_COLUMNS,
+        [
             Arg::Str(&d.id),
             Arg::Str(&d.uid),
             Arg::Str(&d.session_token_id),
@@ -196,8 +202,9 @@ pub fn insert_device(tx: &mut Tx<'_>, d: &DeviceRow) -> QueryResult<usize> {
             Arg::Str(&d.details),
             Arg::I64(d.created_at),
             Arg::I64(d.last_access_at),
-        ])
-        .execute(tx)
+        ],
+    )
+    .execute(tx)
 }
 
 pub fn update_device(tx: &mut Tx<'_>, d: &DeviceRow) -> QueryResult<usize> {
@@ -231,16 +238,16 @@ pub fn device(tx: &mut Tx<'_>, uid: &str, id: &str) -> QueryResult<Option<Device
 }
 
 pub fn device_of_session(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<Option<DeviceRow>> {
-    Sql::new(format!("SELECT {DEVICE_COLUMNS} FROM account_devices WHERE session_token_id = ?"))
-        .arg(Arg::Str(token_id))
-        .first(tx)
+    Sql::row_by_key(DEVICE_COLUMNS, "account_devices", "session_token_id", Arg::Str(token_id)).first(tx)
 }
 
 // ---- OAuth codes and refresh tokens ----
 
 pub fn insert_code(tx: &mut Tx<'_>, c: &CodeRow) -> QueryResult<usize> {
-    Sql::new(format!("INSERT INTO account_oauth_codes ({CODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
-        .args([
+    Sql::insert(
+        "account_oauth_codes",
+        CODE_COLUMNS,
+        [
             Arg::Str(&c.code_hash),
             Arg::Str(&c.uid),
             Arg::Str(&c.session_token_id),
@@ -249,19 +256,18 @@ pub fn insert_code(tx: &mut Tx<'_>, c: &CodeRow) -> QueryResult<usize> {
             Arg::Str(&c.keys_jwe),
             Arg::I64(c.auth_at),
             Arg::I64(c.expires_at),
-        ])
-        .execute(tx)
+        ],
+    )
+    .execute(tx)
 }
 
 pub fn code(tx: &mut Tx<'_>, code_hash: &str) -> QueryResult<Option<CodeRow>> {
-    Sql::new(format!("SELECT {CODE_COLUMNS} FROM account_oauth_codes WHERE code_hash = ?"))
-        .arg(Arg::Str(code_hash))
-        .first(tx)
+    Sql::row_by_key(CODE_COLUMNS, "account_oauth_codes", "code_hash", Arg::Str(code_hash)).first(tx)
 }
 
 /// Answers 1 for the one caller that consumed the code, 0 for any other.
 pub fn delete_code(tx: &mut Tx<'_>, code_hash: &str) -> QueryResult<usize> {
-    Sql::new("DELETE FROM account_oauth_codes WHERE code_hash = ?").arg(Arg::Str(code_hash)).execute(tx)
+    Sql::delete_by_key("account_oauth_codes", "code_hash", Arg::Str(code_hash)).execute(tx)
 }
 
 pub fn delete_expired_codes(tx: &mut Tx<'_>, now: i64) -> QueryResult<usize> {
@@ -274,48 +280,55 @@ pub fn insert_refresh_token(
     t: &RefreshTokenRow,
     at: i64,
 ) -> QueryResult<usize> {
-    Sql::new(
-        "INSERT INTO account_refresh_tokens (token_hash, uid, session_token_id, scope, created_at) \
-         VALUES (?, ?, ?, ?, ?)",
+    Sql::insert(
+        "account_refresh_tokens",
+        "token_hash, uid, session_token_id, scope, created_at",
+        [
+            Arg::Str(token_hash),
+            Arg::Str(&t.uid),
+            Arg::Str(&t.session_token_id),
+            Arg::Str(&t.scope),
+            Arg::I64(at),
+        ],
     )
-    .args([
-        Arg::Str(token_hash),
-        Arg::Str(&t.uid),
-        Arg::Str(&t.session_token_id),
-        Arg::Str(&t.scope),
-        Arg::I64(at),
-    ])
     .execute(tx)
 }
 
 pub fn refresh_token(tx: &mut Tx<'_>, token_hash: &str) -> QueryResult<Option<RefreshTokenRow>> {
-    Sql::new("SELECT uid, session_token_id, scope FROM account_refresh_tokens WHERE token_hash = ?")
-        .arg(Arg::Str(token_hash))
-        .first(tx)
+    Sql::row_by_key(
+        "uid, session_token_id, scope",
+        "account_refresh_tokens",
+        "token_hash",
+        Arg::Str(token_hash),
+    )
+    .first(tx)
 }
 
 pub fn delete_refresh_token(tx: &mut Tx<'_>, token_hash: &str) -> QueryResult<usize> {
-    Sql::new("DELETE FROM account_refresh_tokens WHERE token_hash = ?").arg(Arg::Str(token_hash)).execute(tx)
+    Sql::delete_by_key("account_refresh_tokens", "token_hash", Arg::Str(token_hash)).execute(tx)
 }
 
 // ---- invites ----
 
+/// A new invite, unused (`used_at` NULL).
 pub fn insert_invite(tx: &mut Tx<'_>, i: &InviteRow) -> QueryResult<usize> {
-    Sql::new(format!("INSERT INTO account_invites ({INVITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL)"))
-        .args([
+    Sql::insert(
+        "account_invites",
+        INVITE_COLUMNS,
+        [
             Arg::Str(&i.code_hash),
             Arg::OptStr(i.email.as_deref()),
             Arg::OptStr(i.uid.as_deref()),
             Arg::I64(i.created_at),
             Arg::I64(i.expires_at),
-        ])
-        .execute(tx)
+            Arg::OptI64(None),
+        ],
+    )
+    .execute(tx)
 }
 
 pub fn invite(tx: &mut Tx<'_>, code_hash: &str) -> QueryResult<Option<InviteRow>> {
-    Sql::new(format!("SELECT {INVITE_COLUMNS} FROM account_invites WHERE code_hash = ?"))
-        .arg(Arg::Str(code_hash))
-        .first(tx)
+    Sql::row_by_key(INVITE_COLUMNS, "account_invites", "code_hash", Arg::Str(code_hash)).first(tx)
 }
 
 /// Marks an unused, unexpired invite used; answers 1 for the one caller that used it.

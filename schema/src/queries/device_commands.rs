@@ -50,8 +50,10 @@ pub fn pending(tx: &mut Tx<'_>, device_id: &str, now: i64) -> QueryResult<i64> {
 }
 
 pub fn insert(tx: &mut Tx<'_>, c: &DeviceCommandRow) -> QueryResult<usize> {
-    Sql::new(format!("INSERT INTO account_device_commands ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
-        .args([
+    Sql::insert(
+        "account_device_commands",
+        COLUMNS,
+        [
             Arg::Str(&c.device_id),
             Arg::I64(c.idx),
             Arg::Str(&c.uid),
@@ -60,8 +62,9 @@ pub fn insert(tx: &mut Tx<'_>, c: &DeviceCommandRow) -> QueryResult<usize> {
             Arg::Str(&c.sender),
             Arg::I64(c.created_at),
             Arg::I64(c.expires_at),
-        ])
-        .execute(tx)
+        ],
+    )
+    .execute(tx)
 }
 
 /// The device's unexpired commands from index `from` on, oldest first, at most `limit`.

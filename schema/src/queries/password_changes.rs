@@ -5,39 +5,28 @@
 
 use diesel::QueryResult;
 
+use super::accounts;
 use super::sql::{Arg, Sql};
 use crate::models::accounts::{PasswordChangeRow, TokenRow};
 use crate::pool::Tx;
 
+const TABLE: &str = "account_password_changes";
+
 pub fn insert(tx: &mut Tx<'_>, token: &TokenRow, verify_hash: &str, at: i64) -> QueryResult<usize> {
-    Sql::new(
-        "INSERT INTO account_password_changes (token_id, uid, hmac_key, verify_hash, created_at) \
-         VALUES (?, ?, ?, ?, ?)",
-    )
-    .args([
-        Arg::Str(&token.token_id),
-        Arg::Str(&token.uid),
-        Arg::Str(&token.hmac_key),
-        Arg::Str(verify_hash),
-        Arg::I64(at),
-    ])
-    .execute(tx)
+    accounts::insert_token(tx, TABLE, token, "verify_hash, created_at", [Arg::Str(verify_hash), Arg::I64(at)])
 }
 
 /// The Hawk credentials of a passwordChangeToken.
 pub fn token(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<Option<TokenRow>> {
-    Sql::new("SELECT token_id, uid, hmac_key FROM account_password_changes WHERE token_id = ?")
-        .arg(Arg::Str(token_id))
-        .first(tx)
+    accounts::token(tx, TABLE, token_id)
 }
 
+/// The change a passwordChangeToken started, with the time it started (a change expires).
 pub fn change(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<Option<PasswordChangeRow>> {
-    Sql::new("SELECT uid, verify_hash, created_at FROM account_password_changes WHERE token_id = ?")
-        .arg(Arg::Str(token_id))
-        .first(tx)
+    Sql::row_by_key("uid, verify_hash, created_at", TABLE, "token_id", Arg::Str(token_id)).first(tx)
 }
 
 /// Answers 1 for the one caller that consumed the token, 0 for any other.
 pub fn delete(tx: &mut Tx<'_>, token_id: &str) -> QueryResult<usize> {
-    Sql::new("DELETE FROM account_password_changes WHERE token_id = ?").arg(Arg::Str(token_id)).execute(tx)
+    Sql::delete_by_key(TABLE, "token_id", Arg::Str(token_id)).execute(tx)
 }

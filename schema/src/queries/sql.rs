@@ -76,6 +76,24 @@ impl<'a> Sql<'a> {
         Sql { prepared: false, ..Sql::new(text) }
     }
 
+    /// `INSERT INTO {table} ({columns}) VALUES (?, …)`: one placeholder per value, the values
+    /// in the columns' order.
+    pub fn insert(table: &str, columns: &str, values: impl IntoIterator<Item = Arg<'a>>) -> Self {
+        let args: Vec<Arg<'a>> = values.into_iter().collect();
+        let placeholders = vec!["?"; args.len()].join(", ");
+        Sql::new(format!("INSERT INTO {table} ({columns}) VALUES ({placeholders})")).args(args)
+    }
+
+    /// `SELECT {columns} FROM {table} WHERE {key} = ?`: the row (or rows) of one key.
+    pub fn row_by_key(columns: &str, table: &str, key: &str, value: Arg<'a>) -> Self {
+        Sql::new(format!("SELECT {columns} FROM {table} WHERE {key} = ?")).arg(value)
+    }
+
+    /// `DELETE FROM {table} WHERE {key} = ?`: answers how many rows went.
+    pub fn delete_by_key(table: &str, key: &str, value: Arg<'a>) -> Self {
+        Sql::new(format!("DELETE FROM {table} WHERE {key} = ?")).arg(value)
+    }
+
     /// `varying` when `cond` holds (a filter that adds a list only sometimes).
     pub fn varying_if(self, cond: bool) -> Self {
         Sql { prepared: self.prepared && !cond, ..self }
