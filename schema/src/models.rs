@@ -75,6 +75,19 @@ pub struct NewBso<'a> {
     pub ttl: i64,
 }
 
+impl ExportedBso {
+    /// The row to write for it as it was (an import, or a user's move to another node).
+    pub fn as_new(&self) -> NewBso<'_> {
+        NewBso {
+            id: &self.id,
+            sortindex: self.sortindex,
+            payload: &self.payload,
+            modified: self.modified,
+            ttl: self.ttl,
+        }
+    }
+}
+
 /// A staged batch item; `None` means the client did not supply the field.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct StagedBso {

@@ -302,16 +302,7 @@ impl<'a> Importer<'a> {
     ) -> Result<(), TransferError> {
         for run in group.chunk_by(|a, b| a.0 == b.0) {
             let id = self.collection_id(tx, &run[0].0)?;
-            let rows: Vec<NewBso<'_>> = run
-                .iter()
-                .map(|(_, b)| NewBso {
-                    id: &b.id,
-                    sortindex: b.sortindex,
-                    payload: &b.payload,
-                    modified: b.modified,
-                    ttl: b.ttl,
-                })
-                .collect();
+            let rows: Vec<NewBso<'_>> = run.iter().map(|(_, b)| b.as_new()).collect();
             storage::upsert_bsos(tx, uid, id, &rows)?;
         }
         group.clear();

@@ -4,7 +4,7 @@
 //! on the target that also marks the user `INCOMING`. The same statements as `weft import`;
 //! items are read and written a page at a time, so memory stays bounded by a page.
 
-use weft_schema::models::{MoveMarker, NewBso};
+use weft_schema::models::{ExportedBso, MoveMarker, NewBso};
 use weft_schema::pool::Tx;
 use weft_schema::queries::storage::{self, TOMBSTONE_COLLECTION};
 use weft_schema::queries::transfer;
@@ -48,16 +48,7 @@ pub fn copy_user(from: &mut Tx<'_>, to: &mut Tx<'_>, uid: i64, source: &str) -> 
         let mut after = String::new();
         loop {
             let page = transfer::bsos_after(from, uid, row.collection, &after, now, PAGE)?;
-            let rows: Vec<NewBso<'_>> = page
-                .iter()
-                .map(|b| NewBso {
-                    id: &b.id,
-                    sortindex: b.sortindex,
-                    payload: &b.payload,
-                    modified: b.modified,
-                    ttl: b.ttl,
-                })
-                .collect();
+            let rows: Vec<NewBso<'_>> = page.iter().map(ExportedBso::as_new).collect();
             if !rows.is_empty() {
                 storage::upsert_bsos(to, uid, id, &rows)?;
             }
