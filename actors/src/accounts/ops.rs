@@ -191,6 +191,25 @@ impl<'a> NewPassword<'a> {
         let (kdf_version, client_salt) = quick_stretch_version(client_salt)?;
         Ok(NewPassword { email, auth_pw, kdf_version, client_salt })
     }
+
+    /// `account` with this password (its hash is `auth_pw`): a new salt and verifier and new
+    /// keys (a new kB, since the old one is lost with the old password), generation and
+    /// keys_changed_at at `now`.
+    fn set_on(self, shared: &Shared, auth_pw: &[u8; 32], account: AccountRow, now: i64) -> AccountRow {
+        let salt = random_bytes::<32>();
+        let verify_hash = slow_stretch(shared, auth_pw, &salt);
+        AccountRow {
+            auth_salt: hex(&salt),
+            verify_hash: hex(&verify_hash),
+            kdf_version: self.kdf_version,
+            client_salt: self.client_salt,
+            ka: hex(&random_bytes::<32>()),
+            wrap_kb: hex(&random_bytes::<32>()),
+            verifier_set_at: now,
+            keys_changed_at: now,
+            ..account
+        }
+    }
 }
 
 fn create(
@@ -205,22 +224,8 @@ fn create(
     let now = now_ms();
     // Checked before the stretch so that a bad invite costs no CPU, and again (atomically) below.
     read(pool, |tx| check_invite(tx, invite, &email, None, now))?;
-    let salt = random_bytes::<32>();
-    let verify_hash = slow_stretch(shared, &auth_pw, &salt);
-    let account = AccountRow {
-        uid: hex(&random_bytes::<16>()),
-        email,
-        auth_salt: hex(&salt),
-        verify_hash: hex(&verify_hash),
-        kdf_version: password.kdf_version,
-        client_salt: password.client_salt,
-        ka: hex(&random_bytes::<32>()),
-        wrap_kb: hex(&random_bytes::<32>()),
-        verifier_set_at: now,
-        keys_changed_at: now,
-        created_at: now,
-        disabled_at: None,
-    };
+    let new = AccountRow { uid: hex(&random_bytes::<16>()), email, created_at: now, ..AccountRow::default() };
+    let account = password.set_on(shared, &auth_pw, new, now);
     write(pool, |tx| {
         let invite = check_invite(tx, invite, &account.email, None, now)?;
         if q::account_by_email(tx, &account.email)?.is_some() {
@@ -272,19 +277,7 @@ fn reset(
         Ok(account)
     })?;
     let previous_verify_hash = account.verify_hash.clone();
-    let salt = random_bytes::<32>();
-    let verify_hash = slow_stretch(shared, &auth_pw, &salt);
-    let updated = AccountRow {
-        auth_salt: hex(&salt),
-        verify_hash: hex(&verify_hash),
-        kdf_version: password.kdf_version,
-        client_salt: password.client_salt,
-        ka: hex(&random_bytes::<32>()),
-        wrap_kb: hex(&random_bytes::<32>()),
-        verifier_set_at: now,
-        keys_changed_at: now,
-        ..account
-    };
+    let updated = password.set_on(shared, &auth_pw, account, now);
     write(pool, |tx| {
         let invite = check_invite(tx, code, email, Some(&updated.uid), now)?;
         if q::use_invite(tx, &invite.code_hash, now)? != 1 {

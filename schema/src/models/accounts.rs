@@ -6,7 +6,7 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use diesel::QueryableByName;
 
 /// An `accounts` row; also what `insert_account` writes (`disabled_at` NULL).
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, QueryableByName)]
 pub struct AccountRow {
     #[diesel(sql_type = Text)]
     pub uid: String,
