@@ -11,7 +11,8 @@
 # also records the CPU time the database spent on the scenario's database (MariaDB: the threads
 # serving its connections, from PROCESSLIST.TID; PostgreSQL: its backends, from
 # pg_stat_activity; SQLite runs inside the server) and the server's own, per request, and the
-# machine's load average: the machine may be shared, and CPU per request depends far less on
+# machine's load average and how busy its CPUs were (all processes, from /proc/stat, with the
+# share waiting for I/O): the machine may be shared, and CPU per request depends far less on
 # what else runs than requests per second do. Cache settings come from the environment
 # (e.g. WEFT_CACHE_MEMORY_BYTES=0 for a run without the cache); BENCH_RAW=0 skips the raw runs.
 #
@@ -20,7 +21,8 @@
 # Needs: cargo build --release --features mysql --bin weft --bin weft-loadtest -p weft -p weft-loadtests
 #        (for mariadb a server on 127.0.0.1:3306 that root can use without a password, for
 #        postgres one at $WEFT_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432).
-# Results (JSON per run, server log per scenario, table) go to target/bench/<backend>/.
+# Results (JSON per run, server log per scenario, table) go to target/bench/<backend>/, or to
+# $BENCH_OUT (e.g. one directory per build of a before/after comparison).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,7 +32,7 @@ RUNS=3
 # WEFT_BIN / LT_BIN: other builds (e.g. another checkout's, for a before/after comparison).
 WEFT="${WEFT_BIN:-target/release/weft}"
 LT="${LT_BIN:-target/release/weft-loadtest}"
-OUT="target/bench/$BACKEND"
+OUT="${BENCH_OUT:-target/bench/$BACKEND}"
 TAG="$(date +%s)"
 rm -rf "$OUT" && mkdir -p "$OUT"
 DATA="$(mktemp -d "${TMPDIR:-/tmp}/weft-bench.XXXXXX")"
@@ -192,6 +194,12 @@ cpu_now() {
     cpu_ticks "/proc/$PID/stat"
 }
 
+# "<busy ticks> <iowait ticks> <all ticks>" of the whole machine now (/proc/stat's cpu line:
+# user nice system idle iowait irq softirq steal …).
+machine_ticks() {
+    awk '/^cpu / {all = 0; for (i = 2; i <= 9; i++) all += $i; print all - $5 - $6, $6, all}' /proc/stat
+}
+
 # True when BENCH_SCENARIOS (default: everything) names one of the words of "$1".
 selected() {
     local word
@@ -212,6 +220,7 @@ for entry in "${SCENARIOS[@]}"; do
         json="$OUT/$label-http-$run.json"
         before="$(counters)"
         cpu_before="$(cpu_now)"
+        machine_before="$(machine_ticks)"
         touch "$OUT/.running"
         "$LT" --scenario "$scenario" --target "$URL" --master-secret "$SECRET" \
             --duration "$SECONDS_PER_RUN" --seed "$run" --no-progress --verify "${opts[@]}" --json "$json" \
@@ -224,6 +233,7 @@ for entry in "${SCENARIOS[@]}"; do
         wait "$sampler" || true
         echo "$before $(counters)" >"$OUT/$label-http-$run.counters"
         echo "$cpu_before $(cpu_now) $(cut -d' ' -f1 /proc/loadavg)" >"$OUT/$label-http-$run.cpu"
+        echo "$machine_before $(machine_ticks)" >"$OUT/$label-http-$run.machine"
         echo "  $label http run $run: $(grep -m1 '^  requests' "$OUT/$label-http-$run.log" || echo failed)"
     done
     stop_server
@@ -280,15 +290,23 @@ def cpu_per_request(name):
     per = lambda a, b: (int(b) - int(a)) * tick_us / requests if requests else None
     return (per(db0, db1) if int(db1) else None), per(srv0, srv1), float(load)
 load_json = load
-print("| scenario | req/s | records/s | p99 ms (slowest kind) | 5xx | errors | lost | raw req/s | raw records/s | % of raw | reached the database % | context switches / request | DB CPU µs / request | server CPU µs / request | load (1 min) | RSS max / HWM MiB | generator CPU % |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+def machine(name):
+    """(% of the machine's CPU time busy, % waiting for I/O) over a run."""
+    try:
+        with open(os.path.join(out, name)) as f:
+            b0, w0, a0, b1, w1, a1 = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return None, None
+    return (100 * (b1 - b0) / (a1 - a0), 100 * (w1 - w0) / (a1 - a0)) if a1 > a0 else (None, None)
+print("| scenario | req/s | records/s | p99 ms (slowest kind) | 5xx | errors | lost | raw req/s | raw records/s | % of raw | reached the database % | context switches / request | DB CPU µs / request | server CPU µs / request | load (1 min) | machine busy % (I/O wait %) | RSS max / HWM MiB | generator CPU % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for scenario in sys.argv[2:]:
     runs = [load(f"{scenario}-http-{i}.json") for i in (1, 2, 3)]
     raws = [load(f"{scenario}-raw-{i}.json") for i in (1, 2, 3)]
     runs = [r for r in runs if r]
     raws = [r for r in raws if r]
     if not runs:
-        print(f"| {scenario} | failed | | | | | | | | | | | | | | | |")
+        print(f"| {scenario} | failed | | | | | | | | | | | | | | | | |")
         continue
     rps = med([r["requests_per_second"] for r in runs])
     recs = med([r["records_per_second"] for r in runs])
@@ -318,6 +336,8 @@ for scenario in sys.argv[2:]:
     switches = med([m[1] for m in measured])
     cpus = [cpu_per_request(f"{scenario}-http-{i}.cpu") for i in (1, 2, 3)]
     db_cpu, srv_cpu, load_avg = (med([c[k] for c in cpus]) for k in range(3))
+    machines = [machine(f"{scenario}-http-{i}.machine") for i in (1, 2, 3)]
+    busy, iowait = (med([m[k] for m in machines]) for k in range(2))
     fmt = lambda v, d=0: "-" if v is None else f"{v:,.{d}f}"
-    print(f"| {scenario} | {fmt(rps)} | {fmt(recs)} | {fmt(p99, 1)} | {e5} | {errs} | {lost} | {fmt(raw_rps)} | {fmt(raw_recs)} | {pct} | {fmt(db_share)} | {fmt(switches, 1)} | {fmt(db_cpu)} | {fmt(srv_cpu)} | {fmt(load_avg, 1)} | {rss_s} | {fmt(cpu)} |")
+    print(f"| {scenario} | {fmt(rps)} | {fmt(recs)} | {fmt(p99, 1)} | {e5} | {errs} | {lost} | {fmt(raw_rps)} | {fmt(raw_recs)} | {pct} | {fmt(db_share)} | {fmt(switches, 1)} | {fmt(db_cpu)} | {fmt(srv_cpu)} | {fmt(load_avg, 1)} | {fmt(busy)} ({fmt(iowait)}) | {rss_s} | {fmt(cpu)} |")
 EOF
