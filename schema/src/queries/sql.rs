@@ -131,7 +131,9 @@ impl<'a> Sql<'a> {
         i32: ToSql<Integer, DB>,
         str: ToSql<Text, DB>,
     {
-        let keep_prepared = self.prepared && self.args.len() <= MAX_PREPARED_BINDS;
+        let keep_prepared = self.prepared
+            && self.args.len() <= MAX_PREPARED_BINDS
+            && !(backend == Dialect::Mysql && is_locking_read(&self.text));
         let mut query = diesel::sql_query(placeholders_for(backend, self.text)).into_boxed::<DB>();
         for arg in self.args {
             query = match arg {
@@ -145,6 +147,17 @@ impl<'a> Sql<'a> {
         }
         Statement { query, keep_prepared }
     }
+}
+
+/// A MySQL locking read (`FOR UPDATE`, `LOCK IN SHARE MODE`) is prepared per use, never kept:
+/// it can fail after its result's metadata has been sent (a deadlock or a lock-wait timeout
+/// while it waits for a row), and libmariadb then leaves the kept statement believing rows are
+/// still to come, so its next execute waits for them on a connection the server holds idle —
+/// forever (seen: two writers of one user stuck in `mysql_stmt_execute` of the lock statement,
+/// the server showing their connections asleep, InnoDB's latest deadlock naming one of them).
+/// A statement closed after each use carries no such state into the retry.
+fn is_locking_read(text: &str) -> bool {
+    text.contains(" FOR UPDATE") || text.contains(" LOCK IN SHARE MODE")
 }
 
 /// A raw SQL statement and whether diesel may keep it prepared: `sql_query` declares itself
