@@ -8,7 +8,8 @@
 //! prepares it (and on MySQL the one that closes it). Statements whose text grows with the input
 //! (`IN` lists, multi-row `VALUES`) are marked `varying` and prepared per use, so that each
 //! connection keeps a bounded set: MySQL counts every prepared statement of every connection
-//! against `max_prepared_stmt_count`.
+//! against `max_prepared_stmt_count`. MySQL's locking reads are prepared per use as well
+//! (`is_locking_read` says why).
 
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, BoxedSqlQuery, Query, QueryFragment, QueryId, SqlQuery};
