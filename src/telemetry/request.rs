@@ -3,8 +3,8 @@
 //! span carrying it, is answered with it, and ends with exactly one log line and its HTTP
 //! metrics. The line and the labels hold only what is safe to keep: method, route template,
 //! the storage node addressed (a configured URL), the hashed uid, status, duration and the auth
-//! failure reason. Never the uid itself, the
-//! path's ids, the query string, a header value (Hawk, token) or a body.
+//! failure reason. Never the uid itself, the path's ids, the query string, a header value
+//! (Hawk, token) or a body.
 //!
 //! The uid is logged as `hashed_uid`, keyed like the tokenserver's `hashed_fxa_uid` with the
 //! persistent metrics hash secret (`UidHash`): an operator finds one user's requests with

@@ -608,6 +608,8 @@ pub struct AccountsPlan {
 pub fn plan_accounts(settings: &Settings) -> Result<AccountsPlan, StartupError> {
     let a = &settings.accounts;
     let keys = crate::accounts::signing_key::load_or_generate(&settings.accounts_signing_key_file())?;
+    // The accounts' own origin: the issuer the tokenserver trusts and the base of push URLs.
+    let public_url = settings.public_url.trim_end_matches('/').to_string();
     let config = weft_actors::accounts::AccountsConfig {
         threads: usize::try_from(a.threads).unwrap_or(1),
         scrypt_log_n: u8::try_from(a.scrypt_log_n).unwrap_or(16),
@@ -624,7 +626,7 @@ pub fn plan_accounts(settings: &Settings) -> Result<AccountsPlan, StartupError> 
             .unwrap_or(u32::MAX),
         rate_limit_window: Duration::from_secs(a.rate_limit_window_seconds),
         fxa_email_domain: settings.tokenserver.fxa_email_domain.clone(),
-        public_url: settings.public_url.trim_end_matches('/').to_string(),
+        public_url: public_url.clone(),
         push: weft_actors::accounts::PushConfig {
             enabled: a.push_enabled,
             endpoints: weft_actors::accounts::EndpointPolicy {
@@ -636,7 +638,7 @@ pub fn plan_accounts(settings: &Settings) -> Result<AccountsPlan, StartupError> 
             timeout: Duration::from_secs(a.push_timeout_seconds),
         },
     };
-    Ok(AccountsPlan { keys, config, issuer: settings.public_url.trim_end_matches('/').to_string() })
+    Ok(AccountsPlan { keys, config, issuer: public_url })
 }
 
 impl AccountsPlan {

@@ -90,8 +90,12 @@ impl Outcome {
         }
     }
 
+    fn counter(self) -> metrics::Counter {
+        metrics::counter!("weft_accounts_push_total", "outcome" => self.as_str())
+    }
+
     fn count(self) {
-        metrics::counter!("weft_accounts_push_total", "outcome" => self.as_str()).increment(1);
+        self.counter().increment(1);
     }
 }
 
@@ -206,7 +210,7 @@ pub struct PushWorker {
 /// The queue and its worker (none when pushes are off).
 pub fn queue(config: &PushConfig) -> Result<(PushQueue, Option<PushWorker>), reqwest::Error> {
     for outcome in Outcome::ALL {
-        metrics::counter!("weft_accounts_push_total", "outcome" => outcome.as_str()).increment(0);
+        outcome.counter().increment(0);
     }
     let endpoints = Arc::new(config.endpoints.clone());
     if !config.enabled {
