@@ -1,20 +1,20 @@
 //! `Sql`: a statement text plus its bind values, run on whichever backend a `Tx` holds. The
 //! statements are the same text on every backend, written with `?` placeholders (SQLite's and
-//! MySQL's); for PostgreSQL they are numbered `$1, $2, …` here, so dispatching here once keeps
-//! every query written once.
+//! MySQL's); diesel numbers them `$1, $2, …` for PostgreSQL as it writes the statement, so
+//! dispatching here once keeps every query written once.
 //!
 //! A statement of fixed shape stays prepared on its connection (diesel's statement cache, keyed
 //! by the text): run again, it skips the parse and, on MySQL and PostgreSQL, the round trip that
-//! prepares it (and on MySQL the one that closes it). Statements whose text grows with the input
-//! (`IN` lists, multi-row `VALUES`) are marked `varying` and prepared per use, so that each
-//! connection keeps a bounded set: MySQL counts every prepared statement of every connection
-//! against `max_prepared_stmt_count`. MySQL's locking reads are prepared per use as well
-//! (`is_locking_read` says why).
+//! prepares it (and on MySQL the one that closes it). Statements whose text grows with the
+//! input (`IN` lists, multi-row `VALUES`) are marked `varying` and prepared per use, so that
+//! each connection keeps a bounded set: MySQL counts every prepared statement of every
+//! connection against `max_prepared_stmt_count`. On MySQL only reads are kept (`execute` says
+//! why), and of those not the locking reads (`is_locking_read` says why).
 
 use diesel::backend::Backend;
-use diesel::query_builder::{AstPass, BoxedSqlQuery, Query, QueryFragment, QueryId, SqlQuery};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, HasSqlType, Integer, Nullable, Text};
+use diesel::sql_types::{BigInt, HasSqlType, Integer, Nullable, Text, Untyped};
 use diesel::{QueryResult, QueryableByName, RunQueryDsl};
 
 use crate::pool::{with_tx, Backend as Dialect, Tx};
@@ -111,8 +111,8 @@ impl<'a> Sql<'a> {
     }
 
     pub fn load<R: Row>(self, tx: &mut Tx<'_>) -> QueryResult<Vec<R>> {
-        let backend = tx.backend();
-        with_tx!(tx, |c, DB| self.statement::<DB>(backend).load::<R>(*c))
+        let statement = self.statement(tx.backend());
+        with_tx!(tx, |c, DB| statement.load::<R>(*c))
     }
 
     pub fn first<R: Row>(self, tx: &mut Tx<'_>) -> QueryResult<Option<R>> {
@@ -120,33 +120,21 @@ impl<'a> Sql<'a> {
     }
 
     pub fn execute(self, tx: &mut Tx<'_>) -> QueryResult<usize> {
+        // MySQL's writes are prepared per use, as they have always run there: kept, they
+        // measured no faster on MariaDB (loadtests/BENCHMARKS.md, "Writes under concurrency,
+        // third part"), whose writes wait for the disk, not for parsing.
         let backend = tx.backend();
-        with_tx!(tx, |c, DB| self.statement::<DB>(backend).execute(*c))
+        let sql = if backend == Dialect::Mysql { Sql { prepared: false, ..self } } else { self };
+        let statement = sql.statement(backend);
+        with_tx!(tx, |c, DB| statement.execute(*c))
     }
 
-    /// The diesel statement: the text in the backend's placeholders, the values bound.
-    fn statement<DB>(self, backend: Dialect) -> Statement<BoxedSqlQuery<'a, DB, SqlQuery>>
-    where
-        DB: Backend + HasSqlType<BigInt> + HasSqlType<Integer> + HasSqlType<Text>,
-        i64: ToSql<BigInt, DB>,
-        i32: ToSql<Integer, DB>,
-        str: ToSql<Text, DB>,
-    {
+    /// The statement as diesel runs it, with the decision whether it stays prepared.
+    fn statement(self, backend: Dialect) -> Statement<'a> {
         let keep_prepared = self.prepared
             && self.args.len() <= MAX_PREPARED_BINDS
             && !(backend == Dialect::Mysql && is_locking_read(&self.text));
-        let mut query = diesel::sql_query(placeholders_for(backend, self.text)).into_boxed::<DB>();
-        for arg in self.args {
-            query = match arg {
-                Arg::I64(v) => query.bind::<BigInt, _>(v),
-                Arg::OptI64(v) => query.bind::<Nullable<BigInt>, _>(v),
-                Arg::I32(v) => query.bind::<Integer, _>(v),
-                Arg::OptI32(v) => query.bind::<Nullable<Integer>, _>(v),
-                Arg::Str(v) => query.bind::<Text, _>(v),
-                Arg::OptStr(v) => query.bind::<Nullable<Text>, _>(v),
-            };
-        }
-        Statement { query, keep_prepared }
+        Statement { text: self.text, args: self.args, keep_prepared }
     }
 }
 
@@ -161,50 +149,66 @@ fn is_locking_read(text: &str) -> bool {
     text.contains(" FOR UPDATE") || text.contains(" LOCK IN SHARE MODE")
 }
 
-/// A raw SQL statement and whether diesel may keep it prepared: `sql_query` declares itself
-/// unsafe to cache because diesel cannot see whether its text is of fixed shape; `Sql::new`
-/// promises it. The cache key is then the statement's text and bind types.
-struct Statement<Q> {
-    query: Q,
+/// A raw SQL statement as diesel sees it: the text, each `?` a bind in order, and whether
+/// diesel may keep it prepared (the cache key is then the text and the bind types). Not
+/// `sql_query`: it marks itself unsafe to cache, and diesel runs `execute` on a *reference* to
+/// the statement, whose `is_safe_to_cache_prepared` walks the tree down to that mark instead of
+/// asking a wrapper's override — so every write was parsed again on every use (issue 26). Each
+/// `?` becomes the backend's placeholder as diesel writes it (`$1, $2, …` on PostgreSQL). No
+/// statement has a `?` inside a literal: values are always bound.
+struct Statement<'a> {
+    text: String,
+    args: Vec<Arg<'a>>,
     keep_prepared: bool,
 }
 
-impl<Q> QueryId for Statement<Q> {
+impl QueryId for Statement<'_> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl<Q: Query> Query for Statement<Q> {
-    type SqlType = Q::SqlType;
+impl Query for Statement<'_> {
+    type SqlType = Untyped;
 }
 
-impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Statement<Q> {
-    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        self.query.walk_ast(pass)
-    }
-
-    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
-        Ok(self.keep_prepared)
-    }
-}
-
-impl<Q, Conn> RunQueryDsl<Conn> for Statement<Q> {}
-
-/// The statement with PostgreSQL's numbered placeholders when the backend needs them. Every `?`
-/// is a placeholder: no statement has a `?` inside a literal (values are always bound).
-fn placeholders_for(backend: Dialect, text: String) -> String {
-    if backend != Dialect::Postgres {
-        return text;
-    }
-    let mut numbered = String::with_capacity(text.len() + text.len() / 8);
-    for (n, part) in text.split('?').enumerate() {
-        if n > 0 {
-            numbered.push('$');
-            numbered.push_str(&n.to_string());
+impl<DB> QueryFragment<DB> for Statement<'_>
+where
+    DB: Backend + HasSqlType<BigInt> + HasSqlType<Integer> + HasSqlType<Text>,
+    i64: ToSql<BigInt, DB>,
+    i32: ToSql<Integer, DB>,
+    str: ToSql<Text, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        if !self.keep_prepared {
+            pass.unsafe_to_cache_prepared();
         }
-        numbered.push_str(part);
+        let mut args = self.args.iter();
+        for (n, part) in self.text.split('?').enumerate() {
+            if n > 0 {
+                match args.next() {
+                    Some(Arg::I64(v)) => pass.push_bind_param::<BigInt, _>(v)?,
+                    Some(Arg::OptI64(v)) => pass.push_bind_param::<Nullable<BigInt>, _>(v)?,
+                    Some(Arg::I32(v)) => pass.push_bind_param::<Integer, _>(v)?,
+                    Some(Arg::OptI32(v)) => pass.push_bind_param::<Nullable<Integer>, _>(v)?,
+                    Some(Arg::Str(v)) => pass.push_bind_param::<Text, str>(v)?,
+                    Some(Arg::OptStr(v)) => pass.push_bind_param::<Nullable<Text>, _>(v)?,
+                    None => return Err(mismatch()),
+                }
+            }
+            pass.push_sql(part);
+        }
+        match args.next() {
+            Some(_) => Err(mismatch()),
+            None => Ok(()),
+        }
     }
-    numbered
+}
+
+impl<Conn> RunQueryDsl<Conn> for Statement<'_> {}
+
+/// A statement whose `?`s and values differ in number: a bug in the query that built it.
+fn mismatch() -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError("placeholders and bind values differ in number".into())
 }
 
 /// `?, ?, ?` for an `IN (…)` list of `n` values.
@@ -214,16 +218,58 @@ pub(crate) fn placeholders(n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{placeholders_for, Dialect};
+    use diesel::pg::Pg;
+    use diesel::query_builder::{QueryBuilder, QueryFragment};
+    use diesel::sqlite::Sqlite;
+
+    use super::{Arg, Dialect, Sql};
+
+    fn sql_on<DB>(statement: &impl QueryFragment<DB>, backend: DB) -> String
+    where
+        DB: diesel::backend::Backend,
+        DB::QueryBuilder: Default,
+    {
+        let mut builder = DB::QueryBuilder::default();
+        statement.to_sql(&mut builder, &backend).expect("the statement renders");
+        builder.finish()
+    }
 
     #[test]
     fn postgres_placeholders_are_numbered() {
-        let text = "SELECT a FROM t WHERE b = ? AND c IN (?, ?) LIMIT ?".to_string();
-        assert_eq!(
-            placeholders_for(Dialect::Postgres, text.clone()),
-            "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3) LIMIT $4"
-        );
-        assert_eq!(placeholders_for(Dialect::Sqlite, text.clone()), text);
-        assert_eq!(placeholders_for(Dialect::Postgres, "SELECT 1".into()), "SELECT 1");
+        let text = "SELECT a FROM t WHERE b = ? AND c IN (?, ?) LIMIT ?";
+        let args = [Arg::I64(1), Arg::Str("x"), Arg::OptStr(None), Arg::I32(3)];
+        let pg = Sql::new(text).args(args).statement(Dialect::Postgres);
+        assert_eq!(sql_on(&pg, Pg), "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3) LIMIT $4");
+        let sqlite = Sql::new(text).args(args).statement(Dialect::Sqlite);
+        assert_eq!(sql_on(&sqlite, Sqlite), text);
+    }
+
+    /// The decision survives the reference diesel runs `execute` on (the bug `Statement` fixes:
+    /// every write was parsed again on every use).
+    #[test]
+    fn the_caching_decision_reaches_diesel_through_a_reference() {
+        let kept = Sql::new("UPDATE t SET a = ? WHERE b = ?").args([Arg::I64(1), Arg::I64(2)]);
+        let kept = kept.statement(Dialect::Postgres);
+        assert!(QueryFragment::<Pg>::is_safe_to_cache_prepared(&&kept, &Pg).unwrap());
+        let varying =
+            Sql::varying("DELETE FROM t WHERE b IN (?)").arg(Arg::I64(1)).statement(Dialect::Postgres);
+        assert!(!QueryFragment::<Pg>::is_safe_to_cache_prepared(&&varying, &Pg).unwrap());
+    }
+
+    #[test]
+    fn mysql_locking_reads_are_not_kept() {
+        let lock = Sql::new("SELECT a FROM t WHERE b = ? FOR UPDATE").arg(Arg::I64(1));
+        assert!(!lock.statement(Dialect::Mysql).keep_prepared);
+        let lock = Sql::new("SELECT a FROM t WHERE b = ? FOR UPDATE").arg(Arg::I64(1));
+        assert!(lock.statement(Dialect::Postgres).keep_prepared);
+    }
+
+    #[test]
+    fn placeholders_and_values_must_agree() {
+        let short =
+            Sql::new("SELECT a FROM t WHERE b = ? AND c = ?").arg(Arg::I64(1)).statement(Dialect::Sqlite);
+        assert!(short.to_sql(&mut Default::default(), &Sqlite).is_err());
+        let long = Sql::new("SELECT a FROM t").arg(Arg::I64(1)).statement(Dialect::Sqlite);
+        assert!(long.to_sql(&mut Default::default(), &Sqlite).is_err());
     }
 }
