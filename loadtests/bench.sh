@@ -13,7 +13,8 @@
 # pg_stat_activity; SQLite runs inside the server) and the server's own, per request, and the
 # machine's load average and how busy its CPUs were (all processes, from /proc/stat, with the
 # share waiting for I/O): the machine may be shared, and CPU per request depends far less on
-# what else runs than requests per second do. Cache settings come from the environment
+# what else runs than requests per second do. And the database's pages read from disk per
+# request (pages its memory did not hold): writes that wait for them show it there. Cache settings come from the environment
 # (e.g. WEFT_CACHE_MEMORY_BYTES=0 for a run without the cache); BENCH_RAW=0 skips the raw runs.
 #
 # Usage: loadtests/bench.sh sqlite|mariadb|postgres [SECONDS]   (default 20 s per run)
@@ -194,6 +195,18 @@ cpu_now() {
     cpu_ticks "/proc/$PID/stat"
 }
 
+# The database's pages read from disk so far (not found in its cache: InnoDB's buffer pool, the
+# whole server's `Innodb_buffer_pool_reads`; PostgreSQL's shared buffers, `blks_read` of the
+# scenario's database): a write that must first read the pages it changes waits for the disk,
+# which neither CPU column shows. SQLite: 0 (its reads are the server's own CPU and I/O wait).
+disk_reads_now() {
+    case "$BACKEND" in
+        sqlite) echo 0 ;;
+        mariadb) mariadb -h127.0.0.1 -uroot -N -B -e "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_READS'" ;;
+        postgres) psql -X -q -t -A -d "$PG_SERVER/postgres" -c "SELECT blks_read FROM pg_stat_database WHERE datname = '${DB_URL##*/}'" ;;
+    esac
+}
+
 # "<busy ticks> <iowait ticks> <all ticks>" of the whole machine now (/proc/stat's cpu line:
 # user nice system idle iowait irq softirq steal …).
 machine_ticks() {
@@ -221,6 +234,7 @@ for entry in "${SCENARIOS[@]}"; do
         before="$(counters)"
         cpu_before="$(cpu_now)"
         machine_before="$(machine_ticks)"
+        reads_before="$(disk_reads_now)"
         touch "$OUT/.running"
         "$LT" --scenario "$scenario" --target "$URL" --master-secret "$SECRET" \
             --duration "$SECONDS_PER_RUN" --seed "$run" --no-progress --verify "${opts[@]}" --json "$json" \
@@ -234,6 +248,7 @@ for entry in "${SCENARIOS[@]}"; do
         echo "$before $(counters)" >"$OUT/$label-http-$run.counters"
         echo "$cpu_before $(cpu_now) $(cut -d' ' -f1 /proc/loadavg)" >"$OUT/$label-http-$run.cpu"
         echo "$machine_before $(machine_ticks)" >"$OUT/$label-http-$run.machine"
+        echo "$reads_before $(disk_reads_now)" >"$OUT/$label-http-$run.reads"
         echo "  $label http run $run: $(grep -m1 '^  requests' "$OUT/$label-http-$run.log" || echo failed)"
     done
     stop_server
@@ -290,6 +305,16 @@ def cpu_per_request(name):
     per = lambda a, b: (int(b) - int(a)) * tick_us / requests if requests else None
     return (per(db0, db1) if int(db1) else None), per(srv0, srv1), float(load)
 load_json = load
+def reads_per_request(name):
+    """Database pages read from disk per request over a run, setup included."""
+    try:
+        with open(os.path.join(out, name)) as f:
+            r0, r1 = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return None
+    run = load_json(name.replace(".reads", ".json")) or {}
+    requests = run.get("requests", 0) + run.get("setup", {}).get("requests", 0)
+    return (r1 - r0) / requests if requests else None
 def machine(name):
     """(% of the machine's CPU time busy, % waiting for I/O) over a run."""
     try:
@@ -298,15 +323,15 @@ def machine(name):
     except (OSError, ValueError):
         return None, None
     return (100 * (b1 - b0) / (a1 - a0), 100 * (w1 - w0) / (a1 - a0)) if a1 > a0 else (None, None)
-print("| scenario | req/s | records/s | p99 ms (slowest kind) | 5xx | errors | lost | raw req/s | raw records/s | % of raw | reached the database % | context switches / request | DB CPU µs / request | server CPU µs / request | load (1 min) | machine busy % (I/O wait %) | RSS max / HWM MiB | generator CPU % |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| scenario | req/s | records/s | p99 ms (slowest kind) | 5xx | errors | lost | raw req/s | raw records/s | % of raw | reached the database % | context switches / request | DB CPU µs / request | DB pages read from disk / request | server CPU µs / request | load (1 min) | machine busy % (I/O wait %) | RSS max / HWM MiB | generator CPU % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for scenario in sys.argv[2:]:
     runs = [load(f"{scenario}-http-{i}.json") for i in (1, 2, 3)]
     raws = [load(f"{scenario}-raw-{i}.json") for i in (1, 2, 3)]
     runs = [r for r in runs if r]
     raws = [r for r in raws if r]
     if not runs:
-        print(f"| {scenario} | failed | | | | | | | | | | | | | | | | |")
+        print(f"| {scenario} | failed | | | | | | | | | | | | | | | | | |")
         continue
     rps = med([r["requests_per_second"] for r in runs])
     recs = med([r["records_per_second"] for r in runs])
@@ -338,6 +363,7 @@ for scenario in sys.argv[2:]:
     db_cpu, srv_cpu, load_avg = (med([c[k] for c in cpus]) for k in range(3))
     machines = [machine(f"{scenario}-http-{i}.machine") for i in (1, 2, 3)]
     busy, iowait = (med([m[k] for m in machines]) for k in range(2))
+    disk_reads = med([reads_per_request(f"{scenario}-http-{i}.reads") for i in (1, 2, 3)])
     fmt = lambda v, d=0: "-" if v is None else f"{v:,.{d}f}"
-    print(f"| {scenario} | {fmt(rps)} | {fmt(recs)} | {fmt(p99, 1)} | {e5} | {errs} | {lost} | {fmt(raw_rps)} | {fmt(raw_recs)} | {pct} | {fmt(db_share)} | {fmt(switches, 1)} | {fmt(db_cpu)} | {fmt(srv_cpu)} | {fmt(load_avg, 1)} | {fmt(busy)} ({fmt(iowait)}) | {rss_s} | {fmt(cpu)} |")
+    print(f"| {scenario} | {fmt(rps)} | {fmt(recs)} | {fmt(p99, 1)} | {e5} | {errs} | {lost} | {fmt(raw_rps)} | {fmt(raw_recs)} | {pct} | {fmt(db_share)} | {fmt(switches, 1)} | {fmt(db_cpu)} | {fmt(disk_reads, 1)} | {fmt(srv_cpu)} | {fmt(load_avg, 1)} | {fmt(busy)} ({fmt(iowait)}) | {rss_s} | {fmt(cpu)} |")
 EOF
