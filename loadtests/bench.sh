@@ -27,6 +27,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source loadtests/lib.sh
 BACKEND="${1:?usage: bench.sh sqlite|mariadb|postgres [SECONDS]}"
 SECONDS_PER_RUN="${2:-20}"
 RUNS=3
@@ -103,14 +104,11 @@ drop_databases() {
     esac
 }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 SECRET="bench-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 JWK="$("$LT" --print-test-jwk)"
 PID=""
 stop_server() {
-    [ -z "$PID" ] || { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; }
+    stop_pid "$PID"
     PID=""
 }
 cleanup() {
@@ -134,11 +132,7 @@ start_server() {
         WEFT_TOKENSERVER_FXA_OAUTH_SERVER_URL="http://127.0.0.1:9" \
         "$WEFT" serve >"$OUT/$label-server.log" 2>&1 </dev/null &
     PID=$!
-    for _ in $(seq 150); do
-        grep -q "weft: listening on" "$OUT/$label-server.log" 2>/dev/null && break
-        kill -0 "$PID" 2>/dev/null || { cat "$OUT/$label-server.log"; exit 1; }
-        sleep 0.2
-    done
+    wait_listening "$PID" "$OUT/$label-server.log"
     echo "$label: weft serve pid $PID on $URL ($BACKEND)"
 }
 

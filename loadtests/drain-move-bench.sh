@@ -28,6 +28,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source loadtests/lib.sh
 USERS="${1:-200}"
 SECONDS_PER_LOAD="${2:-40}"
 PG_SERVER="${WEFT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
@@ -43,9 +44,6 @@ psql -X -q -d "$PG_SERVER/postgres" -c "CREATE DATABASE $DB_2 TEMPLATE template0
 sql_1() { mariadb -h127.0.0.1 -uroot -N -B "$DB_1" -e "$1"; }
 sql_2() { psql -X -q -t -A -d "$PG_SERVER/$DB_2" -c "$1"; }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 P1="$(free_port)"
 P2="$(free_port)"
 NODE_1="http://127.0.0.1:$P1"
@@ -86,11 +84,7 @@ for n in 1 2; do
     port="P$n"
     WEFT_LISTEN="127.0.0.1:${!port}" weft serve >"$OUT/webhead-$n.log" 2>&1 </dev/null &
     PIDS+=($!)
-    for _ in $(seq 300); do
-        grep -q "weft: listening on" "$OUT/webhead-$n.log" && break
-        kill -0 "${PIDS[-1]}" 2>/dev/null || { cat "$OUT/webhead-$n.log"; exit 1; }
-        sleep 0.2
-    done
+    wait_listening "${PIDS[-1]}" "$OUT/webhead-$n.log" 300
     # The first webhead migrates the shared databases; the second starts on them.
 done
 # Node 2 registered staged: every new user is assigned node 1.

@@ -19,6 +19,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source loadtests/lib.sh
 SECONDS_PER_RUN="${1:-8}"
 shift || true
 OPTIONS=("$@")
@@ -31,7 +32,7 @@ DB="weft_stmts_$(date +%s)_$$"
 DATA="$(mktemp -d "${TMPDIR:-/tmp}/weft-stmts.XXXXXX")"
 PID=""
 cleanup() {
-    [ -z "$PID" ] || { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; }
+    stop_pid "$PID"
     psql -X -q -d "$PG_SERVER/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
     rm -rf "$DATA"
 }
@@ -39,7 +40,7 @@ trap cleanup EXIT
 
 psql -X -q -d "$PG_SERVER/postgres" -c "CREATE DATABASE $DB TEMPLATE template0 ENCODING 'UTF8'" \
     -c "ALTER DATABASE $DB SET log_min_duration_statement = 0"
-PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 SECRET="stmts-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 env -u WEFT_TEST_MYSQL_URL -u WEFT_TEST_POSTGRES_URL -u WEFT_TEST_MEMCACHED \
     WEFT_LISTEN="127.0.0.1:$PORT" WEFT_PUBLIC_URL="http://127.0.0.1:$PORT" WEFT_DATA_DIR="$DATA/data" \
@@ -48,11 +49,7 @@ env -u WEFT_TEST_MYSQL_URL -u WEFT_TEST_POSTGRES_URL -u WEFT_TEST_MEMCACHED \
     WEFT_TOKENSERVER_FXA_OAUTH_SERVER_URL="http://127.0.0.1:9" \
     "$WEFT" serve >"$DATA/server.log" 2>&1 </dev/null &
 PID=$!
-for _ in $(seq 150); do
-    grep -q "weft: listening on" "$DATA/server.log" 2>/dev/null && break
-    kill -0 "$PID" 2>/dev/null || { cat "$DATA/server.log"; exit 1; }
-    sleep 0.2
-done
+wait_listening "$PID" "$DATA/server.log"
 # The log from here on: the migrations and start-up are not the scenario's.
 offset="$(stat -c %s "$PG_LOG")"
 "$LT" --target "http://127.0.0.1:$PORT" --master-secret "$SECRET" --duration "$SECONDS_PER_RUN" \

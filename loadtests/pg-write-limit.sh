@@ -13,15 +13,16 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source loadtests/lib.sh
 MODE="${1:-default}"
 PG="${WEFT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
 DB="weft_bench_pglimit_$(date +%s)"
 DATA="$(mktemp -d "${TMPDIR:-/tmp}/weft-pglimit.XXXXXX")"
-PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 SECRET="bench-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 SERVER=""
 cleanup() {
-    [ -z "$SERVER" ] || { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; }
+    stop_pid "$SERVER"
     psql -X -q -d "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
     rm -rf "$DATA"
 }
@@ -34,10 +35,7 @@ WEFT_LISTEN="127.0.0.1:$PORT" WEFT_PUBLIC_URL="http://127.0.0.1:$PORT" WEFT_DATA
     WEFT_DATABASE_URL="$PG/$DB" WEFT_MASTER_SECRET="$SECRET" \
     target/release/weft serve >"$DATA/server.log" 2>&1 </dev/null &
 SERVER=$!
-for _ in $(seq 150); do
-    grep -q "weft: listening on" "$DATA/server.log" 2>/dev/null && break
-    sleep 0.2
-done
+wait_listening "$SERVER" "$DATA/server.log"
 
 # Clock ticks (utime + stime) of the processes whose command line matches $1.
 ticks() {

@@ -13,10 +13,11 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source loadtests/lib.sh
 SCENARIO="${1:?usage: profile.sh SCENARIO \"OPTIONS\"}"
 OPTIONS="${2:-}"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-METRICS_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
+METRICS_PORT="$(free_port)"
 DB="weft_profile"
 DATA="$(mktemp -d "${TMPDIR:-/tmp}/weft-profile.XXXXXX")"
 SECRET="profile-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -30,11 +31,7 @@ WEFT_LISTEN="127.0.0.1:$PORT" WEFT_PUBLIC_URL="http://127.0.0.1:$PORT" WEFT_DATA
     target/release/weft serve > "$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null || true; rm -rf "$DATA"' EXIT
-for _ in $(seq 50); do
-    grep -q "^weft: listening on" "$OUT/server.log" && break
-    kill -0 "$SERVER" 2>/dev/null || { cat "$OUT/server.log" >&2; exit 1; }
-    sleep 0.2
-done
+wait_listening "$SERVER" "$OUT/server.log" 50
 
 # shellcheck disable=SC2086 # OPTIONS is a list of words on purpose
 target/release/weft-loadtest --scenario "$SCENARIO" --target "http://127.0.0.1:$PORT" \

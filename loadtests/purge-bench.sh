@@ -14,6 +14,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source loadtests/lib.sh
 SECONDS_PER_RUN="${1:-20}"
 ROWS="${2:-300000}"
 CONCURRENCY="${3:-32}"
@@ -26,12 +27,12 @@ DATA="$(mktemp -d "${TMPDIR:-/tmp}/weft-purgebench.XXXXXX")"
 sql() { mariadb -h127.0.0.1 -uroot -N -B "$DB" -e "$1"; }
 mariadb -h127.0.0.1 -uroot -e "CREATE DATABASE \`$DB\`"
 
-PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 URL="http://127.0.0.1:$PORT"
 SECRET="bench-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 PID=""
 cleanup() {
-    [ -z "$PID" ] || { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; }
+    stop_pid "$PID"
     rm -rf "$DATA"
     mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS \`$DB\`" || true
 }
@@ -43,11 +44,7 @@ env -u WEFT_TEST_MYSQL_URL -u WEFT_TEST_POSTGRES_URL -u WEFT_TEST_MEMCACHED \
     WEFT_PURGE_INTERVAL_SECONDS=1 \
     "$WEFT" serve >"$OUT/server.log" 2>&1 </dev/null &
 PID=$!
-for _ in $(seq 150); do
-    grep -q "weft: listening on" "$OUT/server.log" && break
-    kill -0 "$PID" 2>/dev/null || { cat "$OUT/server.log"; exit 1; }
-    sleep 0.2
-done
+wait_listening "$PID" "$OUT/server.log"
 
 # Three users' history (collection 4), written long ago; uids far from the generator's.
 PER_USER=$((ROWS / 3))

@@ -9,6 +9,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source loadtests/lib.sh
 SECONDS_PER_RUN="${1:-20}"
 RUNS="${2:-2}"
 WEFT=target/release/weft
@@ -18,15 +19,12 @@ SECRET="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
 for run in $(seq "$RUNS"); do
     for mode in full normal; do
         data="$(mktemp -d "${TMPDIR:-/tmp}/weft-sync.XXXXXX")"
-        port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+        port="$(free_port)"
         WEFT_SHARD_SQLITE_SYNCHRONOUS="$mode" WEFT_LISTEN="127.0.0.1:$port" \
             WEFT_PUBLIC_URL="http://127.0.0.1:$port" WEFT_DATA_DIR="$data" WEFT_MASTER_SECRET="$SECRET" \
             WEFT_TOKENSERVER_ENABLED=false "$WEFT" serve >"$data/server.log" 2>&1 </dev/null &
         pid=$!
-        for _ in $(seq 150); do
-            grep -q "weft: listening on" "$data/server.log" && break
-            sleep 0.2
-        done
+        wait_listening "$pid" "$data/server.log"
         "$LT" --scenario write --target "http://127.0.0.1:$port" --master-secret "$SECRET" \
             --duration "$SECONDS_PER_RUN" --seed "$run" --no-progress --verify --users 1000 --concurrency 16 \
             --json "$data/run.json" >"$data/loadtest.log" 2>&1 || true
