@@ -8,8 +8,8 @@
 //! prepares it (and on MySQL the one that closes it). Statements whose text grows with the
 //! input (`IN` lists, multi-row `VALUES`) are marked `varying` and prepared per use, so that
 //! each connection keeps a bounded set: MySQL counts every prepared statement of every
-//! connection against `max_prepared_stmt_count`. On MySQL only reads are kept (`execute` says
-//! why), and of those not the locking reads (`is_locking_read` says why).
+//! connection against `max_prepared_stmt_count`. On MySQL only plain reads are kept
+//! (`Sql::statement` says why).
 
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -111,7 +111,7 @@ impl<'a> Sql<'a> {
     }
 
     pub fn load<R: Row>(self, tx: &mut Tx<'_>) -> QueryResult<Vec<R>> {
-        let statement = self.statement(tx.backend());
+        let statement = self.statement(tx.backend(), Run::Read);
         with_tx!(tx, |c, DB| statement.load::<R>(*c))
     }
 
@@ -120,22 +120,29 @@ impl<'a> Sql<'a> {
     }
 
     pub fn execute(self, tx: &mut Tx<'_>) -> QueryResult<usize> {
-        // MySQL's writes are prepared per use, as they have always run there: kept, they
-        // measured no faster on MariaDB (loadtests/BENCHMARKS.md, "Writes under concurrency,
-        // third part"), whose writes wait for the disk, not for parsing.
-        let backend = tx.backend();
-        let sql = if backend == Dialect::Mysql { Sql { prepared: false, ..self } } else { self };
-        let statement = sql.statement(backend);
+        let statement = self.statement(tx.backend(), Run::Write);
         with_tx!(tx, |c, DB| statement.execute(*c))
     }
 
-    /// The statement as diesel runs it, with the decision whether it stays prepared.
-    fn statement(self, backend: Dialect) -> Statement<'a> {
+    /// The statement as diesel runs it, with the decision whether it stays prepared. On MySQL
+    /// only plain reads stay: its writes are prepared per use, as they have always run there
+    /// (kept, they measured no faster on MariaDB, whose writes wait for the disk, not for
+    /// parsing: loadtests/BENCHMARKS.md, "Writes under concurrency, third part"), and so are its
+    /// locking reads (`is_locking_read`).
+    fn statement(self, backend: Dialect, run: Run) -> Statement<'a> {
+        let per_use_on_mysql = run == Run::Write || is_locking_read(&self.text);
         let keep_prepared = self.prepared
             && self.args.len() <= MAX_PREPARED_BINDS
-            && !(backend == Dialect::Mysql && is_locking_read(&self.text));
+            && !(backend == Dialect::Mysql && per_use_on_mysql);
         Statement { text: self.text, args: self.args, keep_prepared }
     }
+}
+
+/// How a statement runs: `load` reads rows, `execute` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    Read,
+    Write,
 }
 
 /// A MySQL locking read (`FOR UPDATE`, `LOCK IN SHARE MODE`) is prepared per use, never kept:
@@ -222,7 +229,7 @@ mod tests {
     use diesel::query_builder::{QueryBuilder, QueryFragment};
     use diesel::sqlite::Sqlite;
 
-    use super::{Arg, Dialect, Sql};
+    use super::{Arg, Dialect, Run, Sql};
 
     fn sql_on<DB>(statement: &impl QueryFragment<DB>, backend: DB) -> String
     where
@@ -238,9 +245,9 @@ mod tests {
     fn postgres_placeholders_are_numbered() {
         let text = "SELECT a FROM t WHERE b = ? AND c IN (?, ?) LIMIT ?";
         let args = [Arg::I64(1), Arg::Str("x"), Arg::OptStr(None), Arg::I32(3)];
-        let pg = Sql::new(text).args(args).statement(Dialect::Postgres);
+        let pg = Sql::new(text).args(args).statement(Dialect::Postgres, Run::Read);
         assert_eq!(sql_on(&pg, Pg), "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3) LIMIT $4");
-        let sqlite = Sql::new(text).args(args).statement(Dialect::Sqlite);
+        let sqlite = Sql::new(text).args(args).statement(Dialect::Sqlite, Run::Read);
         assert_eq!(sql_on(&sqlite, Sqlite), text);
     }
 
@@ -249,27 +256,33 @@ mod tests {
     #[test]
     fn the_caching_decision_reaches_diesel_through_a_reference() {
         let kept = Sql::new("UPDATE t SET a = ? WHERE b = ?").args([Arg::I64(1), Arg::I64(2)]);
-        let kept = kept.statement(Dialect::Postgres);
+        let kept = kept.statement(Dialect::Postgres, Run::Write);
         assert!(QueryFragment::<Pg>::is_safe_to_cache_prepared(&&kept, &Pg).unwrap());
-        let varying =
-            Sql::varying("DELETE FROM t WHERE b IN (?)").arg(Arg::I64(1)).statement(Dialect::Postgres);
+        let varying = Sql::varying("DELETE FROM t WHERE b IN (?)")
+            .arg(Arg::I64(1))
+            .statement(Dialect::Postgres, Run::Write);
         assert!(!QueryFragment::<Pg>::is_safe_to_cache_prepared(&&varying, &Pg).unwrap());
     }
 
     #[test]
-    fn mysql_locking_reads_are_not_kept() {
+    fn mysql_keeps_only_plain_reads() {
         let lock = Sql::new("SELECT a FROM t WHERE b = ? FOR UPDATE").arg(Arg::I64(1));
-        assert!(!lock.statement(Dialect::Mysql).keep_prepared);
+        assert!(!lock.statement(Dialect::Mysql, Run::Read).keep_prepared);
         let lock = Sql::new("SELECT a FROM t WHERE b = ? FOR UPDATE").arg(Arg::I64(1));
-        assert!(lock.statement(Dialect::Postgres).keep_prepared);
+        assert!(lock.statement(Dialect::Postgres, Run::Read).keep_prepared);
+        let read = Sql::new("SELECT a FROM t WHERE b = ?").arg(Arg::I64(1));
+        assert!(read.statement(Dialect::Mysql, Run::Read).keep_prepared);
+        let write = Sql::new("UPDATE t SET a = ? WHERE b = ?").args([Arg::I64(1), Arg::I64(2)]);
+        assert!(!write.statement(Dialect::Mysql, Run::Write).keep_prepared);
     }
 
     #[test]
     fn placeholders_and_values_must_agree() {
-        let short =
-            Sql::new("SELECT a FROM t WHERE b = ? AND c = ?").arg(Arg::I64(1)).statement(Dialect::Sqlite);
+        let short = Sql::new("SELECT a FROM t WHERE b = ? AND c = ?")
+            .arg(Arg::I64(1))
+            .statement(Dialect::Sqlite, Run::Read);
         assert!(short.to_sql(&mut Default::default(), &Sqlite).is_err());
-        let long = Sql::new("SELECT a FROM t").arg(Arg::I64(1)).statement(Dialect::Sqlite);
+        let long = Sql::new("SELECT a FROM t").arg(Arg::I64(1)).statement(Dialect::Sqlite, Run::Read);
         assert!(long.to_sql(&mut Default::default(), &Sqlite).is_err());
     }
 }
